@@ -1,0 +1,25 @@
+"""Identifiers: UUIDv7 event ids (time-ordered, so ClickHouse parts stay sorted) and W3C-sized trace ids."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def uuid7() -> str:
+    """A UUID version 7 string: 48 bits of Unix milliseconds, then random bits (RFC 9562)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_trace_id() -> str:
+    """32 lowercase hex characters, the W3C trace-context size, so OpenTelemetry ids fit as-is."""
+    return os.urandom(16).hex()
+
+
+def new_span_id() -> str:
+    """16 lowercase hex characters, the W3C span-id size."""
+    return os.urandom(8).hex()

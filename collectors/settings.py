@@ -1,0 +1,72 @@
+"""Every environment variable the collector reads, in one place, validated loudly at init time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_BOOTSTRAP = "TOKENTRAIL_KAFKA_BOOTSTRAP"
+ENV_TOPIC = "TOKENTRAIL_EVENTS_TOPIC"
+ENV_SPOOL_DIR = "TOKENTRAIL_SPOOL_DIR"
+ENV_SERVICE = "TOKENTRAIL_SERVICE"
+ENV_ENVIRONMENT = "TOKENTRAIL_ENVIRONMENT"
+ENV_TENANT = "TOKENTRAIL_TENANT"
+
+DEFAULT_TOPIC = "tokentrail.events"
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """How the collector batches and bounds its memory. Every bound is a drop counter, not a wait."""
+
+    max_queue: int = 20_000  # events waiting for the background thread; beyond it: drop `queue_full`
+    batch_size: int = 512  # the worker wakes when this many are waiting ...
+    flush_interval: float = 0.2  # ... or after this many seconds
+    max_event_bytes: int = 1024 * 1024  # EVENTS.md: larger events are invalid; drop `too_large`
+
+    def __post_init__(self) -> None:
+        for name in ("max_queue", "batch_size", "max_event_bytes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"CollectorSettings.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.flush_interval > 0:
+            raise ValueError(f"CollectorSettings.flush_interval must be > 0 seconds, got {self.flush_interval!r}")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Producer settings tuned for telemetry: batch and compress, bounded local memory, fail fast to the spool."""
+
+    bootstrap_servers: str
+    topic: str = DEFAULT_TOPIC
+    spool_dir: Path | None = None  # None: a per-service folder under ~/.cache/tokentrail/spool
+    spool_max_bytes: int = 256 * 1024 * 1024
+    message_timeout_ms: int = 15_000  # after this, an undelivered event goes to the spool
+    probe_interval: float = 2.0  # how often a worker checks whether a down broker is back
+    producer_config: dict[str, object] = field(default_factory=dict)  # extra librdkafka settings
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers or not isinstance(self.bootstrap_servers, str):
+            raise ValueError(
+                "Kafka bootstrap servers are required: pass bootstrap_servers='host:9092' "
+                f"or set {ENV_BOOTSTRAP}"
+            )
+        if not self.topic:
+            raise ValueError(f"Kafka topic must be a non-empty string (or set {ENV_TOPIC})")
+        if self.spool_max_bytes <= 0:
+            raise ValueError("spool_max_bytes must be positive")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "KafkaSettings":
+        values: dict[str, object] = {
+            "bootstrap_servers": os.environ.get(ENV_BOOTSTRAP, ""),
+            "topic": os.environ.get(ENV_TOPIC, DEFAULT_TOPIC),
+        }
+        if os.environ.get(ENV_SPOOL_DIR):
+            values["spool_dir"] = Path(os.environ[ENV_SPOOL_DIR])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def env_default(name: str, fallback: str | None = None) -> str | None:
+    return os.environ.get(name) or fallback

@@ -1,0 +1,213 @@
+"""The one background thread: takes events off a bounded queue, encodes them, hands batches to the transport.
+
+Caller side (`submit`): one uncontended lock and a deque append, so it costs well under a
+microsecond and never waits for I/O. When the queue is full the event is dropped and counted
+(`queue_full`). Everything slow — JSON encoding, the transport, delivery reports, the spool —
+happens on this thread. `flush` and `close` are requests the thread serves, so the transport is
+only ever touched from one thread. After `fork`, the child starts with an empty queue and its own
+thread (the parent still owns what it had queued).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from datetime import datetime, timezone
+from typing import Any
+
+from ._internal import guarded, rate_limited
+from .settings import CollectorSettings
+from .transports import Record, Transport
+
+
+def _json_fallback(value: Any) -> Any:
+    # Tool results and arguments are the user's objects: keep what we can rather than drop the event.
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+def format_ts(epoch_seconds: float) -> str:
+    """RFC 3339 with millisecond precision and a `Z`, as EVENTS.md shows."""
+    dt = datetime.fromtimestamp(epoch_seconds, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def encode(event: dict[str, Any]) -> Record:
+    """Turn a submitted event (with `ts` still a float) into its wire bytes."""
+    if isinstance(event["ts"], float):
+        event["ts"] = format_ts(event["ts"])
+    value = json.dumps(event, default=_json_fallback, ensure_ascii=False, separators=(",", ":"))
+    return event["trace_id"], value.encode("utf-8", "surrogatepass")
+
+
+class BatchWorker:
+    """Bounded queue + daemon thread in front of a `Transport`."""
+
+    def __init__(self, transport: Transport, settings: CollectorSettings) -> None:
+        self.transport = transport
+        self.settings = settings
+        self._init_runtime_state()
+        self._emitted = 0
+        self._dropped: Counter[str] = Counter()
+        self._closed = False
+        _workers.add(self)
+
+    def _init_runtime_state(self) -> None:
+        self._queue: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._requests: deque[tuple[str, float, threading.Event]] = deque()
+        self._thread: threading.Thread | None = None
+
+    # -- caller side ----------------------------------------------------------------------------
+
+    def submit(self, event: dict[str, Any]) -> bool:
+        """Queue one event; False (and counted) if it was dropped. Never blocks, never raises."""
+        with self._lock:
+            self._emitted += 1
+            if self._closed:
+                self._dropped["closed"] += 1
+                return False
+            if len(self._queue) >= self.settings.max_queue:
+                self._dropped["queue_full"] += 1
+                return False
+            self._queue.append(event)
+            pending = len(self._queue)
+        if self._thread is None:
+            self._start()
+        if pending >= self.settings.batch_size:
+            self._wakeup.set()
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver what is queued now, waiting at most `timeout` seconds. True if nothing is left."""
+        return self._request("flush", timeout)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Flush, then stop the thread and close the transport. Later events are dropped as `closed`."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        return self._request("close", timeout)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            own = {"emitted": self._emitted, "queued": len(self._queue), "dropped": dict(self._dropped)}
+        with guarded("transport stats"):
+            for key, value in self.transport.stats().items():
+                if key == "dropped":
+                    own["dropped"] = dict(Counter(own["dropped"]) + Counter(value))
+                else:
+                    own[key] = value
+        return own
+
+    # -- worker side ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="tokentrail-collector", daemon=True)
+        self._thread.start()
+
+    def _request(self, kind: str, timeout: float) -> bool:
+        done = threading.Event()
+        deadline = time.monotonic() + timeout
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            self._serve(kind, deadline)  # no thread to ask: do it here, bounded by the timeout
+            return self._drained()
+        self._requests.append((kind, deadline, done))
+        self._wakeup.set()
+        done.wait(max(0.0, timeout))
+        return self._drained()
+
+    def _drained(self) -> bool:
+        return not self._queue and self.transport_pending() == 0
+
+    def transport_pending(self) -> int:
+        pending = getattr(self.transport, "pending", None)
+        return pending() if callable(pending) else 0
+
+    def _run(self) -> None:
+        while True:
+            self._wakeup.wait(self.settings.flush_interval)
+            self._wakeup.clear()
+            with guarded("collector worker"):
+                self._export_queued()
+                tick = getattr(self.transport, "tick", None)
+                if tick is not None:
+                    tick()
+            while self._requests:
+                kind, deadline, done = self._requests.popleft()
+                with guarded(f"collector {kind}"):
+                    self._serve(kind, deadline)
+                done.set()
+                if kind == "close":
+                    return
+
+    def _serve(self, kind: str, deadline: float) -> None:
+        self._export_queued()
+        remaining = max(0.0, deadline - time.monotonic())
+        if kind == "flush":
+            self.transport.flush(remaining)
+        else:
+            self.transport.close(remaining)
+
+    def _export_queued(self) -> None:
+        size, limit = self.settings.batch_size, self.settings.max_event_bytes
+        while self._queue:
+            batch: list[Record] = []
+            while self._queue and len(batch) < size:
+                event = self._queue.popleft()
+                try:
+                    record = encode(event)
+                except Exception:  # noqa: BLE001 - one unencodable event must not stop the rest
+                    self._count_drop("serialize_error")
+                    rate_limited.warning("encode", "tokentrail: could not encode an event", exc_info=True)
+                    continue
+                if len(record[1]) > limit:
+                    self._count_drop("too_large")
+                    continue
+                batch.append(record)
+            if batch:
+                try:
+                    self.transport.export(batch)
+                except Exception:  # noqa: BLE001 - a broken transport loses the batch, counted
+                    self._count_drop("transport_error", len(batch))
+                    rate_limited.warning("export", "tokentrail: transport failed to export", exc_info=True)
+
+    def _count_drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self._dropped[reason] += n
+
+    def _after_fork_in_child(self) -> None:
+        self._init_runtime_state()
+        after_fork = getattr(self.transport, "after_fork", None)
+        if after_fork is not None:
+            with guarded("transport after fork"):
+                after_fork()
+
+
+_workers: "weakref.WeakSet[BatchWorker]" = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for worker in list(_workers):
+        worker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
