@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from . import context
 from ._internal import guarded, rate_limited
-from .ids import uuid7
 from .settings import CollectorSettings
 from .transports import Transport
 from .worker import BatchWorker
@@ -118,12 +117,12 @@ class Collector:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _event(self, type_: str, ctx: context.SpanContext) -> dict[str, Any]:
+    def _event(self, type_: str, ctx: context.SpanContext, ts: float) -> dict[str, Any]:
+        """The fields every event carries. Runs on the background thread."""
         return {
             "schema_version": 1,
-            "event_id": uuid7(),
             "type": type_,
-            "ts": time.time(),
+            "ts": ts,
             "trace_id": ctx.trace_id,
             "span_id": ctx.span_id,
             "parent_span_id": ctx.parent_span_id,
@@ -135,9 +134,6 @@ class Collector:
             "user_id": ctx.user_id,
             "attributes": ctx.attributes,
         }
-
-    def _submit(self, event: dict[str, Any]) -> bool:
-        return self._worker.submit(event)
 
 
 class TraceScope:
@@ -154,8 +150,8 @@ class TraceScope:
     def __enter__(self) -> "TraceScope":
         with guarded("trace enter"):
             ctx = context.child_of(context.current(), **self._defaults)
-            if self._trace_id:
-                ctx = context.SpanContext(**{**_as_dict(ctx), "trace_id": self._trace_id, "parent_span_id": None})
+            if self._trace_id:  # the caller's own trace id (e.g. from an incoming request)
+                ctx.trace_id, ctx.parent_span_id = self._trace_id, None
             self.context = ctx
             self._token = context.activate(ctx)
         return self
@@ -169,14 +165,14 @@ class TraceScope:
         return self.context.trace_id if self.context else None
 
 
-def _as_dict(ctx: context.SpanContext) -> dict[str, Any]:
-    return {name: getattr(ctx, name) for name in ctx.__slots__}  # type: ignore[attr-defined]
-
-
 class ModelCall:
-    """One model request/response. Call `finish(...)` with the response; an exception finishes it as an error."""
+    """One model request/response. Call `finish(...)` with the response; an exception finishes it as an error.
 
-    __slots__ = ("_c", "_args", "_ctx", "_token", "_t0", "_ttft", "_finished", "_common")
+    The caller's thread only snapshots what it was given and queues it; `_build_prompt` and
+    `_build_output` turn the snapshot into events on the background thread.
+    """
+
+    __slots__ = ("_c", "_args", "_ctx", "_token", "_t0", "_ttft", "_finished", "_messages", "_params", "_tools")
 
     def __init__(self, collector: Collector, *args: Any) -> None:
         self._c = collector
@@ -186,24 +182,23 @@ class ModelCall:
         self._t0 = 0.0
         self._ttft: float | None = None
         self._finished = False
-        self._common: dict[str, Any] = {}
 
     def __enter__(self) -> "ModelCall":
-        with guarded("model_call enter"):
-            provider, model, messages, feature, prompt_id, prompt_version, params, tools, tenant, user_id, attributes = self._args
-            parent = context.current()
-            self._ctx = context.child_of(
-                parent, feature=feature, tenant=tenant, user_id=user_id, attributes=dict(attributes) if attributes else None
+        # try/except rather than the `guarded` context manager: this is the caller's hot path.
+        try:
+            args = self._args
+            attributes = args[10]
+            self._ctx = ctx = context.child_of(
+                context.current(), args[3], args[8], args[9], None, dict(attributes) if attributes else None
             )
-            self._token = context.activate(self._ctx)
-            self._common = {"provider": provider, "model": model, "prompt_id": prompt_id, "prompt_version": prompt_version}
-            event = self._c._event("prompt", self._ctx)
-            event.update(self._common)
-            # Copy the list: agents append to their message history after the call.
-            event["messages"] = list(messages)
-            event["params"] = dict(params) if params else {}
-            event["tools"] = list(tools) if tools else []
-            self._c._submit(event)
+            self._token = context.activate(ctx)
+            # Snapshot: agents append to their message history after the call.
+            self._messages = list(args[2])
+            self._params = dict(args[6]) if args[6] else {}
+            self._tools = list(args[7]) if args[7] else []
+            self._c._worker.submit((_build_prompt, self, time.time()))
+        except Exception:  # noqa: BLE001
+            rate_limited.warning("model_call enter", "tokentrail: internal error in model_call", exc_info=True)
         self._t0 = time.perf_counter()
         return self
 
@@ -230,20 +225,11 @@ class ModelCall:
         if self._finished or self._ctx is None:
             return
         self._finished = True
-        with guarded("model_call finish"):
-            event = self._c._event("output", self._ctx)
-            event.update(self._common)
-            event["response_model"] = response_model
-            if isinstance(output, str):
-                output = [{"role": "assistant", "content": output}]
-            event["output"] = list(output) if output else []
-            event["tool_calls"] = list(tool_calls) if tool_calls else []
-            event["finish_reason"] = finish_reason
-            event["usage"] = _usage(usage)
-            event["latency_ms"] = round(latency, 3)
-            event["ttft_ms"] = None if self._ttft is None else round(self._ttft, 3)
-            event["error"] = _error(error)
-            self._c._submit(event)
+        try:
+            fields = (response_model, output, tool_calls, usage, finish_reason, error, latency, self._ttft)
+            self._c._worker.submit((_build_output, self, time.time(), fields))
+        except Exception:  # noqa: BLE001
+            rate_limited.warning("model_call finish", "tokentrail: internal error in model_call.finish", exc_info=True)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if not self._finished:
@@ -266,6 +252,37 @@ class ModelCall:
     @property
     def span_id(self) -> str | None:
         return self._ctx.span_id if self._ctx else None
+
+
+def _model_fields(call: ModelCall, type_: str, ts: float) -> dict[str, Any]:
+    provider, model, _messages, _feature, prompt_id, prompt_version = call._args[:6]
+    event = call._c._event(type_, call._ctx, ts)  # type: ignore[arg-type]
+    event.update(provider=provider, model=model, prompt_id=prompt_id, prompt_version=prompt_version)
+    return event
+
+
+def _build_prompt(call: ModelCall, ts: float) -> dict[str, Any]:
+    event = _model_fields(call, "prompt", ts)
+    event.update(messages=call._messages, params=call._params, tools=call._tools)
+    return event
+
+
+def _build_output(call: ModelCall, ts: float, fields: tuple[Any, ...]) -> dict[str, Any]:
+    response_model, output, tool_calls, usage, finish_reason, error, latency, ttft = fields
+    event = _model_fields(call, "output", ts)
+    if isinstance(output, str):
+        output = [{"role": "assistant", "content": output}]
+    event.update(
+        response_model=response_model,
+        output=list(output) if output else [],
+        tool_calls=list(tool_calls) if tool_calls else [],
+        finish_reason=finish_reason,
+        usage=_usage(usage),
+        latency_ms=round(latency, 3),
+        ttft_ms=None if ttft is None else round(ttft, 3),
+        error=_error(error),
+    )
+    return event
 
 
 def _usage(usage: Mapping[str, int] | None) -> dict[str, int]:
@@ -316,20 +333,9 @@ class ToolCall:
         if self._token is not None:
             context.deactivate(self._token)
             self._token = None
-        if self._ctx is None:
-            return
-        with guarded("tool_call exit"):
-            event = self._c._event("tool_call", self._ctx)
-            result = {"error": type(exc).__name__, "message": str(exc)[:4096]} if exc is not None else self.result
-            event["tool"] = {
-                "name": self.name or "unnamed",
-                "call_id": self.call_id,
-                "arguments": self.arguments,
-                "result": result,
-                "status": "error" if exc is not None else "ok",
-                "duration_ms": round(duration, 3),
-            }
-            self._c._submit(event)
+        if self._ctx is not None:
+            with guarded("tool_call exit"):
+                self._c._worker.submit((_build_tool_call, self, time.time(), exc, duration))
 
     def __call__(self, fn: F) -> F:
         """Decorator form: each call of `fn` is a tool call with its bound arguments and return value."""
@@ -360,3 +366,16 @@ class ToolCall:
                 return call.result
 
         return wrapper  # type: ignore[return-value]
+
+
+def _build_tool_call(call: ToolCall, ts: float, exc: BaseException | None, duration: float) -> dict[str, Any]:
+    event = call._c._event("tool_call", call._ctx, ts)  # type: ignore[arg-type]
+    event["tool"] = {
+        "name": call.name or "unnamed",
+        "call_id": call.call_id,
+        "arguments": call.arguments,
+        "result": {"error": type(exc).__name__, "message": str(exc)[:4096]} if exc is not None else call.result,
+        "status": "error" if exc is not None else "ok",
+        "duration_ms": round(duration, 3),
+    }
+    return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 
 
@@ -15,11 +16,16 @@ def uuid7() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# Trace and span ids need uniqueness, not secrecy: `random` is several times cheaper than a
+# syscall on the caller's path, and CPython reseeds it in a forked child.
+_bits = random.getrandbits
+
+
 def new_trace_id() -> str:
     """32 lowercase hex characters, the W3C trace-context size, so OpenTelemetry ids fit as-is."""
-    return os.urandom(16).hex()
+    return f"{_bits(128):032x}"
 
 
 def new_span_id() -> str:
     """16 lowercase hex characters, the W3C span-id size."""
-    return os.urandom(8).hex()
+    return f"{_bits(64):016x}"

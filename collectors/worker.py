@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._internal import guarded, rate_limited
+from .ids import uuid7
 from .settings import CollectorSettings
 from .transports import Record, Transport
 
@@ -43,8 +44,12 @@ def format_ts(epoch_seconds: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def encode(event: dict[str, Any]) -> Record:
-    """Turn a submitted event (with `ts` still a float) into its wire bytes."""
+def encode(item: dict[str, Any] | tuple[Any, ...]) -> Record:
+    """Turn a submitted item into wire bytes: an event dict, or `(build, *args)` that makes one here."""
+    event = item if isinstance(item, dict) else item[0](*item[1:])
+    # Made here, off the caller's thread; once encoded, a spooled or retried event keeps its id.
+    if "event_id" not in event:
+        event["event_id"] = uuid7()
     if isinstance(event["ts"], float):
         event["ts"] = format_ts(event["ts"])
     value = json.dumps(event, default=_json_fallback, ensure_ascii=False, separators=(",", ":"))
@@ -64,7 +69,7 @@ class BatchWorker:
         _workers.add(self)
 
     def _init_runtime_state(self) -> None:
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[dict[str, Any] | tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._requests: deque[tuple[str, float, threading.Event]] = deque()
@@ -72,8 +77,8 @@ class BatchWorker:
 
     # -- caller side ----------------------------------------------------------------------------
 
-    def submit(self, event: dict[str, Any]) -> bool:
-        """Queue one event; False (and counted) if it was dropped. Never blocks, never raises."""
+    def submit(self, event: dict[str, Any] | tuple[Any, ...]) -> bool:
+        """Queue one event (or a builder of one, see `encode`); False (and counted) if it was dropped. Never blocks, never raises."""
         with self._lock:
             self._emitted += 1
             if self._closed:
