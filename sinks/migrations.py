@@ -1,0 +1,185 @@
+"""Versioned, idempotent schema migrations for tokentrail's ClickHouse tables.
+
+Why files and not code: the schema is reviewed as SQL, and adding a table is adding one file
+``sinks/migrations/NNNN_name.sql`` (append-only; never edit an applied one). Each file may
+declare the default retention of the tables it creates on a line such as
+``-- retention-days: alerts=90``; ``${ttl_alerts}`` in its SQL then becomes that number of days
+(or the caller's override), and ``${database}`` the target database. Statements are separated by
+a line ending in ``;``. Every statement must be safe to re-run (``IF NOT EXISTS``), because a
+crash between a statement and the bookkeeping row re-runs the whole file.
+
+Applied versions are recorded in ``<database>.schema_migrations``. Retention is a policy that
+changes after tables exist, so an explicit ``ttl_days`` also rewrites the TTL of existing tables
+(``ALTER TABLE ... MODIFY TTL``) when it differs; omitted tables keep whatever they have.
+
+A read-only Grafana user is deliberately not created here: it needs a password from deployment
+configuration and admin rights the writer may lack, and the embedded chDB engine rejects
+``CREATE USER`` (ACCESS_DENIED). That belongs to the dashboards/deployment work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from string import Template
+
+from clickhouse_connect.driver.client import Client
+
+__all__ = ["Migration", "available", "load", "apply", "pending", "default_ttl_days", "DEFAULT_DATABASE"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "tokentrail"
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_RETENTION_RE = re.compile(r"^--\s*retention-days:\s*(.+)$", re.MULTILINE)
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TTL_RE = re.compile(r"TTL (.+?) \+ toIntervalDay\((\d+)\)")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file: its version, name, raw SQL and the retention defaults it declares."""
+
+    version: int
+    name: str
+    sql: str = field(repr=False)
+    retention_days: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self, database: str, ttl_days: dict[str, int]) -> list[str]:
+        """The SQL statements with placeholders filled; a missing placeholder raises KeyError."""
+        mapping = {"database": database, **{f"ttl_{t}": str(d) for t, d in ttl_days.items()}}
+        # Comments go first: they may mention placeholders by way of documentation.
+        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        body = Template(body).substitute(mapping)
+        return [s.strip() for s in re.split(r";[ \t]*$", body, flags=re.MULTILINE) if s.strip()]
+
+
+def available() -> list[Migration]:
+    """Every migration shipped with the package, in version order."""
+    return load(resources.files(__package__).joinpath("migrations"))
+
+
+def load(folder: Traversable | Path) -> list[Migration]:
+    """Read ``NNNN_name.sql`` files from ``folder``; other files are ignored."""
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _FILE_RE.match(entry.name)
+        if not match:
+            continue
+        sql = entry.read_text(encoding="utf-8")
+        retention: dict[str, int] = {}
+        for line in _RETENTION_RE.findall(sql):
+            for pair in line.split():
+                table, _, days = pair.partition("=")
+                retention[table] = int(days)
+        found.append(Migration(int(match.group(1)), match.group(2), sql, retention))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions in {folder}: {versions}")
+    return found
+
+
+def default_ttl_days() -> dict[str, int]:
+    """Retention per table, in days, as the migration files declare it."""
+    merged: dict[str, int] = {}
+    for migration in available():
+        merged.update(migration.retention_days)
+    return merged
+
+
+def _check_database(database: str) -> str:
+    if not _IDENT_RE.match(database or ""):
+        raise ValueError(f"database name {database!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return database
+
+
+def _resolve_ttl(ttl_days: dict[str, int] | None) -> dict[str, int]:
+    """Defaults overlaid with the caller's values, validated loudly (this is configuration)."""
+    merged = default_ttl_days()
+    for table, days in (ttl_days or {}).items():
+        if table not in merged:
+            raise ValueError(f"ttl_days names unknown table {table!r}; tables with retention: {sorted(merged)}")
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise ValueError(f"ttl_days[{table!r}] must be a whole number of days >= 1, got {days!r}")
+    merged.update(ttl_days or {})
+    return merged
+
+
+def _applied(client: Client, database: str) -> dict[int, str]:
+    """Applied version -> checksum; empty when the bookkeeping table does not exist yet."""
+    exists = client.command(f"EXISTS TABLE {database}.schema_migrations")
+    if str(exists).strip() != "1":
+        return {}
+    rows = client.query(f"SELECT version, checksum FROM {database}.schema_migrations FINAL").result_rows
+    return {int(version): checksum for version, checksum in rows}
+
+
+def pending(client: Client, *, database: str = DEFAULT_DATABASE) -> list[Migration]:
+    """Migrations not yet applied to ``database``, in the order ``apply`` would run them."""
+    done = _applied(client, _check_database(database))
+    return [m for m in available() if m.version not in done]
+
+
+def apply(
+    client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[str, int] | None = None
+) -> list[int]:
+    """Apply pending migrations to ``database``; return the versions applied by this call.
+
+    Re-running is a no-op (returns ``[]``) unless ``ttl_days`` names a table whose current
+    retention differs, which is then altered in place.
+    """
+    _check_database(database)
+    ttl = _resolve_ttl(ttl_days)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations ("
+        " version UInt32, name String, checksum String,"
+        " applied_at DateTime64(3, 'UTC') DEFAULT now64(3)"
+        ") ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = _applied(client, database)
+    applied: list[int] = []
+    for migration in available():
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                log.warning(
+                    "migration %04d_%s changed after it was applied; migrations are append-only, "
+                    "put schema changes in a new file", migration.version, migration.name,
+                )
+            continue
+        for statement in migration.statements(database, ttl):
+            client.command(statement)
+        client.insert(
+            f"{database}.schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        log.info("applied migration %04d_%s to %s", migration.version, migration.name, database)
+        applied.append(migration.version)
+    if ttl_days:
+        _reconcile_ttl(client, database, ttl_days)
+    return applied
+
+
+def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int]) -> None:
+    """Bring existing tables' TTL to the requested days, keeping each table's TTL expression."""
+    for table, days in ttl_days.items():
+        rows = client.query(
+            "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": database, "t": table},
+        ).result_rows
+        match = _TTL_RE.search(rows[0][0]) if rows else None
+        if match is None or int(match.group(2)) == days:
+            continue
+        client.command(f"ALTER TABLE {database}.{table} MODIFY TTL {match.group(1)} + INTERVAL {days} DAY")
+        log.info("retention of %s.%s changed from %s to %d days", database, table, match.group(2), days)

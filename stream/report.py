@@ -1,0 +1,55 @@
+"""The replay report (DESIGN.md, "The command line"), read back from what ClickHouse stored.
+
+Only `events.read` comes from the run; every other number is a query over the store, so
+replaying the same input twice into one store prints the same report twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+def _usd(value: Any) -> float:
+    return float(Decimal(value or 0))
+
+
+def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[str, Any]:
+    """Everything the report holds, as plain JSON-ready values."""
+
+    def rows(sql: str) -> list[tuple]:
+        return client.query(sql.format(db=database)).result_rows
+
+    def scalar(sql: str) -> Any:
+        result = rows(sql)
+        return result[0][0] if result else 0
+
+    accepted = scalar("SELECT uniqExact(event_id) FROM {db}.events")
+    deliveries = scalar("SELECT count() FROM (SELECT DISTINCT event_id, source FROM {db}.receipts)")
+    reasons = dict(rows("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY reason"))
+    calls = "{db}.calls FINAL"
+
+    def cost_by(column: str) -> dict[str, float]:
+        return {k: _usd(v) for k, v in rows(f"SELECT {column}, sum(cost_usd) FROM {calls} GROUP BY {column} ORDER BY {column}")}
+
+    unpriced_calls, unpriced_models = rows(f"SELECT count(), groupUniqArray(model) FROM {calls} WHERE priced = 0")[0]
+    return {
+        "events": {
+            "read": read,
+            "accepted": int(accepted),
+            "duplicates": int(max(0, deliveries - accepted)),
+            "deadletter": int(sum(reasons.values())),
+            "deadletter_reasons": {k: int(v) for k, v in reasons.items()},
+        },
+        "cost_usd": {
+            "total": _usd(scalar(f"SELECT sum(cost_usd) FROM {calls}")),
+            "by_model": cost_by("model"),
+            "by_tenant": cost_by("tenant"),
+            "by_feature": cost_by("feature"),
+        },
+        "unpriced": {"calls": int(unpriced_calls), "models": sorted(unpriced_models)},
+        "loops": [],
+        "variance": [],
+        "changes": [],
+        "pii": {"by_entity": {}},
+    }

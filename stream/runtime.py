@@ -1,0 +1,52 @@
+"""Wiring shared by the commands: open the store, build the pipeline, replay a stream into it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from .embedded import EmbeddedRunner, RunStats, read_lines
+from .pricing import PriceBook
+from .stages import Pipeline, build_pipeline
+
+log = logging.getLogger("tokentrail.stream")
+
+
+def open_store(dsn: str | None) -> tuple[Any, Any]:
+    """A ClickHouse client (server or embedded) with migrations applied, and a sink on it."""
+    from tokentrail.sinks import connect, migrations
+    from tokentrail.sinks.writer import ClickHouseSink
+
+    client = connect(dsn)
+    migrations.apply(client)
+    return client, ClickHouseSink(client)
+
+
+def make_redactor(*, allow_ephemeral_key: bool) -> Any | None:
+    """The redactor the pipeline plugs in (None until tokentrail.redaction provides one)."""
+    try:
+        from tokentrail.redaction import build_redactor
+    except ImportError:
+        return None
+    return build_redactor(allow_ephemeral_key=allow_ephemeral_key)
+
+
+def make_pipeline(*, prices: str | Path | None, allow_ephemeral_key: bool) -> Pipeline:
+    return build_pipeline(prices=PriceBook(prices), redactor=make_redactor(allow_ephemeral_key=allow_ephemeral_key))
+
+
+def replay_source(
+    stream: IO[bytes],
+    name: str,
+    client: Any,
+    sink: Any,
+    *,
+    prices: str | Path | None = None,
+    batch_size: int = 5_000,
+    progress: Callable[[int], None] | None = None,
+) -> RunStats:
+    """Read JSON Lines from `stream` through the embedded pipeline into the store."""
+    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
+    runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
+    return runner.run(read_lines(stream, name), progress=progress)

@@ -1,0 +1,149 @@
+"""`tokentrail worker`: the faust-streaming app that runs the pipeline on Kafka.
+
+A thin adapter (DESIGN.md): `async for` a batch → the same pure `Pipeline.process` the embedded
+runner uses → write to ClickHouse → publish dead letters → acknowledge. The batch comes from
+`noack_take`, so nothing is acknowledged (and no offset committed) until the insert has
+succeeded; the sink retries failed inserts with backoff for as long as it takes. Delivery is
+at-least-once and storage idempotent (batch dedup tokens, ReplacingMergeTree on event_id), so a
+crash or a rebalance replays at most the unacknowledged batch, harmlessly. Agent concurrency is
+1: faust can commit past unprocessed messages otherwise. Scale out with more partitions and
+more workers in the same consumer group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .stages import Inbound, now_utc
+
+log = logging.getLogger("tokentrail.worker")
+
+ENV_KAFKA = "TOKENTRAIL_KAFKA_BOOTSTRAP"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything the worker needs; validated before anything connects."""
+
+    kafka: str
+    clickhouse: str | None = None
+    events_topic: str = "tokentrail.events"
+    deadletter_topic: str = "tokentrail.deadletter"
+    group: str = "tokentrail-worker"
+    batch_size: int = 2_000
+    batch_within: float = 0.5
+    prices: str | None = None
+    data_dir: str = ".tokentrail/worker"
+    allow_ephemeral_key: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.kafka:
+            raise ValueError(f"the worker needs Kafka: pass --kafka host:9092 or set {ENV_KAFKA}")
+        if self.batch_size <= 0 or self.batch_within <= 0:
+            raise ValueError("--batch-size and --batch-within must be positive")
+        if not self.events_topic or not self.deadletter_topic:
+            raise ValueError("topic names must not be empty")
+
+
+def batch_token(inbound: list[Inbound]) -> str:
+    """Deterministic for the same messages, so a retried insert of the same batch is dropped by ClickHouse."""
+    digest = hashlib.blake2b("\n".join(sorted(i.source for i in inbound)).encode(), digest_size=16)
+    return f"kafka:{digest.hexdigest()}"
+
+
+def dead_letter_message(row: dict[str, Any]) -> bytes:
+    out = {k: (str(v) if k in ("id", "received_at") else v) for k, v in row.items()}
+    return json.dumps(out, ensure_ascii=False).encode()
+
+
+def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -> Any:
+    """The faust app with its one agent. `pipeline`/`sink` may be injected (tests inject faults)."""
+    import faust
+
+    from .runtime import make_pipeline, open_store
+
+    if pipeline is None:
+        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key)
+    if sink is None:
+        _, sink = open_store(config.clickhouse)
+    app = faust.App(
+        config.group,
+        broker=f"kafka://{config.kafka}",
+        store="memory://",
+        datadir=config.data_dir,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        producer_linger_ms=5,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    deadletters = app.topic(config.deadletter_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(events, concurrency=1)
+    async def process(stream: Any) -> None:
+        loop = asyncio.get_running_loop()
+        async for taken in stream.noack_take(config.batch_size, within=config.batch_within):
+            inbound = [
+                Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", _as_bytes(e.value), now_utc())
+                for e in taken
+            ]
+            batch = pipeline.process(inbound)
+            # Blocking I/O off the event loop; write_batch returns only once the rows are stored.
+            await loop.run_in_executor(None, sink.write_batch, batch.rows, batch_token(inbound))
+            for row in batch.rows.get("deadletter", []):
+                await deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
+            for event in taken:
+                await stream.ack(event)
+
+    app.tokentrail_config = config  # for introspection in tests
+    return app
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return b"" if value is None else str(value).encode()
+
+
+def parse_args(argv: Sequence[str]) -> WorkerConfig:
+    parser = argparse.ArgumentParser(prog="tokentrail worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", default=os.environ.get(ENV_KAFKA, ""), help=f"bootstrap servers (default ${ENV_KAFKA})")
+    parser.add_argument("--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)")
+    parser.add_argument("--events-topic", default=os.environ.get("TOKENTRAIL_EVENTS_TOPIC", "tokentrail.events"))
+    parser.add_argument("--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter"))
+    parser.add_argument("--group", default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"), help="consumer group / faust app id")
+    parser.add_argument("--batch-size", type=int, default=2_000)
+    parser.add_argument("--batch-within", type=float, default=0.5, help="seconds to wait for a batch to fill")
+    parser.add_argument("--prices", help="price overrides file")
+    parser.add_argument("--data-dir", default=".tokentrail/worker")
+    parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
+    parser.add_argument("--loglevel", default="warning")
+    args = parser.parse_args(list(argv))
+    config = WorkerConfig(
+        kafka=args.kafka, clickhouse=args.clickhouse, events_topic=args.events_topic, deadletter_topic=args.deadletter_topic,
+        group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
+        data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key,
+    )
+    object.__setattr__(config, "_loglevel", args.loglevel)
+    return config
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the worker until SIGTERM/SIGINT; faust commits acknowledged offsets on the way out."""
+    import faust
+
+    config = parse_args(argv)
+    app = build_app(config)
+    worker = faust.Worker(app, loglevel=getattr(config, "_loglevel", "warning"), quiet=True)
+    worker.execute_from_commandline()  # never returns: exits the process when the worker stops
+    return 0
