@@ -261,24 +261,31 @@ def run_child(args: argparse.Namespace) -> dict:
     drain()
     time.sleep(0.2)  # let background threads settle before the clock starts
 
-    n, clock = args.calls, time.perf_counter_ns
+    n, clock, pause = args.calls, time.perf_counter_ns, args.pause_us / 1e6
     samples = [0] * n
     gc.collect()
     connects[1] = 1
-    cpu0, caller0, wall0 = time.process_time_ns(), time.thread_time_ns(), clock()
+    cpu0, caller0 = time.process_time_ns(), time.thread_time_ns()
     for i in range(n):
         t0 = clock()
         one_call()
         samples[i] = clock() - t0
-    loop_ns = clock() - wall0
+        if pause:
+            time.sleep(pause)
     caller_cpu = time.thread_time_ns() - caller0
     connects[1] = 0
     drain()
     cpu = time.process_time_ns() - cpu0
+    if pause:  # the sleeps' own CPU (syscalls, wake-ups) is not the SDK's: measure it and take it out
+        sleep_cpu0, sleep_caller0 = time.process_time_ns(), time.thread_time_ns()
+        for _ in range(min(n, 2_000)):
+            time.sleep(pause)
+        caller_cpu -= (time.thread_time_ns() - sleep_caller0) * n // min(n, 2_000)
+        cpu -= (time.process_time_ns() - sleep_cpu0) * n // min(n, 2_000)
     rep = report()
     rep["caller_connects"] = connects[0]
     rep["complete"] = rep["complete"] and connects[0] == 0
-    return {"contender": args.child, "samples": samples, "loop_ns": loop_ns, "cpu_ns": cpu, "caller_cpu_ns": caller_cpu, "report": rep}
+    return {"contender": args.child, "samples": samples, "cpu_ns": cpu, "caller_cpu_ns": caller_cpu, "report": rep}
 
 
 # -- orchestration -------------------------------------------------------------------------------
@@ -291,16 +298,18 @@ def percentile(sorted_values: list[int], q: float) -> int:
 
 
 def summarize(rounds: list[dict], calls: int) -> dict:
-    medians, p99s, cpus, callers = [], [], [], []
+    medians, p99s, means, cpus, callers = [], [], [], [], []
     for r in rounds:
         s = sorted(r["samples"])
         medians.append(statistics.median(s))
         p99s.append(percentile(s, 0.99))
+        means.append(statistics.fmean(s))
         cpus.append(r["cpu_ns"] / calls)
         callers.append(r["caller_cpu_ns"] / calls)
     return {
         "median_us": statistics.median(medians) / 1000,
         "p99_us": statistics.median(p99s) / 1000,
+        "mean_us": statistics.median(means) / 1000,
         "cpu_us": statistics.median(cpus) / 1000,
         "caller_cpu_us": statistics.median(callers) / 1000,
         "round_medians_us": [m / 1000 for m in medians],
@@ -320,7 +329,7 @@ def timer_floor_ns(n: int) -> float:
 
 
 def spawn(name: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--calls", str(args.calls), "--warmup", str(args.warmup)]
+    cmd = [sys.executable, __file__, "--child", name, "--calls", str(args.calls), "--warmup", str(args.warmup), "--pause-us", str(args.pause_us)]
     if name == "tokentrail":
         cmd += ["--kafka", args.kafka, "--topic", args.topic]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -359,6 +368,8 @@ def run_parent(args: argparse.Namespace) -> int:
     print(f"python {platform.python_version()}, {versions()}")
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"one call = {payload} B of input messages + {output} B of output; {args.calls} calls x {args.rounds} rounds, {args.warmup} warm-up calls each")
+    if args.pause_us:
+        print(f"paced: {args.pause_us:g} us of sleep after each call (not timed; its CPU is measured and subtracted)")
     print(f"timer floor (two perf_counter_ns reads around a no-op call): {timer_floor_ns(args.calls):.0f} ns")
 
     broker = None
@@ -397,14 +408,15 @@ def run_parent(args: argparse.Namespace) -> int:
 
 def print_table(args: argparse.Namespace, summary: dict[str, dict]) -> int:
     print()
-    print(f"Caller-thread cost of one model call (median of {args.rounds} round figures, {args.calls} calls each)")
-    print(f"{'':<20} {'median':>9} {'p99':>9} {'CPU/call':>9} {'caller':>8} {'deferred':>9}  {'vs tokentrail':>13}")
+    print(f"Cost of one model call, us (median of {args.rounds} per-round figures, {args.calls} calls each)")
+    print(f"{'':<20} {'--- caller-thread wall ---':>28}   {'------ process CPU ------':>26}   median")
+    print(f"{'':<20} {'median':>8} {'p99':>9} {'mean':>9}   {'total':>8} {'caller':>8} {'deferred':>8}   vs tokentrail")
     base = summary.get("tokentrail")
     for name, s in summary.items():
         ratio = f"{s['median_us'] / base['median_us']:.1f}x" if base else ""
         print(
-            f"{LABELS[name]:<20} {s['median_us']:7.2f}us {s['p99_us']:7.1f}us {s['cpu_us']:7.1f}us "
-            f"{s['caller_cpu_us']:6.1f}us {s['cpu_us'] - s['caller_cpu_us']:7.1f}us  {ratio:>13}"
+            f"{LABELS[name]:<20} {s['median_us']:8.2f} {s['p99_us']:9.1f} {s['mean_us']:9.1f}   "
+            f"{s['cpu_us']:8.1f} {s['caller_cpu_us']:8.1f} {s['cpu_us'] - s['caller_cpu_us']:8.1f}   {ratio:>6}"
         )
     ok = True
     if base:
@@ -425,13 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000, help="timed calls per contender per round (default 20000)")
     parser.add_argument("--warmup", type=int, default=2_000, help="untimed calls before each timed loop")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the contender order rotates each round")
+    parser.add_argument("--pause-us", type=float, default=0.0, help="untimed sleep after each call, like a service between model calls (default 0: back to back)")
     parser.add_argument("--kafka", default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"), help="broker host:port (default: $TOKENTRAIL_BENCH_KAFKA, else start one)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.calls < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--calls and --rounds must be positive, --warmup non-negative")
+    if args.calls < 1 or args.rounds < 1 or args.warmup < 0 or args.pause_us < 0:
+        parser.error("--calls and --rounds must be positive, --warmup and --pause-us non-negative")
     if args.child:
         print(json.dumps(run_child(args)))
         return 0

@@ -16,9 +16,19 @@ from typing import Sequence
 log = logging.getLogger("tokentrail")
 
 
+# Commands that own their flags: everything after the command name is theirs.
+_PASSTHROUGH = ("generate", "redact", "worker")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(argv)
+    split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if split < len(argv) and argv[split] in _PASSTHROUGH:
+        args = parser.parse_args(argv[: split + 1])
+        args.rest = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)

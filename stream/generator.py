@@ -338,7 +338,8 @@ class _Generator:
         tr.base = {"session_id": f"{tenant}-session-{rng.randrange(60):03d}" if session else None,
                    "service": spec["service"], "environment": "production", "tenant": tenant,
                    "feature": feature, "user_id": f"{tenant}-user-{rng.randrange(300):04d}",
-                   "attributes": {"sdk": "tokentrail-py/0.1.0", "region": "eu-west-1" if len(tenant) % 2 else "us-east-1"}}
+                   "attributes": {"sdk": "tokentrail-py/0.1.0",
+                                  "region": "eu-west-1" if len(tenant) % 2 else "us-east-1"}}
         tr.call = {"provider": provider, "model": chosen, "prompt_id": prompt_id, "prompt_version": version}
         tr.params, tr.system = spec["params"], self.system[(prompt_id, version)]
         tr.t, tr.leaks, tr.leaked, tr.slots = self._clock(), {}, False, text.Slots(rng)
@@ -484,8 +485,9 @@ class _Generator:
         msgs = [{"role": "system", "content": tr.system},
                 {"role": "user", "content": "Review PR #4711: where is the retry backoff configured?"}]
         hit = [{"path": "lib/retry.py", "line": 42}]
-        code = "from config import BACKOFF  # defined elsewhere\n\ndef retry(fn):\n    return with_backoff(fn, BACKOFF)\n"
-        pair = [("search_code", {"query": "retry_backoff"}, hit), ("read_file", {"path": "lib/retry.py", "start_line": 1}, code)]
+        code = "from config import BACKOFF\n\ndef retry(fn):\n    return with_backoff(fn, BACKOFF)\n"
+        pair = [("search_code", {"query": "retry_backoff"}, hit),
+                ("read_file", {"path": "lib/retry.py", "start_line": 1}, code)]
         self._tool_rounds(tr, msgs, pair * 8, tr.spec["tools"])
 
     def _retry_storm(self, tenant: str) -> None:
@@ -512,7 +514,7 @@ class _Generator:
                   {"page": n, "orders": [text.SLOTS["order"](self.rng) for _ in range(5)], "has_more": n < 7})
                  for n in range(1, 8)]
         self._tool_rounds(tr, msgs, pages, tr.spec["tools"])
-        self._call(tr, msgs, "You have 35 open orders; the oldest is from January.")
+        self._call(tr, msgs, "You have 35 open orders; 3 of them are awaiting payment.")
 
     def _polling(self, tenant: str) -> None:
         tr = self._begin(tenant, "sql-analyst")

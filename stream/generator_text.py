@@ -234,7 +234,8 @@ def compose(slots: Slots, *parts: list[str]) -> str:
     text = ""
     for options in parts:
         piece = slots.rng.choice(options).format_map(slots)
-        text = piece if not text else text + ("" if text.endswith("\n") else " ") + piece
+        sep = "" if not text or text.endswith("\n") or piece.startswith("\n") else " "
+        text = text + sep + piece
     return text
 
 
@@ -336,7 +337,7 @@ OUTPUT = {
         "Yes, for {qty} seats we offer {pct}% off the list price on annual billing.",
         "Enterprise adds SSO, SCIM and audit logs; Pro has SSO only.",
         "We can set up a {days}-day trial with full features.",
-        "Yes, we host in Frankfurt and Dublin for EU customers.",
+        "Yes, EU customers are hosted in our eu-central-1 and eu-west-1 regions.",
     ], ["Would you like to book a demo call?", "Happy to send the security whitepaper.", ""]],
     "internal-qa": [[
         "Use the `rotate-creds` job in the {service} pipeline; see the runbook linked from {ticket}.",
@@ -373,7 +374,7 @@ def tool_args(name: str, rng: random.Random) -> dict:
         "list_changed_files": lambda: {"pr": int(SLOTS["pr"](rng))},
         "read_file": lambda: {"path": rng.choice(PATHS), "start_line": rng.randint(1, 400)},
         "run_tests": lambda: {"target": rng.choice(PATHS), "seed": rng.randint(1, 99999)},
-        "search_code": lambda: {"query": rng.choice(["retry", "backoff", "lock", "timeout"]) + f"_{rng.randint(1, 999)}"},
+        "search_code": lambda: {"query": f"{rng.choice(['retry', 'backoff', 'lock', 'timeout'])}_{rng.randint(1, 999)}"},
         "list_tables": lambda: {"database": rng.choice(["analytics", "billing"]), "like": f"%{rng.choice(TABLES)}%"},
         "describe_table": lambda: {"table": rng.choice(TABLES), "sample_rows": rng.randint(0, 5)},
         "run_sql": lambda: {"sql": f"SELECT region, sum(amount) FROM {rng.choice(TABLES)} "
@@ -386,7 +387,8 @@ def tool_result(name: str, args: dict, rng: random.Random):
         return {"order_id": args.get("order_id"), "status": rng.choice(["in_transit", "delivered", "refunded"]),
                 "carrier": rng.choice(CARRIERS), "amount": args.get("amount", round(rng.uniform(9, 480), 2))}
     if name == "search_orders":
-        return [{"order_id": SLOTS["order"](rng), "total": round(rng.uniform(9, 480), 2)} for _ in range(rng.randint(1, 3))]
+        return [{"order_id": SLOTS["order"](rng), "total": round(rng.uniform(9, 480), 2)}
+                for _ in range(rng.randint(1, 3))]
     if name in ("list_changed_files", "search_code"):
         return [{"path": p, "line": rng.randint(1, 880)} for p in rng.sample(PATHS, rng.randint(1, 4))]
     if name == "read_file":
@@ -396,7 +398,8 @@ def tool_result(name: str, args: dict, rng: random.Random):
         return {"passed": rng.randint(50, 900), "failed": rng.choice([0, 0, 1, 2]), "duration_s": rng.randint(20, 400)}
     if name in ("list_tables", "describe_table"):
         return {"tables": rng.sample(TABLES, 3), "columns": ["id", "day", "region", "amount", "plan"]}
-    return {"rows": [[r, rng.randint(1000, 90000)] for r in ("EMEA", "AMER", "APAC")], "elapsed_ms": rng.randint(30, 4000)}
+    return {"rows": [[r, rng.randint(1000, 90000)] for r in ("EMEA", "AMER", "APAC")],
+            "elapsed_ms": rng.randint(30, 4000)}
 
 
 # --- PII, secrets and their look-alikes ----------------------------------------------------------

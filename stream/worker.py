@@ -89,6 +89,11 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     deadletters = app.topic(config.deadletter_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
+    @app.task
+    async def declare_topics() -> None:
+        # The agent's topic is declared by faust; the dead-letter topic is only sent to.
+        await deadletters.maybe_declare()
+
     @app.agent(events, concurrency=1)
     async def process(stream: Any) -> None:
         loop = asyncio.get_running_loop()

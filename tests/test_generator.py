@@ -282,7 +282,8 @@ def test_model_swap_changes_response_model_silently(traffic, events):
     """For one (tenant, feature, model) the response model changes at the recorded time, nothing else does."""
     swap = traffic.truth.model_swap
     key = (swap["tenant"], swap["feature"], swap["model"])
-    outs = [e for e in _only(events, "output") if (e["tenant"], e["feature"], e["model"]) == key and e["response_model"]]
+    outs = [e for e in _only(events, "output")
+            if (e["tenant"], e["feature"], e["model"]) == key and e["response_model"]]
     before = {e["response_model"] for e in outs if e["ts"] < swap["ts"]}
     after = {e["response_model"] for e in outs if e["ts"] >= swap["ts"]}
     assert before == {swap["from"]} and after == {swap["to"]}
@@ -294,7 +295,8 @@ def test_model_swap_changes_response_model_silently(traffic, events):
 def test_system_prompt_changes_without_a_version_bump(traffic, events):
     """The recorded prompt template's system text hash changes at the recorded time; the version stays."""
     change = traffic.truth.prompt_change
-    prompts = [e for e in _only(events, "prompt") if (e["feature"], e["prompt_id"]) == (change["feature"], change["prompt_id"])]
+    prompts = [e for e in _only(events, "prompt")
+               if (e["feature"], e["prompt_id"]) == (change["feature"], change["prompt_id"])]
     assert {p["prompt_version"] for p in prompts} == {change["prompt_version"]}
     assert {_sha(p["messages"][0]["content"]) for p in prompts if p["ts"] < change["ts"]} == {change["from_sha256"]}
     assert {_sha(p["messages"][0]["content"]) for p in prompts if p["ts"] >= change["ts"]} == {change["to_sha256"]}

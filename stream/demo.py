@@ -1,0 +1,81 @@
+"""`tokentrail demo`: synthetic multi-tenant traffic through the full embedded pipeline, then a summary.
+
+The traffic ends now, so the store reads like the last hour of a real deployment. The summary
+is read back from ClickHouse, the way the dashboards read it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .embedded import EmbeddedRunner
+from .runtime import make_pipeline, open_store
+from .stages import Inbound, now_utc
+
+DEMO_DIR = Path(".tokentrail") / "demo"
+
+
+def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, batch_size: int) -> int:
+    from tqdm import tqdm
+
+    from .generator import GeneratorConfig, Truth, iter_lines
+
+    if dsn is None:
+        store = DEMO_DIR.resolve()
+        shutil.rmtree(store, ignore_errors=True)  # a fresh store each run: the summary is this run's
+        dsn = f"chdb://{store}"
+        print(f"tokentrail demo: embedded ClickHouse at {store}", file=sys.stderr)
+    duration = timedelta(hours=1)
+    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(timezone.utc) - duration, duration=duration)
+    truth = Truth(config.seed, config.events)
+    client, sink = open_store(dsn)
+    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
+    runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
+    lines = (Inbound(f"demo:{n}", line.encode(), now_utc()) for n, line in enumerate(iter_lines(config, truth), 1))
+    with tqdm(total=int(events * 1.03), unit="ev", desc="pipeline", file=sys.stderr, dynamic_ncols=True) as bar:
+        stats = runner.run(lines, progress=bar.update)
+    print(render_summary(client, stats.read))
+    return 0
+
+
+def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    cells = [tuple(str(c) for c in header)] + [tuple(_fmt(c) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [f"\n{title}"]
+    for i, row in enumerate(cells):
+        lines.append("  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    if not rows:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if hasattr(value, "quantize"):  # Decimal money
+        return f"${float(value):,.4f}"
+    return str(value)
+
+
+def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
+    """What the dashboards would show, as terminal tables."""
+    q = lambda sql: client.query(sql.format(db=database)).result_rows  # noqa: E731
+    calls = "{db}.calls FINAL"
+    out = [f"\n=== tokentrail demo: {read:,} lines read ==="]
+    for column in ("tenant", "feature", "model"):
+        out.append(_table(f"Spend by {column}", (column, "calls", "cost", "unpriced calls"),
+                          q(f"SELECT {column}, count(), sum(cost_usd), countIf(NOT priced) FROM {calls} GROUP BY {column} ORDER BY sum(cost_usd) DESC")))
+    out.append(_table("Reliability by provider and model", ("provider/model", "calls", "errors", "error %", "p50 ms", "p95 ms"),
+                      q(f"""SELECT concat(provider, '/', model), count(), countIf(status = 'error'),
+                                 100 * countIf(status = 'error') / count(),
+                                 quantile(0.5)(latency_ms), quantile(0.95)(latency_ms)
+                          FROM {calls} GROUP BY provider, model ORDER BY count() DESC""")))
+    out.append(_table("Dead letters by reason", ("reason", "count"),
+                      q("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY count() DESC")))
+    return "\n".join(out) + "\n"
