@@ -48,6 +48,8 @@ def log_internal_error(what: str) -> None:
 
 def get(obj: Any, key: str) -> Any:
     """`obj[key]` for the TypedDicts callers pass, `obj.key` for the pydantic models SDKs return."""
+    if type(obj) is dict:  # the common case, without the slower ABC check below
+        return obj.get(key)
     if obj is None:
         return None
     if isinstance(obj, Mapping):

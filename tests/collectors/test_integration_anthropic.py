@@ -22,7 +22,7 @@ import tokentrail.collectors as tt
 from tokentrail.collectors.events import decode_event
 from tokentrail.collectors.integrations.anthropic import instrument_anthropic
 
-MODEL = "claude-sonnet-4-5-20250929"
+MODEL = "claude-sonnet-4-6"
 USAGE = {"input_tokens": 25, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200, "output_tokens": 12}
 MESSAGES = [{"role": "user", "content": [
     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
@@ -120,7 +120,7 @@ def test_plain_message(collector, memory):
     """A message emits a normalised prompt and an output whose input tokens include the cached ones."""
     server = FakeAnthropic(lambda body: message())
     client = instrument_anthropic(server.client(), collector, feature="returns", prompt_id="damage_check", prompt_version="v2")
-    kwargs = dict(model="claude-sonnet-4-5", max_tokens=256, temperature=0.0, stop_sequences=["###"],
+    kwargs = dict(model="claude-sonnet-4-6", max_tokens=256, stop_sequences=["###"], output_config={"effort": "low"},
                   system=[{"type": "text", "text": "You assess parcels.", "cache_control": {"type": "ephemeral"}}], messages=MESSAGES)
     result = client.messages.create(**kwargs)
     plain = server.client().messages.create(**kwargs)
@@ -128,9 +128,9 @@ def test_plain_message(collector, memory):
     assert type(result) is type(plain) and result.model_dump() == plain.model_dump()
     assert server.requests[0] == server.requests[1], "the request must be sent unchanged"
     prompt, output = sent(collector, memory)
-    assert (prompt.provider, prompt.model, prompt.prompt_id, prompt.feature) == ("anthropic", "claude-sonnet-4-5", "damage_check", "returns")
+    assert (prompt.provider, prompt.model, prompt.prompt_id, prompt.feature) == ("anthropic", "claude-sonnet-4-6", "damage_check", "returns")
     assert [(m.role, m.content) for m in prompt.messages] == [("system", "You assess parcels."), ("user", "[image]\nIs this parcel damaged?")]
-    assert prompt.params == {"max_tokens": 256, "temperature": 0.0, "stop": ["###"]}
+    assert prompt.params == {"max_tokens": 256, "stop": ["###"], "reasoning_effort": "low"}
     assert output.response_model == MODEL and output.finish_reason == "stop" and output.error is None
     assert [(m.role, m.content) for m in output.output] == [("assistant", "Yes, the corner is crushed.")]
     assert output.usage.model_dump() == EXPECTED_USAGE
@@ -147,7 +147,7 @@ def test_tool_use(collector, memory):
                                      {"type": "text", "text": "Go ahead."}]},
     ]
     tools = [{"name": "inspect", "input_schema": {"type": "object"}}, {"name": "refund", "input_schema": {"type": "object"}}]
-    client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=history, tools=tools, tool_choice={"type": "auto"})
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=history, tools=tools, tool_choice={"type": "auto"})
     prompt, output = sent(collector, memory)
     assert prompt.tools == ["inspect", "refund"] and prompt.params["tool_choice"] == "auto"
     assert [(m.role, m.content, m.tool_call_id) for m in prompt.messages] == [
@@ -169,7 +169,7 @@ def test_provider_error_is_recorded_and_reraised(collector, memory):
     error = {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}}
     client = instrument_anthropic(FakeAnthropic(lambda body: httpx2.Response(429, json=error)).client(), collector, feature="f")
     with pytest.raises(anthropic.RateLimitError) as caught:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES)
     assert caught.value.status_code == 429
     _, output = sent(collector, memory)
     assert output.error.type == "RateLimitError" and "per-minute rate limit" in output.error.message
@@ -180,7 +180,7 @@ def test_streaming_with_usage_and_ttft(collector, memory):
     """stream=True passes every event through unchanged; usage merges message_start and message_delta; ttft is set."""
     server = FakeAnthropic(lambda body: sse(text_events(tool=True), delay=0.02))
     client = instrument_anthropic(server.client(), collector, feature="f")
-    kwargs = dict(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES, stream=True)
+    kwargs = dict(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True)
     stream = client.messages.create(**kwargs)
     assert isinstance(stream, anthropic.Stream)
     received = [e.model_dump() for e in stream]
@@ -201,7 +201,7 @@ def test_stream_helper(collector, memory):
     client = instrument_anthropic(server.client(), collector, feature="f")
     results = []
     for c in (client, server.client()):
-        with c.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES) as stream:
+        with c.messages.stream(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES) as stream:
             results.append(("".join(stream.text_stream), stream.get_final_message().model_dump()))
     assert results[0] == results[1] and results[0][0] == "Checking the order."
     prompt, output = sent(collector, memory)
@@ -214,7 +214,7 @@ def test_error_inside_a_stream(collector, memory):
     events = text_events()[:4] + [{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}]
     client = instrument_anthropic(FakeAnthropic(lambda body: sse(events)).client(), collector, feature="f")
     with pytest.raises(anthropic.APIStatusError, match="Overloaded") as caught:
-        for _ in client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES, stream=True):
+        for _ in client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True):
             pass
     _, output = sent(collector, memory)
     assert output.error.type == type(caught.value).__name__ and output.finish_reason == "error"
@@ -224,7 +224,7 @@ def test_error_inside_a_stream(collector, memory):
 def test_stream_closed_early_still_finishes(collector, memory):
     """A stream the caller closes before the end finishes the call with what arrived, at once."""
     client = instrument_anthropic(FakeAnthropic(lambda body: sse(text_events())).client(), collector, feature="f")
-    with client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES, stream=True) as stream:
+    with client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True) as stream:
         for event in stream:
             if event.type == "content_block_delta":
                 break
@@ -238,11 +238,11 @@ def test_async_client(collector, memory):
     client = instrument_anthropic(server.async_client(), collector, feature="f")
 
     async def run() -> list[str]:
-        result = await client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES)
-        stream = await client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES, stream=True)
+        result = await client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES)
+        stream = await client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True)
         assert isinstance(stream, anthropic.AsyncStream)
         kinds = [event.type async for event in stream]
-        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES) as helper:
+        async with client.messages.stream(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES) as helper:
             final = await helper.get_final_message()
         return [result.content[1].text, kinds[-1], final.content[0].text]
 
@@ -257,8 +257,8 @@ def test_calls_nest_under_a_trace(collector, memory):
     """Calls inside trace(feature=...) share its trace id and feature, with the trace's span as parent."""
     client = instrument_anthropic(FakeAnthropic(lambda body: message()).client(), collector, feature="default-feature")
     with collector.trace(feature="refund-drafts", session_id="s-9") as scope:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
-        client.with_options(timeout=10).messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES)
+        client.with_options(timeout=10).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES)
     events = sent(collector, memory)
     assert len(events) == 4 and {e.trace_id for e in events} == {scope.trace_id}
     assert {e.feature for e in events} == {"refund-drafts"} and {e.session_id for e in events} == {"s-9"}

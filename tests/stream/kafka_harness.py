@@ -1,0 +1,112 @@
+"""Helpers for the worker tests: produce to a topic, run the worker as a real process, wait for it.
+
+The worker runs in its own process (as in production) so a test can SIGKILL it. chDB lets only
+one process open a store, so the test reads the store after the worker has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
+    """Produce raw values keyed by trace_id when they have one (as the collector does)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    n = 0
+    for value in values:
+        try:
+            key = str(json.loads(value).get("trace_id", "")).encode() or None
+        except (ValueError, AttributeError):
+            key = None
+        producer.produce(topic, value, key)
+        producer.poll(0)
+        n += 1
+    assert producer.flush(30) == 0
+    return n
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[tuple[bytes | None, bytes]]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time_ns()}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    out: list[tuple[bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [(m.key(), m.value()) for m in consumer.consume(5000, 0.5) if not m.error()]
+        out += [(m.key(), m.value()) for m in consumer.consume(5000, 1.0) if not m.error()]
+    finally:
+        consumer.close()
+    return out
+
+
+def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_size: int = 2000, script: list[str] | None = None,
+                 extra: list[str] = ()) -> subprocess.Popen[bytes]:
+    command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker"]
+    args = ["--kafka", bootstrap, "--clickhouse", f"chdb://{store}", "--events-topic", topic,
+            "--deadletter-topic", f"{topic}.deadletter", "--group", group, "--batch-size", str(batch_size),
+            "--data-dir", str(store.parent / f"faust-{group}"), "--allow-ephemeral-key", *extra]
+    log = open(store.parent / f"worker-{group}-{time.time_ns()}.log", "wb")
+    return subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]:
+    """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
+        committed = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        end = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+    finally:
+        consumer.close()
+    return committed, end
+
+
+def wait_until(predicate: Any, timeout: float, what: str, worker: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(f"worker exited with {worker.returncode} while waiting for {what}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_caught_up(bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    def caught_up() -> bool:
+        committed, end = committed_and_end(bootstrap, topic, group)
+        return end > 0 and committed >= end
+
+    wait_until(caught_up, timeout, "the worker to commit every offset", worker)
+
+
+def stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+    worker.send_signal(sig)
+    try:
+        worker.wait(timeout)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
+
+
+def read_store(store: Path, queries: dict[str, str]) -> dict[str, Any]:
+    """Open the embedded store (after the worker exited), run the queries, close it again."""
+    from tokentrail.sinks import close_embedded, connect
+
+    close_embedded()
+    client = connect(f"chdb://{store}")
+    try:
+        return {name: client.query(sql).result_rows for name, sql in queries.items()}
+    finally:
+        close_embedded()

@@ -1,0 +1,152 @@
+"""The faust worker on a real Kafka broker into a real (embedded) ClickHouse: exact counts, always.
+
+Each test runs `tokentrail worker` as its own process, waits until the consumer group has
+committed every offset, stops it, and then reads the store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import tokentrail.collectors as tt
+from tokentrail.collectors.events import InvalidEvent, OutputEvent, decode_event
+from tokentrail.collectors.kafka import KafkaTransport
+from tokentrail.stream.generator import GeneratorConfig, generate
+from tokentrail.stream.pricing import PriceBook
+
+from kafka_harness import committed_and_end, consume_all, produce, read_store, start_worker, stop, wait_caught_up, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-0"), ("openai", "gpt-4o-mini"), ("vllm", "acme-llama-70b-ft")]
+MALFORMED = [
+    (b"{truncated", "not_json"),
+    (b"[1, 2, 3]", "not_object"),
+    (b'{"schema_version": 2, "type": "prompt"}', "unsupported_schema_version"),
+    (b'{"schema_version": 1, "type": "span"}', "unknown_type"),
+]
+
+COUNTS = {
+    "stored": "SELECT count() FROM tokentrail.events FINAL",
+    "distinct": "SELECT uniqExact(event_id) FROM tokentrail.events",
+    "calls": "SELECT count(), sum(cost_usd) FROM tokentrail.calls FINAL",
+    "dead": "SELECT reason, count() FROM tokentrail.deadletter FINAL GROUP BY reason",
+    "deliveries": "SELECT count() FROM (SELECT DISTINCT event_id, source FROM tokentrail.receipts)",
+}
+
+
+def emit_with_collector(bootstrap: str, topic: str, spool: Path, calls: int) -> None:
+    collector = tt.Collector(service="e2e", transport=KafkaTransport(tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=spool)),
+                             register_atexit=False, settings=tt.CollectorSettings(max_queue=100_000))
+    for i in range(calls):
+        provider, model = MODELS[i % len(MODELS)]
+        with collector.trace(feature=f"feature-{i % 5}", tenant=f"tenant-{i % 3}"):
+            with collector.model_call(provider=provider, model=model, messages=[{"role": "user", "content": f"question {i}"}]) as call:
+                call.finish(response_model=model, output=f"answer {i}", finish_reason="stop",
+                            usage={"input_tokens": 500 + i % 700, "output_tokens": 20 + i % 90, "cached_input_tokens": (i % 4) * 100})
+    assert collector.flush(60)
+    assert collector.stats()["delivered"] == 2 * calls
+    collector.close()
+
+
+def per_call_cost(values: list[bytes]) -> Decimal:
+    book, seen, total = PriceBook(), set(), Decimal(0)
+    for value in values:
+        event = decode_event(value)
+        if isinstance(event, OutputEvent) and event.event_id not in seen:
+            seen.add(event.event_id)
+            u = event.usage
+            total += book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts).cost_usd
+    return total
+
+
+def test_end_to_end_exact_counts(kafka_bootstrap, new_topic, tmp_path):
+    """20,000 collector events + 1% malformed + 1% exact re-deliveries: stored exactly once, dead letters with reasons, costs add up."""
+    topic = new_topic(partitions=3)
+    emit_with_collector(kafka_bootstrap, topic, tmp_path / "spool", 10_000)
+    sent = consume_all(kafka_bootstrap, topic, 20_000)
+    assert len(sent) == 20_000
+    malformed = [MALFORMED[i % len(MALFORMED)] for i in range(200)]
+    produce(kafka_bootstrap, topic, [raw for raw, _ in malformed])
+    produce(kafka_bootstrap, topic, [value for _, value in sent[::100]])  # 200 exact re-deliveries
+
+    store = tmp_path / "store"
+    worker = start_worker(kafka_bootstrap, topic, store, group="e2e")
+    wait_caught_up(kafka_bootstrap, topic, "e2e", worker)
+    stop(worker)
+    counts = read_store(store, COUNTS)
+
+    assert counts["stored"] == [(20_000,)] and counts["distinct"] == [(20_000,)]
+    assert dict(counts["dead"]) == Counter(reason for _, reason in malformed)
+    assert counts["deliveries"][0][0] - 20_000 == 200  # the re-deliveries, seen as duplicates
+    n_calls, cost = counts["calls"][0]
+    assert n_calls == 10_000 and cost == per_call_cost([v for _, v in sent])
+    dead_topic = consume_all(kafka_bootstrap, f"{topic}.deadletter", 200)
+    assert Counter(json.loads(v)["reason"] for _, v in dead_topic) == Counter(reason for _, reason in malformed)
+
+
+@pytest.fixture(scope="module")
+def traffic():
+    return generate(GeneratorConfig(seed=5, events=20_000))
+
+
+def expected_from(traffic) -> dict:
+    truth = traffic.truth
+    return {"stored": [(truth.valid_events,)], "distinct": [(truth.valid_events,)], "dead": truth.malformed,
+            "duplicates": truth.redeliveries}
+
+
+def check_store(store: Path, traffic) -> None:
+    counts = read_store(store, COUNTS)
+    expected = expected_from(traffic)
+    assert counts["stored"] == expected["stored"] and counts["distinct"] == expected["distinct"]
+    assert dict(counts["dead"]) == expected["dead"]
+    assert counts["deliveries"][0][0] - counts["distinct"][0][0] == expected["duplicates"]
+    values = [line.encode() for line in traffic.lines]
+    assert counts["calls"][0][1] == per_call_cost([v for v in values if not isinstance(decode_event(v), InvalidEvent)])
+
+
+def test_sigkill_mid_stream_keeps_counts_exact(kafka_bootstrap, new_topic, tmp_path, traffic):
+    """SIGKILL the worker mid-stream and start it again: the store still holds every event exactly once."""
+    topic = new_topic(partitions=2)
+    produce(kafka_bootstrap, topic, [line.encode() for line in traffic.lines])
+    store = tmp_path / "store"
+    worker = start_worker(kafka_bootstrap, topic, store, group="kill", batch_size=500)
+
+    def partway() -> bool:
+        committed, end = committed_and_end(kafka_bootstrap, topic, "kill")
+        return committed >= end * 0.2
+
+    wait_until(partway, 120, "the worker to get partway", worker)
+    committed, end = committed_and_end(kafka_bootstrap, topic, "kill")
+    assert committed < end, "the worker finished before it could be killed; make the topic bigger"
+    stop(worker, signal.SIGKILL)
+
+    worker = start_worker(kafka_bootstrap, topic, store, group="kill", batch_size=500)
+    wait_caught_up(kafka_bootstrap, topic, "kill", worker)
+    stop(worker)
+    check_store(store, traffic)
+
+
+def test_failing_inserts_lose_and_duplicate_nothing(kafka_bootstrap, new_topic, tmp_path, traffic):
+    """Inserts fail for a while (some after the block landed): after recovery nothing is lost or doubled."""
+    topic = new_topic(partitions=2)
+    produce(kafka_bootstrap, topic, [line.encode() for line in traffic.lines])
+    store = tmp_path / "store"
+    script = [sys.executable, str(Path(__file__).with_name("faulty_worker.py")), "3"]
+    worker = start_worker(kafka_bootstrap, topic, store, group="faults", batch_size=1000, script=script)
+    wait_caught_up(kafka_bootstrap, topic, "faults", worker)
+    stop(worker)
+    log = max(tmp_path.glob("worker-faults-*.log")).read_text()
+    injected = int(re.search(r"injected_failures=(\d+)", log).group(1))
+    assert injected >= 2, log
+    check_store(store, traffic)
