@@ -278,6 +278,9 @@ class KafkaBroker:
         self.heap = heap
         self.startup_timeout = startup_timeout
         self.extra_properties = dict(extra_properties or {})
+        # Ports we chose ourselves may be re-chosen if another process takes one before the
+        # JVM binds it (ports are only free "as of now"); ports given to us are never changed.
+        self._ports_chosen_here = port is None and controller_port is None
         self.workdir: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._stdout = None
@@ -288,7 +291,7 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         if self.port is None:
-            raise KafkaBrokerError("broker has not been started yet: no port chosen")
+            raise KafkaBrokerError("no port chosen: the broker was never started, or was closed")
         return f"{self.host}:{self.port}"
 
     @property
@@ -304,14 +307,16 @@ class KafkaBroker:
         if self.running:
             return self
         ensure_jars(self.libs_dir, quiet=True)
-        if self.workdir is None:
-            self._prepare()
-        if not self._formatted:
-            self._format()
-            self._formatted = True
-        self._launch()
-        self._wait_ready()
-        return self
+        retries = 2 if self.workdir is None and self._ports_chosen_here else 0
+        while True:
+            try:
+                self._start_once()
+                return self
+            except KafkaBrokerError as exc:
+                if retries == 0 or "Address already in use" not in str(exc):
+                    raise
+                retries -= 1
+                self._discard()  # someone took a port: start afresh on new ones
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Graceful shutdown (SIGTERM: Kafka flushes and closes its logs), SIGKILL if it hangs."""
@@ -328,14 +333,15 @@ class KafkaBroker:
     def close(self) -> None:
         """Stop the broker for good and delete its data directory."""
         self.stop()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-            self._formatted = False
+        self._discard()
         atexit.unregister(self._atexit)
 
     def __enter__(self) -> "KafkaBroker":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # __exit__ is not called when __enter__ raises
+            raise
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -345,6 +351,26 @@ class KafkaBroker:
         return f"<KafkaBroker {self.host}:{self.port} {state} workdir={self.workdir}>"
 
     # -- internals --------------------------------------------------------------------------
+
+    def _start_once(self) -> None:
+        """Prepare and format on the first start only: later starts reuse ports and data."""
+        if self.workdir is None:
+            self._prepare()
+        if not self._formatted:
+            self._format()
+            self._formatted = True
+        self._launch()
+        self._wait_ready()
+
+    def _discard(self) -> None:
+        """Forget the data directory (and ports we chose), so the next start is a fresh one."""
+        self.kill()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        self._formatted = False
+        if self._ports_chosen_here:
+            self.port = self.controller_port = None
 
     def _prepare(self) -> None:
         """Choose ports and write configuration into a fresh temporary directory."""

@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rest = argv[split + 1 :]
     else:
         args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Our own notices (which store, which key) at INFO on stderr; libraries only when they warn.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("tokentrail").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.run(args) or 0)
     except ValueError as exc:  # configuration errors: say what to fix, no traceback
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentrail", description="Streaming observability for LLM telemetry.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details, libraries included")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     schema = sub.add_parser("schema", help="the event contract's JSON Schema; ClickHouse migrations")
@@ -49,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     schema_sub.add_parser("events", help="print the JSON Schema (draft 2020-12) of the v1 event").set_defaults(run=_schema_events)
     apply = schema_sub.add_parser("apply", help="apply pending ClickHouse migrations")
     _clickhouse_option(apply)
+    apply.add_argument("--retention", metavar="TABLE=DAYS", action="append", default=[],
+                       help="retention per table in days, e.g. --retention events=14 (repeatable; also changes existing tables)")
     apply.set_defaults(run=_schema_apply)
 
     gen = sub.add_parser("generate", help="print N synthetic wire events as JSON Lines", add_help=False)
@@ -109,7 +113,13 @@ def _schema_events(args: argparse.Namespace) -> int:
 def _schema_apply(args: argparse.Namespace) -> int:
     from tokentrail.sinks import connect, migrations
 
-    applied = migrations.apply(connect(args.clickhouse))
+    ttl_days = {}
+    for item in args.retention:
+        table, _, days = item.partition("=")
+        if not days.isdigit():
+            raise ValueError(f"--retention expects TABLE=DAYS, e.g. events=30; got {item!r}")
+        ttl_days[table] = int(days)
+    applied = migrations.apply(connect(args.clickhouse), ttl_days=ttl_days or None)
     print(f"applied {len(applied)} migration(s): {', '.join(map(str, applied)) or 'none pending'}")
     return 0
 

@@ -6,6 +6,7 @@ replaying the same input twice into one store prints the same report twice.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -48,8 +49,20 @@ def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[s
             "by_feature": cost_by("feature"),
         },
         "unpriced": {"calls": int(unpriced_calls), "models": sorted(unpriced_models)},
-        "loops": [],
+        "loops": loops(client, database),
         "variance": [],
         "changes": [],
         "pii": {"by_entity": {}},
     }
+
+
+def loops(client: Any, database: str = "tokentrail") -> list[dict[str, Any]]:
+    """Every loop detection in its latest state, worst (costliest) first."""
+    result = client.query(
+        f"""SELECT trace_id, kind, tenant, feature, repeats, tokens, cost_usd, evidence
+            FROM {database}.loop_detections FINAL ORDER BY cost_usd DESC, trace_id, kind"""
+    )
+    return [
+        {"trace_id": t, "kind": k, "tenant": ten, "feature": f, "repeats": int(r), "tokens": int(tok), "cost_usd": _usd(c), "evidence": json.loads(e)}
+        for t, k, ten, f, r, tok, c, e in result.result_rows
+    ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, MutableMapping
 
+from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines
 from .pricing import PriceBook
 from .stages import Pipeline, build_pipeline
@@ -32,8 +33,16 @@ def make_redactor(*, allow_ephemeral_key: bool) -> Any | None:
     return build_redactor(allow_ephemeral_key=allow_ephemeral_key)
 
 
-def make_pipeline(*, prices: str | Path | None, allow_ephemeral_key: bool) -> Pipeline:
-    return build_pipeline(prices=PriceBook(prices), redactor=make_redactor(allow_ephemeral_key=allow_ephemeral_key))
+def make_pipeline(
+    *,
+    prices: str | Path | None,
+    allow_ephemeral_key: bool,
+    loops: LoopConfig | None = None,
+    loop_state: MutableMapping[str, dict[str, Any]] | None = None,
+) -> Pipeline:
+    """The full pipeline: stages plus the per-trace loop detector (state in `loop_state`, a dict by default)."""
+    detector = LoopDetector(loops, loop_state)
+    return build_pipeline(prices=PriceBook(prices), redactor=make_redactor(allow_ephemeral_key=allow_ephemeral_key), detectors=[detector])
 
 
 def replay_source(

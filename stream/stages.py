@@ -334,6 +334,12 @@ class BuildRows:
         }
 
 
-def build_pipeline(*, prices: PriceBook, redactor: TextRedactor | None = None, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Pipeline:
-    """The standard stage list. Detectors append themselves after BuildRows."""
-    return Pipeline([Validate(max_event_bytes), Dedupe(), Redact(redactor), PriceCalls(prices), BuildRows()])
+def build_pipeline(
+    *,
+    prices: PriceBook,
+    redactor: TextRedactor | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    detectors: Iterable[Stage] = (),
+) -> Pipeline:
+    """The standard stage list; per-trace detectors run last, over redacted, priced events."""
+    return Pipeline([Validate(max_event_bytes), Dedupe(), Redact(redactor), PriceCalls(prices), BuildRows(), *detectors])

@@ -14,6 +14,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
+import kafka_broker
 from kafka_broker import KafkaBroker, KafkaBrokerError
 
 pytestmark = pytest.mark.kafka
@@ -141,3 +142,17 @@ def test_broker_that_dies_reports_its_log():
         finally:
             broker.close()
     assert "Address already in use" in str(info.value)
+
+
+def test_port_taken_after_choosing_it_is_chosen_again(monkeypatch):
+    """Free ports are only free "as of now": a first start retries on new ones if beaten to it."""
+    real_free_ports = kafka_broker.free_ports
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        offered = iter([[taken.getsockname()[1], real_free_ports(1)[0]]])
+        monkeypatch.setattr(kafka_broker, "free_ports", lambda n: next(offered, None) or real_free_ports(n))
+        with KafkaBroker() as broker:
+            assert broker.port != taken.getsockname()[1]
+            assert broker.running
+        assert next(offered, None) is None  # the taken port really was offered first

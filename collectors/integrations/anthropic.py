@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from typing import Any, Mapping
 
 from ._common import (
-    ORIGINAL, Accumulator, Endpoint, Options, arg, flatten, get, log_internal_error, message, params,
-    part_text, patch_copies, patch_method, render_tool_call, run_async, run_sync, tool_call, tool_names,
+    ORIGINAL, Accumulator, Endpoint, Options, log_internal_error, patch_copies, patch_method, run_async, run_sync,
 )
+from ._shapes import arg, flatten, get, message, params, part_text, render_tool_call, tool_call, tool_names
 
 __all__ = ["instrument_anthropic"]
 
@@ -113,9 +113,20 @@ def _trace_manager(manager: Any, kwargs: dict[str, Any], endpoint: Endpoint, opt
         async def send(**_: Any) -> Any:
             return await request
 
-        setattr(manager, name, run_async(send, (), described, endpoint, options))
+        setattr(manager, name, _OnAwait(lambda: run_async(send, (), described, endpoint, options)))
     else:
         setattr(manager, name, functools.partial(run_sync, lambda **_: request(), (), described, endpoint, options))
+
+
+class _OnAwait:
+    """An awaitable that starts the traced call only when awaited: a manager never entered records
+    nothing, and adds no "coroutine was never awaited" warning of ours to the SDK's."""
+
+    def __init__(self, start: Any) -> None:
+        self._start = start
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
 
 
 # -- shapes ---------------------------------------------------------------------------------------
@@ -176,8 +187,8 @@ def _raw_usage(usage: Any, into: dict[str, Any]) -> dict[str, Any]:
 
 def _response(msg: Any) -> dict[str, Any] | None:
     content = get(msg, "content")
-    if content is None:
-        return None  # e.g. the raw HTTP response of `with_raw_response`
+    if not isinstance(content, list):
+        return None  # not a Message, e.g. the raw HTTP response of `with_raw_response`
     text = "".join(get(block, "text") or "" for block in content if get(block, "type") == "text")
     calls = [tool_call(get(b, "id"), get(b, "name"), get(b, "input")) for b in content if get(b, "type") == "tool_use"]
     reason = get(msg, "stop_reason")

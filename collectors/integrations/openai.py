@@ -30,10 +30,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ._common import (
-    Accumulator, Endpoint, Options, arg, flatten, get, message, params, patch_copies, patch_method,
-    render_tool_call, tool_call, tool_names,
-)
+from ._common import Accumulator, Endpoint, Options, patch_copies, patch_method
+from ._shapes import arg, flatten, get, message, params, render_tool_call, tool_call, tool_names
 
 __all__ = ["instrument_openai"]
 
@@ -117,10 +115,13 @@ def _chat_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
                  for c in get(msg, "tool_calls") or ()]
         text = "\n".join(t for t in (content, *calls) if t)
         messages.append(message(ROLES.get(get(msg, "role"), "user"), text, get(msg, "name"), get(msg, "tool_call_id")))
+    recorded = params(kwargs, CHAT_PARAMS)
+    if isinstance(arg(kwargs, "response_format"), type):  # `.parse(response_format=Model)` sends a JSON schema
+        recorded["response_format"] = "json_schema"
     return {
         "model": arg(kwargs, "model"),
         "messages": messages,
-        "params": params(kwargs, CHAT_PARAMS),
+        "params": recorded,
         "tools": tool_names(arg(kwargs, "tools")) + tool_names(arg(kwargs, "functions")),
     }
 

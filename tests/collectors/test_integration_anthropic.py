@@ -10,6 +10,7 @@ client code; they assert on the events that reach an InMemoryTransport, each dec
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from typing import Any, Callable
@@ -157,11 +158,12 @@ def test_tool_use(collector, memory):
     assert [c.model_dump() for c in output.tool_calls] == [{"id": "toolu_2", "name": "refund", "arguments": {"order": "7781"}}]
 
 
-def test_max_tokens_is_length():
-    """stop_reason max_tokens maps to the contract's `length`."""
-    from tokentrail.collectors.integrations.anthropic import STOP_REASONS
-
-    assert STOP_REASONS["max_tokens"] == "length" and STOP_REASONS["end_turn"] == "stop"
+def test_truncated_message_is_length(collector, memory):
+    """stop_reason max_tokens is the contract's `length`."""
+    client = instrument_anthropic(FakeAnthropic(lambda body: message(stop="max_tokens")).client(), collector, feature="f")
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=12, messages=MESSAGES)
+    _, output = sent(collector, memory)
+    assert output.finish_reason == "length"
 
 
 def test_provider_error_is_recorded_and_reraised(collector, memory):
@@ -270,3 +272,12 @@ def test_bad_arguments_fail_at_instrument_time():
     """Instrumenting something that is not an Anthropic client is a TypeError that names what was given."""
     with pytest.raises(TypeError, match="Anthropic client"):
         instrument_anthropic(object())
+
+
+def test_stream_dropped_unread_still_finishes(collector, memory):
+    """A stream the caller never reads nor closes finishes the call when it is collected."""
+    client = instrument_anthropic(FakeAnthropic(lambda body: sse(text_events())).client(), collector, feature="f")
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True)
+    gc.collect()
+    prompt, output = sent(collector, memory)
+    assert output.span_id == prompt.span_id and output.output == [] and output.error is None

@@ -22,7 +22,7 @@ import openai
 import pytest
 
 import tokentrail.collectors as tt
-from tokentrail.collectors.events import OutputEvent, PromptEvent, decode_event
+from tokentrail.collectors.events import decode_event
 from tokentrail.collectors.integrations import openai as integration
 from tokentrail.collectors.integrations.openai import instrument_openai
 
@@ -248,6 +248,29 @@ def test_stream_closed_early_still_finishes(collector, memory):
                 break
     _, output = sent(collector, memory)
     assert output.output[0].content == "It " and output.finish_reason is None and output.error is None
+
+
+def test_helpers_and_raw_responses(collector, memory):
+    """The .stream() and .parse() helpers are traced; with_raw_response still works and records the call's latency."""
+    import pydantic
+
+    class Answer(pydantic.BaseModel):
+        status: str
+
+    server = FakeOpenAI(lambda body: streamed_reply(body) if body.get("stream") else completion('{"status": "shipped"}'))
+    client = instrument_openai(server.client(), collector, feature="f")
+    finals = []
+    for c in (client, server.client()):
+        with c.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+            finals.append(stream.get_final_completion().model_dump())
+    assert finals[0] == finals[1]
+    assert client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=Answer).choices[0].message.parsed == Answer(status="shipped")
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.http_response.status_code == 200 and raw.parse().choices[0].message.content == '{"status": "shipped"}'
+    _, streamed, prompt, parsed, _, raw_output = sent(collector, memory)
+    assert streamed.output[0].content == "It shipped." and streamed.ttft_ms is not None
+    assert prompt.params == {"response_format": "json_schema"} and parsed.output[0].content == '{"status": "shipped"}'
+    assert raw_output.output == [] and raw_output.error is None and raw_output.latency_ms >= 0
 
 
 def test_error_inside_a_stream(collector, memory):

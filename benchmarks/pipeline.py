@@ -1,0 +1,634 @@
+"""Throughput and latency of the stream pipeline: real Kafka -> `tokentrail worker` -> ClickHouse (embedded chDB).
+
+    .venv/bin/python benchmarks/pipeline.py                      # starts a local Kafka broker (scripts/kafka_broker.py)
+    .venv/bin/python benchmarks/pipeline.py --kafka 127.0.0.1:9092 --events 200000 --latency-seconds 60
+    TOKENTRAIL_BENCH_KAFKA=127.0.0.1:9092 .venv/bin/python benchmarks/pipeline.py --json out.json
+
+What it measures, in this order (figures in docs/performance.md, "Pipeline"):
+
+1. Per-stage cost: each stage of the standard pipeline (Validate, Dedupe, Redact, PriceCalls,
+   BuildRows) timed in-process over generator traffic in worker-sized batches, in microseconds
+   per inbound message (median of 3 passes, each with a fresh pipeline).
+2. Embedded replay rate: `tokentrail replay`'s code path (`replay_source`: EmbeddedRunner, batches
+   of 5,000) over generator lines into a fresh embedded store; lines/s, median of 3 runs. The
+   time the sink spends normalising values and inside chDB's insert is split out.
+3. Sustained throughput: `--events` generator lines (default 100,000, with the generator's 1%
+   malformed lines and 1% re-deliveries) are produced into a fresh topic with `--partitions`
+   partitions *before* the worker starts, so the worker drains a backlog as fast as it can. The
+   worker is the real one (`build_app` + `faust.Worker`, in a child process started as
+   `pipeline.py _worker ...`) with an instrumented sink: after each `write_batch` returns (the
+   insert is synchronous, so the rows are visible) it appends the wall time and row counts to
+   a record file. Sustained rate = messages in all batches but the first / (last batch time -
+   first batch time); the rate including the worker's start-up is also given. Afterwards the
+   store must hold exactly the generator's distinct events and dead letters, or the run fails.
+4. End-to-end latency: a `Collector` with the Kafka transport records model calls (a prompt and
+   an output event each) at `--rate` events/s, paced by a deadline loop, for `--latency-seconds`.
+   Latency of an event = time its batch was stored - the event's `ts` (set by the collector when
+   the call was entered/finished). Reported: p50/p99/max, split into "until the worker took the
+   batch" (collector buffering, Kafka, the worker's batch wait) and "pipeline + insert". Run once
+   per `--batch-within` value (default 0.5, the worker's default, and 0.1).
+
+Goals (issue): >= 5,000 events/s sustained, p99 <= 2 s at 1,000 events/s, on a 2-core machine
+without NER. Everything shares the machine's cores with the broker (and the collector, for the
+latency run): that is the deployment being measured, on a small box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+ENV_KAFKA = "TOKENTRAIL_BENCH_KAFKA"
+GOAL_SUSTAINED = 5_000.0  # events/s
+GOAL_P99 = 2.0  # seconds, at GOAL_RATE
+GOAL_RATE = 1_000  # events/s offered in the latency run
+STAGES = ("Validate", "Dedupe", "Redact", "PriceCalls", "BuildRows")
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+class TimedClient:
+    """A clickhouse-connect client wrapper that adds up the time spent inside `insert`."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.insert_s = 0.0
+
+    def insert(self, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._real.insert(*args, **kwargs)
+        finally:
+            self.insert_s += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class TimedPipeline:
+    """The real pipeline, with the time of each stage (and of the whole last batch) kept."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.stage_s: dict[str, float] = {type(s).__name__: 0.0 for s in pipeline.stages}
+        self.last_s = 0.0
+
+    def process(self, inbound: list) -> Any:
+        from tokentrail.stream.stages import Batch
+
+        t_start = time.perf_counter()
+        batch = Batch(inbound)
+        for stage in self.pipeline.stages:
+            t0 = time.perf_counter()
+            stage(batch)
+            self.stage_s[type(stage).__name__] += time.perf_counter() - t0
+        self.last_s = time.perf_counter() - t_start
+        return batch
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def trace_key(line: bytes) -> bytes | None:
+    try:
+        value = json.loads(line).get("trace_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(value).encode() if value else None
+
+
+def generate_lines(events: int, seed: int) -> tuple[list[bytes], Any]:
+    from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
+
+    duration = timedelta(hours=1)
+    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(timezone.utc) - duration, duration=duration)
+    truth = Truth(config.seed, config.events)
+    lines = [line.encode() for line in iter_lines(config, truth)]
+    return lines, truth
+
+
+def redactor_description() -> str:
+    from tokentrail.stream.runtime import make_redactor
+
+    redactor = make_redactor(allow_ephemeral_key=True)
+    if redactor is None:
+        return "none installed (Redact is a pass-through)"
+    return type(redactor).__name__
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- 1. per-stage cost
+
+
+def stage_profile(lines: list[bytes], batch_size: int, passes: int) -> dict[str, float]:
+    """Microseconds per inbound message for each stage (median over passes)."""
+    from tokentrail.stream.runtime import make_pipeline
+    from tokentrail.stream.stages import Inbound, now_utc
+
+    per_pass: list[dict[str, float]] = []
+    for _ in range(passes):
+        timed = TimedPipeline(make_pipeline(prices=None, allow_ephemeral_key=True))
+        inbound = [Inbound(f"bench:{i}", raw, now_utc()) for i, raw in enumerate(lines)]
+        for start in range(0, len(inbound), batch_size):
+            timed.process(inbound[start:start + batch_size])
+        per_pass.append({name: s / len(lines) * 1e6 for name, s in timed.stage_s.items()})
+    return {name: statistics.median(p[name] for p in per_pass) for name in per_pass[0]}
+
+
+# ---------------------------------------------------------------------------- 2. embedded replay
+
+
+def embedded_replay(lines: list[bytes], runs: int, batch_size: int) -> dict[str, Any]:
+    from tokentrail.sinks import close_embedded, connect, migrations
+    from tokentrail.sinks.writer import ClickHouseSink
+    from tokentrail.stream.runtime import replay_source
+
+    blob = b"\n".join(lines) + b"\n"
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="tt-bench-replay-") as tmp:
+            close_embedded()
+            real = connect(f"chdb://{tmp}")
+            migrations.apply(real)
+            client = TimedClient(real)
+            sink = ClickHouseSink(client)
+            prepare_s = 0.0
+            original_prepare = sink._prepare  # noqa: SLF001 - timed on purpose
+
+            def timed_prepare(table: str, rows: Any) -> Any:
+                nonlocal prepare_s
+                t0 = time.perf_counter()
+                try:
+                    return original_prepare(table, rows)
+                finally:
+                    prepare_s += time.perf_counter() - t0
+
+            sink._prepare = timed_prepare  # type: ignore[method-assign]
+            t0 = time.perf_counter()
+            stats = replay_source(io.BytesIO(blob), "bench", client, sink, batch_size=batch_size)
+            elapsed = time.perf_counter() - t0
+            stored = real.query("SELECT count() FROM tokentrail.events FINAL").result_rows[0][0]
+            close_embedded()
+        results.append({"elapsed": elapsed, "read": stats.read, "accepted": stats.accepted, "stored": stored,
+                        "insert_s": client.insert_s, "prepare_s": prepare_s})
+    median = sorted(results, key=lambda r: r["elapsed"])[len(results) // 2]
+    return {
+        "lines": len(lines),
+        "runs": [round(r["read"] / r["elapsed"]) for r in results],
+        "lines_per_s": median["read"] / median["elapsed"],
+        "stored": median["stored"],
+        "normalise_us": median["prepare_s"] / median["read"] * 1e6,
+        "insert_us": median["insert_s"] / median["read"] * 1e6,
+        "total_us": median["elapsed"] / median["read"] * 1e6,
+    }
+
+
+# ---------------------------------------------------------------------------- the worker child
+
+
+def worker_main(argv: list[str]) -> None:
+    """`pipeline.py _worker RECORD_FILE [--record-ts] WORKER-ARGS...`: the real worker, instrumented sink."""
+    import faust
+
+    from tokentrail.sinks import connect, migrations
+    from tokentrail.sinks.writer import ClickHouseSink
+    from tokentrail.stream.runtime import make_pipeline
+    from tokentrail.stream.worker import build_app, parse_args
+
+    record_path = Path(argv[0])
+    record_ts = argv[1:2] == ["--record-ts"]
+    config = parse_args(argv[2:] if record_ts else argv[1:])
+    real = connect(config.clickhouse)
+    migrations.apply(real)
+    client = TimedClient(real)
+    pipeline = TimedPipeline(make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key))
+    record = open(record_path, "a", buffering=1)
+
+    class InstrumentedSink:
+        """ClickHouseSink, plus one JSON line per stored batch: when, how many, how long each part took."""
+
+        def __init__(self) -> None:
+            self.inner = ClickHouseSink(client)
+
+        def write_batch(self, rows_by_table: dict[str, list[dict]], token: str) -> None:
+            insert_before = client.insert_s
+            t0 = time.perf_counter()
+            self.inner.write_batch(rows_by_table, token)
+            visible = time.time()
+            entry: dict[str, Any] = {
+                "t": visible,
+                "inbound": len(rows_by_table.get("receipts", ())) + len(rows_by_table.get("deadletter", ())),
+                "events": len(rows_by_table.get("events", ())),
+                "pipeline_s": pipeline.last_s,
+                "write_s": time.perf_counter() - t0,
+                "insert_s": client.insert_s - insert_before,
+            }
+            if record_ts:
+                events = rows_by_table.get("events", ())
+                entry["ts"] = [round(r["ts"].timestamp(), 4) for r in events]
+                entry["taken"] = events[0]["received_at"].timestamp() if events else visible
+            record.write(json.dumps(entry) + "\n")
+
+    app = build_app(config, pipeline=pipeline, sink=InstrumentedSink())
+    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+class WorkerProcess:
+    """The instrumented worker as a child process, and its record file."""
+
+    def __init__(self, bootstrap: str, topic: str, workdir: Path, *, batch_size: int, batch_within: float, record_ts: bool) -> None:
+        self.workdir = workdir
+        self.store = workdir / "store"
+        self.record = workdir / "batches.jsonl"
+        self.record.touch()
+        self.log_path = workdir / "worker.log"
+        group = f"bench-{uuid.uuid4().hex[:8]}"
+        args = [sys.executable, str(Path(__file__).resolve()), "_worker", str(self.record), *(["--record-ts"] if record_ts else []),
+                "--kafka", bootstrap, "--clickhouse", f"chdb://{self.store}", "--events-topic", topic,
+                "--deadletter-topic", f"{topic}.deadletter", "--group", group, "--batch-size", str(batch_size),
+                "--batch-within", str(batch_within), "--data-dir", str(workdir / "faust"), "--allow-ephemeral-key"]
+        self._log = open(self.log_path, "wb")
+        self.started = time.time()
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._offset = 0
+        self.batches: list[dict[str, Any]] = []
+
+    def poll_batches(self) -> list[dict[str, Any]]:
+        with open(self.record, "rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        self.batches += [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return self.batches
+
+    def inbound(self) -> int:
+        return sum(b["inbound"] for b in self.poll_batches())
+
+    def wait_inbound(self, expected: int, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while self.inbound() < expected:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode} while waiting for {what}:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} ({self.inbound()} of {expected} messages stored)")
+            time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the worker process so far (all its threads, chDB's included)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        self.poll_batches()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def read_store(store: Path, queries: dict[str, str]) -> dict[str, Any]:
+    from tokentrail.sinks import close_embedded, connect
+
+    close_embedded()
+    client = connect(f"chdb://{store}")
+    try:
+        return {name: client.query(sql).result_rows[0][0] for name, sql in queries.items()}
+    finally:
+        close_embedded()
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> float:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4",
+                         "batch.num.messages": 10_000, "queue.buffering.max.messages": 200_000})
+    t0 = time.perf_counter()
+    for line in lines:
+        while True:
+            try:
+                producer.produce(topic, line, trace_key(line))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60) != 0:
+        raise RuntimeError("could not produce every line to Kafka")
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------- 3. sustained
+
+
+def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int, batch_size: int, timeout: float) -> dict[str, Any]:
+    from kafka_broker import create_topic
+
+    topic = create_topic(bootstrap, f"bench-sustained-{uuid.uuid4().hex[:8]}", partitions)
+    log(f"sustained: producing {len(lines):,} lines into {topic} ({partitions} partitions)")
+    produce_s = produce_lines(bootstrap, topic, lines)
+    with tempfile.TemporaryDirectory(prefix="tt-bench-sustained-") as tmp:
+        log("sustained: starting the worker on the backlog")
+        worker = WorkerProcess(bootstrap, topic, Path(tmp), batch_size=batch_size, batch_within=0.5, record_ts=False)
+        try:
+            worker.wait_inbound(len(lines), timeout, "the backlog to be stored")
+            cpu = worker.cpu_seconds()
+        except BaseException:
+            worker.stop()
+            raise
+        worker.stop()
+        batches = worker.batches
+        counts = read_store(worker.store, {
+            "stored": "SELECT count() FROM tokentrail.events FINAL",
+            "distinct": "SELECT uniqExact(event_id) FROM tokentrail.events",
+            "dead": "SELECT count() FROM tokentrail.deadletter FINAL",
+            "deliveries": "SELECT count() FROM (SELECT DISTINCT event_id, source FROM tokentrail.receipts)",
+        })
+    first, last = batches[0], batches[-1]
+    messages = sum(b["inbound"] for b in batches)
+    events = sum(b["events"] for b in batches)
+    span = last["t"] - first["t"]
+    expected = {"stored": truth.valid_events, "distinct": truth.valid_events, "dead": sum(truth.malformed.values()),
+                "deliveries": truth.valid_events + truth.redeliveries}
+    wall = [b["t"] - a["t"] for a, b in zip(batches, batches[1:])]
+    return {
+        "topic_partitions": partitions,
+        "lines": len(lines),
+        "produce_s": produce_s,
+        "batches": len(batches),
+        "batch_median": statistics.median(b["inbound"] for b in batches),
+        "messages_per_s": (messages - first["inbound"]) / span,
+        "events_per_s": (events - first["events"]) / span,
+        "messages_per_s_with_startup": messages / (last["t"] - worker.started),
+        "startup_s": first["t"] - worker.started,
+        "drain_s": span,
+        "worker_cpu_s": cpu,
+        "worker_cpu_share": cpu / (last["t"] - worker.started),
+        # Where one batch's wall time goes (per message, batches after the first).
+        "per_msg_us": {
+            "pipeline": sum(b["pipeline_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
+            "normalise": sum(b["write_s"] - b["insert_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
+            "insert": sum(b["insert_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
+            "kafka+faust": (sum(wall) - sum(b["pipeline_s"] + b["write_s"] for b in batches[1:])) / (messages - first["inbound"]) * 1e6,
+        },
+        "store": counts,
+        "expected": expected,
+        "exact": counts == expected,
+    }
+
+
+# ---------------------------------------------------------------------------- 4. latency
+
+SYSTEM = ("You are Northwind's order-support assistant. Answer questions about orders, shipping and returns "
+          "using only the tools provided. Keep answers under 120 words and cite the order number you looked up.")
+MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-0"), ("openai", "gpt-4o-mini")]
+
+
+def latency(bootstrap: str, *, rate: int, seconds: float, batch_within: float, partitions: int, batch_size: int) -> dict[str, Any]:
+    import tokentrail.collectors as tt
+    from tokentrail.collectors.kafka import KafkaTransport
+    from kafka_broker import create_topic
+
+    topic = create_topic(bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", partitions)
+    with tempfile.TemporaryDirectory(prefix="tt-bench-latency-") as tmp:
+        workdir = Path(tmp)
+        worker = WorkerProcess(bootstrap, topic, workdir, batch_size=batch_size, batch_within=batch_within, record_ts=True)
+        collector = tt.Collector(
+            service="bench", transport=KafkaTransport(tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=workdir / "spool")),
+            register_atexit=False, settings=tt.CollectorSettings(max_queue=100_000))
+
+        def call(i: int) -> None:
+            provider, model = MODELS[i % len(MODELS)]
+            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Where is order #{100000 + i}? It was due yesterday."}]
+            with collector.trace(feature=f"feature-{i % 5}", tenant=f"tenant-{i % 4}", user_id=f"user-{i % 97}"):
+                with collector.model_call(provider=provider, model=model, messages=messages) as c:
+                    c.finish(response_model=model, output=f"Order #{100000 + i} left the warehouse today and arrives tomorrow.",
+                             finish_reason="stop", usage={"input_tokens": 400 + i % 300, "output_tokens": 30 + i % 60})
+
+        try:
+            # Warm-up: the worker has joined its group and written a batch before the clock starts.
+            log(f"latency (--batch-within {batch_within}): waiting for the worker")
+            for i in range(20):
+                call(i)
+            collector.flush(30)
+            worker.wait_inbound(40, 120, "the warm-up events")
+            calls_wanted = int(rate * seconds / 2)  # a model call is two events
+            interval = 2.0 / rate
+            log(f"latency (--batch-within {batch_within}): {rate} events/s for {seconds:.0f} s")
+            measure_from = time.time()
+            t0 = time.perf_counter()
+            lag_max = 0.0
+            for i in range(calls_wanted):
+                target = t0 + i * interval
+                now = time.perf_counter()
+                if target > now:
+                    time.sleep(target - now)
+                else:
+                    lag_max = max(lag_max, now - target)
+                call(1000 + i)
+            emit_s = time.perf_counter() - t0
+            collector.flush(30)
+            delivered = collector.stats().get("delivered")
+            worker.wait_inbound(40 + 2 * calls_wanted, 120, "every measured event")
+            worker.stop()
+        except BaseException:
+            worker.stop()
+            raise
+        finally:
+            collector.close()
+        stored = read_store(worker.store, {"distinct": "SELECT uniqExact(event_id) FROM tokentrail.events"})["distinct"]
+    total, waiting, processing = [], [], []
+    for b in worker.batches:
+        for ts in b["ts"]:
+            if ts >= measure_from - 0.01:  # ts is rounded to 0.1 ms; the warm-up ended seconds before
+                total.append(b["t"] - ts)
+                waiting.append(b["taken"] - ts)
+                processing.append(b["t"] - b["taken"])
+    return {
+        "batch_within": batch_within,
+        "offered_rate": 2 * calls_wanted / emit_s,
+        "pacing_lag_max_s": lag_max,
+        "events": len(total),
+        "p50": pct(total, 50), "p99": pct(total, 99), "max": max(total),
+        "taken_p50": pct(waiting, 50), "taken_p99": pct(waiting, 99),
+        "processing_p50": pct(processing, 50), "processing_p99": pct(processing, 99),
+        "delivered": delivered,
+        "stored_distinct": stored,
+        "exact": stored == 40 + 2 * calls_wanted and len(total) == 2 * calls_wanted,
+    }
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    names = ("faust-streaming", "aiokafka", "chdb", "clickhouse-connect", "confluent-kafka")
+    return ", ".join(f"{n} {metadata.version(n)}" for n in names)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", default=os.environ.get(ENV_KAFKA), help=f"broker to use (default ${ENV_KAFKA}, else start one)")
+    parser.add_argument("--events", type=int, default=100_000, help="generator events for the sustained run")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=2_000, help="the worker's --batch-size")
+    parser.add_argument("--rate", type=int, default=GOAL_RATE, help="offered load of the latency run, events/s")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--batch-within", type=float, nargs="+", default=[0.5, 0.1], help="one latency run per value")
+    parser.add_argument("--replay-events", type=int, default=30_000, help="generator events for the embedded replay")
+    parser.add_argument("--replay-runs", type=int, default=3)
+    parser.add_argument("--profile-events", type=int, default=20_000, help="generator events for the per-stage profile")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["stages", "replay", "sustained", "latency"])
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(SCRIPTS))
+    results: dict[str, Any] = {"machine": machine(), "versions": versions(), "redactor": redactor_description()}
+    started = time.monotonic()
+    log(f"generating {args.events:,} events (seed {args.seed})")
+    lines, truth = generate_lines(args.events, args.seed)
+
+    if "stages" not in args.skip:
+        log("per-stage profile")
+        results["stages"] = stage_profile(lines[: args.profile_events], args.batch_size, 3)
+    if "replay" not in args.skip:
+        log(f"embedded replay x{args.replay_runs}")
+        replay_lines = lines if args.replay_events >= args.events else generate_lines(args.replay_events, args.seed)[0]
+        results["replay"] = embedded_replay(replay_lines, args.replay_runs, 5_000)
+
+    broker = None
+    if not {"sustained", "latency"} <= set(args.skip):
+        bootstrap = args.kafka
+        if not bootstrap:
+            from kafka_broker import KafkaBroker
+
+            log("starting a Kafka broker")
+            broker = KafkaBroker().start()
+            bootstrap = broker.bootstrap
+        try:
+            if "sustained" not in args.skip:
+                results["sustained"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
+                                                 timeout=max(120.0, len(lines) / 500))
+            if "latency" not in args.skip:
+                results["latency"] = [
+                    latency(bootstrap, rate=args.rate, seconds=args.latency_seconds, batch_within=w, partitions=args.partitions,
+                            batch_size=args.batch_size)
+                    for w in args.batch_within
+                ]
+        finally:
+            if broker is not None:
+                broker.close()
+    results["elapsed_s"] = time.monotonic() - started
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    ok = results.get("sustained", {}).get("exact", True) and all(r["exact"] for r in results.get("latency", []))
+    return 0 if ok else 1
+
+
+def report(r: dict[str, Any]) -> None:
+    out = print
+    out(f"\nPipeline benchmark: {r['machine']}")
+    out(f"{r['versions']}; redactor: {r['redactor']}; run took {r['elapsed_s']:.0f} s\n")
+    rows: list[tuple[str, str, str, str]] = []
+    if "sustained" in r:
+        s = r["sustained"]
+        rows.append(("Sustained, Kafka -> worker -> ClickHouse", f"{s['messages_per_s']:,.0f} events/s", f">= {GOAL_SUSTAINED:,.0f}",
+                     "yes" if s["messages_per_s"] >= GOAL_SUSTAINED else "NO"))
+        rows.append(("  same, including worker start-up", f"{s['messages_per_s_with_startup']:,.0f} events/s", "", ""))
+    for lat in r.get("latency", []):
+        rows.append((f"Latency p50 / p99 / max, --batch-within {lat['batch_within']}",
+                     f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} s", f"p99 <= {GOAL_P99:.0f} s",
+                     "yes" if lat["p99"] <= GOAL_P99 else "NO"))
+    if "replay" in r:
+        rows.append(("Embedded replay (tokentrail replay path)", f"{r['replay']['lines_per_s']:,.0f} events/s", "", ""))
+    widths = [max(len(row[i]) for row in rows + [("what", "measured", "goal", "holds")]) for i in range(4)]
+    for row in [("what", "measured", "goal", "holds"), tuple("-" * w for w in widths), *rows]:
+        out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+    if "sustained" in r:
+        s = r["sustained"]
+        out(f"\nSustained: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
+            f"{s['expected']['deliveries'] - s['expected']['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} partitions "
+            f"in {s['produce_s']:.1f} s; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
+            f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")
+        out(f"  worker CPU {s['worker_cpu_s']:.1f} s = {s['worker_cpu_share']:.0%} of one core over its lifetime")
+        pm = s["per_msg_us"]
+        out("  worker wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
+            + f" (total {sum(pm.values()):.0f} us)")
+        out(f"  store check: {s['store']} expected {s['expected']}: {'exact' if s['exact'] else 'MISMATCH'}")
+    for lat in r.get("latency", []):
+        out(f"\nLatency, --batch-within {lat['batch_within']}: offered {lat['offered_rate']:,.0f} events/s "
+            f"(pacing fell behind by at most {lat['pacing_lag_max_s'] * 1000:.0f} ms), {lat['events']:,} events measured; "
+            f"until the worker took the batch p50 {lat['taken_p50']:.2f} s / p99 {lat['taken_p99']:.2f} s, "
+            f"pipeline + insert p50 {lat['processing_p50']:.2f} s / p99 {lat['processing_p99']:.2f} s; "
+            f"store check: {lat['stored_distinct']:,} distinct events {'(exact)' if lat['exact'] else '(MISMATCH)'}")
+    if "stages" in r or "replay" in r:
+        out("\nCost per inbound message (in-process, no Kafka), microseconds:")
+        for name, us in r.get("stages", {}).items():
+            out(f"  {name:<28} {us:8.1f}")
+        if "stages" in r:
+            out(f"  {'pipeline total':<28} {sum(r['stages'].values()):8.1f}")
+        if "replay" in r:
+            rp = r["replay"]
+            out(f"  {'sink: normalise values':<28} {rp['normalise_us']:8.1f}")
+            out(f"  {'sink: chDB insert':<28} {rp['insert_us']:8.1f}")
+            out(f"  {'replay, all in':<28} {rp['total_us']:8.1f}   ({rp['lines']:,} lines, runs {rp['runs']} lines/s)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_worker"]:
+        worker_main(sys.argv[2:])
+    else:
+        sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,231 @@
+"""PII: Presidio's pattern recognizers behind cheap gates, and spaCy NER spans, both filtered.
+
+Presidio's AnalyzerEngine runs every recognizer over every text and tokenizes each text with
+spaCy first. Here each recognizer is called directly, and only when a one-regex gate says it
+could match (no '@', no email recognizer; fewer than seven digits, no phone matcher), because
+in telemetry most strings hold none of these. The context boost Presidio's lemma enhancer gives
+(+0.35, at least 0.4, when a context word is among the five words before a match) is applied
+from the raw text, so it works in pattern-only mode too. Filters after each recognizer drop the
+look-alikes that make over-redaction: numbers glued to identifiers (ORD-2026-3718739), internal
+and loopback addresses, version numbers shaped like IPs, tool and model names tagged as people.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import tldextract
+
+from .config import RedactionConfig
+from .secret_rules import Finding
+
+__all__ = ["PiiScanner", "ner_findings", "NER_LABELS"]
+
+log = logging.getLogger("tokentrail.redaction")
+
+PII_PRIORITY, NER_PRIORITY = 30, 20
+# spaCy labels -> Presidio entities (Presidio's mapping, plus FAC: streets and buildings).
+NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+              "ORG": "ORGANIZATION", "NORP": "NRP", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+
+# Suffix data from tldextract's bundled snapshot: no network, no disk cache (DESIGN pitfall).
+_OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
+    from presidio_analyzer import predefined_recognizers as p
+
+    class OfflineEmailRecognizer(p.EmailRecognizer):
+        """Presidio's email recognizer, validating TLDs against the bundled suffix snapshot."""
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return _OFFLINE_TLD(pattern_text).fqdn != ""
+
+    return {
+        "EMAIL_ADDRESS": lambda c: OfflineEmailRecognizer(),
+        "PHONE_NUMBER": lambda c: p.PhoneRecognizer(supported_regions=c.phone_regions),
+        "CREDIT_CARD": lambda c: p.CreditCardRecognizer(),
+        "IBAN_CODE": lambda c: p.IbanRecognizer(),
+        "IP_ADDRESS": lambda c: p.IpRecognizer(),
+        "US_SSN": lambda c: p.UsSsnRecognizer(),
+        "CRYPTO": lambda c: p.CryptoRecognizer(),
+        "URL": lambda c: p.UrlRecognizer(),
+        "MAC_ADDRESS": lambda c: p.MacAddressRecognizer(),
+        "US_BANK_NUMBER": lambda c: p.UsBankRecognizer(),
+        "US_PASSPORT": lambda c: p.UsPassportRecognizer(),
+        "US_DRIVER_LICENSE": lambda c: p.UsLicenseRecognizer(),
+        "US_ITIN": lambda c: p.UsItinRecognizer(),
+        "UK_NHS": lambda c: p.NhsRecognizer(),
+    }
+
+
+# Gates: one cheap search that must succeed before a recognizer runs at all.
+_SEVEN_DIGITS = re.compile(r"(?:\d[\s().+/-]{0,3}){7}")
+GATES: dict[str, re.Pattern[str]] = {
+    "EMAIL_ADDRESS": re.compile(r"@"),
+    "PHONE_NUMBER": _SEVEN_DIGITS,
+    "CREDIT_CARD": re.compile(r"(?:\d[ -]?){12}"),
+    "IBAN_CODE": re.compile(r"(?i)\b[a-z]{2}\d{2}[ ]?[a-z0-9]{4}"),
+    "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"),
+    "US_SSN": re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}"),
+    "CRYPTO": re.compile(r"(?:bc1|[13])[a-km-zA-HJ-NP-Z1-9]{25}"),
+    "URL": re.compile(r"(?i)https?:|www\.|\.[a-z]{2,}\b"),
+    "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),
+    "US_BANK_NUMBER": re.compile(r"\d{8}"), "US_PASSPORT": re.compile(r"\d{8}"),
+    "US_DRIVER_LICENSE": re.compile(r"\d{4}"), "US_ITIN": re.compile(r"9\d{2}"), "UK_NHS": re.compile(r"\d{3}"),
+}
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """The match is part of a longer identifier (ORD-2026-3718739, build_4155550100, #4155550100)."""
+    before = text[start - 1] if start > 0 else " "
+    before2 = text[start - 2] if start > 1 else " "
+    after = text[end] if end < len(text) else " "
+    after2 = text[end + 1] if end + 1 < len(text) else " "
+    if before.isalnum() or before in "_#" or after.isalnum() or after == "_":
+        return True
+    return (before in "-/." and before2.isalnum()) or (after in "-/" and after2.isalnum())
+
+
+def _keep_phone(text: str, start: int, end: int, context: bool) -> bool:
+    value = text[start:end]
+    if _glued(text, start, end):
+        return False
+    bare = value.isdigit()  # 4155550100: ids and timestamps look like this too; needs a phone word
+    return not bare or context
+
+
+def _keep_ip(text: str, start: int, end: int, context: bool) -> bool:
+    try:
+        ip = ipaddress.ip_address(text[start:end])
+    except ValueError:
+        return False
+    if ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast or ip.is_reserved:
+        return False  # infrastructure, not a person: 10.0.0.5 and 127.0.0.1 help debugging
+    before = text[max(0, start - 9):start].lower()
+    if re.search(r"(?:\bv|version[ =:]?|[=<>~]=|@)$", before):
+        return False  # v1.2.3.4, version 10.2.0.1, pkg==1.2.3.4
+    if start > 1 and text[start - 1] == "." and text[start - 2].isdigit():
+        return False
+    return not (end + 1 < len(text) and text[end] == "." and text[end + 1].isdigit())
+
+
+def _keep_email(text: str, start: int, end: int, context: bool) -> bool:
+    # user:pass@host in a URL is a credential (secret rules), not an email address.
+    return not re.search(r"://[^\s/@]*:$", text[max(0, start - 200):start]) and not text[start:end].startswith("git@")
+
+
+def _keep_number(text: str, start: int, end: int, context: bool) -> bool:
+    return not _glued(text, start, end)
+
+
+KEEP: dict[str, Callable[[str, int, int, bool], bool]] = {
+    "PHONE_NUMBER": _keep_phone, "IP_ADDRESS": _keep_ip, "EMAIL_ADDRESS": _keep_email,
+    "CREDIT_CARD": _keep_number, "US_SSN": _keep_number, "IBAN_CODE": _keep_number,
+}
+# Bare digit runs count as phone numbers only after one of these (Presidio's "number" is too common).
+_PHONE_WORDS = ("phone", "tel", "call", "mobile", "cell", "sms", "whatsapp", "fax", "text me", "reach")
+
+
+@dataclass
+class _Pattern:
+    entity: str
+    recognizer: object
+    gate: re.Pattern[str] | None
+    context: tuple[str, ...]
+    threshold: float
+
+
+class PiiScanner:
+    """Presidio pattern recognizers for the configured entities, gated, boosted, filtered."""
+
+    def __init__(self, config: RedactionConfig) -> None:
+        factories = _recognizers()
+        self.patterns = []
+        for entity in config.entities:
+            if entity in factories:
+                rec = factories[entity](config)
+                context = tuple(w.lower() for w in (getattr(rec, "context", None) or ()))
+                self.patterns.append(_Pattern(entity, rec, GATES.get(entity), context, config.threshold(entity)))
+
+    def scan(self, text: str) -> list[Finding]:
+        out: list[Finding] = []
+        for p in self.patterns:
+            if p.gate is not None and p.gate.search(text) is None:
+                continue
+            for r in p.recognizer.analyze(text, [p.entity], None):  # type: ignore[attr-defined]
+                before = _words_before(text, r.start)
+                has_context = any(c in w for w in before for c in p.context) if p.context else False
+                score = r.score
+                if has_context and score < 1.0:
+                    score = min(1.0, max(score + 0.35, 0.4))
+                if score < p.threshold:
+                    continue
+                if p.entity == "PHONE_NUMBER":
+                    has_context = any(k in " ".join(before) for k in _PHONE_WORDS)
+                keep = KEEP.get(p.entity)
+                if keep is not None and not keep(text, r.start, r.end, has_context):
+                    continue
+                out.append(Finding(r.start, r.end, p.entity, score, PII_PRIORITY))
+        return out
+
+
+def _words_before(text: str, start: int, count: int = 5) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text[max(0, start - 80):start])[-count:]]
+
+
+# -- NER ------------------------------------------------------------------------------------
+
+# Names spaCy's small English model tags as PERSON/LOCATION in technical text; never personal.
+TECH_TERMS = frozenset("""
+openai anthropic claude sonnet haiku opus gemini gpt llama mistral mixtral gemma qwen deepseek grok
+cohere bedrock vertex azure aws gcp kafka redis postgres postgresql mysql sqlite clickhouse grafana
+prometheus kubernetes docker python java rust golang node nodejs react django flask fastapi pydantic
+spacy presidio github gitlab slack stripe jira confluence sentry datadog langchain langfuse pytorch
+tensorflow numpy pandas linux ubuntu debian nginx terraform ansible jenkins vllm ollama huggingface
+hugging face json yaml http https sql api sdk cli utc oauth jwt ssh tls ssl dns cdn s3 ec2 lambda
+faust chdb tokentrail openapi graphql grpc webhook celery airflow dbt snowflake bigquery databricks
+elasticsearch opensearch mongodb cassandra rabbitmq pagerduty opsgenie okta auth0 vercel netlify
+cloudflare heroku supabase firebase twilio sendgrid mailgun shopify salesforce hubspot zendesk
+intercom notion linear figma vscode copilot cursor chatgpt bard
+""".split())
+_CODE_CHARS = re.compile(r"[_/\\=<>{}\[\]@#$%|`*~^]|://|\w\.\w|\(\)")
+
+
+def _keep_ner(entity: str, span: str) -> bool:
+    tokens = span.split()
+    if not tokens or len(span) < 2 or _CODE_CHARS.search(span):
+        return False
+    if not any(t[:1].isupper() for t in tokens):
+        return False  # spaCy tags lowercase identifiers; names are written capitalised
+    if all(t.lower().strip(".,'\"") in TECH_TERMS or t.isupper() and len(t) <= 5 for t in tokens):
+        return False  # "Claude Sonnet", "Kafka", "EMEA", "UTC": tools, vendors, acronyms
+    if entity == "PERSON" and any(c.isdigit() for c in span):
+        return False
+    return True
+
+
+def ner_findings(doc, offset: int, entities: frozenset[str], thresholds: dict[str, float]) -> list[Finding]:
+    """PERSON/LOCATION (and optional NER entities) from a spaCy Doc, shifted by `offset`."""
+    out = []
+    for ent in doc.ents:
+        entity = NER_LABELS.get(ent.label_)
+        if entity is None or entity not in entities:
+            continue
+        text = ent.text
+        stripped = text.strip(" \t\n.,;:!?\"'()")
+        if stripped.endswith("'s"):
+            stripped = stripped[:-2]
+        if not stripped or not _keep_ner(entity, stripped):
+            continue
+        start = ent.start_char + text.find(stripped)
+        score = 0.85  # Presidio's fixed NER score: spaCy gives none
+        if score >= thresholds.get(entity, 0.5):
+            out.append(Finding(offset + start, offset + start + len(stripped), entity, score, NER_PRIORITY))
+    return out

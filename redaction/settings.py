@@ -1,0 +1,84 @@
+"""Everything redaction reads from the environment, in one place: the pseudonym key and overrides.
+
+TOKENTRAIL_REDACTION_KEY            the HMAC key for pseudonyms (at least 16 characters)
+TOKENTRAIL_REDACTION_KEY_FILE       or a file holding it (a mounted secret); set only one
+TOKENTRAIL_REDACTION_NLP_MODEL      spaCy model for PERSON/LOCATION, "auto", or "none"
+TOKENTRAIL_REDACTION_STORE_RAW_TEXT "1"/"true" keeps PII by policy (secrets are still removed)
+TOKENTRAIL_REDACTION_PROCESSES      worker processes for analysis (default 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+from .config import AUTO_MODEL, RedactionConfig
+
+__all__ = ["load_key", "config_from_env", "KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_CHARS"]
+
+log = logging.getLogger("tokentrail.redaction")
+
+KEY_ENV = "TOKENTRAIL_REDACTION_KEY"
+KEY_FILE_ENV = "TOKENTRAIL_REDACTION_KEY_FILE"
+MODEL_ENV = "TOKENTRAIL_REDACTION_NLP_MODEL"
+RAW_ENV = "TOKENTRAIL_REDACTION_STORE_RAW_TEXT"
+PROCESSES_ENV = "TOKENTRAIL_REDACTION_PROCESSES"
+MIN_KEY_CHARS = 16
+_HOW = ("generate one with `python -c 'import secrets; print(secrets.token_hex(32))'` and put it in "
+        f"{KEY_ENV}, or in a file named by {KEY_FILE_ENV}")
+
+
+def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) -> bytes:
+    """The pseudonym key. Pseudonyms are only stable (and only joinable across runs) under one key.
+
+    Without a configured key this raises ValueError saying how to set one, unless
+    `allow_ephemeral` (demo, replay, tests): then a random key for this process, with a warning,
+    because tokens from this run will not match any other run's.
+    """
+    env = os.environ if environ is None else environ
+    value, path = env.get(KEY_ENV, ""), env.get(KEY_FILE_ENV, "")
+    if value and path:
+        raise ValueError(f"both {KEY_ENV} and {KEY_FILE_ENV} are set: set only one")
+    if path:
+        try:
+            raw = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"{KEY_FILE_ENV}={path} cannot be read ({exc.strerror}): point it at the key file") from None
+        source = f"{KEY_FILE_ENV}={path}"
+    elif value:
+        raw, source = value.strip().encode(), KEY_ENV
+    elif allow_ephemeral:
+        log.warning("no redaction key configured: using an ephemeral key, so pseudonyms from this run "
+                    "will not match any other run's (%s for stable ones)", KEY_ENV)
+        return secrets.token_bytes(32)
+    else:
+        raise ValueError(f"no redaction key: {_HOW}. The key makes pseudonyms stable; keep it secret.")
+    if len(raw) < MIN_KEY_CHARS:
+        raise ValueError(f"the redaction key from {source} is {len(raw)} characters; it needs at least "
+                         f"{MIN_KEY_CHARS}: {_HOW}")
+    return raw
+
+
+def config_from_env(environ: Mapping[str, str] | None = None, **overrides) -> RedactionConfig:
+    """A RedactionConfig from the environment; keyword overrides win."""
+    env = os.environ if environ is None else environ
+    kwargs: dict = {}
+    model = env.get(MODEL_ENV, "").strip()
+    if model:
+        kwargs["nlp_model"] = None if model.lower() in ("none", "off", "") else model
+    raw = env.get(RAW_ENV, "").strip().lower()
+    if raw:
+        if raw not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(f"{RAW_ENV}={raw!r}: use true or false")
+        kwargs["store_raw_text"] = raw in ("1", "true", "yes")
+    procs = env.get(PROCESSES_ENV, "").strip()
+    if procs:
+        if not procs.isdigit():
+            raise ValueError(f"{PROCESSES_ENV}={procs!r}: use a whole number such as 2")
+        kwargs["processes"] = int(procs)
+    kwargs.update(overrides)
+    kwargs.setdefault("nlp_model", AUTO_MODEL)
+    return RedactionConfig(**kwargs)

@@ -1,0 +1,1 @@
+"""Insights computed from the store: output variance, silent changes, budget breaches."""
