@@ -16,10 +16,12 @@ Each contender runs in its own subprocess (so no SDK's background threads run du
 measurement), warms up, then records `--calls` calls back to back. Rounds rotate the order, and
 the figures are medians of the per-round figures, so machine noise falls on everyone alike.
 
-Per call we report the caller-thread wall time (median and p99, `perf_counter_ns` around the whole
-call) and process CPU: all threads' CPU from the start of the loop until the SDK has finished the
-background work for those calls (flush), divided by the number of calls, split into the caller
-thread's share and the deferred (background) share.
+Per call we report the caller-thread wall time (median, p99 and mean; `perf_counter_ns` around the
+whole call) and process CPU: every thread's CPU from the start of the loop until the SDK has done
+the background work for those calls (a flush), divided by the number of calls, split into the
+caller thread's share and the deferred (background) share. `--pause-us` sleeps between calls, as a
+service does between model calls, to show the cost with cold caches. Exit status 1 if a goal is
+missed or a contender lost a call.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import gc
 import json
 import logging
+import math
 import os
 import platform
 import socket
@@ -42,6 +45,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+Contender = tuple[Callable[[], None], Callable[[], None], Callable[[], dict]]  # one_call, drain, report
+
 REPO = Path(__file__).resolve().parent.parent
 CONTENDERS = ("tokentrail", "opentelemetry", "langfuse")
 LABELS = {"tokentrail": "tokentrail (Kafka)", "opentelemetry": "OpenTelemetry SDK", "langfuse": "Langfuse SDK"}
@@ -50,55 +55,39 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connect
 
 # -- the model call every contender records ------------------------------------------------------
 
-MESSAGES = [
-    {
-        "role": "system",
-        "content": (
-            "You are Northwind's order-support assistant. Answer questions about orders, shipping "
-            "and returns using only the tools provided. Never promise refunds above the policy limit; "
-            "escalate to a human agent when the customer asks for one or is clearly upset. Keep "
-            "answers under 120 words and cite the order number you looked up. Today's date is 2026-11-26; "
-            "the customer is signed in as a Gold member, which allows one free redirect per order and "
-            "refunds of shipping fees without a supervisor's approval."
-        ),
-    },
-    {"role": "user", "content": "Hi, my order #A-20931 was supposed to arrive on Tuesday and it still hasn't shown up. Where is it now?"},
-    {
-        "role": "assistant",
-        "content": (
-            "I'm sorry about the delay. I looked up order #A-20931: it left our Rotterdam warehouse on "
-            "Monday and the carrier scanned it in Utrecht yesterday evening. The tracking page shows "
-            "an updated delivery window of Thursday between 09:00 and 13:00."
-        ),
-    },
-    {
-        "role": "user",
-        "content": (
-            "Thursday doesn't work for me, I'm away until Saturday. Can you have it delivered to the "
-            "pickup point at the Albert Heijn on Oudegracht instead, or hold it at the depot until I'm "
-            "back? I'm in Utrecht centrum. Also, if it's going to be this late, I'd like the shipping fee refunded, I paid for "
-            "express delivery specifically because I needed it before the weekend."
-        ),
-    },
-    {
-        "role": "assistant",
-        "content": "Let me check the redirect options and the express-shipping refund policy for order #A-20931.",
-    },
-]
+SYSTEM = (
+    "You are Northwind's order-support assistant. Answer questions about orders, shipping and returns using only "
+    "the tools provided. Never promise refunds above the policy limit; escalate to a human agent when the customer "
+    "asks for one or is clearly upset. Keep answers under 120 words and cite the order number you looked up. "
+    "Today's date is 2026-11-26; the customer is signed in as a Gold member, which allows one free redirect per "
+    "order and refunds of shipping fees without a supervisor's approval."
+)
+CHAT = (
+    ("user", "Hi, my order #A-20931 was supposed to arrive on Tuesday and it still hasn't shown up. Where is it now?"),
+    ("assistant", "I'm sorry about the delay. I looked up order #A-20931: it left our Rotterdam warehouse on Monday "
+     "and the carrier scanned it in Utrecht yesterday evening. The tracking page shows an updated delivery window "
+     "of Thursday between 09:00 and 13:00."),
+    ("user", "Thursday doesn't work for me, I'm away until Saturday. Can you have it delivered to the pickup point "
+     "at the Albert Heijn on Oudegracht instead, or hold it at the depot until I'm back? I'm in Utrecht centrum. "
+     "Also, if it's going to be this late, I'd like the shipping fee refunded, I paid for express delivery "
+     "specifically because I needed it before the weekend."),
+    ("assistant", "Let me check the redirect options and the express-shipping refund policy for order #A-20931."),
+)
+MESSAGES = [{"role": "system", "content": SYSTEM}] + [{"role": role, "content": text} for role, text in CHAT]
 OUTPUT = (
-    "I've redirected order #A-20931 to the PostNL pickup point at Albert Heijn, Oudegracht 158. It "
-    "will be ready from Friday 12:00 and held for 7 days, so Saturday is fine. Because the express "
-    "delivery missed its promised date, I've refunded the €6.95 shipping fee to your original payment "
-    "method; it should appear within 3-5 business days."
+    "I've redirected order #A-20931 to the PostNL pickup point at Albert Heijn, Oudegracht 158. It will be ready "
+    "from Friday 12:00 and held for 7 days, so Saturday is fine. Because the express delivery missed its promised "
+    "date, I've refunded the €6.95 shipping fee to your original payment method; it should appear within 3-5 "
+    "business days."
 )
 USAGE = {"input_tokens": 412, "output_tokens": 96}
 PROVIDER, MODEL, RESPONSE_MODEL, FEATURE = "openai", "gpt-4o", "gpt-4o-2024-08-06", "order-support"
 
 
-# -- contenders: each returns (one_call, drain, report) --------------------------------------------
+# -- contenders: one_call() is timed; drain() ends the background work; report() accounts for calls
 
 
-def setup_tokentrail(args: argparse.Namespace) -> tuple[Callable[[], None], Callable[[], None], Callable[[], dict]]:
+def setup_tokentrail(args: argparse.Namespace) -> Contender:
     from tokentrail.collectors import Collector, CollectorSettings, KafkaSettings
     from tokentrail.collectors.kafka import KafkaTransport
 
@@ -117,41 +106,19 @@ def setup_tokentrail(args: argparse.Namespace) -> tuple[Callable[[], None], Call
             print("tokentrail: flush did not finish within 60 s", file=sys.stderr)
 
     def report() -> dict:
-        stats = collector.stats()
+        st = collector.stats()
         collector.close(timeout=30.0)
-        calls = args.calls + args.warmup
-        stats["complete"] = (
-            stats.get("emitted") == 2 * calls
-            and stats.get("delivered") == stats.get("emitted")
-            and not stats.get("dropped")
-            and not stats.get("spooled")
-        )
-        return stats
+        emitted, delivered, dropped, spooled = st.get("emitted"), st.get("delivered"), st.get("dropped"), st.get("spooled", 0)
+        return {
+            "complete": emitted == 2 * (args.calls + args.warmup) and delivered == emitted and not dropped and not spooled,
+            "text": f"emitted {emitted}, delivered {delivered}, dropped {dropped or 0}, spooled {spooled}, "
+            f"queued {st.get('queued')}, in flight {st.get('in_flight')}",
+        }
 
     return one_call, drain, report
 
 
-def gen_ai_start_attributes() -> dict[str, Any]:
-    return {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": PROVIDER,
-        "gen_ai.request.model": MODEL,
-        # Span attributes are flat: the conventions carry messages as a JSON string.
-        "gen_ai.input.messages": json.dumps(MESSAGES),
-    }
-
-
-def gen_ai_end_attributes() -> dict[str, Any]:
-    return {
-        "gen_ai.response.model": RESPONSE_MODEL,
-        "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": OUTPUT}]),
-        "gen_ai.usage.input_tokens": USAGE["input_tokens"],
-        "gen_ai.usage.output_tokens": USAGE["output_tokens"],
-        "gen_ai.response.finish_reasons": ("stop",),
-    }
-
-
-def setup_opentelemetry(args: argparse.Namespace) -> tuple[Callable[[], None], Callable[[], None], Callable[[], dict]]:
+def setup_opentelemetry(args: argparse.Namespace) -> Contender:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -173,8 +140,21 @@ def setup_opentelemetry(args: argparse.Namespace) -> tuple[Callable[[], None], C
     tracer = provider.get_tracer("bench")
 
     def one_call() -> None:
-        with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=gen_ai_start_attributes()) as span:
-            span.set_attributes(gen_ai_end_attributes())
+        # What a GenAI instrumentation records. Span attributes are flat: messages go as JSON strings.
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.request.model": MODEL,
+            "gen_ai.input.messages": json.dumps(MESSAGES),
+        }
+        with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            span.set_attributes({
+                "gen_ai.response.model": RESPONSE_MODEL,
+                "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": OUTPUT}]),
+                "gen_ai.usage.input_tokens": USAGE["input_tokens"],
+                "gen_ai.usage.output_tokens": USAGE["output_tokens"],
+                "gen_ai.response.finish_reasons": ("stop",),
+            })
 
     def drain() -> None:
         provider.force_flush()
@@ -182,12 +162,12 @@ def setup_opentelemetry(args: argparse.Namespace) -> tuple[Callable[[], None], C
     def report() -> dict:
         provider.shutdown()
         calls = args.calls + args.warmup
-        return {"spans": calls, "exported": exporter.exported, "complete": exporter.exported == calls}
+        return {"complete": exporter.exported == calls, "text": f"spans {calls}, exported {exporter.exported}"}
 
     return one_call, drain, report
 
 
-def setup_langfuse(args: argparse.Namespace) -> tuple[Callable[[], None], Callable[[], None], Callable[[], dict]]:
+def setup_langfuse(args: argparse.Namespace) -> Contender:
     # Langfuse builds its own BatchSpanProcessor, which reads the queue size from here.
     os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(args.calls + args.warmup + 1024)
     from langfuse import Langfuse
@@ -207,7 +187,7 @@ def setup_langfuse(args: argparse.Namespace) -> tuple[Callable[[], None], Callab
 
     # timeout=1: each export to the dead host gives up after ~1 s instead of 5 s, so the drain
     # after the loop ends in seconds; it changes nothing on the caller's path.
-    langfuse = Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", host=UNREACHABLE, timeout=1)
+    langfuse = Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url=UNREACHABLE, timeout=1)
 
     def one_call() -> None:
         with langfuse.start_as_current_observation(
@@ -224,7 +204,8 @@ def setup_langfuse(args: argparse.Namespace) -> tuple[Callable[[], None], Callab
     def report() -> dict:
         langfuse.shutdown()
         calls = args.calls + args.warmup
-        return {"spans": calls, "handed_to_exporter": handed_over[0], "complete": handed_over[0] == calls}
+        text = f"generations {calls}, handed to the exporter {handed_over[0]} (all refused by the host)"
+        return {"complete": handed_over[0] == calls, "text": text}
 
     return one_call, drain, report
 
@@ -236,12 +217,12 @@ SETUPS = {"tokentrail": setup_tokentrail, "opentelemetry": setup_opentelemetry, 
 
 
 def watch_caller_connects() -> list[int]:
-    """Count socket connects made on the main thread while the returned flag's [1] is set.
+    """Count socket connects on the main thread while `state[1]` is set: [connects, timing].
 
-    Proof that no SDK does network I/O on the caller's thread inside the timed loop (librdkafka
-    connects from its own C threads, which this cannot see and does not need to).
+    Proof that no SDK does network I/O on the caller's thread in the timed loop (librdkafka connects
+    from its own C threads, which this cannot see and does not need to).
     """
-    state = [0, 0]  # connects, timing
+    state = [0, 0]
     connect = socket.socket.connect
 
     def watched_connect(self: socket.socket, address: Any) -> Any:
@@ -254,6 +235,7 @@ def watch_caller_connects() -> list[int]:
 
 
 def run_child(args: argparse.Namespace) -> dict:
+    """One contender, one round, in this (fresh) process."""
     connects = watch_caller_connects()
     one_call, drain, report = SETUPS[args.child](args)
     for _ in range(args.warmup):
@@ -277,44 +259,42 @@ def run_child(args: argparse.Namespace) -> dict:
     drain()
     cpu = time.process_time_ns() - cpu0
     if pause:  # the sleeps' own CPU (syscalls, wake-ups) is not the SDK's: measure it and take it out
+        k = min(n, 2_000)
         sleep_cpu0, sleep_caller0 = time.process_time_ns(), time.thread_time_ns()
-        for _ in range(min(n, 2_000)):
+        for _ in range(k):
             time.sleep(pause)
-        caller_cpu -= (time.thread_time_ns() - sleep_caller0) * n // min(n, 2_000)
-        cpu -= (time.process_time_ns() - sleep_cpu0) * n // min(n, 2_000)
+        caller_cpu -= (time.thread_time_ns() - sleep_caller0) * n // k
+        cpu -= (time.process_time_ns() - sleep_cpu0) * n // k
     rep = report()
-    rep["caller_connects"] = connects[0]
     rep["complete"] = rep["complete"] and connects[0] == 0
-    return {"contender": args.child, "samples": samples, "cpu_ns": cpu, "caller_cpu_ns": caller_cpu, "report": rep}
+    rep["text"] += f"; caller-thread connects while timed: {connects[0]}"
+    return {"samples": samples, "cpu_ns": cpu, "caller_cpu_ns": caller_cpu, "report": rep}
 
 
 # -- orchestration -------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[int], q: float) -> int:
-    """Nearest-rank percentile of an already sorted list."""
-    index = max(0, min(len(sorted_values) - 1, int(q * len(sorted_values) + 0.5) - 1))
-    return sorted_values[index]
+def p99(sorted_values: list[int]) -> int:
+    """Nearest-rank 99th percentile of an already sorted list."""
+    return sorted_values[max(0, math.ceil(0.99 * len(sorted_values)) - 1)]
 
 
 def summarize(rounds: list[dict], calls: int) -> dict:
-    medians, p99s, means, cpus, callers = [], [], [], [], []
+    """Median over rounds of each per-round figure, in microseconds."""
+    per_round: dict[str, list[float]] = {"median": [], "p99": [], "mean": [], "cpu": [], "caller": []}
     for r in rounds:
         s = sorted(r["samples"])
-        medians.append(statistics.median(s))
-        p99s.append(percentile(s, 0.99))
-        means.append(statistics.fmean(s))
-        cpus.append(r["cpu_ns"] / calls)
-        callers.append(r["caller_cpu_ns"] / calls)
-    return {
-        "median_us": statistics.median(medians) / 1000,
-        "p99_us": statistics.median(p99s) / 1000,
-        "mean_us": statistics.median(means) / 1000,
-        "cpu_us": statistics.median(cpus) / 1000,
-        "caller_cpu_us": statistics.median(callers) / 1000,
-        "round_medians_us": [m / 1000 for m in medians],
-        "complete": all(r["report"].get("complete") for r in rounds),
-    }
+        for key, value in (
+            ("median", statistics.median(s)),
+            ("p99", p99(s)),
+            ("mean", statistics.fmean(s)),
+            ("cpu", r["cpu_ns"] / calls),
+            ("caller", r["caller_cpu_ns"] / calls),
+        ):
+            per_round[key].append(value / 1000)
+    summary: dict[str, Any] = {key: statistics.median(values) for key, values in per_round.items()}
+    summary["complete"] = all(r["report"]["complete"] for r in rounds)
+    return summary
 
 
 def timer_floor_ns(n: int) -> float:
@@ -329,37 +309,17 @@ def timer_floor_ns(n: int) -> float:
 
 
 def spawn(name: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--calls", str(args.calls), "--warmup", str(args.warmup), "--pause-us", str(args.pause_us)]
-    if name == "tokentrail":
-        cmd += ["--kafka", args.kafka, "--topic", args.topic]
+    cmd = [sys.executable, __file__, "--child", name, "--calls", str(args.calls), "--warmup", str(args.warmup)]
+    cmd += ["--pause-us", str(args.pause_us), "--kafka", args.kafka or "", "--topic", args.topic or ""]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
     if proc.returncode != 0:
-        raise SystemExit(f"{name} run failed with exit code {proc.returncode}")
+        raise SystemExit(f"the {name} run failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def describe_delivery(name: str, rep: dict) -> str:
-    if name == "tokentrail":
-        text = (
-            f"emitted {rep.get('emitted')}, delivered {rep.get('delivered')}, dropped {rep.get('dropped') or 0}, "
-            f"spooled {rep.get('spooled', 0)}, queued {rep.get('queued')}, in flight {rep.get('in_flight')}"
-        )
-    elif name == "opentelemetry":
-        text = f"spans {rep['spans']}, exported {rep['exported']}"
-    else:
-        text = f"spans {rep['spans']}, handed to the exporter {rep['handed_to_exporter']} (all refused)"
-    return f"{text}; caller-thread connects while timed: {rep['caller_connects']}"
 
 
 def versions() -> str:
     names = ("tokentrail", "opentelemetry-sdk", "langfuse", "confluent-kafka")
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return ", ".join(found)
+    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
 
 
 def run_parent(args: argparse.Namespace) -> int:
@@ -367,37 +327,36 @@ def run_parent(args: argparse.Namespace) -> int:
     output = len(json.dumps([{"role": "assistant", "content": OUTPUT}], ensure_ascii=False).encode())
     print(f"python {platform.python_version()}, {versions()}")
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"one call = {payload} B of input messages + {output} B of output; {args.calls} calls x {args.rounds} rounds, {args.warmup} warm-up calls each")
+    print(f"one call = {payload} B of input messages + {output} B of output")
+    print(f"{args.calls} timed calls x {args.rounds} rounds per contender, after {args.warmup} warm-up calls")
     if args.pause_us:
         print(f"paced: {args.pause_us:g} us of sleep after each call (not timed; its CPU is measured and subtracted)")
     print(f"timer floor (two perf_counter_ns reads around a no-op call): {timer_floor_ns(args.calls):.0f} ns")
 
+    sys.path.insert(0, str(REPO / "scripts"))
     broker = None
     if "tokentrail" in args.contenders and not args.kafka:
-        sys.path.insert(0, str(REPO / "scripts"))
         from kafka_broker import KafkaBroker
 
         print("starting a local Kafka broker (scripts/kafka_broker.py) ...", flush=True)
         broker = KafkaBroker().start()
         args.kafka = broker.bootstrap
+    results: dict[str, list[dict]] = {name: [] for name in args.contenders}
     try:
         if "tokentrail" in args.contenders:
-            sys.path.insert(0, str(REPO / "scripts"))
             from kafka_broker import create_topic
 
             args.topic = create_topic(args.kafka, f"tokentrail.bench.{uuid.uuid4().hex[:8]}")
             print(f"Kafka at {args.kafka}, topic {args.topic}")
-        results: dict[str, list[dict]] = {name: [] for name in args.contenders}
         for r in range(args.rounds):
-            order = args.contenders[r % len(args.contenders):] + args.contenders[: r % len(args.contenders)]
-            for name in order:
+            shift = r % len(args.contenders)
+            for name in args.contenders[shift:] + args.contenders[:shift]:
                 res = spawn(name, args)
                 results[name].append(res)
                 s = sorted(res["samples"])
                 print(
-                    f"  round {r + 1} {name:<13} median {statistics.median(s) / 1000:7.2f} us  "
-                    f"p99 {percentile(s, 0.99) / 1000:8.2f} us  cpu/call {res['cpu_ns'] / args.calls / 1000:7.2f} us  "
-                    f"| {describe_delivery(name, res['report'])}",
+                    f"  round {r + 1} {name:<13} median {statistics.median(s) / 1000:7.2f} us  p99 {p99(s) / 1000:8.2f} us  "
+                    f"cpu/call {res['cpu_ns'] / args.calls / 1000:7.2f} us | {res['report']['text']}",
                     flush=True,
                 )
     finally:
@@ -413,19 +372,18 @@ def print_table(args: argparse.Namespace, summary: dict[str, dict]) -> int:
     print(f"{'':<20} {'median':>8} {'p99':>9} {'mean':>9}   {'total':>8} {'caller':>8} {'deferred':>8}   vs tokentrail")
     base = summary.get("tokentrail")
     for name, s in summary.items():
-        ratio = f"{s['median_us'] / base['median_us']:.1f}x" if base else ""
+        ratio = f"{s['median'] / base['median']:.1f}x" if base else ""
         print(
-            f"{LABELS[name]:<20} {s['median_us']:8.2f} {s['p99_us']:9.1f} {s['mean_us']:9.1f}   "
-            f"{s['cpu_us']:8.1f} {s['caller_cpu_us']:8.1f} {s['cpu_us'] - s['caller_cpu_us']:8.1f}   {ratio:>6}"
+            f"{LABELS[name]:<20} {s['median']:8.2f} {s['p99']:9.1f} {s['mean']:9.1f}   "
+            f"{s['cpu']:8.1f} {s['caller']:8.1f} {s['cpu'] - s['caller']:8.1f}   {ratio:>6}"
         )
     ok = True
-    if base:
-        for name, factor in GOALS.items():
-            if name in summary:
-                ratio = summary[name]["median_us"] / base["median_us"]
-                met = ratio >= factor
-                ok &= met
-                print(f"goal: tokentrail median <= 1/{factor:.0f} of {LABELS[name]}: {ratio:.1f}x -> {'met' if met else 'MISSED'}")
+    for name, factor in GOALS.items():
+        if base and name in summary:
+            ratio = summary[name]["median"] / base["median"]
+            ok &= ratio >= factor
+            verdict = "met" if ratio >= factor else "MISSED"
+            print(f"goal: tokentrail median <= 1/{factor:.0f} of {LABELS[name]}'s: it is 1/{ratio:.1f} -> {verdict}")
     incomplete = [LABELS[name] for name, s in summary.items() if not s["complete"]]
     if incomplete:
         print(f"WARNING: not every call was accounted for in: {', '.join(incomplete)} (see the round lines)")
@@ -435,10 +393,11 @@ def print_table(args: argparse.Namespace, summary: dict[str, dict]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="timed calls per contender per round (default 20000)")
-    parser.add_argument("--warmup", type=int, default=2_000, help="untimed calls before each timed loop")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the contender order rotates each round")
-    parser.add_argument("--pause-us", type=float, default=0.0, help="untimed sleep after each call, like a service between model calls (default 0: back to back)")
-    parser.add_argument("--kafka", default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"), help="broker host:port (default: $TOKENTRAIL_BENCH_KAFKA, else start one)")
+    parser.add_argument("--warmup", type=int, default=2_000, help="untimed calls before each timed loop (default 2000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the contender order rotates each round (default 3)")
+    parser.add_argument("--pause-us", type=float, default=0.0, help="untimed sleep after each call (default 0: back to back)")
+    parser.add_argument("--kafka", default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"), help="broker host:port "
+                        "(default: $TOKENTRAIL_BENCH_KAFKA, else a local broker is started)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)

@@ -105,6 +105,8 @@ _NOT_SECRET_NAME = re.compile(
     r"continuation|csrf|public|pub|primary|foreign|partition|sort|cache|idempotency|dedupe?|hash|"
     r"cursor|refresh[_.-]?interval)[_.-]?(?:tokens?|keys?)$|(?:keys?|tokens?|secrets?)[_.-]?(?:ids?|names?|"
     r"alias|path|file|size|length|type|count|usage|limit|arn|ref|url|uri|endpoint|version|field)$|"
+    r"[_.-](?:hint|policy|reset|strength|expiry|expires|expires[_.-]at|changed|updated|required|enabled|rotated|"
+    r"last[_.-]\w+|min|max|rules?|label|prompt|placeholder)$|"
     r"^(?:tokens|keys)$")
 _NAME_RE = re.compile(rf"(?i)^(?:[a-z0-9]+[_.-])*(?:{_PASSWORD_NAME}|{_SECRET_NAME})(?:[_.-][a-z0-9]+)*$")
 

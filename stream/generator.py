@@ -48,6 +48,8 @@ MALFORMED_KINDS = {"truncated": "not_json", "json_array": "not_object", "missing
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _TENANT_WEIGHT = {"northwind": 3, "acme": 3, "globex": 2, "initech": 2}
 _SPIKE = (0.72, 0.10, 2.0)  # window start and width (fractions of the duration), extra rate (x total)
+_SWAP = ("order-support", "gpt-4o", "gpt-4o-2024-11-20")  # for the first tenant: feature, model, new snapshot
+_EDITED = "refund-drafts"  # the feature whose system prompt is edited without a version bump
 
 
 @dataclass
@@ -159,8 +161,11 @@ class _Generator:
         self.sec_cache: dict[int, str] = {}
         self.system = dict(text.SYSTEM_PROMPTS)
         self.version = {f: s["prompt"][1] for f, s in text.FEATURES.items()}
-        self.swap: tuple | None = None  # ((tenant, feature, model), new response_model, from ms)
-        self.prompt_edit: tuple | None = None  # ((feature, version), new system text, from ms)
+        self.swap: tuple | None = None  # (new response_model, from ms), once the scenario ran
+        self.prompt_edit: tuple | None = None  # (new system text, from ms), once the scenario ran
+        # Events the silent changes may touch are tagged when built, and rewritten when emitted.
+        self.watch = ((config.tenants[0], *_SWAP[:2]), (_EDITED, self.version[_EDITED])) \
+            if config.with_anomalies else None
         self.tenant_w = [_TENANT_WEIGHT.get(t, 2) for t in config.tenants]
         self.mix = {t: text.TENANT_FEATURES.get(t, text.DEFAULT_FEATURES) for t in config.tenants}
         self.spike_tenant = config.tenants[1 % len(config.tenants)] if config.with_anomalies else None
@@ -190,17 +195,16 @@ class _Generator:
     def _drain(self, until: int | None) -> Iterator[str]:
         heap, truth, noise = self.heap, self.truth, self.noise
         while heap and (until is None or heap[0][0] <= until):
-            ts, _, ev = heapq.heappop(heap)
-            if self.swap or self.prompt_edit:
-                self._silent_changes(ev, ts)
-            line = _ENCODE(ev)
+            ts, _, kind, line, tag = heapq.heappop(heap)
+            if tag:
+                line = self._silent_change(line, tag, ts)
             truth.valid_events += 1
-            truth.events_by_type[ev["type"]] += 1
+            truth.events_by_type[kind] += 1
             self.recent.append((truth.lines, line))
             truth.lines += 1
             yield line
             if noise.random() < self.c.malformed_ratio:
-                bad, reason = self._malformed(ev)
+                bad, reason = self._malformed(json.loads(line))
                 truth.malformed[reason] = truth.malformed.get(reason, 0) + 1
                 truth.malformed_lines[truth.lines] = reason
                 truth.lines += 1
@@ -212,14 +216,17 @@ class _Generator:
                 truth.lines += 1
                 yield again
 
-    def _silent_changes(self, ev: dict, ts: int) -> None:
+    def _silent_change(self, line: str, tag: str, ts: int) -> str:
         """A change happens at one instant: events from then on carry it, in-flight traces included."""
-        if self.swap and ev["type"] == "output" and ev["response_model"] and ts >= self.swap[2]:
-            if (ev["tenant"], ev["feature"], ev["model"]) == self.swap[0]:
-                ev["response_model"] = self.swap[1]
-        if self.prompt_edit and ev["type"] == "prompt" and ts >= self.prompt_edit[2]:
-            if (ev["feature"], ev["prompt_version"]) == self.prompt_edit[0]:
-                ev["messages"] = [{"role": "system", "content": self.prompt_edit[1]}, *ev["messages"][1:]]
+        change = self.swap if tag == "swap" else self.prompt_edit
+        if change is None or ts < change[1]:
+            return line
+        ev = json.loads(line)
+        if tag == "prompt":
+            ev["messages"][0] = {"role": "system", "content": change[0]}
+        elif ev["response_model"]:  # failed calls report none
+            ev["response_model"] = change[0]
+        return _ENCODE(ev)
 
     def _malformed(self, ev: dict) -> tuple[str, str]:
         """A broken copy of the event just emitted (fresh event_id, so it never shadows a valid one)."""
@@ -269,7 +276,14 @@ class _Generator:
     def _push(self, tr: _Trace, kind: str, ts: int, span: str, parent: str | None, fields: dict) -> None:
         ev = {"schema_version": 1, "event_id": self._uuid(ts, self.rng), "type": kind, "ts": self._fmt(ts),
               "trace_id": tr.id, "span_id": span, "parent_span_id": parent, **tr.base, **fields}
-        heapq.heappush(self.heap, (ts, self.seq, ev))
+        tag = None
+        if self.watch and kind != "tool_call":
+            if kind == "output" and (tr.tenant, tr.feature, tr.model) == self.watch[0]:
+                tag = "swap"
+            elif kind == "prompt" and (tr.feature, fields["prompt_version"]) == self.watch[1]:
+                tag = "prompt"
+        # Serialised now: a pending line takes a fraction of the memory of a pending dict.
+        heapq.heappush(self.heap, (ts, self.seq, kind, _ENCODE(ev), tag))
         self.seq += 1
         self.produced += 1
 
@@ -451,7 +465,7 @@ class _Generator:
                 (0.22, lambda: self._polling(first_with("sql-analyst"))),
                 (0.30, lambda: self._cycle_loop(first_with("code-review"))),
                 (0.36, lambda: self._batch(first_with("ticket-triage"))),
-                (0.39, lambda: self._prompt_change(first_with("refund-drafts"))),
+                (0.39, lambda: self._prompt_change(first_with(_EDITED))),
                 (0.45, lambda: self._retry_storm(t[2 % len(t)])),
                 (0.50, self._prompt_bump),
                 (0.54, lambda: self._model_swap(t[0])),
@@ -545,12 +559,12 @@ class _Generator:
 
     def _prompt_change(self, tenant: str) -> None:
         """Refund-email v4 is edited in place; traffic on both sides makes the change observable."""
-        feature, (pid, ver) = "refund-drafts", text.FEATURES["refund-drafts"]["prompt"]
+        feature, (pid, ver) = _EDITED, text.FEATURES[_EDITED]["prompt"]
         for _ in range(3):
             self._trace(tenant, feature)
         old, new = self.system[(pid, ver)], text.CHANGED_SYSTEM_PROMPTS[(pid, ver)]
         self.system[(pid, ver)] = new
-        self.prompt_edit = ((feature, ver), new, self._clock())
+        self.prompt_edit = (new, self._clock())
         self.truth.prompt_change = {"feature": feature, "prompt_id": pid, "prompt_version": ver,
                                     "from_sha256": _sha256(old), "to_sha256": _sha256(new),
                                     "ts": self._fmt(self._clock())}
@@ -565,12 +579,12 @@ class _Generator:
 
     def _model_swap(self, tenant: str) -> None:
         """The provider serves a new snapshot under the same name for one (tenant, feature, model)."""
-        feature, model = "order-support", "gpt-4o"
+        feature, model, snapshot = _SWAP
         for _ in range(3):
             self._trace(tenant, feature, model)
-        self.swap = ((tenant, feature, model), "gpt-4o-2024-11-20", self._clock())
+        self.swap = (snapshot, self._clock())
         self.truth.model_swap = {"tenant": tenant, "feature": feature, "provider": "openai", "model": model,
-                                 "from": text.RESPONSE_MODELS[model], "to": self.swap[1],
+                                 "from": text.RESPONSE_MODELS[model], "to": snapshot,
                                  "ts": self._fmt(self._clock())}
         for _ in range(3):
             self._trace(tenant, feature, model)

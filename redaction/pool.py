@@ -1,0 +1,67 @@
+"""Worker processes for analysis: the multi-core option for a redaction-bound stream worker.
+
+Only detection runs in the workers (the CPU cost: regexes and NER). The key never leaves the
+parent: workers return spans, and the parent turns them into tokens and caches the results, so one
+cache serves every worker. Workers are spawned, not forked, because the host process (faust,
+confluent-kafka) runs threads that fork would copy in an undefined state; each worker loads the
+model once, at pool start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from .config import RedactionConfig
+from .secret_rules import Finding
+
+__all__ = ["WorkerPool"]
+
+_detector = None
+
+
+def _init(kwargs: dict) -> None:
+    global _detector
+    from .engine import Detector
+
+    _detector = Detector(RedactionConfig(**kwargs))
+
+
+def _ready(_: int) -> bool:
+    return _detector is not None
+
+
+def _find(texts: list[str]) -> list[list[Finding]]:
+    return _detector.find_many(texts)  # type: ignore[union-attr]
+
+
+class WorkerPool:
+    """`processes` spawned workers, each with its own Detector, started (and model loaded) now."""
+
+    def __init__(self, config: RedactionConfig, processes: int) -> None:
+        kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        kwargs["thresholds"] = dict(kwargs["thresholds"])  # a mappingproxy does not pickle
+        self.processes = processes
+        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init, initargs=(kwargs,))
+        assert all(self._executor.map(_ready, range(processes * 2)))
+
+    def find_many(self, texts: list[str]) -> list[list[Finding]]:
+        """Spans per text, in order; texts are split into one contiguous run per worker by size."""
+        total = sum(map(len, texts)) or 1
+        runs, current, size = [], [], 0
+        for text in texts:
+            current.append(text)
+            size += len(text)
+            if size >= total / self.processes * (len(runs) + 1) and len(runs) < self.processes - 1:
+                runs.append(current)
+                current = []
+        runs.append(current)
+        out: list[list[Finding]] = []
+        for part in self._executor.map(_find, [r for r in runs if r]):
+            out.extend(part)
+        return out
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
