@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Collector, ModelCall, ToolCall, TraceScope
+from .control import TraceHalted
 from .noop import NonRecordingCollector
 from .settings import ENV_BOOTSTRAP, ENV_ENVIRONMENT, ENV_SERVICE, ENV_TENANT, CollectorSettings, KafkaSettings, env_default
 from .transports import ConsoleTransport, InMemoryTransport, JsonlFileTransport, Transport
@@ -30,6 +31,7 @@ __all__ = [
     "KafkaSettings",
     "ModelCall",
     "ToolCall",
+    "TraceHalted",
     "TraceScope",
     "Transport",
     "close",

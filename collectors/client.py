@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from . import context
 from ._internal import guarded, rate_limited
+from .control import TraceHalted
 from .settings import CollectorSettings
 from .transports import Transport
 from .worker import BatchWorker
@@ -46,6 +47,8 @@ class Collector:
         self.tenant = tenant
         self._worker = BatchWorker(transport, settings or CollectorSettings())
         self.transport = transport
+        self._halts: Any = None  # a HaltListener once the kill switch is on
+        self._on_halt: Callable[[str, dict[str, Any]], None] | None = None
         if register_atexit:
             atexit.register(self.close)
 
@@ -95,6 +98,25 @@ class Collector:
             return ToolCall(self, None, None, None, None)(name)
         return ToolCall(self, name, arguments, call_id, feature)
 
+    def enable_kill_switch(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str = "tokentrail.control",
+        on_halt: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Honour halt records from the processor: a model call in a halted trace raises `TraceHalted`
+        (or calls `on_halt(trace_id, record)` instead, if given). Opt-in; starts a consumer thread.
+        """
+        from .control import HaltListener
+
+        self._halts = HaltListener(bootstrap_servers, topic)
+        self._on_halt = on_halt
+
+    def halted(self, trace_id: str) -> dict[str, Any] | None:
+        """The halt record for a trace if the kill switch is on and the trace is halted."""
+        return self._halts.halted(trace_id) if self._halts is not None else None
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver what is queued, waiting at most `timeout` seconds. True if everything went out."""
         try:
@@ -106,6 +128,8 @@ class Collector:
     def close(self, timeout: float = 5.0) -> bool:
         """Flush and stop. Undelivered events stay in the transport's spool for the next run."""
         try:
+            if self._halts is not None:
+                self._halts.close()
             return self._worker.close(timeout)
         except Exception:  # noqa: BLE001
             rate_limited.warning("close", "tokentrail: close failed", exc_info=True)
@@ -192,15 +216,33 @@ class ModelCall:
                 context.current(), args[3], args[8], args[9], None, dict(attributes) if attributes else None
             )
             self._token = context.activate(ctx)
+            if self._c._halts is not None:
+                self._check_halt(ctx.trace_id)
             # Snapshot: agents append to their message history after the call.
             self._messages = list(args[2])
             self._params = dict(args[6]) if args[6] else {}
             self._tools = list(args[7]) if args[7] else []
             self._c._worker.submit((_build_prompt, self, time.time()))
+        except TraceHalted:
+            raise
         except Exception:  # noqa: BLE001
             rate_limited.warning("model_call enter", "tokentrail: internal error in model_call", exc_info=True)
         self._t0 = time.perf_counter()
         return self
+
+    def _check_halt(self, trace_id: str) -> None:
+        """The kill switch (opt-in): the one place the collector raises into the caller, by request."""
+        record = self._c._halts.halted(trace_id)
+        if record is None:
+            return
+        if self._c._on_halt is not None:
+            self._c._on_halt(trace_id, record)  # the user decides; if it returns, the call goes ahead
+            return
+        if self._token is not None:
+            context.deactivate(self._token)
+            self._token = None
+        self._ctx = None  # nothing is emitted for a call that never happens
+        raise TraceHalted(trace_id, record)
 
     async def __aenter__(self) -> "ModelCall":
         return self.__enter__()

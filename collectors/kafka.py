@@ -57,6 +57,9 @@ class KafkaTransport:
             "batch.num.messages": 10_000,
             "compression.type": "lz4",
             "enable.idempotence": True,
+            # Java's partitioner: Kafka Streams, faust (aiokafka) and other languages' clients agree
+            # on the partition of a trace_id, so the worker's per-trace state sits with its events.
+            "partitioner": "murmur2_random",
             "queue.buffering.max.messages": 100_000,
             "queue.buffering.max.kbytes": 128 * 1024,
             "message.timeout.ms": self.settings.message_timeout_ms,

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .config import AUTO_MODEL, AUTO_MODEL_CANDIDATES, NER_ENTITIES, OPTIONAL_NER_ENTITIES, RedactionConfig
-from .pii import PiiScanner, ner_findings
+from .names import ner_findings
+from .pii import PiiScanner
 from .secret_rules import Finding, SecretScanner
 
 __all__ = ["Detector", "resolve_overlaps", "model_installed", "MODEL_INSTALL_HINT"]
@@ -67,6 +68,18 @@ def _load_ner(name: str):
     nlp = spacy.load(name, exclude=[p for p in pipeline if p not in keep])
     nlp.max_length = max(nlp.max_length, _CHUNK * 2)
     return nlp
+
+
+def _chunks(text: str):
+    """Pieces of at most _CHUNK characters, cut at whitespace so no name is split in two."""
+    offset = 0
+    while offset < len(text):
+        end = min(len(text), offset + _CHUNK)
+        if end < len(text):
+            cut = text.rfind(" ", offset + _CHUNK // 2, end)
+            end = cut if cut > offset else end
+        yield offset, text[offset:end]
+        offset = end
 
 
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
@@ -132,8 +145,8 @@ class Detector:
             for i, text in enumerate(texts):
                 if _CAPITALISED.search(text) is None:
                     continue
-                for offset in range(0, len(text), _CHUNK):
-                    pieces.append(text[offset:offset + _CHUNK])
+                for offset, piece in _chunks(text):
+                    pieces.append(piece)
                     where.append((i, offset))
             docs = self.nlp.pipe(pieces, batch_size=self.config.ner_batch_size)
             for (i, offset), doc in zip(where, docs):

@@ -1,13 +1,13 @@
-"""PII: Presidio's pattern recognizers behind cheap gates, and spaCy NER spans, both filtered.
+"""PII from Presidio's own pattern recognizers, behind cheap gates and telemetry-aware filters.
 
 Presidio's AnalyzerEngine runs every recognizer over every text and tokenizes each text with
 spaCy first. Here each recognizer is called directly, and only when a one-regex gate says it
-could match (no '@', no email recognizer; fewer than seven digits, no phone matcher), because
-in telemetry most strings hold none of these. The context boost Presidio's lemma enhancer gives
-(+0.35, at least 0.4, when a context word is among the five words before a match) is applied
-from the raw text, so it works in pattern-only mode too. Filters after each recognizer drop the
-look-alikes that make over-redaction: numbers glued to identifiers (ORD-2026-3718739), internal
-and loopback addresses, version numbers shaped like IPs, tool and model names tagged as people.
+could match (no '@', no email recognizer; no run of seven digits, no phone matcher, which then
+only sees windows around those runs), because in telemetry most strings hold none of these. The
+context boost Presidio's lemma enhancer gives (+0.35, at least 0.4, when a context word is among
+the five words before a match) is applied from the raw text, so it works in pattern-only mode
+too. Filters after each recognizer drop the look-alikes that make over-redaction: numbers glued
+to identifiers (ORD-2026-3718739), internal and loopback addresses, versions shaped like IPs.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ from typing import Callable
 import tldextract
 
 from .config import RedactionConfig
+from .names import context_findings
 from .secret_rules import Finding
 
-__all__ = ["PiiScanner", "ner_findings", "NER_LABELS"]
+__all__ = ["PiiScanner"]
 
 log = logging.getLogger("tokentrail.redaction")
 
-PII_PRIORITY, NER_PRIORITY = 30, 20
-# spaCy labels -> Presidio entities (Presidio's mapping, plus FAC: streets and buildings).
-NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-              "ORG": "ORGANIZATION", "NORP": "NRP", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+PII_PRIORITY = 30
+# Where two PII recognizers claim one span, the validated, more specific one names it:
+# 078-05-1120 is an SSN before it is a phone number, a Luhn-valid card before either.
+_PRIORITY = {"CREDIT_CARD": 36, "IBAN_CODE": 36, "CRYPTO": 36, "US_SSN": 35, "EMAIL_ADDRESS": 34,
+             "IP_ADDRESS": 33, "PHONE_NUMBER": PII_PRIORITY}
 
 # Suffix data from tldextract's bundled snapshot: no network, no disk cache (DESIGN pitfall).
 _OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
@@ -64,7 +66,8 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
 
 
 # Gates: one cheap search that must succeed before a recognizer runs at all.
-_SEVEN_DIGITS = re.compile(r"(?:\d[\s().+/-]{0,3}){7}")
+# Seven digits in a row or split by phone separators, not glued to an identifier (ORD-2026-3718739).
+_SEVEN_DIGITS = re.compile(r"(?<![\w-])[+(]?\d(?:[ \t().-]{0,3}\d){6,}")
 GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": _SEVEN_DIGITS,
@@ -72,7 +75,7 @@ GATES: dict[str, re.Pattern[str]] = {
     "IBAN_CODE": re.compile(r"(?i)\b[a-z]{2}\d{2}[ ]?[a-z0-9]{4}"),
     "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}"),
     "US_SSN": re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}"),
-    "CRYPTO": re.compile(r"(?:bc1|[13])[a-km-zA-HJ-NP-Z1-9]{25}"),
+    "CRYPTO": re.compile(r"(?:bc1|[13])[a-zA-Z0-9]{25}"),
     "URL": re.compile(r"(?i)https?:|www\.|\.[a-z]{2,}\b"),
     "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),
     "US_BANK_NUMBER": re.compile(r"\d{8}"), "US_PASSPORT": re.compile(r"\d{8}"),
@@ -95,8 +98,8 @@ def _glued(text: str, start: int, end: int) -> bool:
 
 def _keep_phone(text: str, start: int, end: int, context: bool) -> bool:
     value = text[start:end]
-    if _glued(text, start, end):
-        return False
+    if _glued(text, start, end) or sum(c.isdigit() for c in value) < 7:
+        return False  # some regions validate five-digit service numbers: in telemetry that is a price
     bare = value.isdigit()  # 4155550100: ids and timestamps look like this too; needs a phone word
     return not bare or context
 
@@ -117,8 +120,8 @@ def _keep_ip(text: str, start: int, end: int, context: bool) -> bool:
 
 
 def _keep_email(text: str, start: int, end: int, context: bool) -> bool:
-    # user:pass@host in a URL is a credential (secret rules), not an email address.
-    return not re.search(r"://[^\s/@]*:$", text[max(0, start - 200):start]) and not text[start:end].startswith("git@")
+    # user:pass@host or token@host in a URL is a credential (secret rules), not an email address.
+    return not re.search(r"://[^\s/@]*$", text[max(0, start - 200):start]) and not text[start:end].startswith("git@")
 
 
 def _keep_number(text: str, start: int, end: int, context: bool) -> bool:
@@ -153,13 +156,18 @@ class PiiScanner:
                 rec = factories[entity](config)
                 context = tuple(w.lower() for w in (getattr(rec, "context", None) or ()))
                 self.patterns.append(_Pattern(entity, rec, GATES.get(entity), context, config.threshold(entity)))
+        self._kv_entities = frozenset(config.entities) & {"PERSON", "LOCATION", "PHONE_NUMBER"}
 
     def scan(self, text: str) -> list[Finding]:
-        out: list[Finding] = []
+        out: list[Finding] = context_findings(text, self._kv_entities) if self._kv_entities else []
         for p in self.patterns:
-            if p.gate is not None and p.gate.search(text) is None:
+            if p.entity in _WINDOWED:
+                results = self._windowed(p, text)
+            elif p.gate is not None and p.gate.search(text) is None:
                 continue
-            for r in p.recognizer.analyze(text, [p.entity], None):  # type: ignore[attr-defined]
+            else:
+                results = p.recognizer.analyze(text, [p.entity], None)  # type: ignore[attr-defined]
+            for r in results:
                 before = _words_before(text, r.start)
                 has_context = any(c in w for w in before for c in p.context) if p.context else False
                 score = r.score
@@ -172,60 +180,36 @@ class PiiScanner:
                 keep = KEEP.get(p.entity)
                 if keep is not None and not keep(text, r.start, r.end, has_context):
                     continue
-                out.append(Finding(r.start, r.end, p.entity, score, PII_PRIORITY))
+                out.append(Finding(r.start, r.end, p.entity, score, _PRIORITY.get(p.entity, 25)))
         return out
+
+
+    @staticmethod
+    def _windowed(p: _Pattern, text: str) -> list:
+        """Run a costly recognizer only on windows around its gate's matches, not the whole text.
+
+        python-phonenumbers scans the whole text once per region; a phone number is local, so the
+        same matches come out of a window that reaches the surrounding whitespace."""
+        spans: list[list[int]] = []
+        for m in p.gate.finditer(text):  # type: ignore[union-attr]
+            start = text.rfind(" ", 0, max(0, m.start() - 24)) + 1
+            end = text.find(" ", m.end() + 24)
+            end = len(text) if end < 0 else end
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        results = []
+        for start, end in spans:
+            for r in p.recognizer.analyze(text[start:end], [p.entity], None):  # type: ignore[attr-defined]
+                r.start += start
+                r.end += start
+                results.append(r)
+        return results
+
+
+_WINDOWED = frozenset({"PHONE_NUMBER"})
 
 
 def _words_before(text: str, start: int, count: int = 5) -> list[str]:
     return [w.lower() for w in _WORD.findall(text[max(0, start - 80):start])[-count:]]
-
-
-# -- NER ------------------------------------------------------------------------------------
-
-# Names spaCy's small English model tags as PERSON/LOCATION in technical text; never personal.
-TECH_TERMS = frozenset("""
-openai anthropic claude sonnet haiku opus gemini gpt llama mistral mixtral gemma qwen deepseek grok
-cohere bedrock vertex azure aws gcp kafka redis postgres postgresql mysql sqlite clickhouse grafana
-prometheus kubernetes docker python java rust golang node nodejs react django flask fastapi pydantic
-spacy presidio github gitlab slack stripe jira confluence sentry datadog langchain langfuse pytorch
-tensorflow numpy pandas linux ubuntu debian nginx terraform ansible jenkins vllm ollama huggingface
-hugging face json yaml http https sql api sdk cli utc oauth jwt ssh tls ssl dns cdn s3 ec2 lambda
-faust chdb tokentrail openapi graphql grpc webhook celery airflow dbt snowflake bigquery databricks
-elasticsearch opensearch mongodb cassandra rabbitmq pagerduty opsgenie okta auth0 vercel netlify
-cloudflare heroku supabase firebase twilio sendgrid mailgun shopify salesforce hubspot zendesk
-intercom notion linear figma vscode copilot cursor chatgpt bard
-""".split())
-_CODE_CHARS = re.compile(r"[_/\\=<>{}\[\]@#$%|`*~^]|://|\w\.\w|\(\)")
-
-
-def _keep_ner(entity: str, span: str) -> bool:
-    tokens = span.split()
-    if not tokens or len(span) < 2 or _CODE_CHARS.search(span):
-        return False
-    if not any(t[:1].isupper() for t in tokens):
-        return False  # spaCy tags lowercase identifiers; names are written capitalised
-    if all(t.lower().strip(".,'\"") in TECH_TERMS or t.isupper() and len(t) <= 5 for t in tokens):
-        return False  # "Claude Sonnet", "Kafka", "EMEA", "UTC": tools, vendors, acronyms
-    if entity == "PERSON" and any(c.isdigit() for c in span):
-        return False
-    return True
-
-
-def ner_findings(doc, offset: int, entities: frozenset[str], thresholds: dict[str, float]) -> list[Finding]:
-    """PERSON/LOCATION (and optional NER entities) from a spaCy Doc, shifted by `offset`."""
-    out = []
-    for ent in doc.ents:
-        entity = NER_LABELS.get(ent.label_)
-        if entity is None or entity not in entities:
-            continue
-        text = ent.text
-        stripped = text.strip(" \t\n.,;:!?\"'()")
-        if stripped.endswith("'s"):
-            stripped = stripped[:-2]
-        if not stripped or not _keep_ner(entity, stripped):
-            continue
-        start = ent.start_char + text.find(stripped)
-        score = 0.85  # Presidio's fixed NER score: spaCy gives none
-        if score >= thresholds.get(entity, 0.5):
-            out.append(Finding(offset + start, offset + start + len(stripped), entity, score, NER_PRIORITY))
-    return out

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import SECRET_ENTITIES, RedactionConfig
 from .engine import MODEL_INSTALL_HINT, Detector
+from .names import pii_key_entity, pii_value_fits
 from .secret_rules import Finding, is_placeholder, secret_name_entity
 
 __all__ = ["Redactor", "normalise"]
@@ -52,7 +53,7 @@ def normalise(entity: str, value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _key_entity(name: str) -> str | None:
-    return secret_name_entity(name)
+    return secret_name_entity(name) or pii_key_entity(name)
 
 
 class _LRU:
@@ -101,6 +102,7 @@ class Redactor:
         self.detector = Detector(self.config)
         self._cache = _LRU(self.config.cache_size)
         self._allow = frozenset(self.config.allow_list)
+        self._entities = frozenset(self.config.entities)
         self._raw_pii = self.config.store_raw_text
         self._pool = None
         if self.config.processes > 1:
@@ -152,6 +154,10 @@ class Redactor:
     def cache_stats(self) -> dict[str, int]:
         return {"hits": self._cache.hits, "misses": self._cache.misses, "size": len(self._cache.data)}
 
+    def clear_cache(self) -> None:
+        """Forget cached results (benchmarks measure a cold start with it)."""
+        self._cache = _LRU(self.config.cache_size)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
@@ -171,15 +177,18 @@ class Redactor:
         if not d.ner_entities:
             message = "redaction: no NER entities configured; patterns and secret rules only"
         elif d.pattern_only and self.config.nlp_model is None:
-            message = "redaction: pattern-only by configuration (nlp_model=None): PERSON/LOCATION are not detected"
+            message = ("redaction: pattern-only by configuration (nlp_model=None): PERSON/LOCATION only where "
+                       "context gives them away (Mr./Dear/'my name is', street addresses, name and address fields)")
         elif d.pattern_only:
             message = ("redaction: no spaCy NER model installed, running pattern-only (Presidio recognizers and "
-                       f"secret rules): PERSON/LOCATION are not detected. For NER: {MODEL_INSTALL_HINT}")
+                       "secret rules): PERSON/LOCATION only where context gives them away (Mr./Dear/'my name is', "
+                       f"street addresses, name and address fields). For NER: {MODEL_INSTALL_HINT}")
         else:
             message = f"redaction: NER with spaCy model {d.model_name} (components: {', '.join(d.nlp.pipe_names)})"
         if message not in _announced:
             _announced.add(message)
-            (log.warning if d.pattern_only and d.ner_entities else log.info)(message)
+            unexpected = d.pattern_only and d.ner_entities and self.config.nlp_model is not None
+            (log.warning if unexpected else log.info)(message)
 
     def _results(self, texts: list[str]) -> dict[str, tuple[str | None, tuple]]:
         results: dict[str, tuple[str | None, tuple]] = {}
@@ -224,9 +233,9 @@ class Redactor:
     def _rebuild(self, value: Any, results: dict, counts: Counter[str], key_entity: str | None) -> Any:
         if isinstance(value, str):
             redacted, found = results[value]
-            if key_entity is not None and not any(e in _SECRETS for e, _ in found) and _whole_value(key_entity, value):
+            if key_entity is not None and key_entity in self._entities and self._whole_value(key_entity, value, found):
                 counts[key_entity] += 1
-                return self.token(key_entity, value)
+                return value if self._raw_pii and key_entity not in _SECRETS else self.token(key_entity, value)
             counts.update(dict(found))
             return value if redacted is None else redacted
         if isinstance(value, dict):
@@ -236,15 +245,22 @@ class Redactor:
             return [self._rebuild(v, results, counts, key_entity) for v in value]
         return value
 
+    def _whole_value(self, entity: str, value: str, found: tuple) -> bool:
+        """A string under a secret- or person-named key ("password", "customer_name") is that thing.
 
-def _whole_value(entity: str, value: str) -> bool:
-    """A string under a secret-named key ("password", "api_key") is the secret itself."""
-    value = value.strip()
-    if not value or is_placeholder(value) or _TOKEN.match(value):
-        return False
-    if entity == "PASSWORD":
-        return len(value) >= 3
-    return len(value) >= 8 and not any(c.isspace() for c in value)
+        Unless the text rules already found a secret in it (then their finer spans are used), or,
+        for PII keys, anything at all; and never a placeholder or an existing token.
+        """
+        stripped = value.strip()
+        if not stripped or is_placeholder(stripped) or _TOKEN.match(stripped) or stripped in self._allow:
+            return False
+        if entity in _SECRETS:
+            if any(e in _SECRETS for e, _ in found):
+                return False
+            if entity == "PASSWORD":
+                return len(stripped) >= 3
+            return len(stripped) >= 8 and not any(c.isspace() for c in stripped)
+        return not found and pii_value_fits(entity, stripped)
 
 
 def _collect(value: Any, out: dict[str, None]) -> None:

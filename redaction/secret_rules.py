@@ -99,7 +99,7 @@ _ASSIGN = r"""["']?[ \t]*(?:=|:|=>|:=|\?=)[ \t]*"""
 _PASSWORD_NAME = r"(?:passw(?:or)?d|passwd|passphrase|pwd|[a-z0-9]+[_.-]pass)"
 _SECRET_NAME = (r"(?:api[_.-]?key|apikey|secret|token|access[_.-]?key|private[_.-]?key|auth[_.-]?key"
                 r"|credentials?|creds|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key"
-                r"|session[_.-]?(?:id|key)|cookie)")
+                r"|session(?:[_.-]?(?:id|key|token))?|cookie)")
 _NOT_SECRET_NAME = re.compile(
     r"(?i)(?:^|[_.-])(?:max|input|output|total|cached|reasoning|completion|prompt|num|n|page|next|"
     r"continuation|csrf|public|pub|primary|foreign|partition|sort|cache|idempotency|dedupe?|hash|"
@@ -275,6 +275,6 @@ class SecretScanner:
             entity = "PASSWORD" if is_password else "SECRET"
             if entity not in self.entities:
                 continue
-            if (is_password and _mixed(value)) or (not is_password and _high_entropy(value) and len(value) >= 12):
+            if (is_password and _mixed(value)) or (not is_password and len(value) >= 16 and _high_entropy(value, 3.0)):
                 out.append(Finding(start, end, entity, 1.0, 50))
         return out

@@ -187,9 +187,10 @@ class _Generator:
         """Stream time for the current progress (share of `events` produced): events are spread
         evenly over the duration, except that the spike window packs (1 + extra) times as many."""
         p, (p1, p2) = self.produced / self.c.events, self.spike_window
-        a, w, e = _SPIKE
-        k = 1 + w * e
-        f = p if not self.spike_tenant else p * k if p < p1 else a + (p - p1) * k / (1 + e) if p < p2 else p * k - w * e
+        (a, w, e), f = _SPIKE, p
+        if self.spike_tenant:
+            k = 1 + w * e
+            f = p * k if p < p1 else a + (p - p1) * k / (1 + e) if p < p2 else p * k - w * e
         return self.t0 + int(min(f, 1.0) * self.span)
 
     def _drain(self, until: int | None) -> Iterator[str]:
@@ -291,9 +292,9 @@ class _Generator:
               error: tuple[str, str] | None = None, tools: tuple = ()) -> str:
         """One model call: a prompt, then its output after the latency. Returns the span id."""
         rng, span, t = self.rng, f"{self.rng.getrandbits(64):016x}", tr.t
-        prompt = {**tr.call, "messages": list(msgs), "params": tr.params}
+        prompt = {**tr.call, "messages": msgs, "params": tr.params}  # serialised at once: no copy needed
         if tools:
-            prompt["tools"] = list(tools)
+            prompt["tools"] = tools
         self._push(tr, "prompt", t, span, None, prompt)
         self.truth.model_calls += 1
         if tr.model in text.UNPRICED_MODELS:
@@ -443,10 +444,12 @@ class _Generator:
                 return
             msgs.append({"role": "assistant", "content": ""})
             for call in calls:
-                result = text.tool_result(call["name"], call["arguments"], rng)
-                if "tool" in tr.leaks:
+                result, status = text.tool_result(call["name"], call["arguments"], rng), "ok"
+                if rng.random() < 0.03:  # tools fail too; the model then answers without the data
+                    result, status = {"error": f"{rng.choice(text.ERROR_CODES)}: upstream did not respond"}, "error"
+                elif "tool" in tr.leaks:
                     result = {"result": result, "note": self._with(tr, "tool", "").strip()}
-                self._tool(tr, span, call, result)
+                self._tool(tr, span, call, result, status)
                 msgs.append({"role": "tool", "content": _as_text(result), "tool_call_id": call["id"],
                              "name": call["name"]})
         self._complete(tr, msgs, text.output_text(tr.feature, rng, tr.slots), tools)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -36,6 +37,10 @@ class WorkerConfig:
     clickhouse: str | None = None
     events_topic: str = "tokentrail.events"
     deadletter_topic: str = "tokentrail.deadletter"
+    alerts_topic: str = "tokentrail.alerts"
+    control_topic: str = "tokentrail.control"
+    partitions: int = 6  # for a topic the worker has to create
+    halt_on: tuple[str, ...] = ()  # loop kinds that publish a halt record to the control topic
     group: str = "tokentrail-worker"
     batch_size: int = 2_000
     batch_within: float = 0.5
@@ -48,8 +53,13 @@ class WorkerConfig:
             raise ValueError(f"the worker needs Kafka: pass --kafka host:9092 or set {ENV_KAFKA}")
         if self.batch_size <= 0 or self.batch_within <= 0:
             raise ValueError("--batch-size and --batch-within must be positive")
-        if not self.events_topic or not self.deadletter_topic:
+        if not all((self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)):
             raise ValueError("topic names must not be empty")
+        from .detectors.loops import KINDS
+
+        unknown = set(self.halt_on) - set(KINDS)
+        if unknown:
+            raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
 
 
 def batch_token(inbound: list[Inbound]) -> str:
@@ -67,12 +77,10 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     """The faust app with its one agent. `pipeline`/`sink` may be injected (tests inject faults)."""
     import faust
 
+    from .detectors import LoopConfig
     from .runtime import make_pipeline, open_store
 
-    if pipeline is None:
-        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key)
-    if sink is None:
-        _, sink = open_store(config.clickhouse)
+    partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = faust.App(
         config.group,
         broker=f"kafka://{config.kafka}",
@@ -82,17 +90,31 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
+        topic_partitions=partitions,
         producer_linger_ms=5,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
-    events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    deadletters = app.topic(config.deadletter_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(config.events_topic, partitions=partitions, **raw)
+    deadletters = app.topic(config.deadletter_topic, **raw)
+    alerts = app.topic(config.alerts_topic, **raw)
+    control = app.topic(config.control_topic, compacting=True, **raw)
+    # Loop-detector state, keyed like the events topic (raw trace_id bytes, same partitions, the
+    # producer's murmur2 partitioner), so each worker restores exactly the traces it consumes.
+    # key_type=bytes makes faust use the raw serializer for keys, in the changelog and in recovery.
+    loop_table = app.Table("loop-state", default=None, key_type=bytes, partitions=partitions, use_partitioner=True)
+    if pipeline is None:
+        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key,
+                                 loops=LoopConfig(halt_on=frozenset(config.halt_on)), loop_state=TraceKeyedTable(loop_table))
+    if sink is None:
+        _, sink = open_store(config.clickhouse)
 
     @app.task
     async def declare_topics() -> None:
-        # The agent's topic is declared by faust; the dead-letter topic is only sent to.
-        await deadletters.maybe_declare()
+        # The agent's topic is declared by faust; these are only sent to.
+        for topic in (deadletters, alerts, control):
+            await topic.maybe_declare()
 
     @app.agent(events, concurrency=1)
     async def process(stream: Any) -> None:
@@ -107,11 +129,65 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
             await loop.run_in_executor(None, sink.write_batch, batch.rows, batch_token(inbound))
             for row in batch.rows.get("deadletter", []):
                 await deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
+            for detection in batch.detections:
+                key = detection["trace_id"].encode()
+                await alerts.send(key=key, value=to_json(detection))
+                if detection.get("halt"):
+                    await control.send(key=key, value=halt_record(detection))
             for event in taken:
                 await stream.ack(event)
 
     app.tokentrail_config = config  # for introspection in tests
     return app
+
+
+class TraceKeyedTable(MutableMapping):
+    """The faust Table seen as a str-keyed mapping: keys go to Kafka as the raw trace_id bytes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Any:
+        return (k.decode() if isinstance(k, bytes) else k for k in list(self.table.keys()))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def to_json(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, default=str, sort_keys=True).encode()
+
+
+def halt_record(detection: dict[str, Any]) -> bytes:
+    """What a collector's kill switch reads from the control topic (compacted, keyed by trace)."""
+    return to_json({"trace_id": detection["trace_id"], "halt": True, "kind": detection["kind"], "repeats": detection["repeats"],
+                    "detection_id": detection["detection_id"], "detected_at": detection["detected_at"]})
+
+
+def _partition_count(bootstrap: str, topic: str) -> int | None:
+    """Partitions of an existing topic (the state table must match them), or None if it does not exist yet."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - report it the way a config error is reported
+        raise ValueError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return None
+    return len(found.partitions)
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -126,6 +202,9 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser.add_argument("--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)")
     parser.add_argument("--events-topic", default=os.environ.get("TOKENTRAIL_EVENTS_TOPIC", "tokentrail.events"))
     parser.add_argument("--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter"))
+    parser.add_argument("--alerts-topic", default=os.environ.get("TOKENTRAIL_ALERTS_TOPIC", "tokentrail.alerts"))
+    parser.add_argument("--control-topic", default=os.environ.get("TOKENTRAIL_CONTROL_TOPIC", "tokentrail.control"))
+    parser.add_argument("--halt-on", default="", metavar="KINDS", help="comma-separated loop kinds that publish a halt for the trace (kill switch)")
     parser.add_argument("--group", default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"), help="consumer group / faust app id")
     parser.add_argument("--batch-size", type=int, default=2_000)
     parser.add_argument("--batch-within", type=float, default=0.5, help="seconds to wait for a batch to fill")
@@ -136,6 +215,7 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     args = parser.parse_args(list(argv))
     config = WorkerConfig(
         kafka=args.kafka, clickhouse=args.clickhouse, events_topic=args.events_topic, deadletter_topic=args.deadletter_topic,
+        alerts_topic=args.alerts_topic, control_topic=args.control_topic, halt_on=tuple(k for k in args.halt_on.split(",") if k),
         group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
         data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key,
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -198,6 +201,7 @@ def test_traffic_is_varied_and_realistic(events):
     assert all(e["usage"]["reasoning_tokens"] > 0 for e in outputs if e["model"] == "o3-mini" and e["error"] is None)
     assert sum(e["usage"]["cached_input_tokens"] > 0 for e in outputs) > len(outputs) / 3
     assert any(e["session_id"] for e in events)
+    assert {"ok", "error"} == {e["tool"]["status"] for e in _only(events, "tool_call")}
 
 
 def test_system_prompt_repeats_per_template_and_user_messages_are_unique(events, traffic):
@@ -388,3 +392,15 @@ def test_main_writes_json_lines_and_truth(tmp_path, capsys):
     config = GeneratorConfig(seed=3, events=300, duration=timedelta(minutes=5), malformed_ratio=0,
                              redelivery_ratio=0, with_anomalies=False)
     assert lines == generate(config).lines
+
+
+def test_output_does_not_depend_on_the_process():
+    """Hash randomisation differs per process; the bytes must not."""
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run([sys.executable, "-m", "tokentrail.stream.generator", "400"],
+                             capture_output=True, env=env, check=True)
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].decode().splitlines() == generate(GeneratorConfig(events=400)).lines

@@ -52,7 +52,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) 
 
 def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_size: int = 2000, script: list[str] | None = None,
                  extra: list[str] = ()) -> subprocess.Popen[bytes]:
-    command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker"]
+    command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker", "--loglevel", "info"]
     args = ["--kafka", bootstrap, "--clickhouse", f"chdb://{store}", "--events-topic", topic,
             "--deadletter-topic", f"{topic}.deadletter", "--group", group, "--batch-size", str(batch_size),
             "--data-dir", str(store.parent / f"faust-{group}"), "--allow-ephemeral-key", *extra]

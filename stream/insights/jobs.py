@@ -1,0 +1,283 @@
+"""The store job: query `calls`, compute variance, changes and budget breaches, write the results.
+
+Why a job over the store (see the package docstring): exact across workers, idempotent, the same
+in the embedded runner and the faust worker. The pure parts live in `variance`, `changes` and
+`budgets`; this module is the I/O edge. ClickHouse does the heavy lifting (counts, integer token
+sums, exact percentiles, distinct hashes, first occurrences, spend per 5-minute bucket); Python
+only gets small aggregates plus at most SAMPLE_LIMIT output texts per group-window.
+
+Idempotency: every result row has a deterministic key, the job writes only rows that are new
+or whose numbers changed (so a second run stores nothing), and each insert carries a dedup
+token derived from its content. `run_insights` returns the changes and breaches that were not
+stored before, for the caller to publish to the alerts topic; if that publish fails after the
+write, the alert is lost for this run, so callers that need at-least-once alerts should key
+their outbox on `change_id` / `breach_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .budgets import BudgetConfig, Breach, SpendBucket, evaluate_budgets, load_budgets
+from .changes import KINDS, Change, ChangeKey, Observation, detect_changes
+from .variance import SAMPLE_LIMIT, GroupAggregate, metrics, sample_order, similarity_document
+
+__all__ = ["InsightResult", "run_insights", "closing_time", "compute_variance", "find_changes", "VARIANCE_KEY", "VARIANCE_METRICS"]
+
+log = logging.getLogger(__name__)
+
+VARIANCE_KEY = ("window_start", "tenant", "feature", "prompt_version", "model")
+VARIANCE_METRICS = ("calls", "output_tokens_mean", "output_tokens_stddev", "output_tokens_cv", "latency_p50", "latency_p95",
+                    "distinct_output_ratio", "similarity", "similarity_sample", "tool_path_diversity")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_GROUP = "tenant, feature, prompt_version, model"
+
+
+@dataclass
+class InsightResult:
+    """What one run computed: every closed group-window in range, and what is NEW since the last runs."""
+
+    variance_rows: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # not stored before this run
+    breaches: list[Breach] = field(default_factory=list)  # not stored before this run
+    written: dict[str, int] = field(default_factory=dict)  # rows inserted per table
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent per part
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Messages for the alerts topic: the new changes, then the new breaches."""
+        return [c.to_alert() for c in self.changes] + [b.to_alert() for b in self.breaches]
+
+
+def utc(ts: datetime) -> datetime:
+    """ClickHouse hands DateTime64(3, 'UTC') back naive; everything here is aware UTC."""
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def floor_time(ts: datetime, seconds: int) -> datetime:
+    """Start of the epoch-aligned interval holding `ts`, as ClickHouse toStartOfInterval computes it."""
+    ms = int((utc(ts) - _EPOCH) / timedelta(milliseconds=1))
+    return _EPOCH + timedelta(seconds=ms // (seconds * 1000) * seconds)
+
+
+def closing_time(client: Any, *, database: str = "tokentrail", window_seconds: int = 300) -> datetime | None:
+    """A `now` that closes every window holding a stored call (replay and embedded mode); None if empty."""
+    latest, count = client.query(f"SELECT max(ts), count() FROM {database}.calls").result_rows[0]
+    return floor_time(latest, window_seconds) + timedelta(seconds=window_seconds) if count else None
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters, datetimes as aware UTC, unset ones left out."""
+    return {k: utc(v) if isinstance(v, datetime) else v for k, v in values.items() if v is not None}
+
+
+def _digest(parts: list[Any]) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# -- variance -----------------------------------------------------------------------------------
+
+
+def compute_variance(client: Any, *, database: str, window_seconds: int | None, lo: datetime | None, hi: datetime) -> list[dict[str, Any]]:
+    """Variance rows of successful calls with lo <= ts < hi, per window (None: one window for all)."""
+    window = f"toStartOfInterval(ts, INTERVAL {int(window_seconds)} SECOND)" if window_seconds else "toDateTime64(0, 3, 'UTC')"
+    where = "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
+    params = _params(hi=hi, lo=lo)
+    calls = f"{database}.calls FINAL"
+    aggregates = client.query(
+        f"""SELECT {window} AS window_start, {_GROUP}, count(), sum(toUInt64(output_tokens)),
+                   sum(toUInt128(output_tokens) * output_tokens), count(latency_ms),
+                   quantilesExactInclusive(0.5, 0.95)(latency_ms), uniqExact(output_hash), uniqExact(tool_names)
+            FROM {calls} WHERE {where}
+            GROUP BY window_start, {_GROUP}""",
+        parameters=params,
+    ).result_rows
+    # The similarity sample: pick ids first (no texts read), then fetch only those texts.
+    sample = client.query(
+        f"""SELECT {window} AS window_start, {_GROUP}, toString(event_id), output_text, tool_names
+            FROM {calls} WHERE {where} AND event_id IN (
+                SELECT event_id FROM {calls} WHERE {where}
+                ORDER BY MD5(toString(event_id))
+                LIMIT {SAMPLE_LIMIT} BY {window}, {_GROUP})""",
+        parameters=params,
+    ).result_rows
+    texts: dict[tuple, list[tuple[bytes, str]]] = defaultdict(list)
+    for window_start, tenant, feature, version, model, event_id, text, tools in sample:
+        texts[(utc(window_start), tenant, feature, version, model)].append((sample_order(event_id), similarity_document(text, tools)))
+    rows = []
+    for window_start, tenant, feature, version, model, n, tsum, tsq, latencies, (p50, p95), outputs, paths in aggregates:
+        key = (utc(window_start), tenant, feature, version, model)
+        agg = GroupAggregate(int(n), int(tsum), int(tsq), float(p50) if latencies else None, float(p95) if latencies else None,
+                             int(outputs), int(paths))
+        documents = [doc for _, doc in sorted(texts.get(key, []))]
+        rows.append({**dict(zip(VARIANCE_KEY, key)), "window_seconds": window_seconds or 0, **metrics(agg, documents)})
+    rows.sort(key=lambda r: tuple(r[k] for k in VARIANCE_KEY))
+    return rows
+
+
+def _stored_variance(client: Any, database: str, window_seconds: int, lo: datetime | None, hi: datetime) -> dict[tuple, tuple]:
+    where = "window_seconds = {ws:UInt32} AND window_start < {hi:DateTime64(3, 'UTC')}"
+    where += " AND window_start >= {lo:DateTime64(3, 'UTC')}" if lo else ""
+    result = client.query(
+        f"SELECT {', '.join(VARIANCE_KEY)}, {', '.join(VARIANCE_METRICS)} FROM {database}.variance FINAL WHERE {where}",
+        parameters=_params(ws=window_seconds, hi=hi, lo=lo),
+    ).result_rows
+    width = len(VARIANCE_KEY)
+    return {(utc(r[0]), *r[1:width]): tuple(r[width:]) for r in result}
+
+
+# -- changes ------------------------------------------------------------------------------------
+
+
+def _first_occurrences(client: Any, database: str, now: datetime) -> list[tuple[str, ChangeKey, str, datetime, str]]:
+    """(kind, group, value, ts, event_id) of each value's first call. No FINAL: a duplicated
+    row has the same ts, id and value, so it cannot move a minimum."""
+    out = []
+    for kind in KINDS.values():
+        cols = ", ".join(kind.group)
+        required = " AND ".join(f"{c} != ''" for c in kind.required)
+        result = client.query(
+            f"""SELECT {cols}, {kind.value} AS value, min((ts, toString(event_id))) AS first
+                FROM {database}.calls WHERE {required} AND ts < {{now:DateTime64(3, 'UTC')}}
+                GROUP BY {cols}, value""",
+            parameters={"now": utc(now)},
+        ).result_rows
+        for row in result:
+            key = ChangeKey(**dict(zip(kind.group, row[: len(kind.group)])))
+            (ts, event_id) = row[-1]
+            out.append((kind.name, key, row[len(kind.group)], utc(ts), event_id))
+    return out
+
+
+def _predecessor(client: Any, database: str, kind_name: str, key: ChangeKey, ts: datetime, event_id: str) -> Observation | None:
+    """The group's observation immediately before (ts, event_id), or None."""
+    kind = KINDS[kind_name]
+    conditions = [f"{c} = {{g_{c}:String}}" for c in kind.group] + [f"{c} != ''" for c in kind.required]
+    params: dict[str, Any] = {f"g_{c}": getattr(key, c) for c in kind.group}
+    params.update(ts=ts, id=event_id)
+    result = client.query(
+        f"""SELECT argMax({kind.value}, (ts, toString(event_id))), max((ts, toString(event_id))), count()
+            FROM {database}.calls
+            WHERE {' AND '.join(conditions)} AND ts <= {{ts:DateTime64(3, 'UTC')}}
+              AND (ts, toString(event_id)) < ({{ts:DateTime64(3, 'UTC')}}, {{id:String}})""",
+        parameters=params,
+    ).result_rows
+    value, (prev_ts, prev_id), count = result[0]
+    return Observation(kind_name, key, value, utc(prev_ts), prev_id) if count else None
+
+
+def find_changes(client: Any, *, database: str, now: datetime, known: set[str] | None = None) -> list[Change]:
+    """Every change in the stored history before `now`; `from` is exact for ids not in `known`.
+
+    The history is reduced to what decides the answer (changes module docstring): each value's
+    first occurrence, and for the changes not yet known the observation just before them.
+    """
+    known = known or set()
+    firsts = _first_occurrences(client, database, now)
+    earliest: dict[tuple[str, ChangeKey], tuple] = {}
+    for kind, key, _, ts, event_id in firsts:
+        group = (kind, key)
+        earliest[group] = min(earliest.get(group, (ts, event_id)), (ts, event_id))
+    observations = [Observation(kind, key, value, ts, event_id) for kind, key, value, ts, event_id in firsts]
+    for kind, key, value, ts, event_id in firsts:
+        if (ts, event_id) != earliest[(kind, key)] and str(Change(kind, key, "", value, ts).change_id) not in known:
+            previous = _predecessor(client, database, kind, key, ts, event_id)
+            if previous is not None:
+                observations.append(previous)
+    return detect_changes(observations)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def _ids(client: Any, table: str, column: str) -> set[str]:
+    return {row[0] for row in client.query(f"SELECT toString({column}) FROM {table}").result_rows}
+
+
+def _spend(client: Any, database: str, step: int, lo: datetime | None, hi: datetime) -> list[SpendBucket]:
+    where = "ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
+    result = client.query(
+        f"""SELECT tenant, feature, toStartOfInterval(ts, INTERVAL {int(step)} SECOND) AS bucket, sum(cost_usd)
+            FROM {database}.calls FINAL WHERE {where} GROUP BY tenant, feature, bucket""",
+        parameters=_params(hi=hi, lo=lo),
+    ).result_rows
+    return [SpendBucket(tenant, feature, utc(bucket), spend) for tenant, feature, bucket, spend in result]
+
+
+def run_insights(
+    client: Any,
+    *,
+    database: str = "tokentrail",
+    now: datetime | None = None,
+    budgets: BudgetConfig | str | Path | None = None,
+    window_seconds: int = 300,
+    since: datetime | None = None,
+    sink: Any = None,
+) -> InsightResult:
+    """Compute and store variance (closed windows from `since`), changes and budget breaches.
+
+    `now` (default: wall clock) closes variance windows ending at or before it and bounds every
+    query to calls before it; replays pass `closing_time(...)`. `since` (default: all history)
+    limits variance and budget evaluation to windows from it on; the caller passes the previous
+    run's `now` minus the lateness it tolerates. Changes always consider the whole stored history
+    (a cheap first-occurrence aggregate), because "new value" is only defined against it.
+    """
+    from tokentrail.sinks.writer import ClickHouseSink
+
+    if isinstance(window_seconds, bool) or not isinstance(window_seconds, int) or window_seconds < 1:
+        raise ValueError(f"window_seconds must be a positive whole number of seconds, got {window_seconds!r}")
+    config = budgets if isinstance(budgets, BudgetConfig) or budgets is None else load_budgets(budgets)
+    now = utc(now or datetime.now(timezone.utc))
+    since = utc(since) if since else None
+    sink = sink or ClickHouseSink(client, database=database)
+    result = InsightResult()
+
+    started = time.perf_counter()
+    hi = floor_time(now, window_seconds)
+    lo = floor_time(since, window_seconds) if since else None
+    result.variance_rows = compute_variance(client, database=database, window_seconds=window_seconds, lo=lo, hi=hi)
+    stored = _stored_variance(client, database, window_seconds, lo, hi)
+    fresh = [r for r in result.variance_rows
+             if stored.get(tuple(r[k] for k in VARIANCE_KEY)) != tuple(r[m] for m in VARIANCE_METRICS)]
+    if fresh:
+        token = _digest([window_seconds] + [tuple(r[k] for k in (*VARIANCE_KEY, *VARIANCE_METRICS)) for r in fresh])
+        sink.write_batch({"variance": fresh}, f"insights-variance-{token}")
+    result.written["variance"] = len(fresh)
+    result.seconds["variance"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    known = _ids(client, f"{database}.changes", "change_id")
+    result.changes = [c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known]
+    if result.changes:
+        token = _digest(sorted(str(c.change_id) for c in result.changes))
+        sink.write_batch({"changes": [c.row() for c in result.changes]}, f"insights-changes-{token}")
+    result.written["changes"] = len(result.changes)
+    result.seconds["changes"] = time.perf_counter() - started
+
+    if config is not None and config.rules:
+        started = time.perf_counter()
+        step = config.step_seconds
+        last_end = floor_time(now, step)
+        first_end = floor_time(since, step) if since else None
+        spend = _spend(client, database, step, first_end - config.lookback if first_end else None, last_end)
+        known = _ids(client, f"{database}.budget_breaches", "breach_id")
+        found = evaluate_budgets(spend, config, first_end=first_end, last_end=last_end)
+        result.breaches = [b for b in found if str(b.breach_id) not in known]
+        if result.breaches:
+            token = _digest(sorted(str(b.breach_id) for b in result.breaches))
+            sink.write_batch({"budget_breaches": [b.row() for b in result.breaches]}, f"insights-budgets-{token}")
+        result.written["budget_breaches"] = len(result.breaches)
+        result.seconds["budgets"] = time.perf_counter() - started
+    log.info("insights: %d variance rows (%d written), %d new changes, %d new breaches",
+             len(result.variance_rows), result.written["variance"], len(result.changes), len(result.breaches))
+    return result

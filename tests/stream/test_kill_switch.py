@@ -1,0 +1,78 @@
+"""Detectors in the worker on a real broker: the kill switch stops a looping agent, and a restart keeps loop state."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import tokentrail.collectors as tt
+from tokentrail.collectors.kafka import KafkaTransport
+
+from kafka_harness import REPO, consume_all, produce, read_store, start_worker, stop, wait_caught_up
+from loop_scenarios import all_traces
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def test_kill_switch_stops_a_looping_agent(kafka_bootstrap, new_topic, tmp_path):
+    """An agent stuck calling the same tool is halted (TraceHalted) within a few steps of the detection."""
+    topic = new_topic(partitions=2)
+    control = f"{topic}.control"
+    store = tmp_path / "store"
+    worker = start_worker(kafka_bootstrap, topic, store, group="halt", batch_size=200,
+                          extra=["--halt-on", "repeated_tool_call", "--batch-within", "0.2", "--control-topic", control,
+                                 "--alerts-topic", f"{topic}.alerts"])
+    transport = KafkaTransport(tt.KafkaSettings(bootstrap_servers=kafka_bootstrap, topic=topic, spool_dir=tmp_path / "spool"))
+    collector = tt.Collector(service="agent", transport=transport, register_atexit=False,
+                             settings=tt.CollectorSettings(flush_interval=0.05))
+    collector.enable_kill_switch(kafka_bootstrap, topic=control)
+    time.sleep(5)  # let the worker join its group before the agent starts
+
+    steps, halted = 0, None
+    try:
+        with collector.trace(feature="order-support", tenant="acme") as scope:
+            messages = [{"role": "user", "content": "Where is order 7781?"}]
+            while steps < 120:
+                with collector.model_call(provider="openai", model="gpt-4o", messages=messages) as call:
+                    call.finish(tool_calls=[{"id": f"c{steps}", "name": "get_order_status", "arguments": {"order_id": "7781"}}],
+                                usage={"input_tokens": 300 + 20 * steps, "output_tokens": 12}, finish_reason="tool_calls")
+                with collector.tool_call("get_order_status", arguments={"order_id": "7781"}) as tool:
+                    tool.set_result({"status": "label_created"})
+                steps += 1
+                messages = messages + [{"role": "tool", "content": '{"status": "label_created"}'}]
+                time.sleep(0.25)
+    except tt.TraceHalted as exc:
+        halted = exc
+    finally:
+        collector.close()
+        stop(worker)
+    assert halted is not None, f"the agent ran {steps} steps without being halted"
+    assert halted.trace_id == scope.trace_id and halted.record["kind"] == "repeated_tool_call"
+    detected_at_step = 5  # the default threshold: the 5th identical call
+    print(f"\nkill switch: detection at step {detected_at_step}, halted at step {steps + 1}")
+    assert steps + 1 - detected_at_step <= 12, f"halted {steps + 1 - detected_at_step} steps after the detection"
+    alerts = consume_all(kafka_bootstrap, f"{topic}.alerts", 1, timeout=20)
+    assert any(json.loads(v)["trace_id"] == scope.trace_id for _, v in alerts)
+
+
+def test_worker_restart_mid_loop_keeps_the_state(kafka_bootstrap, new_topic, tmp_path):
+    """Half a loop, worker stopped and restarted (state restored from the table's changelog), other half: detected."""
+    loops, _ = all_traces()
+    stuck = loops[0]  # 10 identical tool steps; detection needs 5
+    topic = new_topic(partitions=2)
+    store = tmp_path / "store"
+    first_half, second_half = stuck.events[:12], stuck.events[12:]  # 4 identical calls, then 6 more
+    produce(kafka_bootstrap, topic, [json.dumps(e).encode() for e in first_half])
+    worker = start_worker(kafka_bootstrap, topic, store, group="restart")
+    wait_caught_up(kafka_bootstrap, topic, "restart", worker)
+    stop(worker)
+    assert read_store(store, {"n": "SELECT count() FROM tokentrail.loop_detections"})["n"] == [(0,)]
+
+    produce(kafka_bootstrap, topic, [json.dumps(e).encode() for e in second_half])
+    worker = start_worker(kafka_bootstrap, topic, store, group="restart")
+    wait_caught_up(kafka_bootstrap, topic, "restart", worker)
+    stop(worker)
+    rows = read_store(store, {"d": "SELECT kind, repeats, first_seen FROM tokentrail.loop_detections FINAL"})["d"]
+    assert [(kind, repeats) for kind, repeats, _ in rows] == [("repeated_tool_call", 10)]
