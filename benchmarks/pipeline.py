@@ -444,6 +444,8 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
         "worker_cpu_s": cpu,
         "worker_cpu_share": cpu / (last["t"] - worker.started),
         "worker_cpu_share_draining": (cpu - cpu_first) / (t_cpu - t_cpu_first),
+        # CPU per message is steadier than wall time on a shared machine (it ignores time spent runnable but not running).
+        "worker_cpu_us_per_msg": (cpu - cpu_first) / (messages - first["inbound"]) * 1e6,
         # Where one batch's wall time goes (per message, batches after the first).
         "per_msg_us": {
             "pipeline": sum(b["pipeline_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
@@ -526,8 +528,12 @@ def latency(bootstrap: str, *, rate: int, seconds: float, batch_within: float, p
                 total.append(b["t"] - ts)
                 waiting.append(b["taken"] - ts)
                 processing.append(b["t"] - b["taken"])
+    measured = [b for b in worker.batches if b["ts"] and b["ts"][-1] >= measure_from - 0.01]
     return {
         "batch_within": batch_within,
+        "batch_median": statistics.median(b["inbound"] for b in measured),
+        "batch_ms_median": statistics.median((b["pipeline_s"] + b["write_s"]) * 1e3 for b in measured),
+        "insert_ms_median": statistics.median(b["insert_s"] * 1e3 for b in measured),
         "offered_rate": 2 * calls_wanted / emit_s,
         "pacing_lag_max_s": lag_max,
         "events": len(total),
@@ -656,7 +662,7 @@ def report(r: dict[str, Any]) -> None:
             f"in {s['produce_s']:.1f} s; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
             f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")
         out(f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
-            f"{s['worker_cpu_share_draining']:.0%} while draining")
+            f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per message")
         pm = s["per_msg_us"]
         out("  worker wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
             + f" (total {sum(pm.values()):.0f} us)")
@@ -667,6 +673,8 @@ def report(r: dict[str, Any]) -> None:
             f"(pacing fell behind by at most {lat['pacing_lag_max_s'] * 1000:.0f} ms), {lat['events']:,} events measured; "
             f"until the worker took the batch p50 {lat['taken_p50']:.2f} s / p99 {lat['taken_p99']:.2f} s, "
             f"pipeline + insert p50 {lat['processing_p50']:.2f} s / p99 {lat['processing_p99']:.2f} s; "
+            f"median batch {lat['batch_median']:,.0f} messages, {lat['batch_ms_median']:.0f} ms to process and store "
+            f"(of which {lat['insert_ms_median']:.0f} ms in chDB inserts); "
             f"store check: {lat['stored_distinct']:,} distinct events {'(exact)' if lat['exact'] else '(MISMATCH)'}")
     if "replay" in r:
         rp = r["replay"]

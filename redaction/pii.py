@@ -67,7 +67,7 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
 
 # Gates: one cheap search that must succeed before a recognizer runs at all.
 # Seven digits in a row or split by phone separators, not glued to an identifier (ORD-2026-3718739).
-_SEVEN_DIGITS = re.compile(r"(?<![\w-])[+(]?\d(?:[ \t().-]{0,3}\d){6,}")
+_SEVEN_DIGITS = re.compile(r"(?<![\w-])[+(]?\d(?:[ \t().-]{0,3}\d){6,16}")
 GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": _SEVEN_DIGITS,
@@ -195,20 +195,23 @@ class PiiScanner:
             start = text.rfind(" ", 0, max(0, m.start() - 24)) + 1
             end = text.find(" ", m.end() + 24)
             end = len(text) if end < 0 else end
-            if spans and start <= spans[-1][1]:
+            if spans and start <= spans[-1][1] and end - spans[-1][0] <= _MAX_WINDOW:
                 spans[-1][1] = max(spans[-1][1], end)
             else:
                 spans.append([start, end])
-        results = []
-        for start, end in spans:
+        results, seen = [], set()
+        for start, end in spans:  # windows may overlap (a long run of digits): report each match once
             for r in p.recognizer.analyze(text[start:end], [p.entity], None):  # type: ignore[attr-defined]
                 r.start += start
                 r.end += start
-                results.append(r)
+                if (r.start, r.end) not in seen:
+                    seen.add((r.start, r.end))
+                    results.append(r)
         return results
 
 
 _WINDOWED = frozenset({"PHONE_NUMBER"})
+_MAX_WINDOW = 240  # a table of numbers must not become one window the size of the text
 
 
 def _words_before(text: str, start: int, count: int = 5) -> list[str]:

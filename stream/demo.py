@@ -76,6 +76,9 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
                                  100 * countIf(status = 'error') / count(),
                                  quantile(0.5)(latency_ms), quantile(0.95)(latency_ms)
                           FROM {calls} GROUP BY provider, model ORDER BY count() DESC""")))
+    out.append(_table("Token-spend loops (worst first)", ("trace", "kind", "tenant/feature", "repeats", "tokens", "cost"),
+                      q("""SELECT substring(trace_id, 1, 12), kind, concat(tenant, '/', feature), repeats, tokens, cost_usd
+                           FROM {db}.loop_detections FINAL ORDER BY cost_usd DESC LIMIT 10""")))
     out.append(_table("Dead letters by reason", ("reason", "count"),
                       q("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY count() DESC")))
     return "\n".join(out) + "\n"

@@ -12,7 +12,8 @@ in `jobs` is generated from it):
 
 Semantics (exact, and the same however the history is split into runs):
 
-* Observations of a group are taken in (ts, event_id) order; empty values are ignored (an
+* Observations of a group are taken in time order, ties (the same millisecond) broken by value
+  so the answer never depends on the order rows come back in; empty values are ignored (an
   errored call has no response_model, an output not joined to its prompt has no hash).
 * The first value ever seen in a group is its baseline, not a change.
 * A change is the first observation of a value never seen before in the group. ``from`` is the
@@ -75,13 +76,12 @@ class ChangeKey(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One call's value for one kind; `order` breaks ties between equal timestamps (the event id)."""
+    """One call's value for one kind of change."""
 
     kind: str
     key: ChangeKey
     value: str
     ts: datetime
-    order: str = ""
 
 
 def change_id(kind: str, key: ChangeKey, to_value: str) -> uuid.UUID:
@@ -129,12 +129,12 @@ def group_key(kind: Kind, row: dict[str, Any]) -> ChangeKey:
 
 
 def observations_from_calls(calls: Iterable[dict[str, Any]]) -> list[Observation]:
-    """Every kind's observations in `calls` rows (dicts with the `calls` columns used by KINDS, ts, event_id)."""
+    """Every kind's observations in `calls` rows (dicts with ts and the `calls` columns KINDS uses)."""
     out: list[Observation] = []
     for row in calls:
         for kind in KINDS.values():
             if all(row.get(col) for col in kind.required):
-                out.append(Observation(kind.name, group_key(kind, row), str(row[kind.value]), row["ts"], str(row.get("event_id", ""))))
+                out.append(Observation(kind.name, group_key(kind, row), str(row[kind.value]), row["ts"]))
     return out
 
 
@@ -143,7 +143,7 @@ def detect_changes(observations: Iterable[Observation]) -> list[Change]:
     seen: dict[tuple[str, ChangeKey], set[str]] = {}
     last: dict[tuple[str, ChangeKey], str] = {}
     changes: list[Change] = []
-    for obs in sorted(observations, key=lambda o: (o.ts, o.order, o.kind, o.key, o.value)):
+    for obs in sorted(observations, key=lambda o: (o.ts, o.value, o.kind, o.key)):
         if not obs.value:
             continue
         group = (obs.kind, obs.key)

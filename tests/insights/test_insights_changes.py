@@ -82,9 +82,9 @@ def test_calls_without_prompt_ids_are_not_tracked_for_prompts():
     assert detect_changes(observations_from_calls(rows)) == []
 
 
-def test_order_of_input_does_not_matter_and_ties_break_on_event_id():
-    """Observations are sorted by (ts, event id); the same history in any order gives the same changes."""
-    obs = [Observation("response_model", ChangeKey("t", "f", "m"), v, T0, order) for v, order in (("B", "e2"), ("A", "e1"))]
+def test_order_of_input_does_not_matter_and_ties_break_on_value():
+    """Observations are sorted by (ts, value); the same history in any order gives the same changes."""
+    obs = [Observation("response_model", ChangeKey("t", "f", "m"), v, T0) for v in ("B", "A")]
     (change,) = detect_changes(obs)
     assert (change.from_value, change.to_value) == ("A", "B")
     assert detect_changes(list(reversed(obs))) == [change]

@@ -111,3 +111,11 @@ def test_pattern_only_is_announced_once(caplog, key):
         Redactor(RedactionConfig(nlp_model=None), key)
     notes = [r for r in caplog.records if "pattern-only" in r.getMessage()]
     assert len(notes) == 1
+
+
+def test_ner_offsets_in_long_texts(ner_redactor):
+    """Texts longer than one NER chunk are cut at whitespace and offsets still land on the name."""
+    text = "filler " * 10_000 + "Maria Garcia lives in Berlin. " + "more " * 5_000
+    out, counts = ner_redactor.redact_text(text)
+    assert "Garcia" not in out and "Berlin" not in out and out.startswith("filler filler")
+    assert counts["PERSON"] == 1 and counts["LOCATION"] == 1
