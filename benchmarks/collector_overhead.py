@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -108,6 +109,7 @@ def setup_tokentrail(args: argparse.Namespace) -> Contender:
     def report() -> dict:
         st = collector.stats()
         collector.close(timeout=30.0)
+        shutil.rmtree(spool, ignore_errors=True)
         emitted, delivered, dropped, spooled = st.get("emitted"), st.get("delivered"), st.get("dropped"), st.get("spooled", 0)
         return {
             "complete": emitted == 2 * (args.calls + args.warmup) and delivered == emitted and not dropped and not spooled,

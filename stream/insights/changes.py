@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, NamedTuple
 
 __all__ = ["KINDS", "Kind", "ChangeKey", "Observation", "Change", "detect_changes", "observations_from_calls", "change_id"]
@@ -120,7 +120,8 @@ class Change:
 
 
 def iso(ts: datetime) -> str:
-    """RFC 3339 with milliseconds and Z, the wire format's timestamp form."""
+    """RFC 3339 with milliseconds and Z, the wire format's timestamp form (naive means UTC)."""
+    ts = ts.astimezone(timezone.utc) if ts.tzinfo else ts
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 

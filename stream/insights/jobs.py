@@ -9,9 +9,10 @@ only gets small aggregates plus at most SAMPLE_LIMIT output texts per group-wind
 Idempotency: every result row has a deterministic key, the job writes only rows that are new
 or whose numbers changed (so a second run stores nothing), and each insert carries a dedup
 token derived from its content. `run_insights` returns the changes and breaches that were not
-stored before, for the caller to publish to the alerts topic; if that publish fails after the
-write, the alert is lost for this run, so callers that need at-least-once alerts should key
-their outbox on `change_id` / `breach_id`.
+stored before. Alerts are at-least-once when the caller passes `publish`: it is called with the
+alert messages BEFORE their rows are stored, so if publishing fails nothing is stored and the
+next run finds (and publishes) the same changes again; if storing fails after publishing, the
+next run publishes them again. Consumers deduplicate on the message `id`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .budgets import BudgetConfig, Breach, SpendBucket, evaluate_budgets, load_budgets
 from .changes import KINDS, Change, ChangeKey, Observation, change_id, detect_changes
@@ -222,6 +223,7 @@ def run_insights(
     window_seconds: int = 300,
     since: datetime | None = None,
     sink: Any = None,
+    publish: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> InsightResult:
     """Compute and store variance (closed windows from `since`), changes and budget breaches.
 
@@ -230,6 +232,8 @@ def run_insights(
     limits variance and budget evaluation to windows from it on; the caller passes the previous
     run's `now` minus the lateness it tolerates. Changes always consider the whole stored history
     (a cheap first-occurrence aggregate), because "new value" is only defined against it.
+    `publish(alerts)`, if given, sends new changes' and breaches' alerts before they are stored
+    (module docstring); an exception from it propagates and leaves them unstored.
     """
     from tokentrail.sinks.writer import ClickHouseSink
 
@@ -258,6 +262,8 @@ def run_insights(
     known = _ids(client, f"{database}.changes", "change_id")
     result.changes = [c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known]
     if result.changes:
+        if publish is not None:
+            publish([c.to_alert() for c in result.changes])
         token = _digest(sorted(str(c.change_id) for c in result.changes))
         sink.write_batch({"changes": [c.row() for c in result.changes]}, f"insights-changes-{token}")
     result.written["changes"] = len(result.changes)
@@ -273,6 +279,8 @@ def run_insights(
         found = evaluate_budgets(spend, config, first_end=first_end, last_end=last_end)
         result.breaches = [b for b in found if str(b.breach_id) not in known]
         if result.breaches:
+            if publish is not None:
+                publish([b.to_alert() for b in result.breaches])
             token = _digest(sorted(str(b.breach_id) for b in result.breaches))
             sink.write_batch({"budget_breaches": [b.row() for b in result.breaches]}, f"insights-budgets-{token}")
         result.written["budget_breaches"] = len(result.breaches)

@@ -100,7 +100,7 @@ def test_breach_alert_and_row_carry_the_evidence():
     alert = breach.to_alert()
     assert alert["type"] == "budget_breach" and alert["severity"] == "warning"
     assert (alert["spend_usd"], alert["threshold_usd"], alert["key"]) == ("7", "5", "acme")
-    assert alert["window_end"] == "2026-11-20T09:05:00Z" and breach.row()["breach_id"] == breach.breach_id
+    assert alert["window_end"] == "2026-11-20T09:05:00.000Z" and breach.row()["breach_id"] == breach.breach_id
 
 
 @pytest.mark.parametrize(

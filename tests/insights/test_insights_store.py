@@ -195,3 +195,34 @@ def test_report_lists_come_from_the_store(clickhouse, anomalies):
     total = clickhouse.query(f"SELECT count() FROM {db}.calls FINAL WHERE status = 'ok'").result_rows[0][0]
     assert sum(v["calls"] for v in variance) == total
     assert variance_entries(clickhouse, db) == variance
+
+
+def test_an_empty_store_is_no_error(clickhouse, new_db, tmp_path):
+    """No calls yet: nothing computed, nothing written, and a budget file is read and applied."""
+    db = new_db()
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - {scope: feature, key: '*', window: day, warning: 1}\n")
+    assert closing_time(clickhouse, database=db) is None
+    result = run_insights(clickhouse, database=db, budgets=budgets)
+    assert (result.variance_rows, result.changes, result.breaches, result.alerts()) == ([], [], [], [])
+    assert counts(clickhouse, db) == dict.fromkeys(TABLES, 0)
+    assert variance_entries(clickhouse, db) == [] and change_entries(clickhouse, db) == []
+
+
+def test_alerts_are_published_before_storing_so_a_failed_publish_is_retried(clickhouse, anomalies, new_db):
+    """publish raising leaves the changes unstored; the next run publishes them again, then stores them; a third run publishes nothing."""
+    db = copy_of(clickhouse, new_db, anomalies[0])
+    now = closing_time(clickhouse, database=db)
+    sent: list[dict] = []
+
+    def broken(alerts):
+        raise ConnectionError("alerts topic unreachable")
+
+    with pytest.raises(ConnectionError):
+        run_insights(clickhouse, database=db, now=now, publish=broken)
+    assert counts(clickhouse, db)["changes"] == 0
+    run_insights(clickhouse, database=db, now=now, publish=sent.extend)
+    assert sorted(a["kind"] for a in sent) == ["prompt_version", "response_model", "system_prompt"]
+    assert counts(clickhouse, db)["changes"] == 3
+    run_insights(clickhouse, database=db, now=now, publish=sent.extend)
+    assert len(sent) == 3
