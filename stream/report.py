@@ -52,7 +52,7 @@ def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[s
         "loops": loops(client, database),
         "variance": [],
         "changes": [],
-        "pii": {"by_entity": {}},
+        "pii": {"by_entity": {k: int(v) for k, v in rows("SELECT entity, sum(count) FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY entity")}},
     }
 
 

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Protocol
 
 from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, OutputEvent, PromptEvent, decode_event
 
+from tokentrail.redaction.config import SECRET_ENTITIES  # names only: no Presidio import
+
 from .pricing import UNPRICED, Price, PriceBook
 
 DEADLETTER_NAMESPACE = uuid.UUID("6f1c1f0e-3b59-4a8e-9a53-4f7d8c1b2a90")
@@ -224,9 +226,12 @@ class BuildRows:
         self._prompts: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __call__(self, batch: Batch) -> None:
-        rows: dict[str, list[dict[str, Any]]] = {"events": [], "calls": [], "tool_calls": [], "deadletter": [], "receipts": batch.receipts}
+        rows: dict[str, list[dict[str, Any]]] = {"events": [], "calls": [], "tool_calls": [], "deadletter": [], "receipts": batch.receipts,
+                                                 "pii_findings": []}
         for item in batch.accepted:
             rows["events"].append(self._event_row(item))
+            if item.findings:
+                rows["pii_findings"] += self._finding_rows(item)
             kind = item.doc["type"]
             if kind == "prompt":
                 self._remember_prompt(item.doc)
@@ -319,6 +324,16 @@ class BuildRows:
             "status": tool.get("status") or "ok",
             "duration_ms": tool.get("duration_ms"),
         }
+
+    @staticmethod
+    def _finding_rows(item: Accepted) -> list[dict[str, Any]]:
+        e = item.event
+        return [
+            {"event_id": e.event_id, "entity": entity, "count": count, "is_secret": 1 if entity in SECRET_ENTITIES else 0, "ts": e.ts,
+             "type": e.type, "trace_id": e.trace_id, "tenant": e.tenant, "service": e.service, "feature": e.feature}
+            for entity, count in item.findings.items()
+            if count
+        ]
 
     @staticmethod
     def _dead_row(dead: DeadLetter) -> dict[str, Any]:

@@ -17,6 +17,11 @@ def key() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def other_key() -> bytes:
+    return OTHER_KEY
+
+
+@pytest.fixture(scope="session")
 def pattern_redactor() -> Redactor:
     """Pattern-only: Presidio recognizers, context rules and secret rules, no spaCy model."""
     return Redactor(RedactionConfig(nlp_model=None), KEY)
