@@ -1,8 +1,8 @@
 """Worker processes for analysis: the multi-core option for a redaction-bound stream worker.
 
-Only detection runs in the workers (the CPU cost: regexes and NER). The key never leaves the
-parent: workers return spans, and the parent turns them into tokens and caches the results, so one
-cache serves every worker. Workers are spawned, not forked, because the host process (faust,
+Only detection is shared out (the CPU cost: regexes and NER); the calling process analyses one
+share itself instead of idling. The key never leaves it: workers return spans, and the caller turns
+them into tokens and caches the results, so one cache serves every worker. Workers are spawned, not forked, because the host process (faust,
 confluent-kafka) runs threads that fork would copy in an undefined state; each worker loads the
 model once, at pool start.
 """
@@ -37,15 +37,18 @@ def _find(texts: list[str]) -> list[list[Finding]]:
 
 
 class WorkerPool:
-    """`processes` spawned workers, each with its own Detector, started (and model loaded) now."""
+    """Analysis on `processes` cores: the calling process takes one share of each batch, and
+    `processes - 1` spawned workers, each with its own Detector (model loaded now), the others."""
 
-    def __init__(self, config: RedactionConfig, processes: int) -> None:
+    def __init__(self, config: RedactionConfig, processes: int, local) -> None:
         kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         kwargs["thresholds"] = dict(kwargs["thresholds"])  # a mappingproxy does not pickle
-        self.processes = processes
-        self._executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+        self.processes, self._local = processes, local
+        workers = processes - 1
+        self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init, initargs=(kwargs,))
-        assert all(self._executor.map(_ready, range(processes * 2)))
+        if not all(self._executor.map(_ready, range(workers * 2))):  # loads every worker's model now
+            raise RuntimeError("redaction worker processes failed to start")
 
     def find_many(self, texts: list[str]) -> list[list[Finding]]:
         """Spans per text, in order; texts are split into one contiguous run per worker by size."""
@@ -58,9 +61,11 @@ class WorkerPool:
                 runs.append(current)
                 current = []
         runs.append(current)
-        out: list[list[Finding]] = []
-        for part in self._executor.map(_find, [r for r in runs if r]):
-            out.extend(part)
+        runs = [r for r in runs if r]
+        futures = [self._executor.submit(_find, run) for run in runs[1:]]
+        out: list[list[Finding]] = self._local.find_many(runs[0]) if runs else []
+        for future in futures:
+            out.extend(future.result())
         return out
 
     def close(self) -> None:

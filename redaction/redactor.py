@@ -108,7 +108,7 @@ class Redactor:
         if self.config.processes > 1:
             from .pool import WorkerPool
 
-            self._pool = WorkerPool(self.config, self.config.processes)
+            self._pool = WorkerPool(self.config, self.config.processes, self.detector)
         self._announce()
 
     # -- what the pipeline calls ------------------------------------------------------------

@@ -97,6 +97,7 @@ def _clickhouse_option(parser: argparse.ArgumentParser, default_help: str = "$TO
 def _pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prices", metavar="FILE", help="price overrides (JSON/YAML) for negotiated rates and self-hosted models")
     parser.add_argument("--batch-size", type=_positive_int, default=5_000, help="events per batch (default 5000)")
+    parser.add_argument("--budgets", metavar="FILE", help="spend budgets (YAML/JSON) to evaluate after the run")
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -131,8 +132,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .runtime import open_store, replay_source
+    from .runtime import finish_run, open_store, replay_source
 
+    if args.budgets:
+        from .insights.budgets import load_budgets
+
+        load_budgets(args.budgets)  # a bad budgets file fails before any work is done
     client, sink = open_store(args.clickhouse)
     if args.file == "-":
         stats = replay_source(sys.stdin.buffer, "stdin", client, sink, prices=args.prices, batch_size=args.batch_size)
@@ -142,6 +147,7 @@ def _replay(args: argparse.Namespace) -> int:
             raise ValueError(f"no such file: {path} (give a JSON Lines file, or - for stdin)")
         with open(path, "rb") as stream:
             stats = replay_source(stream, path.name, client, sink, prices=args.prices, batch_size=args.batch_size)
+    finish_run(client, budgets=args.budgets)
     if args.report == "json":
         from .report import build_report
 
@@ -155,7 +161,8 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(events=args.events, seed=args.seed, dsn=args.clickhouse, prices=args.prices, batch_size=args.batch_size)
+    return run_demo(events=args.events, seed=args.seed, dsn=args.clickhouse, prices=args.prices, batch_size=args.batch_size,
+                    budgets=args.budgets)
 
 
 def _redact(args: argparse.Namespace) -> int:

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from .embedded import EmbeddedRunner
-from .runtime import make_pipeline, open_store
+from .runtime import finish_run, make_pipeline, open_store
 from .stages import Inbound, now_utc
 
 DEMO_DIR = Path(".tokentrail") / "demo"
 
 
-def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, batch_size: int) -> int:
+DEMO_BUDGETS = Path(__file__).with_name("budgets.demo.yaml")
+
+
+def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, batch_size: int, budgets: str | None = None) -> int:
     from tqdm import tqdm
 
     from .generator import GeneratorConfig, Truth, iter_lines
@@ -38,6 +41,7 @@ def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, bat
     lines = (Inbound(f"demo:{n}", line.encode(), now_utc()) for n, line in enumerate(iter_lines(config, truth), 1))
     with tqdm(total=int(events * 1.03), unit="ev", desc="pipeline", file=sys.stderr, dynamic_ncols=True) as bar:
         stats = runner.run(lines, progress=bar.update)
+    finish_run(client, budgets=budgets or DEMO_BUDGETS)
     print(render_summary(client, stats.read))
     return 0
 
@@ -79,6 +83,20 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
     out.append(_table("Token-spend loops (worst first)", ("trace", "kind", "tenant/feature", "repeats", "tokens", "cost"),
                       q("""SELECT substring(trace_id, 1, 12), kind, concat(tenant, '/', feature), repeats, tokens, cost_usd
                            FROM {db}.loop_detections FINAL ORDER BY cost_usd DESC LIMIT 10""")))
+    out.append(_table("Silent changes and prompt versions", ("kind", "where", "from", "to", "first seen"),
+                      q("""SELECT kind, arrayStringConcat(arrayFilter(x -> x != '', [tenant, feature, model, prompt_id, prompt_version]), '/'),
+                                  from_value, to_value, first_seen FROM {db}.changes FINAL ORDER BY first_seen""")))
+    out.append(_table("Budget breaches", ("scope", "key", "window", "level", "spend", "threshold", "window end"),
+                      q("""SELECT scope, key, window, level, spend, threshold, window_end
+                           FROM {db}.budget_breaches FINAL ORDER BY window_end, scope, key""")))
+    out.append(_table("Least varied outputs (possible caching or stuck prompts)", ("tenant/feature/version/model", "calls", "distinct %", "similarity"),
+                      q(f"""SELECT concat(tenant, '/', feature, '/', prompt_version, '/', model), sum(calls),
+                                  100 * sum(distinct_output_ratio * calls) / sum(calls), avg(similarity)
+                           FROM {{db}}.variance FINAL GROUP BY tenant, feature, prompt_version, model
+                           HAVING sum(calls) >= 20 ORDER BY avg(similarity) DESC LIMIT 5""")))
+    out.append(_table("PII and secrets redacted", ("entity", "secret", "values", "events"),
+                      q("""SELECT entity, if(max(is_secret) = 1, 'yes', ''), sum(count), uniqExact(event_id)
+                           FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY sum(count) DESC""")))
     out.append(_table("Dead letters by reason", ("reason", "count"),
                       q("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY count() DESC")))
     return "\n".join(out) + "\n"

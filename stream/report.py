@@ -10,6 +10,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from .insights.report import change_entries, variance_entries
+
 
 def _usd(value: Any) -> float:
     return float(Decimal(value or 0))
@@ -50,8 +52,8 @@ def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[s
         },
         "unpriced": {"calls": int(unpriced_calls), "models": sorted(unpriced_models)},
         "loops": loops(client, database),
-        "variance": [],
-        "changes": [],
+        "variance": variance_entries(client, database),
+        "changes": change_entries(client, database),
         "pii": {"by_entity": {k: int(v) for k, v in rows("SELECT entity, sum(count) FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY entity")}},
     }
 

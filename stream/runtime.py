@@ -59,3 +59,17 @@ def replay_source(
     pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
     runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
     return runner.run(read_lines(stream, name), progress=progress)
+
+
+def finish_run(client: Any, *, budgets: str | Path | None = None) -> Any:
+    """After a replay: compute variance, changes and budget breaches over everything stored.
+
+    `now` is the latest stored call plus one window, so every window of the input closes.
+    """
+    from .insights import run_insights
+    from .insights.jobs import closing_time
+
+    now = closing_time(client)
+    if now is None:
+        return None
+    return run_insights(client, now=now, budgets=budgets)

@@ -10,8 +10,6 @@ import pytest
 from tokentrail.redaction import (DEFAULT_ENTITIES, SECRET_ENTITIES, RedactionConfig, Redactor, build_redactor,
                                   load_key)
 
-from conftest import KEY, OTHER_KEY
-
 TOKEN = re.compile(r"<([A-Z_]+):([0-9a-f]{8})>")
 EMAIL_TEXT = "Contact maria.garcia84@gmail.com about ORD-2026-3718739."
 
@@ -25,11 +23,11 @@ def test_value_becomes_typed_token(pattern_redactor):
     assert counts == Counter({"EMAIL_ADDRESS": 1})
 
 
-def test_same_value_same_token_under_one_key(pattern_redactor):
+def test_same_value_same_token_under_one_key(pattern_redactor, key):
     """The same value gives the same token in different texts, calls and redactors with one key."""
     a, _ = pattern_redactor.redact_text("from maria.garcia84@gmail.com")
     b, _ = pattern_redactor.redact_text("cc: maria.garcia84@gmail.com, thanks")
-    c, _ = Redactor(RedactionConfig(nlp_model=None, cache_size=0), KEY).redact_text("maria.garcia84@gmail.com")
+    c, _ = Redactor(RedactionConfig(nlp_model=None, cache_size=0), key).redact_text("maria.garcia84@gmail.com")
     assert TOKEN.search(a).group(0) == TOKEN.search(b).group(0) == TOKEN.search(c).group(0)
 
 
@@ -43,9 +41,9 @@ def test_spelling_variants_share_a_token(pattern_redactor):
     assert TOKEN.search(c).group(0) == TOKEN.search(d).group(0)
 
 
-def test_other_key_other_token(pattern_redactor):
+def test_other_key_other_token(pattern_redactor, other_key):
     """Under another key the same value gets a different token: tokens are keyed, not plain hashes."""
-    other = Redactor(RedactionConfig(nlp_model=None), OTHER_KEY)
+    other = Redactor(RedactionConfig(nlp_model=None), other_key)
     a, _ = pattern_redactor.redact_text(EMAIL_TEXT)
     b, _ = other.redact_text(EMAIL_TEXT)
     assert TOKEN.search(a).group(2) != TOKEN.search(b).group(2)
@@ -95,9 +93,9 @@ def test_redact_many_matches_one_by_one(pattern_redactor):
     assert pattern_redactor.redact_many(values) == [pattern_redactor.redact_json(v) for v in values]
 
 
-def test_cache_serves_repeats():
+def test_cache_serves_repeats(key):
     """A repeated string is analysed once: the second batch is all cache hits."""
-    redactor = Redactor(RedactionConfig(nlp_model=None), KEY)
+    redactor = Redactor(RedactionConfig(nlp_model=None), key)
     system = "You are the order support assistant. Escalate to support@acme-corp.com."
     first = redactor.redact_many([{"m": [system, "hi"]}])
     misses = redactor.cache_stats["misses"]
@@ -125,9 +123,9 @@ def test_allow_list_values_survive(key):
     assert counts == Counter({"EMAIL_ADDRESS": 1})
 
 
-def test_pseudonym_is_stable_and_keyed(pattern_redactor):
+def test_pseudonym_is_stable_and_keyed(pattern_redactor, other_key):
     """pseudonym() (for user_id columns) is stable under one key and differs under another."""
-    other = Redactor(RedactionConfig(nlp_model=None), OTHER_KEY)
+    other = Redactor(RedactionConfig(nlp_model=None), other_key)
     p = pattern_redactor.pseudonym("northwind-user-0226")
     assert re.fullmatch(r"[0-9a-f]{16}", p) and p == pattern_redactor.pseudonym("northwind-user-0226")
     assert p != other.pseudonym("northwind-user-0226") and p != pattern_redactor.pseudonym("northwind-user-0227")

@@ -6,8 +6,6 @@ import pytest
 
 from tokentrail.redaction import RedactionConfig, Redactor
 
-from conftest import KEY
-
 
 @pytest.mark.parametrize("text, value, entity", [
     ("reach me at maria.garcia84@gmail.com", "maria.garcia84@gmail.com", "EMAIL_ADDRESS"),
@@ -84,11 +82,11 @@ def test_ner_leaves_tools_and_codes_alone(ner_redactor):
         assert ner_redactor.redact_text(text) == (text, {}), text
 
 
-def test_ner_batches_many_texts(ner_redactor):
+def test_ner_batches_many_texts(ner_redactor, key):
     """A batch gives the same result as one text at a time (nlp.pipe batching is transparent)."""
     texts = [f"Ticket {i}: Maria Garcia in Berlin asked about order ORD-2026-{i:07d}" for i in range(40)]
     batch = ner_redactor.redact_many(texts)
-    fresh = Redactor(RedactionConfig(cache_size=0), KEY)
+    fresh = Redactor(RedactionConfig(cache_size=0), key)
     assert batch == [fresh.redact_text(t) for t in texts]
     assert all("Garcia" not in out and "Berlin" not in out for out, _ in batch)
 
