@@ -140,23 +140,15 @@ class BatchWorker:
         self._thread.start()
 
     def _request(self, kind: str, timeout: float) -> bool:
-        done = threading.Event()
+        """Have the worker thread serve a flush or close; True only if the transport says all went out."""
         deadline = time.monotonic() + timeout
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
-            self._serve(kind, deadline)  # no thread to ask: do it here, bounded by the timeout
-            return self._drained()
-        self._requests.append((kind, deadline, done))
+            return self._serve(kind, deadline)  # no thread to ask: do it here, bounded by the timeout
+        done, outcome = threading.Event(), [False]
+        self._requests.append((kind, deadline, done, outcome))
         self._wakeup.set()
-        done.wait(max(0.0, timeout))
-        return self._drained()
-
-    def _drained(self) -> bool:
-        return not self._queue and self.transport_pending() == 0
-
-    def transport_pending(self) -> int:
-        pending = getattr(self.transport, "pending", None)
-        return pending() if callable(pending) else 0
+        return done.wait(max(0.0, timeout)) and outcome[0]
 
     def _run(self) -> None:
         while True:
@@ -168,20 +160,21 @@ class BatchWorker:
                 if tick is not None:
                     tick()
             while self._requests:
-                kind, deadline, done = self._requests.popleft()
+                kind, deadline, done, outcome = self._requests.popleft()
                 with guarded(f"collector {kind}"):
-                    self._serve(kind, deadline)
+                    outcome[0] = self._serve(kind, deadline)
                 done.set()
                 if kind == "close":
                     return
 
-    def _serve(self, kind: str, deadline: float) -> None:
+    def _serve(self, kind: str, deadline: float) -> bool:
         self._export_queued()
         remaining = max(0.0, deadline - time.monotonic())
         if kind == "flush":
-            self.transport.flush(remaining)
-        else:
-            self.transport.close(remaining)
+            return bool(self.transport.flush(remaining)) and not self._queue
+        # After close, what is not delivered is in the spool (or was dropped and counted).
+        self.transport.close(remaining)
+        return not self._queue
 
     def _export_queued(self) -> None:
         size, limit = self.settings.batch_size, self.settings.max_event_bytes

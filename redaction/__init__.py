@@ -10,10 +10,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import (DEFAULT_ENTITIES, DEFAULT_THRESHOLDS, NER_ENTITIES, OPTIONAL_ENTITIES, PII_ENTITIES,
                      SECRET_ENTITIES, RedactionConfig)
-from .redactor import Redactor
 from .settings import config_from_env, load_key
+
+if TYPE_CHECKING:
+    from .redactor import Redactor
 
 __all__ = [
     "Redactor", "RedactionConfig", "load_key", "build_redactor", "config_from_env",
@@ -22,7 +26,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    # The Redactor pulls in tldextract, Presidio and spaCy: only when used, so that reading the
+    # entity names (tokentrail.redaction.config) stays cheap for the stream stages and the CLI.
+    if name == "Redactor":
+        from .redactor import Redactor
+
+        return Redactor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_redactor(*, allow_ephemeral_key: bool = False, config: RedactionConfig | None = None) -> Redactor:
     """A Redactor configured from the environment. Raises ValueError (saying the fix) when the key
     or the configuration is missing or wrong: a worker must not start without redaction."""
+    from .redactor import Redactor
+
     return Redactor(config or config_from_env(), load_key(allow_ephemeral_key))

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-import tldextract
 
 from .config import RedactionConfig
 from .names import context_findings
@@ -34,18 +33,18 @@ PII_PRIORITY = 30
 _PRIORITY = {"CREDIT_CARD": 36, "IBAN_CODE": 36, "CRYPTO": 36, "US_SSN": 35, "EMAIL_ADDRESS": 34,
              "IP_ADDRESS": 33, "PHONE_NUMBER": PII_PRIORITY}
 
-# Suffix data from tldextract's bundled snapshot: no network, no disk cache (DESIGN pitfall).
-_OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-
 def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
+    import tldextract
     from presidio_analyzer import predefined_recognizers as p
+
+    # Suffix data from tldextract's bundled snapshot: no network, no disk cache (DESIGN pitfall).
+    offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
     class OfflineEmailRecognizer(p.EmailRecognizer):
         """Presidio's email recognizer, validating TLDs against the bundled suffix snapshot."""
 
         def validate_result(self, pattern_text: str) -> bool:
-            return _OFFLINE_TLD(pattern_text).fqdn != ""
+            return offline_tld(pattern_text).fqdn != ""
 
     return {
         "EMAIL_ADDRESS": lambda c: OfflineEmailRecognizer(),
