@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from .stages import Inbound, now_utc
@@ -41,6 +42,8 @@ class WorkerConfig:
     control_topic: str = "tokentrail.control"
     partitions: int = 6  # for a topic the worker has to create
     halt_on: tuple[str, ...] = ()  # loop kinds that publish a halt record to the control topic
+    budgets: str | None = None  # spend budgets file (YAML/JSON)
+    insights_interval: float = 60.0  # seconds between variance/changes/budget runs; 0 turns them off
     group: str = "tokentrail-worker"
     batch_size: int = 2_000
     batch_within: float = 0.5
@@ -57,6 +60,10 @@ class WorkerConfig:
             raise ValueError("topic names must not be empty")
         from .detectors.loops import KINDS
 
+        if self.budgets:
+            from .insights.budgets import load_budgets
+
+            load_budgets(self.budgets)  # fail at startup, naming the fix
         unknown = set(self.halt_on) - set(KINDS)
         if unknown:
             raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
@@ -107,8 +114,9 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     if pipeline is None:
         pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key,
                                  loops=LoopConfig(halt_on=frozenset(config.halt_on)), loop_state=TraceKeyedTable(loop_table))
+    client = None
     if sink is None:
-        _, sink = open_store(config.clickhouse)
+        client, sink = open_store(config.clickhouse)
 
     @app.task
     async def declare_topics() -> None:
@@ -137,8 +145,56 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
             for event in taken:
                 await stream.ack(event)
 
+    if client is not None and config.insights_interval > 0:
+        insights = InsightsJob(client, config)
+
+        @app.timer(interval=config.insights_interval)
+        async def run_insights_job() -> None:
+            # One worker computes the store-wide insights: the one consuming partition 0.
+            from faust.types import TP
+
+            if TP(config.events_topic, 0) not in app.assignor.assigned_actives():
+                return
+            await asyncio.get_running_loop().run_in_executor(None, insights.run_once)
+
     app.tokentrail_config = config  # for introspection in tests
     return app
+
+
+class InsightsJob:
+    """Variance, silent changes and budget breaches, recomputed from the store on a timer.
+
+    New changes and breaches go to the alerts topic before they are stored (at-least-once; each
+    alert carries a stable id). Each run re-reads a lateness margin so late events are counted.
+    """
+
+    LATENESS = timedelta(minutes=10)
+    FIRST_LOOKBACK = timedelta(days=1)
+
+    def __init__(self, client: Any, config: WorkerConfig) -> None:
+        from confluent_kafka import Producer
+
+        self.client = client
+        self.config = config
+        self.producer = Producer({"bootstrap.servers": config.kafka, "linger.ms": 5})
+        self.last_now: datetime | None = None
+
+    def run_once(self) -> None:
+        from .insights import run_insights
+
+        now = now_utc()
+        since = (self.last_now - self.LATENESS) if self.last_now else now - self.FIRST_LOOKBACK
+        try:
+            run_insights(self.client, now=now, since=since, budgets=self.config.budgets, publish=self.publish)
+            self.last_now = now
+        except Exception:  # noqa: BLE001 - retried on the next tick; the stream is unaffected
+            log.exception("insights job failed; retrying on the next tick")
+
+    def publish(self, alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            self.producer.produce(self.config.alerts_topic, to_json(alert), str(alert.get("id", "")).encode())
+        if self.producer.flush(30) != 0:
+            raise RuntimeError("alerts were not acknowledged by Kafka")
 
 
 class TraceKeyedTable(MutableMapping):
@@ -209,6 +265,8 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser.add_argument("--batch-size", type=int, default=2_000)
     parser.add_argument("--batch-within", type=float, default=0.5, help="seconds to wait for a batch to fill")
     parser.add_argument("--prices", help="price overrides file")
+    parser.add_argument("--budgets", help="spend budgets file (YAML/JSON)")
+    parser.add_argument("--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)")
     parser.add_argument("--data-dir", default=".tokentrail/worker")
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
     parser.add_argument("--loglevel", default="warning")
@@ -217,7 +275,8 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
         kafka=args.kafka, clickhouse=args.clickhouse, events_topic=args.events_topic, deadletter_topic=args.deadletter_topic,
         alerts_topic=args.alerts_topic, control_topic=args.control_topic, halt_on=tuple(k for k in args.halt_on.split(",") if k),
         group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
-        data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key,
+        data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key, budgets=args.budgets,
+        insights_interval=args.insights_interval,
     )
     object.__setattr__(config, "_loglevel", args.loglevel)
     return config
