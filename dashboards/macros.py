@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -279,13 +279,6 @@ def panel_interval_ms(time_range: TimeRange, max_data_points: int, min_interval_
     """Grafana's calculateInterval for a panel: range / maxDataPoints, rounded, floored at the panel's min interval."""
     raw = (time_range.to_ms - time_range.from_ms) / max(max_data_points, 1)
     return max(round_interval_ms(raw), min_interval_ms)
-
-
-@dataclass
-class Rendered:
-    sql: str
-    interval_ms: int
-    variables: dict[str, VariableValue] = field(default_factory=dict)
 
 
 def render(sql: str, time_range: TimeRange, interval_ms: int, variables: Mapping[str, VariableValue] | None = None,

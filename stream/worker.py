@@ -44,6 +44,7 @@ class WorkerConfig:
     halt_on: tuple[str, ...] = ()  # loop kinds that publish a halt record to the control topic
     budgets: str | None = None  # spend budgets file (YAML/JSON)
     insights_interval: float = 60.0  # seconds between variance/changes/budget runs; 0 turns them off
+    session_timeout: float = 15.0  # consumer-group session: how fast a dead worker's partitions move
     group: str = "tokentrail-worker"
     batch_size: int = 2_000
     batch_within: float = 0.5
@@ -101,6 +102,9 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         producer_linger_ms=5,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A crashed worker's partitions move to the others after this long (faust's default is 60 s).
+        broker_session_timeout=config.session_timeout,
+        broker_heartbeat_interval=max(1.0, config.session_timeout / 5),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(config.events_topic, partitions=partitions, **raw)
@@ -266,6 +270,7 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser.add_argument("--batch-within", type=float, default=0.5, help="seconds to wait for a batch to fill")
     parser.add_argument("--prices", help="price overrides file")
     parser.add_argument("--budgets", help="spend budgets file (YAML/JSON)")
+    parser.add_argument("--session-timeout", type=float, default=15.0, help="consumer-group session timeout in seconds")
     parser.add_argument("--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)")
     parser.add_argument("--data-dir", default=".tokentrail/worker")
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
@@ -276,7 +281,7 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
         alerts_topic=args.alerts_topic, control_topic=args.control_topic, halt_on=tuple(k for k in args.halt_on.split(",") if k),
         group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
         data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key, budgets=args.budgets,
-        insights_interval=args.insights_interval,
+        insights_interval=args.insights_interval, session_timeout=args.session_timeout,
     )
     object.__setattr__(config, "_loglevel", args.loglevel)
     return config

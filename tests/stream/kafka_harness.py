@@ -83,7 +83,7 @@ def wait_until(predicate: Any, timeout: float, what: str, worker: subprocess.Pop
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def wait_caught_up(bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 180) -> None:
+def wait_caught_up(bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 300) -> None:
     def caught_up() -> bool:
         committed, end = committed_and_end(bootstrap, topic, group)
         return end > 0 and committed >= end

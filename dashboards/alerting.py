@@ -1,0 +1,153 @@
+"""Alert rules, contact points and notification policies in Grafana's two shapes.
+
+grafana-foundation-sdk's alerting builders produce the HTTP provisioning API shape (`folderUID`,
+`ruleGroup`, one contact point per integration); file provisioning wants another
+(`groups[].rules[]`, `contactPoints[].receivers[]`). Rules are built once with the SDK and
+converted, so the file and the API can only differ where Grafana's formats do.
+
+Secrets and URLs are never in these files: contact points say `$__env{VAR}` and Grafana reads the
+variable when it provisions the file (`dashboards push` substitutes the same variables itself,
+since the HTTP API does not). Grafana interpolates `$` in alert labels and titles too, so those
+never contain one; annotations and query models are not interpolated (they carry templates and
+macros).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from grafana_foundation_sdk.builders import alerting as ab
+from grafana_foundation_sdk.builders import expr as eb
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import alerting as am
+
+from .alerts import GROUPS, RULES, Rule
+from .build import _Query, clickhouse_target
+from .catalog import dashboard
+from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
+
+__all__ = ["ENV_VARS", "CHAT", "PAGER", "rule_api", "rules_api", "rules_file", "contact_points_api", "contact_points_file",
+           "policy_api", "policies_file", "panel_id", "ORG_ID"]
+
+ORG_ID = 1
+CHAT, PAGER = "tokentrail-chat", "tokentrail-pagerduty"
+TEAM_LABELS = {"component": "tokentrail"}  # not "service": query labels carry the emitting service
+# Every secret or URL a contact point needs, by the environment variable that carries it.
+ENV_VARS = {
+    "TOKENTRAIL_SLACK_WEBHOOK_URL": "Slack incoming-webhook URL for the chat channel",
+    "TOKENTRAIL_ALERT_WEBHOOK_URL": "generic webhook receiving every alert as JSON",
+    "TOKENTRAIL_ALERT_EMAILS": "email addresses (';'-separated) for the chat route",
+    "TOKENTRAIL_PAGERDUTY_KEY": "PagerDuty Events API v2 integration key for severity=page",
+}
+
+
+def _env(name: str) -> str:
+    return f"$__env{{{name}}}"
+
+
+def panel_id(dashboard_uid: str, title: str) -> int:
+    for panel_id_, panel in enumerate(dashboard(dashboard_uid).panels, start=1):
+        if panel.title == title:
+            return panel_id_
+    raise KeyError(f"{dashboard_uid} has no panel {title!r}")
+
+
+def _annotations(rule: Rule) -> dict[str, str]:
+    labels = _label_columns(rule.sql)
+    query = "&".join(f"var-{name}={{{{ $labels.{name} }}}}" for name in ("tenant", "feature", "model") if name in labels)
+    return {"summary": rule.summary, "description": rule.description,
+            "dashboard": f"/d/{rule.dashboard}" + (f"?{query}" if query else ""),
+            "__dashboardUid__": rule.dashboard, "__panelId__": str(panel_id(rule.dashboard, rule.panel))}
+
+
+def _label_columns(sql: str) -> list[str]:
+    """The label columns a rule query selects (the outermost SELECT's names other than `value`)."""
+    head = sql.split("FROM", 1)[0].replace("SELECT", "", 1)
+    names = [part.strip().split(" AS ")[-1].strip() for part in head.split(",")]
+    return [n for n in names if n and n != "value" and n.isidentifier()]
+
+
+def _data_query(ref_id: str, sql: str, rule: Rule) -> ab.Query:
+    model = {**clickhouse_target(sql, table_format=True, ref_id=ref_id), "intervalMs": rule.interval_ms, "maxDataPoints": 43200}
+    return (ab.Query(ref_id).datasource_uid(DATASOURCE_UID)
+            .relative_time_range(am.RelativeTimeRange(from_val=rule.window_seconds, to=0)).model(_Query(model)))
+
+
+def _reduce(ref_id: str, of: str) -> ab.Query:
+    return ab.Query(ref_id).datasource_uid("__expr__").model(eb.TypeReduce().ref_id(ref_id).expression(of).reducer("last"))
+
+
+def rule_api(rule: Rule) -> dict[str, Any]:
+    """One rule in the HTTP provisioning shape (POST/PUT /api/v1/provisioning/alert-rules)."""
+    threshold = (eb.TypeThreshold().ref_id("C").expression("B")
+                 .conditions([eb.ExprTypeThresholdConditions().evaluator(
+                     eb.ExprTypeThresholdConditionsEvaluator().type(rule.evaluator).params([rule.threshold]))]))
+    builder = (ab.Rule(rule.title).uid(rule.uid).org_id(ORG_ID).folder_uid(FOLDER_UID).rule_group(rule.group)
+               .condition("C").for_val(rule.for_).no_data_state(rule.no_data).exec_err_state("Error").is_paused(False)
+               .labels({**TEAM_LABELS, "severity": rule.severity, **rule.labels}).annotations(_annotations(rule))
+               .with_query(_data_query("A", rule.sql, rule)).with_query(_reduce("B", "A"))
+               .with_query(ab.Query("C").datasource_uid("__expr__").model(threshold)))
+    for ref_id, sql in rule.extras:
+        builder = builder.with_query(_data_query(f"{ref_id}_query", sql, rule)).with_query(_reduce(ref_id, f"{ref_id}_query"))
+    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+
+
+def rules_api() -> list[dict[str, Any]]:
+    return [rule_api(r) for r in RULES]
+
+
+def _rule_file(api: dict[str, Any]) -> dict[str, Any]:
+    keys = ("uid", "title", "condition", "data", "noDataState", "execErrState", "for", "labels", "annotations", "isPaused")
+    return {k: api[k] for k in keys if k in api}
+
+
+def rules_file() -> dict[str, Any]:
+    """`provisioning/alerting/rules.yaml`: one group per evaluation interval family."""
+    groups = []
+    for name, interval in GROUPS.items():
+        rules = [_rule_file(r) for r in rules_api() if r["ruleGroup"] == name]
+        groups.append({"orgId": ORG_ID, "name": name, "folder": FOLDER_TITLE, "interval": interval, "rules": rules})
+    return {"apiVersion": 1, "groups": groups}
+
+
+def _contact_points() -> list[tuple[str, ab.ContactPoint]]:
+    chat = [
+        ab.ContactPoint().uid("tt-slack").name(CHAT).type("slack")
+        .settings({"url": _env("TOKENTRAIL_SLACK_WEBHOOK_URL"), "title": '{{ template "slack.default.title" . }}'}),
+        ab.ContactPoint().uid("tt-webhook").name(CHAT).type("webhook")
+        .settings({"url": _env("TOKENTRAIL_ALERT_WEBHOOK_URL"), "httpMethod": "POST"}),
+        ab.ContactPoint().uid("tt-email").name(CHAT).type("email")
+        .settings({"addresses": _env("TOKENTRAIL_ALERT_EMAILS"), "singleEmail": True}),
+    ]
+    pager = [ab.ContactPoint().uid("tt-pagerduty").name(PAGER).type("pagerduty")
+             .settings({"integrationKey": _env("TOKENTRAIL_PAGERDUTY_KEY"), "severity": "critical",
+                        "class": "llm-telemetry", "component": "tokentrail", "group": "{{ .CommonLabels.alertname }}"})]
+    return [(CHAT, c) for c in chat] + [(PAGER, p) for p in pager]
+
+
+def contact_points_api() -> list[dict[str, Any]]:
+    """One entry per integration (POST /api/v1/provisioning/contact-points), still with `$__env{}` references."""
+    return [json.loads(json.dumps(c.build(), cls=JSONEncoder)) for _, c in _contact_points()]
+
+
+def contact_points_file() -> dict[str, Any]:
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for point in contact_points_api():
+        receiver = {k: point[k] for k in ("uid", "type", "settings", "disableResolveMessage") if k in point}
+        by_name.setdefault(point["name"], []).append(receiver)
+    return {"apiVersion": 1,
+            "contactPoints": [{"orgId": ORG_ID, "name": name, "receivers": receivers} for name, receivers in by_name.items()]}
+
+
+def policy_api() -> dict[str, Any]:
+    """The notification policy tree (PUT /api/v1/provisioning/policies): pages to PagerDuty, everything to chat."""
+    page = (ab.NotificationPolicy().receiver(PAGER).object_matchers([["severity", "=", "page"]])
+            .group_by(["alertname", "tenant", "trace_id"]).repeat_interval("1h").continue_val(True))
+    root = (ab.NotificationPolicy().receiver(CHAT).group_by(["grafana_folder", "alertname", "tenant"])
+            .group_wait("30s").group_interval("5m").repeat_interval("4h").routes([page]))
+    return json.loads(json.dumps(root.build(), cls=JSONEncoder))
+
+
+def policies_file() -> dict[str, Any]:
+    return {"apiVersion": 1, "policies": [{"orgId": ORG_ID, **policy_api()}]}

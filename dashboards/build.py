@@ -1,0 +1,146 @@
+"""Dashboard specs -> Grafana dashboard JSON, through grafana-foundation-sdk.
+
+Why the SDK: it is generated from Grafana's own schema for the pinned version (see `sdk_check`),
+so a field Grafana 11.6 does not know cannot sneak in. It has no ClickHouse query type, so the
+panel targets are the plugin's own JSON (`clickhouse_target`), wrapped as the SDK's
+`UnknownDataquery`. Output is deterministic (sorted keys, fixed ids and grid positions), which is
+what lets a test compare the committed files with a fresh build byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.runtime import UnknownDataquery
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
+
+from .spec import (ALL_SENTINEL, DATASOURCE_TYPE, DATASOURCE_UID, DATABASE, FILTER_VARIABLES, GRAFANA_VERSION,
+                   Annotation, Dashboard, Panel)
+
+__all__ = ["SDK_VERSION", "sdk_check", "build_dashboard", "clickhouse_target", "variable_query", "to_json", "DATASOURCE",
+           "MAX_DATA_POINTS", "MIN_INTERVAL"]
+
+SDK_VERSION = f"1769699379!{GRAFANA_VERSION}.0"  # grafana-foundation-sdk build for the Grafana schema we target
+DATASOURCE = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
+MAX_DATA_POINTS = 300  # fixed rather than panel-width dependent, so the query interval is predictable
+MIN_INTERVAL = "1m"  # data is per call; buckets under a minute are noise on these panels
+MIN_INTERVAL_MS = 60_000
+
+
+def sdk_check() -> None:
+    """Refuse to generate with an SDK built for another Grafana schema: the files would silently change."""
+    installed = version("grafana-foundation-sdk")
+    if installed != SDK_VERSION:
+        raise RuntimeError(f"grafana-foundation-sdk {installed} is installed, but the dashboards target Grafana "
+                           f"{GRAFANA_VERSION}: pip install 'grafana-foundation-sdk=={SDK_VERSION}'")
+
+
+class _Query(cogbuilder.Builder[UnknownDataquery]):
+    """A ClickHouse plugin target, which the SDK has no type for."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def build(self) -> UnknownDataquery:
+        return UnknownDataquery(self._data)
+
+
+def clickhouse_target(sql: str, *, table_format: bool, ref_id: str = "A") -> dict[str, Any]:
+    """The plugin's query model (v4): raw SQL editor, time series (format 0) or table (format 1)."""
+    return {"refId": ref_id, "datasource": {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}, "editorType": "sql",
+            "queryType": "table" if table_format else "timeseries", "format": 1 if table_format else 0,
+            "pluginVersion": "4.x", "rawSql": sql}
+
+
+def variable_query(name: str) -> str:
+    """Options for a filter variable: the values seen in calls during the dashboard's range."""
+    return f"SELECT DISTINCT {name} FROM {DATABASE}.calls WHERE $__timeFilter(ts) AND {name} != '' ORDER BY {name}"
+
+
+def _filter_variable(name: str) -> db.QueryVariable:
+    return (db.QueryVariable(name).label(name.capitalize()).datasource(DATASOURCE)
+            .query(variable_query(name)).multi(True).include_all(True).all_value(ALL_SENTINEL)
+            .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC))
+
+
+def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
+    return (db.TextBoxVariable(name).label(label).default_value(default)
+            .current(dm.VariableOption(selected=True, text=default, value=default)))
+
+
+def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder:
+    target = _Query(clickhouse_target(spec.sql, table_format=spec.shape != "timeseries"))
+    if spec.kind == "stat":
+        builder = (stat.Panel().graph_mode(common.BigValueGraphMode.NONE)
+                   .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/")))
+    elif spec.kind == "table":
+        builder = table.Panel().filterable(True)
+    else:
+        builder = (timeseries.Panel().line_width(1).fill_opacity(25 if spec.stack else 10)
+                   .legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
+                           .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs(["sum", "max"])))
+        if spec.stack:
+            builder = (builder.draw_style(common.GraphDrawStyle.BARS)
+                       .stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A")))
+        builder = builder.interval(MIN_INTERVAL).max_data_points(MAX_DATA_POINTS)
+    builder = (builder.id(panel_id).title(spec.title).datasource(DATASOURCE).with_target(target)
+               .grid_pos(dm.GridPos(h=spec.height, w=spec.width, x=x, y=y)))
+    if spec.description:
+        builder = builder.description(spec.description)
+    if spec.unit:
+        builder = builder.unit(spec.unit)
+    if spec.decimals is not None:
+        builder = builder.decimals(spec.decimals)
+    return builder
+
+
+def _annotation(spec: Annotation) -> db.AnnotationQuery:
+    target = _Query(clickhouse_target(spec.sql, table_format=True, ref_id="Anno"))
+    return db.AnnotationQuery().name(spec.name).datasource(DATASOURCE).enable(True).icon_color(spec.color).target(target)
+
+
+def layout(panels: tuple[Panel, ...]) -> list[tuple[Panel, int, int]]:
+    """Left to right in rows of 24 columns; a panel that does not fit starts a new row."""
+    placed, x, y, row_height = [], 0, 0, 0
+    for panel in panels:
+        if x + panel.width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        placed.append((panel, x, y))
+        x += panel.width
+        row_height = max(row_height, panel.height)
+    return placed
+
+
+def build_dashboard(spec: Dashboard, annotations: tuple[Annotation, ...] = (), links: list[tuple[str, str]] = ()) -> dict[str, Any]:
+    """The dashboard JSON Grafana provisions from a file (dashboard model, not the HTTP envelope)."""
+    builder = (db.Dashboard(spec.title).uid(spec.uid).description(spec.description).tags(list(spec.tags))
+               .time(spec.time_from, "now").refresh("1m").timezone("utc").editable()
+               .tooltip(dm.DashboardCursorSync.CROSSHAIR))
+    for name in spec.variables:
+        if name not in FILTER_VARIABLES:
+            raise ValueError(f"{spec.uid}: unknown variable {name}")
+        builder = builder.with_variable(_filter_variable(name))
+    for name, label, default in spec.textboxes:
+        builder = builder.with_variable(_textbox(name, label, default))
+    for annotation in (*spec.annotations, *annotations):
+        builder = builder.annotation(_annotation(annotation))
+    for title, uid in links:
+        builder = builder.link(db.DashboardLink(title).type(dm.DashboardLinkType.LINK).url(f"/d/{uid}")
+                               .include_vars(True).keep_time(True))
+    for panel_id, (panel, x, y) in enumerate(layout(spec.panels), start=1):
+        builder = builder.with_panel(_panel(panel, panel_id, x, y))
+    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+
+
+def to_json(document: Any) -> str:
+    """The committed form: stable key order and indentation, trailing newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,137 @@
+"""The PII-and-secrets and Pipeline-health dashboards: what redaction caught, and whether the pipeline keeps up.
+
+`pii_findings` holds counts by entity type, never the values (the values are exactly what must
+not be stored). Pipeline health reads the ingest-side clocks (`received_at`), not event time: a
+stalled worker shows as a gap there even while producers keep stamping fresh event times.
+"""
+
+from __future__ import annotations
+
+from .spec import Dashboard, Panel, filters, table
+
+PII_TABLE = f"{table('pii_findings')} FINAL"
+PII_FILTER = filters("tenant", "service", "feature")
+
+PII = Dashboard(
+    uid="tokentrail-pii",
+    title="tokentrail / PII and secrets",
+    description="What redaction replaced before anything was stored, by entity type, service and where it was found "
+                "(prompt, output, tool call). A secret in a prompt means a credential reached a model provider.",
+    panels=(
+        Panel(title="Findings in range", kind="stat", shape="stat", width=24, height=5,
+              sql=f"""SELECT sum(count) AS findings, sumIf(count, is_secret = 1) AS secrets,
+       uniqExact(trace_id) AS traces, uniqExactIf(trace_id, is_secret = 1 AND type = 'prompt') AS traces_with_secret_in_prompt
+FROM {PII_TABLE}
+WHERE {PII_FILTER}"""),
+        Panel(title="Findings by entity", stack=True, unit="short", width=12,
+              sql=f"""SELECT $__timeInterval(ts) AS time, entity, sum(count) AS findings
+FROM {PII_TABLE}
+WHERE {PII_FILTER}
+GROUP BY time, entity
+ORDER BY time""", shape="timeseries"),
+        Panel(title="Findings by service", stack=True, unit="short", width=12,
+              sql=f"""SELECT $__timeInterval(ts) AS time, service, sum(count) AS findings
+FROM {PII_TABLE}
+WHERE {PII_FILTER}
+GROUP BY time, service
+ORDER BY time""", shape="timeseries"),
+        Panel(title="Secrets by where they were found", stack=True, unit="short", width=12,
+              sql=f"""SELECT $__timeInterval(ts) AS time, type AS found_in, sum(count) AS secrets
+FROM {PII_TABLE}
+WHERE {PII_FILTER} AND is_secret = 1
+GROUP BY time, found_in
+ORDER BY time""", shape="timeseries"),
+        Panel(title="By entity and service", kind="table", shape="table", width=12,
+              sql=f"""SELECT entity, service, if(max(is_secret) = 1, 'secret', 'pii') AS class, sum(count) AS findings,
+       uniqExact(trace_id) AS traces, max(ts) AS last_seen
+FROM {PII_TABLE}
+WHERE {PII_FILTER}
+GROUP BY entity, service
+ORDER BY findings DESC"""),
+        Panel(title="Traces with secrets", kind="table", shape="table", width=24, height=10,
+              description="Where to start an incident: which trace, which tenant and feature, which kinds of secret.",
+              sql=f"""SELECT trace_id, tenant, service, feature,
+       arrayStringConcat(groupUniqArray(entity), ', ') AS entities, groupUniqArray(type) AS found_in,
+       sum(count) AS secrets, min(ts) AS first_seen
+FROM {PII_TABLE}
+WHERE {PII_FILTER} AND is_secret = 1
+GROUP BY trace_id, tenant, service, feature
+ORDER BY first_seen DESC
+LIMIT 100"""),
+    ),
+)
+
+RECEIPTS = f"{table('receipts')} FINAL"
+DEADLETTER = f"{table('deadletter')} FINAL"
+
+PIPELINE = Dashboard(
+    uid="tokentrail-pipeline",
+    title="tokentrail / Pipeline health",
+    description="Ingest throughput, dead letters by reason, end-to-end lag and what the detectors are doing. "
+                "Throughput and dead letters are pipeline-wide (they carry no tenant); lag follows the variables.",
+    time_from="now-1h",
+    panels=(
+        Panel(title="Seconds since the last event", kind="stat", shape="stat", unit="s", width=8, height=5,
+              description="Ingest clock: a worker that stopped consuming shows here first.",
+              sql=f"""SELECT dateDiff('second', max(received_at), ($__toTime)) AS seconds_since_last_event
+FROM {table('receipts')}
+WHERE received_at <= ($__toTime)"""),
+        Panel(title="Dead-letter share", kind="stat", shape="stat", unit="percentunit", width=8, height=5,
+              sql=f"""SELECT (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at))
+       / greatest((SELECT count() FROM {RECEIPTS} WHERE $__timeFilter(received_at))
+                  + (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at)), 1) AS deadletter_share"""),
+        Panel(title="Events in range", kind="stat", shape="stat", unit="short", width=8, height=5,
+              sql=f"""SELECT count() AS deliveries, uniqExact(event_id) AS distinct_events
+FROM {RECEIPTS}
+WHERE $__timeFilter(received_at)"""),
+        Panel(title="Events ingested per second", unit="reqps", width=12,
+              sql=f"""SELECT time, series, value FROM (
+    SELECT $__timeInterval(received_at) AS time, 'accepted' AS series, count() / ($__interval_s) AS value
+    FROM {RECEIPTS} WHERE $__timeFilter(received_at) GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(received_at) AS time, 'dead letter' AS series, count() / ($__interval_s) AS value
+    FROM {DEADLETTER} WHERE $__timeFilter(received_at) GROUP BY time
+)
+ORDER BY time""", shape="timeseries"),
+        Panel(title="Dead letters by reason", stack=True, unit="short", width=12,
+              sql=f"""SELECT $__timeInterval(received_at) AS time, reason, count() AS dead_letters
+FROM {DEADLETTER}
+WHERE $__timeFilter(received_at)
+GROUP BY time, reason
+ORDER BY time""", shape="timeseries"),
+        Panel(title="End-to-end lag p50 / p95", unit="ms", width=12,
+              description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker.",
+              sql=f"""SELECT $__timeInterval(received_at) AS time,
+       quantile(0.5)(dateDiff('millisecond', ts, received_at)) AS lag_p50,
+       quantile(0.95)(dateDiff('millisecond', ts, received_at)) AS lag_p95
+FROM {table('calls')} FINAL
+WHERE {filters('tenant', 'service', 'feature', 'model', time='received_at')}
+GROUP BY time
+ORDER BY time""", shape="timeseries"),
+        Panel(title="Detector activity", stack=True, unit="short", width=12,
+              description="Rows written by each detector, on the ingest clock.",
+              sql=f"""SELECT time, detector, value FROM (
+    SELECT $__timeInterval(received_at) AS time, 'loops' AS detector, count() AS value
+    FROM {table('loop_detections')} FINAL WHERE $__timeFilter(received_at) GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(received_at) AS time, 'pii' AS detector, count() AS value
+    FROM {table('pii_findings')} FINAL WHERE $__timeFilter(received_at) GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(detected_at) AS time, 'changes' AS detector, count() AS value
+    FROM {table('changes')} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(detected_at) AS time, 'budget breaches' AS detector, count() AS value
+    FROM {table('budget_breaches')} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
+    UNION ALL
+    SELECT $__timeInterval(computed_at) AS time, 'variance windows' AS detector, count() AS value
+    FROM {table('variance')} FINAL WHERE $__timeFilter(computed_at) GROUP BY time
+)
+ORDER BY time""", shape="timeseries"),
+        Panel(title="Latest dead letters", kind="table", shape="table", width=24, height=10,
+              sql=f"""SELECT received_at, reason, field, detail, source, substring(payload, 1, 200) AS payload_start
+FROM {DEADLETTER}
+WHERE $__timeFilter(received_at)
+ORDER BY received_at DESC
+LIMIT 100"""),
+    ),
+)

@@ -1,0 +1,109 @@
+"""What a dashboard is made of, as plain data: the SQL and the shape it must return.
+
+The dashboard modules (`dash_*`) describe panels with these; `build` turns them into Grafana JSON
+through grafana-foundation-sdk, and the tests and the benchmark run the very same SQL against
+ClickHouse. Keeping the description separate from the SDK means "what Grafana shows" and "what we
+test" cannot drift apart.
+
+Names fixed here are part of the provisioning contract (uids are referenced by alert links and by
+`dashboards push`): change them and every link breaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DATASOURCE_UID", "DATASOURCE_TYPE", "DATASOURCE_NAME", "FOLDER_UID", "FOLDER_TITLE", "DATABASE",
+           "GRAFANA_VERSION", "ALL_SENTINEL", "FILTER_VARIABLES", "Panel", "Dashboard", "Annotation", "filters", "var_in", "table",
+           "Shape"]
+
+GRAFANA_VERSION = "11.6"  # what compose.yaml must run; the SDK build is pinned to the same schema
+DATASOURCE_UID = "tokentrail-clickhouse"
+DATASOURCE_TYPE = "grafana-clickhouse-datasource"
+DATASOURCE_NAME = "tokentrail ClickHouse"
+FOLDER_UID = "tokentrail"
+FOLDER_TITLE = "tokentrail"
+DATABASE = "tokentrail"  # table names are qualified so the queries do not depend on the user's default db
+ALL_SENTINEL = "'__all__'"  # the variables' custom "All" value, inserted verbatim by Grafana
+FILTER_VARIABLES = ("tenant", "service", "feature", "model")
+
+# timeseries: first column a time, then string label columns, then numbers (long format, Grafana
+# turns it into one series per label set). table: any columns, at least one row expected.
+# stat: exactly one row of numbers.
+Shape = Literal["timeseries", "table", "stat"]
+
+
+def var_in(variable: str, column: str | None = None, *, blank_ok: bool = False) -> str:
+    """`column IN (selected values)`, constant-true when the variable is "All".
+
+    An "All" selection expands to the sentinel (the variable's custom all value), which makes the
+    condition constant-true, so ClickHouse drops it instead of comparing every row against a list
+    of every tenant, and rows whose value is not among the options (a tenant with no calls yet)
+    still show. `blank_ok` keeps rows where the column is '' (prompt changes have no tenant).
+    """
+    if variable not in FILTER_VARIABLES:
+        raise ValueError(f"unknown filter variable {variable!r}; known: {FILTER_VARIABLES}")
+    column = column or variable
+    var = f"${{{variable}:singlequote}}"
+    blank = f" OR {column} = ''" if blank_ok else ""
+    return f"({ALL_SENTINEL} IN ({var}) OR {column} IN ({var}){blank})"
+
+
+def filters(*columns: str, time: str | None = "ts", blank_ok: bool = False) -> str:
+    """The WHERE conditions panels share: the time range and the dashboard variables.
+
+    `columns` names which of tenant/service/feature/model the table has; a table without one
+    (loop detections have no model) is simply not filtered by it.
+    """
+    parts = [f"$__timeFilter({time})"] if time else []
+    parts += [var_in(column, blank_ok=blank_ok) for column in columns]
+    return "\n  AND ".join(parts)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: its SQL, the shape the SQL returns, and how Grafana should draw it."""
+
+    title: str
+    sql: str
+    shape: Shape
+    kind: Literal["timeseries", "table", "stat", "barchart", "piechart"] = "timeseries"
+    unit: str = ""
+    description: str = ""
+    width: int = 12
+    height: int = 8
+    stack: bool = False
+    decimals: int | None = None
+    min_rows: int = 1  # how many rows the seeded demo data must produce (tests)
+
+    def __post_init__(self) -> None:
+        if self.shape == "timeseries" and "$__timeInterval" not in self.sql and "toStartOf" not in self.sql:
+            raise ValueError(f"{self.title}: a time series panel must bucket time ($__timeInterval)")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A query whose rows (time, text, tags) Grafana draws as markers on every time series panel."""
+
+    name: str
+    sql: str
+    color: str = "purple"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    panels: tuple[Panel, ...]
+    tags: tuple[str, ...] = ("tokentrail",)
+    time_from: str = "now-6h"
+    annotations: tuple[Annotation, ...] = field(default=())
+    variables: tuple[str, ...] = FILTER_VARIABLES
+    textboxes: tuple[tuple[str, str, str], ...] = ()  # (name, label, default): free-text variables
+
+
+def table(name: str) -> str:
+    """A table name qualified with the tokentrail database."""
+    return f"{DATABASE}.{name}"
