@@ -19,26 +19,10 @@ from tokentrail.collectors.events import OutputEvent, PromptEvent, ToolCallEvent
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Where is order 7781?"}]
 
 
-@pytest.fixture
-def memory() -> tt.InMemoryTransport:
-    return tt.InMemoryTransport()
 
 
-@pytest.fixture
-def collector(memory: tt.InMemoryTransport):
-    c = tt.Collector(service="order-agent", transport=memory, tenant="northwind", register_atexit=False)
-    yield c
-    c.close()
 
-
-def sent(collector: tt.Collector, memory: tt.InMemoryTransport) -> list[Any]:
-    assert collector.flush(5)
-    events = [decode_event(value) for _, value in memory.records]
-    assert all(not hasattr(e, "reason") for e in events), events
-    return events
-
-
-def test_model_call_emits_prompt_then_output(collector, memory):
+def test_model_call_emits_prompt_then_output(collector, memory, sent):
     """A finished model call emits a valid prompt and output sharing a span, with usage and latency."""
     with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES, feature="order-support",
                               prompt_id="order_assistant", prompt_version="v3", params={"temperature": 0.2}) as call:
@@ -54,7 +38,7 @@ def test_model_call_emits_prompt_then_output(collector, memory):
     assert prompt.ts <= output.ts and prompt.event_id != output.event_id
 
 
-def test_messages_are_snapshotted(collector, memory):
+def test_messages_are_snapshotted(collector, memory, sent):
     """Appending to the message history after the call does not change what the prompt recorded."""
     history = list(MESSAGES)
     with collector.model_call(provider="openai", model="gpt-4o", messages=history, feature="f") as call:
@@ -64,7 +48,7 @@ def test_messages_are_snapshotted(collector, memory):
     assert len(prompt.messages) == 2
 
 
-def test_user_exception_propagates_and_is_recorded(collector, memory):
+def test_user_exception_propagates_and_is_recorded(collector, memory, sent):
     """The user's exception passes through untouched; the output event records it as an error."""
     class RateLimited(Exception):
         pass
@@ -77,7 +61,7 @@ def test_user_exception_propagates_and_is_recorded(collector, memory):
     assert output.finish_reason == "error"
 
 
-def test_unfinished_call_still_leaves_evidence(collector, memory):
+def test_unfinished_call_still_leaves_evidence(collector, memory, sent):
     """A call left without finish() still emits an output marked as unfinished."""
     with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES, feature="f"):
         pass
@@ -85,7 +69,7 @@ def test_unfinished_call_still_leaves_evidence(collector, memory):
     assert output.error.type == "unfinished"
 
 
-def test_nested_calls_share_the_trace(collector, memory):
+def test_nested_calls_share_the_trace(collector, memory, sent):
     """Calls inside a trace share its trace_id and defaults and record the trace's span as parent."""
     with collector.trace(feature="refund-drafts", user_id="u-17", session_id="s-1") as scope:
         with collector.model_call(provider="anthropic", model="claude-sonnet-4-0", messages=MESSAGES) as call:
@@ -100,7 +84,7 @@ def test_nested_calls_share_the_trace(collector, memory):
     assert tool_event.tool.result == {"status": "eligible"} and tool_event.tool.call_id == "call_1"
 
 
-def test_separate_traces_get_separate_ids(collector, memory):
+def test_separate_traces_get_separate_ids(collector, memory, sent):
     """Two top-level calls are two traces."""
     for _ in range(2):
         with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES, feature="f") as call:
@@ -109,7 +93,7 @@ def test_separate_traces_get_separate_ids(collector, memory):
     assert events[0].trace_id != events[2].trace_id
 
 
-def test_tool_call_decorator_sync_and_async(collector, memory):
+def test_tool_call_decorator_sync_and_async(collector, memory, sent):
     """As a decorator, a tool call records bound arguments, the return value, and errors."""
     @collector.tool_call
     def search_orders(query: str, limit: int = 5) -> list[str]:
@@ -129,7 +113,7 @@ def test_tool_call_decorator_sync_and_async(collector, memory):
     assert failed.tool.result == {"error": "PermissionError", "message": "not allowed"}
 
 
-def test_adopts_the_active_opentelemetry_span(collector, memory):
+def test_adopts_the_active_opentelemetry_span(collector, memory, sent):
     """With no tokentrail trace, the active OpenTelemetry span's ids are adopted."""
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -142,7 +126,7 @@ def test_adopts_the_active_opentelemetry_span(collector, memory):
     assert prompt.parent_span_id == f"{span.get_span_context().span_id:016x}"
 
 
-def test_unencodable_values_are_kept_as_text(collector, memory):
+def test_unencodable_values_are_kept_as_text(collector, memory, sent):
     """A tool result that JSON cannot encode is recorded as its repr rather than lost."""
     class Opaque:
         def __repr__(self) -> str:

@@ -95,29 +95,13 @@ def text_events(tool: bool = False) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def memory() -> tt.InMemoryTransport:
-    return tt.InMemoryTransport()
 
-
-@pytest.fixture
-def collector(memory: tt.InMemoryTransport):
-    c = tt.Collector(service="returns-agent", transport=memory, tenant="northwind", register_atexit=False)
-    yield c
-    c.close()
-
-
-def sent(collector: tt.Collector, memory: tt.InMemoryTransport) -> list[Any]:
-    assert collector.flush(5)
-    events = [decode_event(value) for _, value in memory.records]
-    assert all(not hasattr(e, "reason") for e in events), events  # every event is valid
-    return events
 
 
 EXPECTED_USAGE = {"input_tokens": 25 + 1000 + 200, "output_tokens": 12, "cached_input_tokens": 1000, "reasoning_tokens": 0}
 
 
-def test_plain_message(collector, memory):
+def test_plain_message(collector, memory, sent):
     """A message emits a normalised prompt and an output whose input tokens include the cached ones."""
     server = FakeAnthropic(lambda body: message())
     client = instrument_anthropic(server.client(), collector, feature="returns", prompt_id="damage_check", prompt_version="v2")
@@ -137,7 +121,7 @@ def test_plain_message(collector, memory):
     assert output.usage.model_dump() == EXPECTED_USAGE
 
 
-def test_tool_use(collector, memory):
+def test_tool_use(collector, memory, sent):
     """Offered tools, tool_use and tool_result blocks in the history, and the model's tool_use are mapped."""
     content = [{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_2", "name": "refund", "input": {"order": "7781"}}]
     client = instrument_anthropic(FakeAnthropic(lambda body: message(content, "tool_use")).client(), collector, feature="returns")
@@ -158,7 +142,7 @@ def test_tool_use(collector, memory):
     assert [c.model_dump() for c in output.tool_calls] == [{"id": "toolu_2", "name": "refund", "arguments": {"order": "7781"}}]
 
 
-def test_truncated_message_is_length(collector, memory):
+def test_truncated_message_is_length(collector, memory, sent):
     """stop_reason max_tokens is the contract's `length`."""
     client = instrument_anthropic(FakeAnthropic(lambda body: message(stop="max_tokens")).client(), collector, feature="f")
     client.messages.create(model="claude-sonnet-4-6", max_tokens=12, messages=MESSAGES)
@@ -166,7 +150,7 @@ def test_truncated_message_is_length(collector, memory):
     assert output.finish_reason == "length"
 
 
-def test_provider_error_is_recorded_and_reraised(collector, memory):
+def test_provider_error_is_recorded_and_reraised(collector, memory, sent):
     """An HTTP 429 reaches the caller as the SDK's own RateLimitError; the output event records it."""
     error = {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}}
     client = instrument_anthropic(FakeAnthropic(lambda body: httpx2.Response(429, json=error)).client(), collector, feature="f")
@@ -178,7 +162,7 @@ def test_provider_error_is_recorded_and_reraised(collector, memory):
     assert output.finish_reason == "error"
 
 
-def test_streaming_with_usage_and_ttft(collector, memory):
+def test_streaming_with_usage_and_ttft(collector, memory, sent):
     """stream=True passes every event through unchanged; usage merges message_start and message_delta; ttft is set."""
     server = FakeAnthropic(lambda body: sse(text_events(tool=True), delay=0.02))
     client = instrument_anthropic(server.client(), collector, feature="f")
@@ -197,7 +181,7 @@ def test_streaming_with_usage_and_ttft(collector, memory):
     assert 60 <= output.ttft_ms < output.latency_ms and output.latency_ms >= 200
 
 
-def test_stream_helper(collector, memory):
+def test_stream_helper(collector, memory, sent):
     """messages.stream(...) is traced too, and its text_stream and final message are what the plain client gives."""
     server = FakeAnthropic(lambda body: sse(text_events()))
     client = instrument_anthropic(server.client(), collector, feature="f")
@@ -211,7 +195,7 @@ def test_stream_helper(collector, memory):
     assert output.finish_reason == "stop" and output.usage.model_dump() == EXPECTED_USAGE and output.ttft_ms is not None
 
 
-def test_error_inside_a_stream(collector, memory):
+def test_error_inside_a_stream(collector, memory, sent):
     """An `error` event mid-stream reaches the caller as the SDK raises it; the output keeps the partial text."""
     events = text_events()[:4] + [{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}]
     client = instrument_anthropic(FakeAnthropic(lambda body: sse(events)).client(), collector, feature="f")
@@ -223,7 +207,7 @@ def test_error_inside_a_stream(collector, memory):
     assert output.output[0].content == "Checking " and output.usage.input_tokens == 1225
 
 
-def test_stream_closed_early_still_finishes(collector, memory):
+def test_stream_closed_early_still_finishes(collector, memory, sent):
     """A stream the caller closes before the end finishes the call with what arrived, at once."""
     client = instrument_anthropic(FakeAnthropic(lambda body: sse(text_events())).client(), collector, feature="f")
     with client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True) as stream:
@@ -234,7 +218,7 @@ def test_stream_closed_early_still_finishes(collector, memory):
     assert output.output[0].content == "Checking " and output.finish_reason is None and output.error is None
 
 
-def test_async_client(collector, memory):
+def test_async_client(collector, memory, sent):
     """AsyncAnthropic: awaited messages, async streams and the async stream helper are traced the same way."""
     server = FakeAnthropic(lambda body: sse(text_events()) if body.get("stream") else message())
     client = instrument_anthropic(server.async_client(), collector, feature="f")
@@ -255,7 +239,7 @@ def test_async_client(collector, memory):
     assert streamed.ttft_ms is not None and helper.ttft_ms is not None
 
 
-def test_calls_nest_under_a_trace(collector, memory):
+def test_calls_nest_under_a_trace(collector, memory, sent):
     """Calls inside trace(feature=...) share its trace id and feature, with the trace's span as parent."""
     client = instrument_anthropic(FakeAnthropic(lambda body: message()).client(), collector, feature="default-feature")
     with collector.trace(feature="refund-drafts", session_id="s-9") as scope:
@@ -274,7 +258,7 @@ def test_bad_arguments_fail_at_instrument_time():
         instrument_anthropic(object())
 
 
-def test_stream_dropped_unread_still_finishes(collector, memory):
+def test_stream_dropped_unread_still_finishes(collector, memory, sent):
     """A stream the caller never reads nor closes finishes the call when it is collected."""
     client = instrument_anthropic(FakeAnthropic(lambda body: sse(text_events())).client(), collector, feature="f")
     client.messages.create(model="claude-sonnet-4-6", max_tokens=256, messages=MESSAGES, stream=True)

@@ -99,26 +99,10 @@ def streamed_reply(body: dict[str, Any], delay: float = 0.0) -> httpx2.Response:
     return sse(events, delay)
 
 
-@pytest.fixture
-def memory() -> tt.InMemoryTransport:
-    return tt.InMemoryTransport()
 
 
-@pytest.fixture
-def collector(memory: tt.InMemoryTransport):
-    c = tt.Collector(service="order-agent", transport=memory, tenant="northwind", register_atexit=False)
-    yield c
-    c.close()
 
-
-def sent(collector: tt.Collector, memory: tt.InMemoryTransport) -> list[Any]:
-    assert collector.flush(5)
-    events = [decode_event(value) for _, value in memory.records]
-    assert all(not hasattr(e, "reason") for e in events), events  # every event is valid
-    return events
-
-
-def test_plain_completion(collector, memory):
+def test_plain_completion(collector, memory, sent):
     """A completion emits a normalised prompt and an output with usage; the caller gets what the plain client returns."""
     server = FakeOpenAI(lambda body: completion())
     client = instrument_openai(server.client(), collector, feature="order-support", prompt_id="order_assistant", prompt_version="v3")
@@ -140,7 +124,7 @@ def test_plain_completion(collector, memory):
     assert output.latency_ms >= 0 and output.ttft_ms is None
 
 
-def test_tool_calling_completion(collector, memory):
+def test_tool_calling_completion(collector, memory, sent):
     """Offered tools, earlier tool calls and tool results in the history, and the calls the model asks for are recorded."""
     calls = [{"id": "call_1", "type": "function", "function": {"name": "search_orders", "arguments": '{"order": "7781"}'}}]
     server = FakeOpenAI(lambda body: completion(None, calls, "tool_calls"))
@@ -165,7 +149,7 @@ def test_tool_calling_completion(collector, memory):
     assert [c.model_dump() for c in output.tool_calls] == [{"id": "call_1", "name": "search_orders", "arguments": {"order": "7781"}}]
 
 
-def test_provider_error_is_recorded_and_reraised(collector, memory):
+def test_provider_error_is_recorded_and_reraised(collector, memory, sent):
     """An HTTP 429 reaches the caller as the SDK's own RateLimitError; the output event records it."""
     error = {"error": {"message": "Rate limit reached for gpt-4o", "type": "requests", "code": "rate_limit_exceeded"}}
     server = FakeOpenAI(lambda body: httpx2.Response(429, json=error))
@@ -178,7 +162,7 @@ def test_provider_error_is_recorded_and_reraised(collector, memory):
     assert "Rate limit reached" in output.error.message and output.usage.input_tokens == 0
 
 
-def test_retries_are_one_call(collector, memory):
+def test_retries_are_one_call(collector, memory, sent):
     """The SDK's retries happen inside one traced call: one prompt, one output, with the final answer."""
     answers = iter([httpx2.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}), completion()])
     server = FakeOpenAI(lambda body: next(answers))
@@ -188,7 +172,7 @@ def test_retries_are_one_call(collector, memory):
     assert len(server.requests) == 2 and output.error is None and output.output[0].content == "It shipped on Monday."
 
 
-def test_streaming_with_usage_and_ttft(collector, memory):
+def test_streaming_with_usage_and_ttft(collector, memory, sent):
     """A stream passes every chunk through unchanged, marks the first token, and finishes with the joined text and usage."""
     server = FakeOpenAI(lambda body: streamed_reply(body, delay=0.03))
     client = instrument_openai(server.client(), collector, feature="f")
@@ -207,7 +191,7 @@ def test_streaming_with_usage_and_ttft(collector, memory):
     assert 50 <= output.ttft_ms < output.latency_ms and output.latency_ms >= 140
 
 
-def test_stream_usage_is_opt_in_and_invisible(collector, memory):
+def test_stream_usage_is_opt_in_and_invisible(collector, memory, sent):
     """Without stream_usage nothing is added; with it, include_usage is requested and its extra chunk withheld."""
     server = FakeOpenAI(streamed_reply)
     kwargs = dict(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -225,7 +209,7 @@ def test_stream_usage_is_opt_in_and_invisible(collector, memory):
     assert without.output[0].content == with_usage.output[0].content == "It shipped."
 
 
-def test_streamed_tool_call_deltas_are_joined(collector, memory):
+def test_streamed_tool_call_deltas_are_joined(collector, memory, sent):
     """Tool-call deltas arriving in pieces become one tool call with parsed arguments."""
     events = [chunk({"role": "assistant", "content": None, "tool_calls": [
                   {"index": 0, "id": "call_9", "type": "function", "function": {"name": "refund", "arguments": ""}}]}),
@@ -239,7 +223,7 @@ def test_streamed_tool_call_deltas_are_joined(collector, memory):
     assert output.finish_reason == "tool_calls" and output.ttft_ms is not None
 
 
-def test_stream_closed_early_still_finishes(collector, memory):
+def test_stream_closed_early_still_finishes(collector, memory, sent):
     """A stream the caller stops reading and closes finishes the call with what arrived, at once."""
     client = instrument_openai(FakeOpenAI(streamed_reply).client(), collector, feature="f")
     with client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
@@ -250,7 +234,7 @@ def test_stream_closed_early_still_finishes(collector, memory):
     assert output.output[0].content == "It " and output.finish_reason is None and output.error is None
 
 
-def test_helpers_and_raw_responses(collector, memory):
+def test_helpers_and_raw_responses(collector, memory, sent):
     """The .stream() and .parse() helpers are traced; with_raw_response still works and records the call's latency."""
     import pydantic
 
@@ -273,7 +257,7 @@ def test_helpers_and_raw_responses(collector, memory):
     assert raw_output.output == [] and raw_output.error is None and raw_output.latency_ms >= 0
 
 
-def test_error_inside_a_stream(collector, memory):
+def test_error_inside_a_stream(collector, memory, sent):
     """An error event mid-stream reaches the caller as the SDK raises it; the output keeps the partial text."""
     events = [chunk({"role": "assistant", "content": "It "}), {"error": {"message": "The server had an error", "type": "server_error"}}]
     client = instrument_openai(FakeOpenAI(lambda body: sse(events)).client(), collector, feature="f")
@@ -284,7 +268,7 @@ def test_error_inside_a_stream(collector, memory):
     assert output.error.type == "APIError" and output.finish_reason == "error" and output.output[0].content == "It "
 
 
-def test_async_client(collector, memory):
+def test_async_client(collector, memory, sent):
     """AsyncOpenAI: awaited completions, async streams and errors are traced the same way."""
     def reply(body: dict[str, Any]) -> httpx2.Response:
         if body["messages"][-1]["content"] == "fail":
@@ -324,7 +308,7 @@ RESPONSE = {
 }
 
 
-def test_responses_api(collector, memory):
+def test_responses_api(collector, memory, sent):
     """responses.create: instructions become a system message, input items messages, output items output and tool calls."""
     server = FakeOpenAI(lambda body: httpx2.Response(200, json=RESPONSE))
     client = instrument_openai(server.client(), collector, feature="f")
@@ -347,7 +331,7 @@ def test_responses_api(collector, memory):
     assert output.usage.model_dump() == {"input_tokens": 300, "output_tokens": 40, "cached_input_tokens": 256, "reasoning_tokens": 16}
 
 
-def test_responses_stream_and_stored_prompt(collector, memory):
+def test_responses_stream_and_stored_prompt(collector, memory, sent):
     """A streamed response is finished from its final event; a stored prompt's id and version are recorded."""
     final = {**RESPONSE, "output": [RESPONSE["output"][1]]}
     events = [{"type": "response.created", "sequence_number": 0, "response": {**final, "status": "in_progress", "output": [], "usage": None}},
@@ -364,7 +348,7 @@ def test_responses_stream_and_stored_prompt(collector, memory):
     assert output.usage.input_tokens == 300 and output.ttft_ms is not None
 
 
-def test_calls_nest_under_a_trace(collector, memory):
+def test_calls_nest_under_a_trace(collector, memory, sent):
     """Inside trace(feature=...), calls join that trace and take its feature; outside, the instrument default applies."""
     server = FakeOpenAI(lambda body: httpx2.Response(200, json=RESPONSE) if "input" in body else completion())
     client = instrument_openai(server.client(), collector, feature="default-feature")
@@ -382,7 +366,7 @@ def test_calls_nest_under_a_trace(collector, memory):
     assert {e.feature for e in outside} == {"default-feature"}
 
 
-def test_default_collector_is_looked_up_at_call_time(collector, memory, monkeypatch):
+def test_default_collector_is_looked_up_at_call_time(collector, memory, monkeypatch, sent):
     """With no collector given, calls go to the module-level one in force at call time (a no-op before init)."""
     client = instrument_openai(FakeOpenAI(lambda body: completion()).client(), feature="f")
     assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content
@@ -392,7 +376,7 @@ def test_default_collector_is_looked_up_at_call_time(collector, memory, monkeypa
     assert [e.type for e in sent(collector, memory)] == ["prompt", "output"]
 
 
-def test_copies_are_instrumented_and_reinstrumenting_does_not_stack(collector, memory):
+def test_copies_are_instrumented_and_reinstrumenting_does_not_stack(collector, memory, sent):
     """with_options() keeps the instrumentation; instrumenting again replaces the options instead of adding a layer."""
     client = instrument_openai(FakeOpenAI(lambda body: completion()).client(), collector, feature="first")
     client.with_options(timeout=5).chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -402,7 +386,7 @@ def test_copies_are_instrumented_and_reinstrumenting_does_not_stack(collector, m
         ("prompt", "first"), ("output", "first"), ("prompt", "second"), ("output", "second")]
 
 
-def test_our_bugs_never_break_the_call(collector, memory, monkeypatch, caplog):
+def test_our_bugs_never_break_the_call(collector, memory, monkeypatch, caplog, sent):
     """A failure in our own code is logged; the caller's completion and every stream chunk still arrive intact."""
     def broken(*args: Any) -> Any:
         raise RuntimeError("bug in tokentrail")
@@ -422,7 +406,7 @@ def test_our_bugs_never_break_the_call(collector, memory, monkeypatch, caplog):
     assert prompt.messages[0].content == "" and output.error is None
 
 
-def test_one_shot_iterators_still_reach_the_provider(collector, memory):
+def test_one_shot_iterators_still_reach_the_provider(collector, memory, sent):
     """Messages given as a generator are read once for the event and still sent in full."""
     server = FakeOpenAI(lambda body: completion())
     client = instrument_openai(server.client(), collector, feature="f")
