@@ -49,9 +49,9 @@ class Rule:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _budget(window: str, seconds: int) -> Rule:
+def _budget(window: str, adjective: str, seconds: int) -> Rule:
     return Rule(
-        uid=f"tt-budget-{window}", title=f"Tenant over its {window}ly budget", group="spend", severity="page",
+        uid=f"tt-budget-{window}", title=f"Tenant over its {adjective} budget", group="spend", severity="page",
         window_seconds=seconds, threshold=0, dashboard="tokentrail-spend", panel="Budget breaches",
         sql=f"""SELECT key AS tenant, toFloat64(max(spend)) AS value
 FROM {table('budget_breaches')} FINAL
@@ -68,8 +68,8 @@ GROUP BY tenant"""),),
 
 
 RULES: tuple[Rule, ...] = (
-    _budget("hour", 3600),
-    _budget("day", 86400),
+    _budget("hour", "hourly", 3600),
+    _budget("day", "daily", 86400),
     Rule(
         uid="tt-budget-warning", title="Tenant nearing its budget", group="spend", severity="warning",
         window_seconds=3600, threshold=0, dashboard="tokentrail-spend", panel="Budget breaches",
@@ -77,7 +77,7 @@ RULES: tuple[Rule, ...] = (
 FROM {table('budget_breaches')} FINAL
 WHERE scope = 'tenant' AND level = 'warning' AND $__timeFilter(window_end)
 GROUP BY tenant, budget_window""",
-        summary='Tenant {{ $labels.tenant }} passed its {{ $labels.budget_window }}ly warning budget '
+        summary='Tenant {{ $labels.tenant }} passed the warning level of its {{ $labels.budget_window }} budget '
                 '(${{ printf "%.2f" $values.B.Value }} spent)',
         description="Spend reached the warning level of the tenant's budget; the critical level pages."),
     Rule(
@@ -196,7 +196,7 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
                                         window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv,
            quantileExactWeightedIf(0.75)(output_tokens_cv, calls,
                                          window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv_p75,
-           if(recent_calls >= 20 AND baseline_calls >= 30 AND recent_cv >= 2 * baseline_cv AND recent_cv >= baseline_cv_p75 + 0.6,
+           if(recent_calls >= 60 AND baseline_calls >= 150 AND recent_cv >= 2 * baseline_cv AND recent_cv >= baseline_cv_p75 + 0.6,
               recent_cv, 0) AS value
     FROM {table('variance')} FINAL
     WHERE $__timeFilter(window_start)
@@ -206,7 +206,8 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
         description="Output lengths became much less consistent: the median (call-weighted) output-token CV of the 5-minute "
                     "windows of the last 15 minutes is at least twice the median of the previous 6 hours and 0.6 above their "
                     "upper quartile. Medians and quartiles, because one window with a single very long answer is not a "
-                    "spike, and agents whose answers alternate between short tool steps and long reports swing by nature. Often a model or prompt change: "
+                    "spike, and agents whose answers alternate between short tool steps and long reports swing by nature; "
+                    "at least 60 recent and 150 earlier calls. Often a model or prompt change: "
                     "check the Changes dashboard."),
     Rule(
         uid="tt-deadletter-rate", title="Dead-letter rate", group="pipeline", severity="warning",

@@ -21,6 +21,7 @@ import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Sequence
 
 from .stages import Inbound, now_utc
@@ -88,6 +89,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     from .detectors import LoopConfig
     from .runtime import make_pipeline, open_store
 
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = faust.App(
         config.group,

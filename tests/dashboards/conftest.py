@@ -7,7 +7,7 @@ ClickHouse, then the insights job (variance, changes, budget breaches) runs as a
 Two stores: `incident` is the demo's anomalies (loops, model swap, prompt edit, spend spike,
 secrets) plus what the generator does not stage, injected into its lines before the pipeline:
 a provider outage on one model (errors and 30-60 s timeouts over the last 9 minutes), erratic
-output lengths on one feature (last 14 minutes) and a producer sending 8% malformed lines.
+output lengths on one feature (last 10 minutes) and a producer sending 8% malformed lines.
 `clean` is `with_anomalies=False` with no PII/secrets (a secret in a prompt is an incident, not
 background). chDB hosts one engine path per process, so each module opens its own and closes it.
 """
@@ -37,7 +37,7 @@ ERRATIC_FEATURE = "order-support"
 # traffic ~$4.0); on clean traffic no tenant passes ~$3.2 in any window.
 BUDGETS = BudgetConfig.from_dict({"budgets": [
     {"scope": "tenant", "key": "*", "window": "hour", "warning": 3.4, "critical": 3.6},
-    {"scope": "tenant", "key": "*", "window": "day", "critical": 3.8},
+    {"scope": "tenant", "key": "*", "window": "day", "critical": 3.6},
 ]})
 
 
@@ -66,7 +66,7 @@ def inject_incident(lines: list[str], end: datetime, seed: int = 7) -> list[str]
                              usage={"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0},
                              latency_ms=round(rng.uniform(30_000, 60_000), 1), ttft_ms=None,
                              error={"type": "timeout", "message": "Request timed out."})
-        elif ts and event.get("feature") == ERRATIC_FEATURE and ts >= end - timedelta(minutes=14) and event.get("usage"):
+        elif ts and event.get("feature") == ERRATIC_FEATURE and ts >= end - timedelta(minutes=10) and event.get("usage"):
             usage = dict(event["usage"])
             usage["output_tokens"] = max(1, int(usage["output_tokens"] * rng.choice((0.02, 0.1, 1, 10, 50))))
             event["usage"] = usage
@@ -77,7 +77,11 @@ def inject_incident(lines: list[str], end: datetime, seed: int = 7) -> list[str]
 def seed_store(path: Path, *, anomalies: bool, incident: bool) -> dict[str, Any]:
     """Generate, (inject,) replay and run the insights job; returns the client and what was generated."""
     close_embedded()  # another module's engine must go before ours can open
-    end = datetime.now(timezone.utc).replace(microsecond=0)
+    # The hour ends on the next 5-minute boundary and the rules are evaluated a minute later
+    # (`now`): the 5-minute variance windows then fall the same way on every run, event time stays
+    # before `now`, and so does ingest time (received_at), which is the wall clock.
+    wall = datetime.now(timezone.utc)
+    end = datetime.fromtimestamp((int(wall.timestamp()) // 300 + 1) * 300, timezone.utc)
     config = GeneratorConfig(seed=7, events=EVENTS, start=end - timedelta(hours=1), duration=timedelta(hours=1),
                              with_anomalies=anomalies, sensitive_ratio=0.07 if anomalies else 0.0,
                              malformed_ratio=0.08 if incident else 0.01)
@@ -87,7 +91,7 @@ def seed_store(path: Path, *, anomalies: bool, incident: bool) -> dict[str, Any]
     runner = EmbeddedRunner(make_pipeline(prices=None, allow_ephemeral_key=True), sink)
     stats = runner.run(Inbound(f"test:{n}", line.encode(), now_utc()) for n, line in enumerate(lines, 1))
     run_insights(client, now=closing_time(client), budgets=BUDGETS)
-    return {"client": client, "truth": traffic.truth, "end": end, "stats": stats}
+    return {"client": client, "truth": traffic.truth, "end": end, "now": end + timedelta(minutes=1), "stats": stats}
 
 
 @pytest.fixture(scope="module")
