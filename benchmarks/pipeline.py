@@ -346,7 +346,8 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode} while waiting for {what}:\n{self.tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} ({self.inbound()} of {expected} messages stored)")
+                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} ({self.inbound()} of {expected} messages "
+                                   f"stored); the worker's log ends:\n{self.tail()}")
             time.sleep(0.05)
 
     def cpu_seconds(self) -> float:

@@ -164,16 +164,18 @@ def test_full_queue_drops_and_counts_without_blocking():
     transport = SlowTransport()
     c = tt.Collector(service="s", transport=transport, register_atexit=False,
                      settings=tt.CollectorSettings(max_queue=100, batch_size=10, flush_interval=0.01))
-    worst = 0.0
+    times = []
     for _ in range(1000):
         t0 = time.perf_counter()
         with c.model_call(provider="openai", model="m", messages=MESSAGES, feature="f") as call:
             call.finish(output="x")
-        worst = max(worst, time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    times.sort()
     stats = c.stats()
     assert stats["emitted"] == 2000
     assert stats["dropped"]["queue_full"] >= 2000 - 100 - 10  # at most one batch in flight plus the queue
-    assert worst < 0.05, f"a call blocked for {worst * 1000:.1f} ms"
+    # The bound of docs/collector.md: p99 under 5 ms, no call near the transport's 10 s stall.
+    assert times[990] < 0.005 and times[-1] < 0.5, f"p99 {times[990] * 1e3:.2f} ms, max {times[-1] * 1e3:.1f} ms"
     transport.gate.set()
     assert c.close(5)
     assert len(transport.records) + c.stats()["dropped"]["queue_full"] == 2000

@@ -16,9 +16,12 @@ from tokentrail.collectors.kafka import KafkaTransport
 pytestmark = pytest.mark.kafka
 
 MESSAGES = [{"role": "system", "content": "You answer order questions. " * 10}, {"role": "user", "content": "Where is 7781?"}]
-# The documented bound (docs/collector.md): a call never waits on I/O; the worst case is waiting
-# for the GIL behind the background thread, a few switch intervals.
-CALLER_BOUND_S = 0.05
+# The documented bound (docs/collector.md): a call never waits on I/O or on the worker. Its
+# median is microseconds and its p99 well under 5 ms; its maximum is what the OS scheduler allows
+# on a busy host (stalls of ~0.25 s were seen with 2 cores under load), so the hard bound is
+# 0.5 s: far below anything that waits on the broker (a probe takes 1 s, delivery timeouts 3 s).
+CALLER_P99_S = 0.005
+CALLER_BOUND_S = 0.5
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[tuple[str, dict[str, Any]]]:
@@ -44,9 +47,9 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0
     return out
 
 
-def emit_calls(collector: tt.Collector, n_calls: int) -> float:
-    """Emit n model calls (2 events each) across traces of 5 calls; return the worst caller time."""
-    worst = 0.0
+def emit_calls(collector: tt.Collector, n_calls: int) -> list[float]:
+    """Emit n model calls (2 events each) across traces of 5 calls; return each call's caller time, sorted."""
+    times = []
     for i in range(n_calls):
         if i % 5 == 0:
             scope = collector.trace(feature="order-support", tenant=f"tenant-{i % 3}")
@@ -54,10 +57,10 @@ def emit_calls(collector: tt.Collector, n_calls: int) -> float:
         t0 = time.perf_counter()
         with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES) as call:
             call.finish(response_model="gpt-4o-2024-08-06", output=f"answer {i}", usage={"input_tokens": 90, "output_tokens": 4})
-        worst = max(worst, time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
         if i % 5 == 4:
             scope.__exit__(None, None, None)
-    return worst
+    return sorted(times)
 
 
 def make_collector(bootstrap: str, topic: str, spool_dir, **settings: Any) -> tt.Collector:
@@ -91,7 +94,7 @@ def test_broker_down_spools_and_replays_without_blocking(kafka_broker, new_topic
     assert collector.flush(20)
 
     kafka_broker.stop()
-    worst = emit_calls(collector, 2_500)  # 5,000 events while the broker is down
+    times = emit_calls(collector, 2_500)  # 5,000 events while the broker is down
     deadline = time.monotonic() + 30
     while collector.stats().get("spooled", 0) < 5_000 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -105,7 +108,8 @@ def test_broker_down_spools_and_replays_without_blocking(kafka_broker, new_topic
     after = collector.stats()
     collector.close()
     assert after["dropped"] == {} and after["replayed"] >= 5_000 and after["spool_bytes"] == 0
-    assert worst < CALLER_BOUND_S, f"a call blocked {worst * 1000:.1f} ms while the broker was down"
+    p99, worst = times[int(len(times) * 0.99)], times[-1]
+    assert p99 < CALLER_P99_S and worst < CALLER_BOUND_S, f"caller time while the broker was down: p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.1f} ms"
 
     records = consume_all(kafka_broker.bootstrap, topic, 5_100)
     ids = {event["event_id"] for _, event in records}

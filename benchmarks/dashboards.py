@@ -1,0 +1,108 @@
+"""Time every dashboard panel query (and every alert and variable query) on 10 million calls in embedded ClickHouse.
+
+Run: .venv/bin/python benchmarks/dashboards.py [--calls 10000000] [--path DIR] [--repeat 5] [--range default|24h|7d]
+
+The store is seeded in SQL (benchmarks/dashboard_seed.py: 10M calls over 7 days, plus receipts,
+dead letters, PII findings, loops, variance, changes and breaches in proportion, and 1% of calls
+re-delivered into their own part so FINAL has duplicates to collapse). `--path` keeps the store
+between runs (seeding is skipped when it already holds the calls). Each query is the exact SQL
+Grafana would send: variables set to "All", macros expanded for the range (`default` = each
+dashboard's own default range, 6h, or 1h for Pipeline health), one warm-up run, then the median
+of `--repeat` runs. Goal: every panel <= 300 ms median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from dashboard_seed import DAYS, seed_calls, seed_side_tables
+
+from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.build import variable_query
+from tokentrail.dashboards.catalog import DASHBOARDS
+from tokentrail.dashboards.macros import TimeRange, expand_macros, render
+from tokentrail.dashboards.queries import Selection, last, panel_sql, variable_options
+from tokentrail.dashboards.spec import FILTER_VARIABLES
+from tokentrail.sinks import apply, close_embedded, connect
+
+GOAL_MS = 300.0
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=DAYS)}
+
+
+def _duration(text: str) -> timedelta:
+    number, unit = int(text[4:-1]), text[-1]  # "now-6h"
+    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: number})
+
+
+def timed(client, sql: str, repeat: int) -> tuple[float, int]:
+    rows = len(client.query(sql).result_rows)  # warm-up (and the row count)
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        client.query(sql)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--path", type=Path, default=None, help="store directory to create or reuse")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--range", choices=("default", *RANGES), default="default")
+    parser.add_argument("--top", type=int, default=15, help="how many of the slowest queries to print")
+    args = parser.parse_args(argv)
+
+    path = args.path or Path(tempfile.mkdtemp(prefix="tt-dash-bench-"))
+    close_embedded()
+    client = connect(f"chdb://{path.resolve()}")
+    apply(client)
+    have = client.query("SELECT count() FROM tokentrail.calls").result_rows[0][0]
+    if have < args.calls:
+        client.command("TRUNCATE TABLE IF EXISTS tokentrail.calls")
+        print(f"seeding {args.calls:,} calls in {path} ...", file=sys.stderr)
+        print(f"  calls: {seed_calls(client, args.calls):.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s",
+              file=sys.stderr)
+    counts = {t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
+              for t in ("calls", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")}
+    parts = client.query("SELECT count() FROM system.parts WHERE database = 'tokentrail' AND table = 'calls' AND active").result_rows[0][0]
+    print(f"store: {', '.join(f'{t} {n:,}' for t, n in counts.items())}; calls in {parts} active parts")
+
+    results: list[tuple[float, str, int]] = []
+    for dashboard in DASHBOARDS:
+        span = RANGES.get(args.range) or _duration(dashboard.time_from)
+        selection = Selection(last(span))
+        options = {name: variable_options(client, name, selection.time_range) for name in FILTER_VARIABLES}
+        for name in dashboard.variables:
+            ms, rows = timed(client, render(variable_query(name), selection.time_range, 60_000), args.repeat)
+            results.append((ms, f"{dashboard.uid} / variable {name}", rows))
+        for panel in dashboard.panels:
+            ms, rows = timed(client, panel_sql(dashboard, panel, selection, options), args.repeat)
+            results.append((ms, f"{dashboard.uid} / {panel.title}", rows))
+    for rule in RULES:
+        now = last(timedelta(0)).end
+        window = TimeRange(now - timedelta(seconds=rule.window_seconds), now)
+        for ref, sql in (("A", rule.sql), *rule.extras):
+            ms, rows = timed(client, expand_macros(sql, window, rule.interval_ms), args.repeat)
+            results.append((ms, f"alert {rule.uid} [{ref}]", rows))
+
+    results.sort(reverse=True)
+    panels = [r for r in results if "/ variable" not in r[1] and not r[1].startswith("alert")]
+    print(f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; slowest {args.top}:")
+    for ms, name, rows in results[: args.top]:
+        print(f"  {ms:8.1f} ms  {name}  ({rows} rows)")
+    over = [r for r in panels if r[0] > GOAL_MS]
+    print(f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; "
+          f"median panel {statistics.median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})")
+    close_embedded()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
