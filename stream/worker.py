@@ -294,6 +294,9 @@ def main(argv: Sequence[str]) -> int:
     import faust
 
     config = parse_args(argv)
+    from tokentrail.redaction import load_key
+
+    load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
     app = build_app(config)
     worker = faust.Worker(app, loglevel=getattr(config, "_loglevel", "warning"), quiet=True)
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops

@@ -93,3 +93,21 @@ def test_demo_runs_and_summarises(tmp_path):
     for section in ("Spend by tenant", "Spend by model", "Reliability by provider and model", "Dead letters by reason"):
         assert section in out
     assert (tmp_path / ".tokentrail" / "demo").is_dir()
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--kafka", "127.0.0.1:1"], {}, b"no redaction key"),
+        (["--kafka", "127.0.0.1:1", "--halt-on", "everything"], {"TOKENTRAIL_REDACTION_KEY": "k" * 32}, b"--halt-on: unknown kinds"),
+        ([], {"TOKENTRAIL_REDACTION_KEY": "k" * 32}, b"--kafka host:9092"),
+    ],
+)
+def test_worker_refuses_bad_configuration_at_startup(tmp_path, args, env, message):
+    """The worker fails fast, before connecting, with a message that says how to fix it."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TOKENTRAIL_")}
+    result = subprocess.run([sys.executable, "-m", "tokentrail.stream.cli", "worker", *args], capture_output=True,
+                            env={**clean, **env}, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
