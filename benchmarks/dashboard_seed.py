@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["seed_calls", "seed_side_tables", "DAYS"]
+__all__ = ["seed_calls", "seed_side_tables", "seed_events", "DAYS"]
 
 DAYS = 7
 TENANTS = ["northwind", "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne",
@@ -106,6 +106,19 @@ FROM numbers({n})""")
         # Re-deliveries that escaped block deduplication: same rows again, in their own part.
         step = max(int(1 / duplicates), 1)
         client.command(f"INSERT INTO {db}.calls SELECT * FROM {db}.calls WHERE cityHash64(event_id) % {step} = 0")
+    return time.perf_counter() - started
+
+
+def seed_events(client: Any, *, db: str = "tokentrail") -> float:
+    """One prompt and one output event per call plus one tool_call event per tool call (payload left empty)."""
+    started = time.perf_counter()
+    client.command(f"""INSERT INTO {db}.events (event_id, type, ts, received_at, trace_id, span_id, tenant, service, feature,
+            provider, model)
+        SELECT generateUUIDv4(cityHash64(event_id, t)), t,
+               if(t = 'prompt', ts - toIntervalMillisecond(toUInt32(ifNull(latency_ms, 0))), ts), received_at, trace_id,
+               span_id, tenant, service, feature, provider, if(t = 'tool_call', '', model)
+        FROM {db}.calls
+        ARRAY JOIN arrayConcat(['prompt', 'output'], arrayMap(x -> 'tool_call', tool_names)) AS t""")
     return time.perf_counter() - started
 
 

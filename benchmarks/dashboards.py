@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/dashboards.py [--calls 10000000] [--path DIR] [
 
 The store is seeded in SQL (benchmarks/dashboard_seed.py: 10M calls over 7 days, plus receipts,
 dead letters, PII findings, loops, variance, changes and breaches in proportion, and 1% of calls
-re-delivered into their own part so FINAL has duplicates to collapse). `--path` keeps the store
+re-delivered into their own part so FINAL has duplicates to collapse; events derived from the calls). `--path` keeps the store
 between runs (seeding is skipped when it already holds the calls). Each query is the exact SQL
 Grafana would send: variables set to "All", macros expanded for the range (`default` = each
 dashboard's own default range, 6h, or 1h for Pipeline health), one warm-up run, then the median
@@ -21,7 +21,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from dashboard_seed import DAYS, seed_calls, seed_side_tables
+from dashboard_seed import DAYS, seed_calls, seed_events, seed_side_tables
 
 from tokentrail.dashboards.alerts import RULES
 from tokentrail.dashboards.build import variable_query
@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeding {args.calls:,} calls in {path} ...", file=sys.stderr)
         print(f"  calls: {seed_calls(client, args.calls):.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s",
               file=sys.stderr)
+    if client.query("SELECT count() FROM tokentrail.events").result_rows[0][0] == 0:
+        print(f"  events: {seed_events(client):.1f}s", file=sys.stderr)
     counts = {t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
-              for t in ("calls", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")}
+              for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")}
     parts = client.query("SELECT count() FROM system.parts WHERE database = 'tokentrail' AND table = 'calls' AND active").result_rows[0][0]
     print(f"store: {', '.join(f'{t} {n:,}' for t, n in counts.items())}; calls in {parts} active parts")
 

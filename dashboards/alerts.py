@@ -214,21 +214,24 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
         window_seconds=600, threshold=0.05, dashboard="tokentrail-pipeline", panel="Dead letters by reason",
         sql=f"""SELECT if(dead + accepted >= 50, dead / (dead + accepted), 0) AS value FROM (
     SELECT (SELECT count() FROM {table('deadletter')} FINAL WHERE $__timeFilter(received_at)) AS dead,
-           (SELECT count() FROM {table('receipts')} FINAL WHERE $__timeFilter(received_at)) AS accepted
+           (SELECT count() FROM {table('receipts')} WHERE $__timeFilter(received_at)) AS accepted
 )""",
         summary='{{ humanizePercentage $values.B.Value }} of incoming lines went to the dead-letter table (last 10 minutes)',
         description="A producer is sending events the contract rejects (see reasons on the Pipeline dashboard); valid "
-                    "events keep flowing, invalid ones are kept with their reason for replay."),
+                    "events keep flowing, invalid ones are kept with their reason for replay. Both sides are counted by "
+                    "arrival time; receipts without FINAL (a duplicate receipt needs the same source position inserted "
+                    "under two batch tokens, and would move a rate by nothing visible)."),
     Rule(
         uid="tt-pipeline-stalled", title="Pipeline stalled", group="pipeline", severity="page",
         window_seconds=3600, threshold=600, dashboard="tokentrail-pipeline", panel="Seconds since the last event",
         no_data="Alerting",
         sql=f"""SELECT toFloat64(dateDiff('second', max(received_at), ($__toTime))) AS value
-FROM {table('receipts')}
-WHERE $__timeFilter(received_at)""",
+FROM {table('events')}
+WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
         summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds',
         description="Nothing reached ClickHouse for 10 minutes: check the workers (consumer lag, crash loop), Kafka and "
-                    "ClickHouse. On a deployment with no traffic yet, silence this rule."),
+                    "ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
+                    "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule."),
 )
 
 GROUPS = {"spend": "1m", "safety": "1m", "quality": "1m", "pipeline": "1m"}

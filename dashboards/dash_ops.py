@@ -61,33 +61,39 @@ LIMIT 100"""),
     ),
 )
 
-RECEIPTS = f"{table('receipts')} FINAL"
+EVENTS = f"{table('events')} FINAL"
 DEADLETTER = f"{table('deadletter')} FINAL"
+# The last hour of events by event time: the primary key (tenant, type, ts) narrows the scan to it,
+# whereas `receipts` (keyed by event id) and ingest time (`received_at`, in no key) would mean
+# reading the whole column (600 ms on 27M receipts, see benchmarks/dashboards.py).
+RECENT_EVENTS = f"{table('events')} WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)"
 
 PIPELINE = Dashboard(
     uid="tokentrail-pipeline",
     title="tokentrail / Pipeline health",
-    description="Ingest throughput, dead letters by reason, end-to-end lag and what the detectors are doing. "
-                "Throughput and dead letters are pipeline-wide (they carry no tenant); lag follows the variables.",
+    description="Throughput, dead letters by reason, end-to-end lag and what the detectors are doing. Throughput is "
+                "by event time (the events table's key), dead letters by arrival; neither carries a tenant.",
     time_from="now-1h",
     panels=(
         Panel(title="Seconds since the last event", kind="stat", shape="stat", unit="s", width=8, height=5,
-              description="Ingest clock: a worker that stopped consuming shows here first.",
+              description="Ingest clock of the newest stored event (among events stamped in the last hour): a worker "
+                          "that stopped consuming shows here first.",
               sql=f"""SELECT dateDiff('second', max(received_at), ($__toTime)) AS seconds_since_last_event
-FROM {table('receipts')}
-WHERE received_at <= ($__toTime)"""),
+FROM {RECENT_EVENTS}"""),
         Panel(title="Dead-letter share", kind="stat", shape="stat", unit="percentunit", width=8, height=5,
-              sql=f"""SELECT (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at))
-       / greatest((SELECT count() FROM {RECEIPTS} WHERE $__timeFilter(received_at))
-                  + (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at)), 1) AS deadletter_share"""),
+              sql=f"""SELECT dead / greatest(dead + accepted, 1) AS deadletter_share FROM (
+    SELECT (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at)) AS dead,
+           (SELECT count() FROM {EVENTS} WHERE $__timeFilter(ts)) AS accepted
+)"""),
         Panel(title="Events in range", kind="stat", shape="stat", unit="short", width=8, height=5,
-              sql=f"""SELECT count() AS deliveries, uniqExact(event_id) AS distinct_events
-FROM {RECEIPTS}
-WHERE $__timeFilter(received_at)"""),
-        Panel(title="Events ingested per second", unit="reqps", width=12,
+              sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs, countIf(type = 'tool_call') AS tool_calls
+FROM {EVENTS}
+WHERE {filters('tenant', 'service', 'feature', 'model')}"""),
+        Panel(title="Events per second", unit="reqps", width=12,
+              description="Accepted events by type (event time) and dead letters (arrival time), per second.",
               sql=f"""SELECT time, series, value FROM (
-    SELECT $__timeInterval(received_at) AS time, 'accepted' AS series, count() / ($__interval_s) AS value
-    FROM {RECEIPTS} WHERE $__timeFilter(received_at) GROUP BY time
+    SELECT $__timeInterval(ts) AS time, toString(type) AS series, count() / ($__interval_s) AS value
+    FROM {EVENTS} WHERE $__timeFilter(ts) GROUP BY time, series
     UNION ALL
     SELECT $__timeInterval(received_at) AS time, 'dead letter' AS series, count() / ($__interval_s) AS value
     FROM {DEADLETTER} WHERE $__timeFilter(received_at) GROUP BY time
@@ -100,12 +106,13 @@ WHERE $__timeFilter(received_at)
 GROUP BY time, reason
 ORDER BY time""", shape="timeseries"),
         Panel(title="End-to-end lag p50 / p95", unit="ms", width=12,
-              description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker.",
-              sql=f"""SELECT $__timeInterval(received_at) AS time,
+              description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker. No FINAL: a "
+                          "re-delivered copy has its own lag and belongs in the distribution.",
+              sql=f"""SELECT $__timeInterval(ts) AS time,
        quantile(0.5)(dateDiff('millisecond', ts, received_at)) AS lag_p50,
        quantile(0.95)(dateDiff('millisecond', ts, received_at)) AS lag_p95
-FROM {table('calls')} FINAL
-WHERE {filters('tenant', 'service', 'feature', 'model', time='received_at')}
+FROM {table('calls')}
+WHERE {filters('tenant', 'service', 'feature', 'model')}
 GROUP BY time
 ORDER BY time""", shape="timeseries"),
         Panel(title="Detector activity", stack=True, unit="short", width=12,

@@ -17,7 +17,7 @@ log = logging.getLogger("tokentrail")
 
 
 # Commands that own their flags: everything after the command name is theirs.
-_PASSTHROUGH = ("generate", "redact", "worker")
+_PASSTHROUGH = ("generate", "redact", "worker", "dashboards", "alerts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="the faust stream-processing worker on Kafka", add_help=False)
     worker.add_argument("rest", nargs=argparse.REMAINDER)
     worker.set_defaults(run=_worker)
+
+    for name, text in (("dashboards", "build the Grafana provisioning files, or push them to a Grafana"),
+                       ("alerts", "evaluate the provisioned alert rules against ClickHouse")):
+        grafana = sub.add_parser(name, help=text, add_help=False)
+        grafana.add_argument("rest", nargs=argparse.REMAINDER)
+        grafana.set_defaults(run=_grafana)
     return parser
 
 
@@ -169,6 +175,12 @@ def _redact(args: argparse.Namespace) -> int:
     from tokentrail.redaction.cli import run
 
     return run(sys.stdin, sys.stdout, sys.stderr, args.rest)
+
+
+def _grafana(args: argparse.Namespace) -> int:
+    from tokentrail.dashboards.cli import main as dashboards_main
+
+    return dashboards_main([args.command, *args.rest])
 
 
 def _worker(args: argparse.Namespace) -> int:

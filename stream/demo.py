@@ -43,6 +43,11 @@ def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, bat
         stats = runner.run(lines, progress=bar.update)
     finish_run(client, budgets=budgets or DEMO_BUDGETS)
     print(render_summary(client, stats.read))
+    from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts
+
+    now = datetime.now(timezone.utc)
+    print("\nGrafana alert rules, evaluated against this store (what would page on-call now):")
+    print(render_alerts(evaluate_alerts(client, now=now), now=now))
     return 0
 
 

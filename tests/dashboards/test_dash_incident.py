@@ -42,7 +42,9 @@ def test_panel_returns_its_shape_with_plausible_values(store, selection, name, d
     assert len(result.rows) >= panel.min_rows, f"{name}: no rows\n{result.sql}"
     assert all(any(v not in (None, "", []) for v in row) for row in result.rows), f"{name}: an empty row"
     numbers = [n for row in result.rows for n in _numbers(row, result.types) if n is not None]
-    assert all(math.isfinite(float(n)) and n >= 0 for n in numbers), name
+    assert all(math.isfinite(float(n)) for n in numbers), name
+    if "lag" not in panel.title:  # lag may be negative: this hour ends a few minutes after ingest (clock skew in real life)
+        assert all(n >= 0 for n in numbers), name
     if panel.shape != "table":
         assert any(n > 0 for n in numbers), f"{name}: no non-zero number"
     if panel.shape == "timeseries":
