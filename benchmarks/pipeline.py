@@ -27,7 +27,11 @@ What it measures, in this order (figures and their reading in docs/performance.m
    Latency of an event = time its batch was stored - the event's `ts` (set by the collector when
    the call is entered and finished). Reported: p50/p99/max, split into "until the worker took
    the batch" (collector buffering, Kafka, the worker's batch window) and "pipeline + insert".
-   Run once per `--batch-within` value (default 0.5, the worker's default, and 0.1).
+   Run once per `--batch-within` value (default: the worker's default, 0.2, and 0.1).
+
+The worker runs with the worker's own defaults (`WorkerConfig`: `--batch-size` 5000, and for the
+sustained run `--batch-within` 0.2) unless overridden here, and with the same process settings as
+`tokentrail worker`'s `main()` (no faust spinner, `gc.freeze()` + raised gc thresholds).
 
 Goals (issue): >= 5,000 events/s sustained, p99 <= 2 s at 1,000 events/s, on a 2-core machine
 without NER (so `--nlp-model none` is the default here). The latency goal holds if the p99 of at
@@ -40,6 +44,7 @@ deployment being measured, on a small box.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import math
@@ -302,7 +307,13 @@ def worker_main(argv: list[str]) -> None:
     app = build_app(config)
     if not timed or not clients:
         raise SystemExit("build_app no longer gets its pipeline and store from tokentrail.stream.runtime: update benchmarks/pipeline.py")
-    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    # As stream/worker.py main() does (keep the two in step): no spinner (it sets the root logger to
+    # DEBUG), and freeze the start-up objects and collect less often.
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    worker.execute_from_commandline()
 
 
 class WorkerProcess:
@@ -410,8 +421,8 @@ def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> float:
 # ---------------------------------------------------------------------------- 3. sustained
 
 
-def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int, batch_size: int, timeout: float,
-              profile: str | None = None) -> dict[str, Any]:
+def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int, batch_size: int, batch_within: float,
+              timeout: float, profile: str | None = None) -> dict[str, Any]:
     from kafka_broker import create_topic
 
     topic = create_topic(bootstrap, f"bench-sustained-{uuid.uuid4().hex[:8]}", partitions)
@@ -419,7 +430,7 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
     produce_s = produce_lines(bootstrap, topic, lines)
     with tempfile.TemporaryDirectory(prefix="tt-bench-sustained-") as tmp:
         log("sustained: starting the worker on the backlog")
-        worker = WorkerProcess(bootstrap, topic, Path(tmp), batch_size=batch_size, batch_within=0.5, record_ts=False,
+        worker = WorkerProcess(bootstrap, topic, Path(tmp), batch_size=batch_size, batch_within=batch_within, record_ts=False,
                                profile=profile)
         try:
             worker.wait_inbound(1, 120, "the first batch")
@@ -446,6 +457,8 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
     wall = [b["t"] - a["t"] for a, b in zip(batches, batches[1:])]
     return {
         "topic_partitions": partitions,
+        "batch_size": batch_size,
+        "batch_within": batch_within,
         "lines": len(lines),
         "produce_s": produce_s,
         "batches": len(batches),
@@ -583,14 +596,19 @@ def versions() -> str:
 
 
 def main(argv: list[str]) -> int:
+    from tokentrail.stream.worker import WorkerConfig  # the worker's defaults are the benchmark's defaults
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", default=os.environ.get(ENV_KAFKA), help=f"broker to use (default ${ENV_KAFKA}, else start one)")
     parser.add_argument("--events", type=int, default=50_000, help="generator events for the sustained run")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=2_000, help="the worker's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=WorkerConfig.batch_size, help="the worker's --batch-size (default: its default)")
     parser.add_argument("--rate", type=int, default=GOAL_RATE, help="offered load of the latency run, events/s")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--batch-within", type=float, nargs="+", default=[0.5, 0.1], help="one latency run per value")
+    parser.add_argument("--batch-within", type=float, nargs="+", default=[WorkerConfig.batch_within, 0.1],
+                        help="one latency run per value (default: the worker's default and 0.1)")
+    parser.add_argument("--sustained-batch-within", type=float, default=WorkerConfig.batch_within,
+                        help="the sustained run's --batch-within (default: the worker's default)")
     parser.add_argument("--replay-lines", type=int, default=10_000, help="replay (and per-stage profile) over the first N generated lines")
     parser.add_argument("--replay-runs", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=["replay", "sustained", "latency"])
@@ -628,7 +646,7 @@ def main(argv: list[str]) -> int:
         try:
             if "sustained" not in args.skip:
                 results["sustained"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
-                                                 timeout=max(120.0, len(lines) / 200), profile=args.profile_worker)
+                                                 batch_within=args.sustained_batch_within, timeout=max(120.0, len(lines) / 200), profile=args.profile_worker)
             if "latency" not in args.skip:
                 results["latency"] = [
                     latency(bootstrap, rate=args.rate, seconds=args.latency_seconds, batch_within=w, partitions=args.partitions,
@@ -677,7 +695,7 @@ def report(r: dict[str, Any]) -> None:
         s = r["sustained"]
         out(f"\nSustained: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
             f"{s['expected']['deliveries'] - s['expected']['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} partitions "
-            f"in {s['produce_s']:.1f} s; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
+            f"in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within {s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
             f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")
         out(f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
             f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per message")

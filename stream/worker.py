@@ -47,6 +47,7 @@ class WorkerConfig:
     budgets: str | None = None  # spend budgets file (YAML/JSON)
     insights_interval: float = 60.0  # seconds between variance/changes/budget runs; 0 turns them off
     session_timeout: float = 15.0  # consumer-group session: how fast a dead worker's partitions move
+    loglevel: str = "warning"
     group: str = "tokentrail-worker"
     batch_size: int = 5_000  # each table insert costs ~10 ms whatever its size: fewer, bigger batches
     batch_within: float = 0.2  # bounds end-to-end latency when traffic is light
@@ -284,9 +285,8 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
         alerts_topic=args.alerts_topic, control_topic=args.control_topic, halt_on=tuple(k for k in args.halt_on.split(",") if k),
         group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
         data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key, budgets=args.budgets,
-        insights_interval=args.insights_interval, session_timeout=args.session_timeout,
+        insights_interval=args.insights_interval, session_timeout=args.session_timeout, loglevel=args.loglevel,
     )
-    object.__setattr__(config, "_loglevel", args.loglevel)
     return config
 
 
@@ -299,7 +299,7 @@ def main(argv: Sequence[str]) -> int:
 
     load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
     app = build_app(config)
-    worker = faust.Worker(app, loglevel=getattr(config, "_loglevel", "warning"), quiet=True)
+    worker = faust.Worker(app, loglevel=config.loglevel, quiet=True)
     # faust's spinner sets the root logger to DEBUG whatever the loglevel, so every library's
     # debug record gets built (~5% of the worker's CPU, measured in benchmarks/pipeline.py).
     worker.spinner = None
