@@ -309,7 +309,7 @@ def worker_main(argv: list[str]) -> None:
         raise SystemExit("build_app no longer gets its pipeline and store from tokentrail.stream.runtime: update benchmarks/pipeline.py")
     # As stream/worker.py main() does (keep the two in step): no spinner (it sets the root logger to
     # DEBUG), and freeze the start-up objects and collect less often.
-    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker = faust.Worker(app, loglevel=config.loglevel, quiet=True)
     worker.spinner = None
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
