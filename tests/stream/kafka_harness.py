@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[2]
+STARTED: list[subprocess.Popen[bytes]] = []  # every worker a test started; conftest kills leftovers
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
@@ -57,7 +58,9 @@ def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_s
             "--deadletter-topic", f"{topic}.deadletter", "--group", group, "--batch-size", str(batch_size),
             "--data-dir", str(store.parent / f"faust-{group}"), "--allow-ephemeral-key", *extra]
     log = open(store.parent / f"worker-{group}-{time.time_ns()}.log", "wb")
-    return subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    worker = subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    STARTED.append(worker)
+    return worker
 
 
 def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]:
