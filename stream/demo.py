@@ -95,9 +95,9 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
                       q("""SELECT scope, key, window, level, spend, threshold, window_end
                            FROM {db}.budget_breaches FINAL ORDER BY window_end, scope, key""")))
     out.append(_table("Least varied outputs (possible caching or stuck prompts)", ("tenant/feature/version/model", "calls", "distinct %", "similarity"),
-                      q(f"""SELECT concat(tenant, '/', feature, '/', prompt_version, '/', model), sum(calls),
+                      q("""SELECT concat(tenant, '/', feature, '/', prompt_version, '/', model), sum(calls),
                                   100 * sum(distinct_output_ratio * calls) / sum(calls), avg(similarity)
-                           FROM {{db}}.variance FINAL GROUP BY tenant, feature, prompt_version, model
+                           FROM {db}.variance FINAL GROUP BY tenant, feature, prompt_version, model
                            HAVING sum(calls) >= 20 ORDER BY avg(similarity) DESC LIMIT 5""")))
     out.append(_table("PII and secrets redacted", ("entity", "secret", "values", "events"),
                       q("""SELECT entity, if(max(is_secret) = 1, 'yes', ''), sum(count), uniqExact(event_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Protocol
 
-from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, OutputEvent, PromptEvent, decode_event
+from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, OutputEvent, decode_event
 
 from tokentrail.redaction.config import SECRET_ENTITIES  # names only: no Presidio import
 
@@ -251,7 +251,7 @@ class BuildRows:
 
     @staticmethod
     def _common(item: Accepted) -> dict[str, Any]:
-        e, doc = item.event, item.doc
+        e = item.event
         return {
             "event_id": e.event_id,
             "ts": e.ts,

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pytest
 
 import tokentrail.collectors as tt
-from tokentrail.collectors.events import OutputEvent, PromptEvent, ToolCallEvent, decode_event
+from tokentrail.collectors.events import OutputEvent, PromptEvent, decode_event
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Where is order 7781?"}]
 

@@ -19,8 +19,6 @@ import anthropic
 import httpx2
 import pytest
 
-import tokentrail.collectors as tt
-from tokentrail.collectors.events import decode_event
 from tokentrail.collectors.integrations.anthropic import instrument_anthropic
 
 MODEL = "claude-sonnet-4-6"

@@ -22,7 +22,6 @@ import openai
 import pytest
 
 import tokentrail.collectors as tt
-from tokentrail.collectors.events import decode_event
 from tokentrail.collectors.integrations import openai as integration
 from tokentrail.collectors.integrations.openai import instrument_openai
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tokentrail.sinks import ENV_CLICKHOUSE_URL, close_embedded, connect, resolve_dsn
+from tokentrail.sinks import ENV_CLICKHOUSE_URL, connect, resolve_dsn
 from tokentrail.sinks import connection
 
 

@@ -10,7 +10,7 @@ import pytest
 import tokentrail.collectors as tt
 from tokentrail.collectors.kafka import KafkaTransport
 
-from kafka_harness import REPO, consume_all, produce, read_store, start_worker, stop, wait_caught_up
+from kafka_harness import consume_all, produce, read_store, start_worker, stop, wait_caught_up
 from loop_scenarios import all_traces
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tokentrail.collectors.events import OutputEvent, decode_event
 from tokentrail.stream.generator import GeneratorConfig, generate
-from tokentrail.stream.pricing import PriceBook
+
+from expected import per_call_cost
 
 
 def tokentrail(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -31,18 +31,6 @@ def events_file(tmp_path_factory, traffic) -> Path:
     return path
 
 
-def expected_cost(lines: list[str]) -> Decimal:
-    """Each distinct output event priced on its own, added up: what the store's total must equal."""
-    book, seen, total = PriceBook(), set(), Decimal(0)
-    for line in lines:
-        event = decode_event(line)
-        if isinstance(event, OutputEvent) and event.event_id not in seen:
-            seen.add(event.event_id)
-            u = event.usage
-            total += book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts).cost_usd
-    return total
-
-
 def test_replay_report_matches_what_was_sent_and_is_stable(tmp_path, events_file, traffic):
     """The report counts what the generator made, costs equal the per-call sum, and a second replay prints the same."""
     store = f"chdb://{tmp_path / 'store'}"
@@ -55,7 +43,7 @@ def test_replay_report_matches_what_was_sent_and_is_stable(tmp_path, events_file
     assert report["events"]["duplicates"] == truth.redeliveries
     assert report["events"]["deadletter_reasons"] == truth.malformed
     assert report["unpriced"] == {"calls": truth.unpriced["calls"], "models": sorted(truth.unpriced["models"])}
-    assert Decimal(str(report["cost_usd"]["total"])) == pytest.approx(expected_cost(traffic.lines), abs=Decimal("1e-9"))
+    assert Decimal(str(report["cost_usd"]["total"])) == pytest.approx(per_call_cost(traffic.lines), abs=Decimal("1e-9"))
     assert sum(report["cost_usd"]["by_tenant"].values()) == pytest.approx(report["cost_usd"]["total"])
     assert set(report) >= {"loops", "variance", "changes", "pii"}
 

@@ -10,19 +10,17 @@ import json
 import re
 import signal
 import sys
-import time
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import tokentrail.collectors as tt
-from tokentrail.collectors.events import InvalidEvent, OutputEvent, decode_event
+from tokentrail.collectors.events import InvalidEvent, decode_event
 from tokentrail.collectors.kafka import KafkaTransport
 from tokentrail.stream.generator import GeneratorConfig, generate
-from tokentrail.stream.pricing import PriceBook
 
+from expected import per_call_cost
 from kafka_harness import committed_and_end, consume_all, produce, read_store, start_worker, stop, wait_caught_up, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -56,17 +54,6 @@ def emit_with_collector(bootstrap: str, topic: str, spool: Path, calls: int) -> 
     assert collector.flush(60)
     assert collector.stats()["delivered"] == 2 * calls
     collector.close()
-
-
-def per_call_cost(values: list[bytes]) -> Decimal:
-    book, seen, total = PriceBook(), set(), Decimal(0)
-    for value in values:
-        event = decode_event(value)
-        if isinstance(event, OutputEvent) and event.event_id not in seen:
-            seen.add(event.event_id)
-            u = event.usage
-            total += book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts).cost_usd
-    return total
 
 
 def test_end_to_end_exact_counts(kafka_bootstrap, new_topic, tmp_path):
