@@ -115,9 +115,6 @@ class KafkaTransport:
             self._to_spool(leftover)
         self.spool.close()
 
-    def pending(self) -> int:
-        return len(self._inflight)
-
     def stats(self) -> dict[str, Any]:
         return {
             **self._counts,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Protocol, Sequence
 
@@ -106,14 +105,3 @@ class ConsoleTransport:
     def stats(self) -> dict[str, Any]:
         return {"delivered": self._delivered}
 
-
-def merge_counters(*parts: dict[str, Any]) -> dict[str, Any]:
-    """Add up stats dicts whose values are ints or {reason: int} dicts."""
-    total: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.items():
-            if isinstance(value, dict):
-                total[key] = dict(Counter(total.get(key, {})) + Counter(value))
-            else:
-                total[key] = total.get(key, 0) + value
-    return total

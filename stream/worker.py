@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
+from .embedded import batch_token
 from .stages import Inbound, now_utc
 
 log = logging.getLogger("tokentrail.worker")
@@ -71,12 +71,6 @@ class WorkerConfig:
         unknown = set(self.halt_on) - set(KINDS)
         if unknown:
             raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
-
-
-def batch_token(inbound: list[Inbound]) -> str:
-    """Deterministic for the same messages, so a retried insert of the same batch is dropped by ClickHouse."""
-    digest = hashlib.blake2b("\n".join(sorted(i.source for i in inbound)).encode(), digest_size=16)
-    return f"kafka:{digest.hexdigest()}"
 
 
 def dead_letter_message(row: dict[str, Any]) -> bytes:

@@ -214,6 +214,16 @@ def _spend(client: Any, database: str, step: int, lo: datetime | None, hi: datet
     return [SpendBucket(tenant, feature, utc(bucket), spend) for tenant, feature, bucket, spend in result]
 
 
+def _publish_then_store(found: list[Any], table: str, ids: list[str], sink: Any,
+                        publish: Callable[[list[dict[str, Any]]], None] | None) -> None:
+    """Alert first, then store: a failed publish leaves them unstored, so the next run sends them again."""
+    if not found:
+        return
+    if publish is not None:
+        publish([item.to_alert() for item in found])
+    sink.write_batch({table: [item.row() for item in found]}, f"insights-{table}-{_digest(sorted(ids))}")
+
+
 def run_insights(
     client: Any,
     *,
@@ -261,11 +271,7 @@ def run_insights(
     started = time.perf_counter()
     known = _ids(client, f"{database}.changes", "change_id")
     result.changes = [c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known]
-    if result.changes:
-        if publish is not None:
-            publish([c.to_alert() for c in result.changes])
-        token = _digest(sorted(str(c.change_id) for c in result.changes))
-        sink.write_batch({"changes": [c.row() for c in result.changes]}, f"insights-changes-{token}")
+    _publish_then_store(result.changes, "changes", [str(c.change_id) for c in result.changes], sink, publish)
     result.written["changes"] = len(result.changes)
     result.seconds["changes"] = time.perf_counter() - started
 
@@ -278,11 +284,7 @@ def run_insights(
         known = _ids(client, f"{database}.budget_breaches", "breach_id")
         found = evaluate_budgets(spend, config, first_end=first_end, last_end=last_end)
         result.breaches = [b for b in found if str(b.breach_id) not in known]
-        if result.breaches:
-            if publish is not None:
-                publish([b.to_alert() for b in result.breaches])
-            token = _digest(sorted(str(b.breach_id) for b in result.breaches))
-            sink.write_batch({"budget_breaches": [b.row() for b in result.breaches]}, f"insights-budgets-{token}")
+        _publish_then_store(result.breaches, "budget_breaches", [str(b.breach_id) for b in result.breaches], sink, publish)
         result.written["budget_breaches"] = len(result.breaches)
         result.seconds["budgets"] = time.perf_counter() - started
     log.info("insights: %d variance rows (%d written), %d new changes, %d new breaches",

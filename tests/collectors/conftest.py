@@ -33,3 +33,4 @@ def decoded(collector: tt.Collector, memory: tt.InMemoryTransport) -> list[Any]:
 @pytest.fixture
 def sent() -> Callable[[tt.Collector, tt.InMemoryTransport], list[Any]]:
     return decoded
+

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import anthropic
 import httpx2
 import pytest
+from provider_standin import RecordingProvider
 
 from tokentrail.collectors.integrations.anthropic import instrument_anthropic
 
@@ -29,17 +30,8 @@ MESSAGES = [{"role": "user", "content": [
 ]}]
 
 
-class FakeAnthropic:
-    """Answers like api.anthropic.com: `reply(body)` builds the response; every request body is kept."""
-
-    def __init__(self, reply: Callable[[dict[str, Any]], httpx2.Response]) -> None:
-        self.reply = reply
-        self.requests: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        body = json.loads(request.content)
-        self.requests.append(body)
-        return self.reply(body)
+class FakeAnthropic(RecordingProvider):
+    """Answers like api.anthropic.com."""
 
     def client(self) -> anthropic.Anthropic:
         return anthropic.Anthropic(api_key="sk-ant-test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(self)))

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import httpx2
 import openai
 import pytest
+from provider_standin import RecordingProvider
 
 import tokentrail.collectors as tt
 from tokentrail.collectors.integrations import openai as integration
@@ -36,17 +37,8 @@ MESSAGES = [
 ]
 
 
-class FakeOpenAI:
-    """Answers like api.openai.com: `reply(body)` builds the response; every request body is kept."""
-
-    def __init__(self, reply: Callable[[dict[str, Any]], httpx2.Response]) -> None:
-        self.reply = reply
-        self.requests: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        body = json.loads(request.content)
-        self.requests.append(body)
-        return self.reply(body)
+class FakeOpenAI(RecordingProvider):
+    """Answers like api.openai.com."""
 
     def client(self, max_retries: int = 0) -> openai.OpenAI:
         return openai.OpenAI(api_key="sk-test", max_retries=max_retries, http_client=httpx2.Client(transport=httpx2.MockTransport(self)))
