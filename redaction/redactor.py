@@ -33,6 +33,7 @@ _SEPARATORS = re.compile(r"[\s\-./()]")
 _TOKEN = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}>$")  # already redacted
 _POOL_MIN_CHARS = 20_000  # below this a batch is analysed in-process: IPC would cost more than it saves
 _announced: set[str] = set()
+_CLEAN: tuple[None, tuple] = (None, ())  # the result for a string with nothing found: shared, compared by identity
 
 
 def normalise(entity: str, value: str) -> str:
@@ -123,15 +124,24 @@ class Redactor:
         return self.redact_many([value])[0]
 
     def redact_many(self, values: list[Any]) -> list[tuple[Any, Counter[str]]]:
-        """A batch of JSON values (events' free text, dead-letter payloads): one NER pass for all."""
+        """A batch of JSON values (events' free text, dead-letter payloads): one NER pass for all.
+
+        A value with nothing to replace and no PII- or secret-named key comes back as it is, not
+        copied: most telemetry has nothing to hide, and rebuilding it costs more than finding that out.
+        """
         unique: dict[str, None] = {}
+        plans = []
         for value in values:
-            _collect(value, unique)
+            strings: list[str] = []
+            plans.append((strings, _collect(value, strings)))
+            unique.update(dict.fromkeys(strings))
         results = self._results(list(unique))
         out = []
-        for value in values:
+        for value, (strings, keyed) in zip(values, plans):
             counts: Counter[str] = Counter()
-            out.append((self._rebuild(value, results, counts, None), counts))
+            if keyed or any(results[text] is not _CLEAN for text in strings):
+                value = self._rebuild(value, results, counts, None)
+            out.append((value, counts))
         return out
 
     def token(self, entity: str, value: str) -> str:
@@ -226,7 +236,7 @@ class Redactor:
             parts.append(self.token(f.entity, value))
             pos = f.end
         if not parts:
-            return None, tuple(counts.items())
+            return (None, tuple(counts.items())) if counts else _CLEAN
         parts.append(text[pos:])
         return "".join(parts), tuple(counts.items())
 
@@ -263,12 +273,18 @@ class Redactor:
         return not found and pii_value_fits(entity, stripped)
 
 
-def _collect(value: Any, out: dict[str, None]) -> None:
+def _collect(value: Any, out: list[str]) -> bool:
+    """Append every string in `value` to `out`; True if a dict key names a secret or PII ("password")."""
     if isinstance(value, str):
-        out[value] = None
-    elif isinstance(value, dict):
-        for v in value.values():
-            _collect(v, out)
+        out.append(value)
+        return False
+    keyed = False
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and _key_entity(k) is not None:
+                keyed = True
+            keyed = _collect(v, out) or keyed
     elif isinstance(value, (list, tuple)):
         for v in value:
-            _collect(v, out)
+            keyed = _collect(v, out) or keyed
+    return keyed

@@ -24,6 +24,12 @@ from .pricing import UNPRICED, Price, PriceBook
 
 DEADLETTER_NAMESPACE = uuid.UUID("6f1c1f0e-3b59-4a8e-9a53-4f7d8c1b2a90")
 
+# Built once: json.dumps with any option builds a new encoder on every call, a few microseconds
+# that add up over several calls per event. Same output as json.dumps with these options.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
 
 @dataclass(slots=True)
 class Inbound:
@@ -244,7 +250,7 @@ class BuildRows:
 
     def _remember_prompt(self, doc: dict[str, Any]) -> None:
         system = "\n".join(m["content"] for m in doc["messages"] if m["role"] == "system")
-        whole = json.dumps([[m["role"], m["content"]] for m in doc["messages"]], ensure_ascii=False)
+        whole = _TEXT([[m["role"], m["content"]] for m in doc["messages"]])
         self._prompts[doc["span_id"]] = (short_hash(system) if system else "", short_hash(whole))
         if len(self._prompts) > self.capacity:
             self._prompts.popitem(last=False)
@@ -274,7 +280,7 @@ class BuildRows:
             "user": doc.get("user_id") or "",
             "provider": doc.get("provider") or "",
             "model": doc.get("model") or "",
-            "payload": json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
+            "payload": _COMPACT(doc),
         }
 
     def _call_row(self, item: Accepted) -> dict[str, Any]:
@@ -282,7 +288,7 @@ class BuildRows:
         price = item.price or UNPRICED
         text = "\n".join(m["content"] for m in doc["output"])
         tool_calls = doc["tool_calls"]
-        tool_part = json.dumps([[t["name"], t["arguments"]] for t in tool_calls], sort_keys=True, ensure_ascii=False) if tool_calls else ""
+        tool_part = _SORTED([[t["name"], t["arguments"]] for t in tool_calls]) if tool_calls else ""
         system_hash, prompt_hash = self._prompts.get(e.span_id, ("", ""))
         error = doc.get("error")
         return {
@@ -319,8 +325,8 @@ class BuildRows:
             **self._common(item),
             "tool_name": tool["name"],
             "call_id": tool.get("call_id") or "",
-            "arguments": json.dumps(tool.get("arguments"), ensure_ascii=False, sort_keys=True),
-            "result": json.dumps(tool.get("result"), ensure_ascii=False),
+            "arguments": _SORTED(tool.get("arguments")),
+            "result": _TEXT(tool.get("result")),
             "status": tool.get("status") or "ok",
             "duration_ms": tool.get("duration_ms"),
         }

@@ -83,13 +83,14 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     import faust
 
     from .detectors import LoopConfig
+    from .kafka_transport import broker_url
     from .runtime import make_pipeline, open_store
 
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = faust.App(
         config.group,
-        broker=f"kafka://{config.kafka}",
+        broker=broker_url(config.kafka),  # faust's Kafka transport, cheaper per message
         store="memory://",
         datadir=config.data_dir,
         web_enabled=False,

@@ -63,13 +63,17 @@ class LoopConfig:
 KINDS = ("repeated_tool_call", "tool_cycle", "repeated_prompt", "repeated_output", "spend_guard")
 
 
+# Built once (json.dumps with options builds an encoder per call); the output is json.dumps's.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str).encode
+
+
 def _sig(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    text = _CANONICAL(parts)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _clip(value: Any) -> Any:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    text = value if isinstance(value, str) else _CANONICAL(value)
     return text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + "…"
 
 
@@ -258,7 +262,7 @@ class LoopDetector:
             "event_id": e.event_id,
             "events_in_trace": st["events"],
             "halt": 1 if kind in self.config.halt_on else 0,
-            "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
+            "evidence": _CANONICAL(evidence),
         }
 
     def expire(self, now_ms: int) -> int:
