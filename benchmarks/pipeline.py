@@ -44,7 +44,6 @@ deployment being measured, on a small box.
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import json
 import math
@@ -92,42 +91,6 @@ class TimedClient:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
-
-
-class TimedPipeline:
-    """The real pipeline with each stage wrapped in a timer; `process` is the pipeline's own."""
-
-    def __init__(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
-        self.stage_s: dict[str, float] = {}
-        pipeline.stages = [self._timed(stage) for stage in pipeline.stages]
-        self.last_s = 0.0
-
-    def _timed(self, stage: Any) -> Any:
-        name = base = type(stage).__name__
-        n = 1
-        while name in self.stage_s:  # two stages of one class get their own rows
-            n += 1
-            name = f"{base}#{n}"
-        self.stage_s[name] = 0.0
-
-        def run(batch: Any) -> None:
-            t0 = time.perf_counter()
-            try:
-                stage(batch)
-            finally:
-                self.stage_s[name] += time.perf_counter() - t0
-
-        return run
-
-    def process(self, inbound: list) -> Any:
-        t0 = time.perf_counter()
-        batch = self.pipeline.process(inbound)
-        self.last_s = time.perf_counter() - t0
-        return batch
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.pipeline, name)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -180,13 +143,13 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
     results = []
     real_make_pipeline = runtime.make_pipeline
     for _ in range(runs):
-        built: list[tuple[TimedPipeline, float]] = []
+        built: list[tuple[Any, float]] = []
 
-        def make_timed_pipeline(*args: Any, **kwargs: Any) -> TimedPipeline:
+        def make_timed_pipeline(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
-            timed = TimedPipeline(real_make_pipeline(*args, **kwargs))
-            built.append((timed, time.perf_counter() - t0))
-            return timed
+            pipeline = real_make_pipeline(*args, **kwargs)  # it adds up its stages' times itself
+            built.append((pipeline, time.perf_counter() - t0))
+            return pipeline
 
         with tempfile.TemporaryDirectory(prefix="tt-bench-replay-") as tmp:
             close_embedded()
@@ -215,9 +178,9 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
                 runtime.make_pipeline = real_make_pipeline
             stored = real.query("SELECT count() FROM tokentrail.events FINAL").result_rows[0][0]
             close_embedded()
-        timed, build_s = built[0]
+        pipeline, build_s = built[0]
         results.append({"elapsed": elapsed, "build_s": build_s, "read": stats.read, "stored": stored,
-                        "insert_s": client.insert_s, "prepare_s": prepare_s, "stages_s": timed.stage_s})
+                        "insert_s": client.insert_s, "prepare_s": prepare_s, "stages_s": dict(pipeline.stage_seconds)})
     median = sorted(results, key=lambda r: r["elapsed"])[len(results) // 2]
     n = len(lines)
     return {
@@ -240,6 +203,43 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
 # ---------------------------------------------------------------------------- the worker child
 
 
+class StageTimes:
+    """Each stored batch's stage times, from the pipeline that processed it.
+
+    The pipeline adds up its stages' times itself (`Pipeline.stage_seconds`). In the worker's
+    default mode it runs in the pipeline process, whose results carry those totals: the submit
+    is wrapped to find each batch's result again by its dedup token when the sink stores it.
+    With --inline-pipeline it is the worker's own pipeline, built through runtime.make_pipeline.
+    """
+
+    def __init__(self) -> None:
+        self.inline: list[Any] = []
+        self.results: dict[str, Any] = {}
+        self.previous: dict[str, float] = {}
+
+    def watch(self, engine: Any) -> None:
+        from tokentrail.stream.embedded import batch_token
+
+        submit = engine.submit
+
+        def submit_and_remember(inbound: list, seeds: dict) -> Any:
+            future = submit(inbound, seeds)
+            self.results[batch_token(inbound)] = future
+            return future
+
+        engine.submit = submit_and_remember
+
+    def batch(self, token: str) -> tuple[dict[str, float], float]:
+        """(cumulative seconds per stage, seconds this batch took in the pipeline)."""
+        if self.inline:
+            totals = dict(self.inline[0].stage_seconds)
+        else:
+            totals = dict(self.results.pop(token).result().stage_seconds)
+        spent = sum(totals.values()) - sum(self.previous.values())
+        self.previous = totals
+        return totals, spent
+
+
 def worker_main(argv: list[str]) -> None:
     """`pipeline.py _worker RECORD_FILE [--record-ts] WORKER-ARGS...`: the real worker, instrumented sink."""
     import faust
@@ -251,15 +251,15 @@ def worker_main(argv: list[str]) -> None:
     record_path = Path(argv[0])
     record_ts = argv[1:2] == ["--record-ts"]
     config = parse_args(argv[2:] if record_ts else argv[1:])
-    # The worker builds its own pipeline (with its faust-table state) and opens its own store (its
-    # insights timer uses the client): wrap both where build_app gets them, without replacing them.
-    timed: list[TimedPipeline] = []
+    # The worker opens its own store (its insights timer uses the client) and, with
+    # --inline-pipeline, builds its own pipeline: wrap both where build_app gets them.
+    stages = StageTimes()
     clients: list[TimedClient] = []
     real_make_pipeline, real_open_store = runtime.make_pipeline, runtime.open_store
 
-    def make_timed_pipeline(*args: Any, **kwargs: Any) -> TimedPipeline:
-        timed.append(TimedPipeline(real_make_pipeline(*args, **kwargs)))
-        return timed[-1]
+    def make_watched_pipeline(*args: Any, **kwargs: Any) -> Any:
+        stages.inline.append(real_make_pipeline(*args, **kwargs))
+        return stages.inline[-1]
 
     def open_instrumented_store(dsn: str | None) -> tuple[Any, Any]:
         client, _ = real_open_store(dsn)
@@ -280,12 +280,13 @@ def worker_main(argv: list[str]) -> None:
             t0 = time.perf_counter()
             self.inner.write_batch(rows_by_table, token)
             visible = time.time()
+            totals, spent = stages.batch(token)
             entry: dict[str, Any] = {
                 "t": visible,
                 "inbound": len(rows_by_table.get("receipts", ())) + len(rows_by_table.get("deadletter", ())),
                 "events": len(rows_by_table.get("events", ())),
-                "pipeline_s": timed[0].last_s,
-                "stages_s": dict(timed[0].stage_s),
+                "pipeline_s": spent,
+                "stages_s": totals,
                 "write_s": time.perf_counter() - t0,
                 "insert_s": client.insert_s - insert_before,
             }
@@ -295,9 +296,9 @@ def worker_main(argv: list[str]) -> None:
                 entry["taken"] = events[0]["received_at"].timestamp() if events else visible
             record.write(json.dumps(entry) + "\n")
 
-    runtime.make_pipeline, runtime.open_store = make_timed_pipeline, open_instrumented_store
+    runtime.make_pipeline, runtime.open_store = make_watched_pipeline, open_instrumented_store
     profile_to = os.environ.get(ENV_PROFILE)
-    if profile_to:  # the event-loop thread only: the pipeline and faust/aiokafka, not the sink's executor thread
+    if profile_to:  # the event-loop thread only: faust/aiokafka (and the pipeline with --inline-pipeline), not the sink's thread
         import atexit
         import cProfile
 
@@ -305,14 +306,16 @@ def worker_main(argv: list[str]) -> None:
         atexit.register(lambda: (profiler.disable(), profiler.dump_stats(profile_to)))
         profiler.enable()
     app = build_app(config)
-    if not timed or not clients:
-        raise SystemExit("build_app no longer gets its pipeline and store from tokentrail.stream.runtime: update benchmarks/pipeline.py")
+    engine = getattr(app, "tokentrail_engine", None)
+    if engine is not None:
+        stages.watch(engine)
+    if not clients or (engine is None) == (not stages.inline):
+        raise SystemExit("build_app no longer gets its pipeline and store the way benchmarks/pipeline.py expects: update it")
     # As stream/worker.py main() does (keep the two in step): no spinner (it sets the root logger to
     # DEBUG), and freeze the start-up objects and collect less often.
     worker = faust.Worker(app, loglevel=config.loglevel, quiet=True)
     worker.spinner = None
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    runtime.tune_gc()
     worker.execute_from_commandline()
 
 
@@ -361,13 +364,10 @@ class WorkerProcess:
                                    f"stored); the worker's log ends:\n{self.tail()}")
             time.sleep(0.05)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the worker process so far (all its threads, chDB's included)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+    def cpu_seconds(self) -> tuple[float, float]:
+        """User + system CPU so far of the worker process (all its threads, chDB's included) and of
+        its child processes (the pipeline process, multiprocessing's resource tracker)."""
+        return _cpu_of(self.proc.pid), sum(_cpu_of(pid) for pid in _descendants(self.proc.pid))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -385,6 +385,25 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            for child in map(int, children.read_text().split()):
+                found += [child, *_descendants(child)]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def read_store(store: Path, queries: dict[str, str]) -> dict[str, Any]:
@@ -455,6 +474,18 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
     expected = {"stored": truth.valid_events, "distinct": truth.valid_events, "dead": sum(truth.malformed.values()),
                 "deliveries": truth.valid_events + truth.redeliveries}
     wall = [b["t"] - a["t"] for a, b in zip(batches, batches[1:])]
+    measured = messages - first["inbound"]
+    (own_first, children_first), (own, children) = cpu_first, cpu
+    total_first, total = own_first + children_first, own + children
+    parallel = children - children_first > 0.05 * (own - own_first)  # the pipeline ran in its own process
+    per_msg = {
+        "pipeline": sum(b["pipeline_s"] for b in batches[1:]) / measured * 1e6,
+        "normalise": sum(b["write_s"] - b["insert_s"] for b in batches[1:]) / measured * 1e6,
+        "insert": sum(b["insert_s"] for b in batches[1:]) / measured * 1e6,
+    }
+    # The rest of the worker's wall time: faust/Kafka, and (pipeline process) waiting for its results.
+    on_worker_path = sum(b["write_s"] for b in batches[1:]) / measured * 1e6 + (0 if parallel else per_msg["pipeline"])
+    per_msg["kafka+faust"] = sum(wall) / measured * 1e6 - on_worker_path
     return {
         "topic_partitions": partitions,
         "batch_size": batch_size,
@@ -463,23 +494,21 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
         "produce_s": produce_s,
         "batches": len(batches),
         "batch_median": statistics.median(b["inbound"] for b in batches),
-        "messages_per_s": (messages - first["inbound"]) / span,
+        "messages_per_s": measured / span,
         "events_per_s": (events - first["events"]) / span,
         "messages_per_s_with_startup": messages / (last["t"] - worker.started),
         "startup_s": first["t"] - worker.started,
         "drain_s": span,
-        "worker_cpu_s": cpu,
-        "worker_cpu_share": cpu / (last["t"] - worker.started),
-        "worker_cpu_share_draining": (cpu - cpu_first) / (t_cpu - t_cpu_first),
+        "pipeline_process": parallel,
+        "worker_cpu_s": total,
+        "worker_cpu_share": total / (last["t"] - worker.started),
+        "worker_cpu_share_draining": (total - total_first) / (t_cpu - t_cpu_first),
         # CPU per message is steadier than wall time on a shared machine (it ignores time spent runnable but not running).
-        "worker_cpu_us_per_msg": (cpu - cpu_first) / (messages - first["inbound"]) * 1e6,
+        "worker_cpu_us_per_msg": (total - total_first) / measured * 1e6,
+        "worker_cpu_split_us": {"worker process": (own - own_first) / measured * 1e6,
+                                "pipeline process": (children - children_first) / measured * 1e6},
         # Where one batch's wall time goes (per message, batches after the first).
-        "per_msg_us": {
-            "pipeline": sum(b["pipeline_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
-            "normalise": sum(b["write_s"] - b["insert_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
-            "insert": sum(b["insert_s"] for b in batches[1:]) / (messages - first["inbound"]) * 1e6,
-            "kafka+faust": (sum(wall) - sum(b["pipeline_s"] + b["write_s"] for b in batches[1:])) / (messages - first["inbound"]) * 1e6,
-        },
+        "per_msg_us": per_msg,
         "worker_stages_us": {name: (last["stages_s"][name] - first["stages_s"].get(name, 0.0)) / (messages - first["inbound"]) * 1e6
                              for name in last["stages_s"]},
         "store": counts,
@@ -697,12 +726,20 @@ def report(r: dict[str, Any]) -> None:
             f"{s['expected']['deliveries'] - s['expected']['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} partitions "
             f"in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within {s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
             f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")
+        split = s["worker_cpu_split_us"]
         out(f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
-            f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per message")
-        pm = s["per_msg_us"]
-        out("  worker wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
-            + f" (total {sum(pm.values()):.0f} us)")
-        out("  worker pipeline per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in s["worker_stages_us"].items()))
+            f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per message "
+            f"(worker process {split['worker process']:.0f}, pipeline process {split['pipeline process']:.0f})")
+        pm = dict(s["per_msg_us"])
+        if s["pipeline_process"]:
+            busy = pm.pop("pipeline")
+            out("  worker process wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
+                + f" (total {sum(pm.values()):.0f} us; 'kafka+faust' includes waiting for the pipeline process, "
+                f"busy {busy:.0f} us per message in parallel)")
+        else:
+            out("  worker wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
+                + f" (total {sum(pm.values()):.0f} us)")
+        out("  pipeline per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in s["worker_stages_us"].items()))
         out(f"  store check: {s['store']} expected {s['expected']}: {'exact' if s['exact'] else 'MISMATCH'}")
     for lat in r.get("latency", []):
         out(f"\nLatency, --batch-within {lat['batch_within']}: offered {lat['offered_rate']:,.0f} events/s "

@@ -36,9 +36,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_redactor(*, allow_ephemeral_key: bool = False, config: RedactionConfig | None = None) -> Redactor:
-    """A Redactor configured from the environment. Raises ValueError (saying the fix) when the key
-    or the configuration is missing or wrong: a worker must not start without redaction."""
+def build_redactor(*, allow_ephemeral_key: bool = False, config: RedactionConfig | None = None,
+                   key: bytes | None = None) -> Redactor:
+    """A Redactor configured from the environment (or with `key`, one already loaded). Raises
+    ValueError (saying the fix) when the key or the configuration is missing or wrong: a worker
+    must not start without redaction."""
     from .redactor import Redactor
 
-    return Redactor(config or config_from_env(), load_key(allow_ephemeral_key))
+    return Redactor(config or config_from_env(), key if key is not None else load_key(allow_ephemeral_key))

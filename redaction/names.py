@@ -108,7 +108,7 @@ _PHONE_NAMES = r"(?:(?:[a-z0-9]+[_-])?(?:phone|mobile|cell|tel|telephone|fax)(?:
 _PERSON_KEY = re.compile(rf"(?i)^{_PERSON_NAMES}$")
 _LOCATION_KEY = re.compile(rf"(?i)^{_LOCATION_NAMES}$")
 _PHONE_KEY = re.compile(rf"(?i)^{_PHONE_NAMES}$")
-_KV_GATE = re.compile(r"(?i)name|address|street|city|town|post|zip|phone|mobile|cell|tel|fax")
+_KV_GATE = re.compile(r"(?i)name|address|street|city|town|post|zip|phone|mobile|cell|tel|fax")  # = _KV_WORDS
 _KV_TEXT = re.compile(rf"""(?i)(?<![\w.-])({_PERSON_NAMES}|{_LOCATION_NAMES}|{_PHONE_NAMES})["']?[ \t]*[:=][ \t]*"""
                       r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))""")
 _KV_CUT = re.compile(r"\s+[\w.-]+[:=]|\s{2,}|\s+\(")  # the next key=value on a log line
@@ -164,13 +164,31 @@ def pii_value_fits(entity: str, value: str) -> bool:
     return 1 <= len(words) <= 15 and any(c.isalnum() for c in value)
 
 
+_KV_WORDS = ("name", "address", "street", "city", "town", "post", "zip", "phone", "mobile", "cell", "tel", "fax")
+
+
+def _may_name_a_field(text: str) -> bool:
+    """Whether _KV_TEXT can match at all: every key it knows contains one of _KV_WORDS, then ':' or '='.
+
+    Substring tests on the lowered text, much cheaper than a case-insensitive regex; non-ASCII
+    text takes the regex, which also matches case variants that str.lower() does not map.
+    """
+    if ":" not in text and "=" not in text:
+        return False
+    if text.isascii():
+        low = text.lower()
+        return any(word in low for word in _KV_WORDS)
+    return _KV_GATE.search(text) is not None
+
+
 def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
     """Values named by their field in logs and configs (customer_name=..., city: ...), street
     addresses, and names after a form of address or a sign-off: found without NER, so also in
     pattern-only mode."""
     out = []
     pos = 0
-    while _KV_GATE.search(text, pos) and (m := _KV_TEXT.search(text, pos)):
+    searching = _may_name_a_field(text)
+    while searching and (m := _KV_TEXT.search(text, pos)) is not None:
         entity = pii_key_entity(m.group(1), text=True)
         group = next(g for g in (2, 3, 4) if m.group(g) is not None)
         start, end = m.span(group)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import itertools
 import json
 import logging
 import os
@@ -54,6 +54,7 @@ class WorkerConfig:
     prices: str | None = None
     data_dir: str = ".tokentrail/worker"
     allow_ephemeral_key: bool = False
+    inline_pipeline: bool = False  # run the stages in the worker's own process (one core) instead of a child
 
     def __post_init__(self) -> None:
         if not self.kafka:
@@ -79,10 +80,12 @@ def dead_letter_message(row: dict[str, Any]) -> bytes:
 
 
 def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -> Any:
-    """The faust app with its one agent. `pipeline`/`sink` may be injected (tests inject faults)."""
+    """The faust app with its one agent. `pipeline`/`sink` may be injected (tests inject faults);
+    an injected pipeline runs in the worker's own process, as does any with `inline_pipeline`."""
     import faust
 
-    from .detectors import LoopConfig
+    from .detectors import LoopConfig, LoopDetector
+    from .engine import PipelineProcess, PipelineSettings
     from .kafka_transport import broker_url
     from .runtime import make_pipeline, open_store
 
@@ -114,9 +117,15 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     # producer's murmur2 partitioner), so each worker restores exactly the traces it consumes.
     # key_type=bytes makes faust use the raw serializer for keys, in the changelog and in recovery.
     loop_table = app.Table("loop-state", default=None, key_type=bytes, partitions=partitions, use_partitioner=True)
-    if pipeline is None:
-        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key,
-                                 loops=LoopConfig(halt_on=frozenset(config.halt_on)), loop_state=TraceKeyedTable(loop_table))
+    loops = LoopConfig(halt_on=frozenset(config.halt_on))
+    state = TraceKeyedTable(loop_table)
+    engine = None
+    if pipeline is None and config.inline_pipeline:
+        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key, loops=loops, loop_state=state)
+    elif pipeline is None:
+        engine = PipelineProcess(PipelineSettings(prices=config.prices, redaction_key=_redaction_key(config), halt_on=loops.halt_on))
+        app.tokentrail_engine = engine  # for benchmarks and tests
+        expiry = LoopDetector(loops, state)  # traces restored from the table that never come again
     client = None
     if sink is None:
         client, sink = open_store(config.clickhouse)
@@ -127,26 +136,75 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         for topic in (deadletters, alerts, control):
             await topic.maybe_declare()
 
+    async def store(stream: Any, taken: list, inbound: list[Inbound], rows: dict, detections: list) -> None:
+        """Write, publish, acknowledge: nothing is acknowledged before its rows are stored."""
+        # Blocking I/O off the event loop; write_batch returns only once the rows are stored.
+        await asyncio.get_running_loop().run_in_executor(None, sink.write_batch, rows, batch_token(inbound))
+        for row in rows.get("deadletter", []):
+            await deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
+        for detection in detections:
+            key = detection["trace_id"].encode()
+            await alerts.send(key=key, value=to_json(detection))
+            if detection.get("halt"):
+                await control.send(key=key, value=halt_record(detection))
+        for event in taken:
+            await stream.ack(event)
+
+    async def finish(stream: Any, taken: list, inbound: list[Inbound], job: Any) -> None:
+        """A batch from the pipeline process: store it, then write its trace states to the table."""
+        processed = await job
+        await store(stream, taken, inbound, processed.rows, processed.detections)
+        for trace, st in processed.state_changes.items():
+            if st is None:
+                state.pop(trace, None)
+            else:
+                state[trace] = st
+        latest = [st["last_ms"] for st in processed.state_changes.values() if st]
+        if next(finished) % LoopDetector.EXPIRE_EVERY == 0 and latest:
+            expiry.expire(max(latest))
+
+    finished = itertools.count(1)
+
+    def seeds(taken: list) -> dict[str, Any]:
+        """The table's state for the traces in a batch (messages are keyed by trace_id)."""
+        out: dict[str, Any] = {}
+        for key in {e.message.key for e in taken if e.message.key}:
+            st = loop_table.get(key)
+            if st is not None:
+                out[key.decode("utf-8", "replace")] = st
+        return out
+
     @app.agent(events, concurrency=1)
     async def process(stream: Any) -> None:
-        loop = asyncio.get_running_loop()
-        async for taken in stream.noack_take(config.batch_size, within=config.batch_within):
-            inbound = [
-                Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", _as_bytes(e.value), now_utc())
-                for e in taken
-            ]
-            batch = pipeline.process(inbound)
-            # Blocking I/O off the event loop; write_batch returns only once the rows are stored.
-            await loop.run_in_executor(None, sink.write_batch, batch.rows, batch_token(inbound))
-            for row in batch.rows.get("deadletter", []):
-                await deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
-            for detection in batch.detections:
-                key = detection["trace_id"].encode()
-                await alerts.send(key=key, value=to_json(detection))
-                if detection.get("halt"):
-                    await control.send(key=key, value=halt_record(detection))
-            for event in taken:
-                await stream.ack(event)
+        storing: asyncio.Future | None = None
+        try:
+            async for taken in stream.noack_take(config.batch_size, within=config.batch_within):
+                inbound = [
+                    Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", _as_bytes(e.value), now_utc())
+                    for e in taken
+                ]
+                if engine is None:
+                    batch = pipeline.process(inbound)
+                    await store(stream, taken, inbound, batch.rows, batch.detections)
+                    continue
+                # Two batches in flight: the pipeline process works on this one while the last is stored.
+                job = asyncio.wrap_future(engine.submit(inbound, seeds(taken)))
+                if storing is not None:
+                    await storing  # in order, and re-raises what went wrong with the last batch
+                storing = asyncio.ensure_future(finish(stream, taken, inbound, job))
+                storing.add_done_callback(_log_failure)
+        finally:
+            if storing is not None and not storing.done():
+                storing.cancel()  # not acknowledged: redelivered after a restart, stored once
+
+    if engine is not None:
+        @app.on_partitions_assigned.connect
+        async def forget_moved_traces(app: Any, assigned: Any, **kwargs: Any) -> None:
+            engine.forget_state()  # traces this worker gets back may have moved on elsewhere
+
+        @app.on_before_shutdown.connect
+        def stop_pipeline_process(app: Any, **kwargs: Any) -> None:
+            engine.close()
 
     if client is not None and config.insights_interval > 0:
         insights = InsightsJob(client, config)
@@ -162,6 +220,19 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
 
     app.tokentrail_config = config  # for introspection in tests
     return app
+
+
+def _redaction_key(config: WorkerConfig) -> bytes | None:
+    try:
+        from tokentrail.redaction import load_key
+    except ImportError:  # redaction not installed: the pipeline's redact stage is a pass-through
+        return None
+    return load_key(config.allow_ephemeral_key)
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("storing a batch failed; the agent stops at its next batch", exc_info=task.exception())
 
 
 class InsightsJob:
@@ -273,6 +344,8 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser.add_argument("--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)")
     parser.add_argument("--data-dir", default=".tokentrail/worker")
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
+    parser.add_argument("--inline-pipeline", action="store_true",
+                        help="run the pipeline in the worker's process instead of a child process (one core instead of two)")
     parser.add_argument("--loglevel", default="warning")
     args = parser.parse_args(list(argv))
     config = WorkerConfig(
@@ -281,6 +354,7 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
         group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
         data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key, budgets=args.budgets,
         insights_interval=args.insights_interval, session_timeout=args.session_timeout, loglevel=args.loglevel,
+        inline_pipeline=args.inline_pipeline,
     )
     return config
 
@@ -289,18 +363,20 @@ def main(argv: Sequence[str]) -> int:
     """Run the worker until SIGTERM/SIGINT; faust commits acknowledged offsets on the way out."""
     import faust
 
+    from .runtime import tune_gc
+
     config = parse_args(argv)
     from tokentrail.redaction import load_key
 
     load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
     app = build_app(config)
+    engine = getattr(app, "tokentrail_engine", None)
+    if engine is not None:
+        engine.wait_started()  # a pipeline that cannot be built fails the start, not the first batch
     worker = faust.Worker(app, loglevel=config.loglevel, quiet=True)
     # faust's spinner sets the root logger to DEBUG whatever the loglevel, so every library's
     # debug record gets built (~5% of the worker's CPU, measured in benchmarks/pipeline.py).
     worker.spinner = None
-    # Presidio, spaCy and faust leave long-lived objects the collector would walk again and
-    # again: freeze them, and collect less often (-13% CPU per message, same benchmark).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc()  # the pipeline process does the same
     worker.execute_from_commandline()  # never returns: exits the process when the worker stops
     return 0

@@ -51,11 +51,17 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) 
     return out
 
 
+def group_id(topic: str, group: str) -> str:
+    """The consumer group a test's worker joins: one per topic, so its loop-state changelog
+    (`<group>-loop-state-changelog`) starts empty even on a broker that earlier runs used."""
+    return f"{group}.{topic}"
+
+
 def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_size: int = 2000, script: list[str] | None = None,
                  extra: list[str] = ()) -> subprocess.Popen[bytes]:
     command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker", "--loglevel", "info"]
     args = ["--kafka", bootstrap, "--clickhouse", f"chdb://{store}", "--events-topic", topic,
-            "--deadletter-topic", f"{topic}.deadletter", "--group", group, "--batch-size", str(batch_size),
+            "--deadletter-topic", f"{topic}.deadletter", "--group", group_id(topic, group), "--batch-size", str(batch_size),
             "--data-dir", str(store.parent / f"faust-{group}"), "--allow-ephemeral-key", *extra]
     log = open(store.parent / f"worker-{group}-{time.time_ns()}.log", "wb")
     worker = subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -65,7 +71,7 @@ def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_s
 
 def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]:
     """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id(topic, group), "enable.auto.commit": False})
     try:
         parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
         committed = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))

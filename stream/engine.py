@@ -1,0 +1,182 @@
+"""The pipeline in a process of its own, so that a worker uses two cores instead of one.
+
+A worker is one Python process, and Python runs one thread at a time: faust's consuming and
+acknowledging, the pipeline's stages and the sink's inserts took turns on one core. Here the
+stages (validate, dedupe, redact, price, build rows, detect loops) run in a child process, while
+the worker's own process consumes the next batch, stores the previous one and acknowledges it.
+The child gets raw messages and returns rows, detections and the loop detector's state changes;
+it does no I/O. Measured in benchmarks/pipeline.py (docs/performance.md, "Pipeline").
+
+Loop-detector state stays in the worker's faust table (changelog, recovery, rebalancing all
+unchanged). The child keeps the states it produced in a bounded cache, which is always at least
+as new as the table, because the table is written from the child's own results; with each batch
+the worker sends the table's state for that batch's traces, which the child uses only for
+traces it has not seen (after a restart). On a rebalance the worker tells the child to forget
+its cache, since another worker may have moved those traces on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .stages import Inbound
+
+__all__ = ["PipelineProcess", "PipelineSettings", "Processed", "StateCache"]
+
+log = logging.getLogger("tokentrail.worker")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the child needs to build the same pipeline the worker would have built."""
+
+    prices: str | None
+    redaction_key: bytes | None  # the worker's key, so pseudonyms are the worker's, not a child's own
+    halt_on: frozenset[str] = frozenset()
+    state_capacity: int = 200_000  # traces kept in the child; far more than two batches can touch
+
+
+@dataclass
+class Processed:
+    """One batch's outcome: what the worker stores, publishes and writes back to its state table."""
+
+    rows: dict[str, list[dict[str, Any]]]
+    detections: list[dict[str, Any]]
+    state_changes: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: the trace expired
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # cumulative, per stage (benchmarks)
+
+
+class StateCache(MutableMapping):
+    """The loop detector's state in the child: newest first, bounded, and a record of what changed.
+
+    Evicting the least recently touched trace is not a change: the worker's table keeps it, and
+    sends it back (`seed`) if that trace comes again.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.changes: dict[str, dict[str, Any] | None] = {}
+
+    def seed(self, states: dict[str, dict[str, Any]]) -> None:
+        for trace, state in states.items():
+            if trace not in self._data:
+                self._put(trace, state)
+
+    def take_changes(self) -> dict[str, dict[str, Any] | None]:
+        changes, self.changes = self.changes, {}
+        return changes
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.changes.clear()
+
+    def _put(self, trace: str, state: dict[str, Any]) -> None:
+        self._data[trace] = state
+        self._data.move_to_end(trace)
+        if len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def __getitem__(self, trace: str) -> dict[str, Any]:
+        return self._data[trace]
+
+    def __setitem__(self, trace: str, state: dict[str, Any]) -> None:
+        self._put(trace, state)
+        self.changes[trace] = state
+
+    def __delitem__(self, trace: str) -> None:
+        del self._data[trace]
+        self.changes[trace] = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+_pipeline: Any = None
+_state: StateCache | None = None
+
+
+def _start(settings: PipelineSettings, parent: int) -> None:
+    global _pipeline, _state
+    from .detectors import LoopConfig
+    from .runtime import make_pipeline, tune_gc
+
+    # The worker decides when to stop: Ctrl-C in a terminal reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-worker", daemon=True).start()
+
+    _state = StateCache(settings.state_capacity)
+    _pipeline = make_pipeline(prices=settings.prices, allow_ephemeral_key=False, redaction_key=settings.redaction_key,
+                              loops=LoopConfig(halt_on=settings.halt_on), loop_state=_state)
+    tune_gc()
+
+
+def _exit_with(parent: int) -> None:
+    """A SIGKILLed worker cannot stop its pipeline process, and the process's own copy of the
+    task queue keeps it from ever seeing end-of-file: it leaves when it is no longer the worker's child."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def _ready() -> bool:
+    return _pipeline is not None
+
+
+def _process(inbound: list[Inbound], seeds: dict[str, dict[str, Any]], forget: bool) -> Processed:
+    assert _pipeline is not None and _state is not None, "the pipeline process was not started"
+    if forget:
+        _state.clear()
+    _state.seed(seeds)
+    batch = _pipeline.process(inbound)
+    return Processed(batch.rows, batch.detections, _state.take_changes(), dict(_pipeline.stage_seconds))
+
+
+# -- the worker's side ---------------------------------------------------------------------------
+
+
+class PipelineProcess:
+    """The child process and the calls into it. Batches are processed one at a time, in order."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        # Spawned, not forked: the worker runs threads (aiokafka, the sink's executor) that fork would copy mid-flight.
+        self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start, initargs=(settings, os.getpid()))
+        self._forget = False
+        self.started = self._executor.submit(_ready)  # builds the pipeline now, while faust starts
+
+    def submit(self, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future:
+        """Queue a batch; the future gives its `Processed`. `seeds`: the state table's entries for its traces."""
+        forget, self._forget = self._forget, False
+        return self._executor.submit(_process, inbound, seeds, forget)
+
+    def wait_started(self, timeout: float = 300) -> None:
+        """Block until the child has built its pipeline; a failure there (a configuration the
+        child rejects) is raised here, as the ValueError the command line reports."""
+        try:
+            self.started.result(timeout)
+        except BrokenProcessPool:
+            raise ValueError("the pipeline process could not build the pipeline; its error is logged above") from None
+
+    def forget_state(self) -> None:
+        """The next batch starts from the state table alone (after a rebalance)."""
+        self._forget = True
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

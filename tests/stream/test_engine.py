@@ -1,0 +1,156 @@
+"""The pipeline process: the same rows as the pipeline in-process, loop state handed over, no orphans."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from tokentrail.stream.engine import PipelineProcess, PipelineSettings, StateCache
+from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
+from tokentrail.stream.runtime import make_pipeline
+from tokentrail.stream.stages import Inbound
+
+from loop_scenarios import all_traces
+
+T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+KEY = secrets.token_bytes(32)
+
+
+def generated(events: int) -> list[Inbound]:
+    config = GeneratorConfig(seed=5, events=events)
+    return [Inbound(f"gen:{i}", line.encode(), T0) for i, line in enumerate(iter_lines(config, Truth(config.seed, config.events)))]
+
+
+def as_inbound(events: list[dict], start: int = 0) -> list[Inbound]:
+    return [Inbound(f"s:{start + i}", json.dumps(e).encode(), T0) for i, e in enumerate(events)]
+
+
+@pytest.fixture
+def engine():
+    started = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY))
+    started.wait_started()
+    yield started
+    started.close()
+
+
+def test_same_rows_and_detections_as_in_process(engine):
+    """Redacted text, prices, dead letters, loop detections: the child's batch equals the in-process one."""
+    inbound = generated(3000)
+    local = make_pipeline(prices=None, allow_ephemeral_key=False, redaction_key=KEY)
+    expected = [local.process(inbound[i:i + 1000]) for i in range(0, len(inbound), 1000)]
+    got = [engine.submit(inbound[i:i + 1000], {}).result(60) for i in range(0, len(inbound), 1000)]
+    for want, have in zip(expected, got):
+        assert have.rows == want.rows
+        assert have.detections == want.detections
+    assert sum(len(b.rows["deadletter"]) for b in got) > 0 and sum(len(b.rows["calls"]) for b in got) > 0
+    assert any(b.rows["pii_findings"] for b in got), "the generator's PII was found in the child"
+    assert set(got[-1].stage_seconds) >= {"Validate", "Redact", "BuildRows", "LoopDetector"}
+
+
+def test_loop_state_hands_over_through_seeds(engine):
+    """What the child changed, seeded into a fresh child (a restarted worker), continues the same loop."""
+    stuck = all_traces()[0][0]  # the same tool call, again and again: detected at the 5th
+    first, second = stuck.events[:12], stuck.events[12:]
+    before = engine.submit(as_inbound(first), {}).result(60)
+    assert not before.rows["loop_detections"]
+    assert set(before.state_changes) == {stuck.trace_id}
+
+    fresh = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY))
+    try:
+        seeded = fresh.submit(as_inbound(second, 12), dict(before.state_changes)).result(60)
+        unseeded = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY))
+        try:
+            cold = unseeded.submit(as_inbound(second, 12), {}).result(60)
+        finally:
+            unseeded.close()
+    finally:
+        fresh.close()
+    # Seeded: the loop counted from its first call (10 repeats, first seen at 09:00:06); a child
+    # without the seed would see only the second half (6 repeats, first seen 24 s later).
+    assert [(d["kind"], d["repeats"]) for d in seeded.rows["loop_detections"]][-1] == ("repeated_tool_call", 10)
+    assert seeded.rows["loop_detections"][-1]["first_seen"] < cold.rows["loop_detections"][-1]["first_seen"]
+    assert cold.rows["loop_detections"][-1]["repeats"] == 6
+
+
+def test_the_childs_newer_state_wins_over_a_stale_seed_until_it_is_told_to_forget(engine):
+    stuck = all_traces()[0][0]
+    first = engine.submit(as_inbound(stuck.events[:8]), {}).result(60)
+    stale = {stuck.trace_id: {**first.state_changes[stuck.trace_id], "events": 0}}
+    second = engine.submit(as_inbound(stuck.events[8:10], 8), stale).result(60)
+    assert second.state_changes[stuck.trace_id]["events"] == 10  # its own state, not the stale seed
+    engine.forget_state()
+    third = engine.submit(as_inbound(stuck.events[10:12], 10), stale).result(60)
+    assert third.state_changes[stuck.trace_id]["events"] == 2  # after a rebalance: the table's word
+
+
+def test_state_cache_records_changes_not_evictions():
+    cache = StateCache(capacity=2)
+    cache.seed({"a": {"n": 1}})
+    assert cache.take_changes() == {}
+    cache["b"] = {"n": 2}
+    cache["c"] = {"n": 3}  # evicts "a", the least recently written
+    assert "a" not in cache and len(cache) == 2
+    del cache["b"]
+    assert cache.take_changes() == {"b": None, "c": {"n": 3}}
+    cache.seed({"c": {"n": 0}, "d": {"n": 4}})  # a seed never replaces what the child has
+    assert cache["c"] == {"n": 3} and cache["d"] == {"n": 4}
+
+
+def test_a_pipeline_that_cannot_be_built_fails_at_start(tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("this: [is not a price list")
+    broken = PipelineProcess(PipelineSettings(prices=str(prices), redaction_key=KEY))
+    try:
+        with pytest.raises(ValueError, match="pipeline process could not build the pipeline"):
+            broken.wait_started()
+    finally:
+        broken.close()
+
+
+def test_the_child_leaves_when_its_worker_is_killed(tmp_path):
+    """SIGKILL gives the worker no chance to stop its child: the child must notice on its own."""
+    script = (
+        "import secrets, sys, time\n"
+        "from tokentrail.stream.engine import PipelineProcess, PipelineSettings\n"
+        "p = PipelineProcess(PipelineSettings(prices=None, redaction_key=secrets.token_bytes(32)))\n"
+        "p.wait_started()\n"
+        "print('started', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "started"
+        children = _children(parent.pid)
+        assert children and all(map(_alive, children))  # the pipeline process (and multiprocessing's tracker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(map(_alive, children)):
+            time.sleep(0.1)
+        assert not any(map(_alive, children)), "the pipeline process outlived its killed worker"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        found += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
