@@ -1,13 +1,15 @@
 """`tokentrail worker`: the faust-streaming app that runs the pipeline on Kafka.
 
 A thin adapter (DESIGN.md): `async for` a batch → the same pure `Pipeline.process` the embedded
-runner uses → write to ClickHouse → publish dead letters → acknowledge. The batch comes from
-`noack_take`, so nothing is acknowledged (and no offset committed) until the insert has
-succeeded; the sink retries failed inserts with backoff for as long as it takes. Delivery is
-at-least-once and storage idempotent (batch dedup tokens, ReplacingMergeTree on event_id), so a
-crash or a rebalance replays at most the unacknowledged batch, harmlessly. Agent concurrency is
-1: faust can commit past unprocessed messages otherwise. Scale out with more partitions and
-more workers in the same consumer group.
+runner uses → write to ClickHouse → publish dead letters and detections → acknowledge. The
+pipeline runs in a child process (stream/engine.py), so that while it works on one batch this
+process stores and acknowledges the one before: two batches in flight, finished in order. The
+batch comes from `noack_take`, so nothing is acknowledged (and no offset committed) until the
+insert has succeeded; the sink retries failed inserts with backoff for as long as it takes.
+Delivery is at-least-once and storage idempotent (batch dedup tokens, ReplacingMergeTree on
+event_id), so a crash or a rebalance replays at most the unacknowledged batches, harmlessly.
+Agent concurrency is 1: faust can commit past unprocessed messages otherwise. Scale out with
+more partitions and more workers in the same consumer group.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def dead_letter_message(row: dict[str, Any]) -> bytes:
 def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -> Any:
     """The faust app with its one agent. `pipeline`/`sink` may be injected (tests inject faults);
     an injected pipeline runs in the worker's own process, as does any with `inline_pipeline`."""
+    from concurrent.futures.process import BrokenProcessPool
+
     import faust
 
     from .detectors import LoopConfig, LoopDetector
@@ -152,7 +156,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
 
     async def finish(stream: Any, taken: list, inbound: list[Inbound], job: Any) -> None:
         """A batch from the pipeline process: store it, then write its trace states to the table."""
-        processed = await job
+        try:
+            processed = await job
+        except BrokenProcessPool as exc:  # killed (OOM?) or crashed: this worker cannot go on
+            log.critical("the pipeline process died; stopping the worker so that it is restarted "
+                         "(unacknowledged batches are redelivered)")
+            await app.crash(exc)
+            return
         await store(stream, taken, inbound, processed.rows, processed.detections)
         for trace, st in processed.state_changes.items():
             if st is None:

@@ -7,6 +7,7 @@ committed every offset, stops it, and then reads the store.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -122,6 +123,28 @@ def test_sigkill_mid_stream_keeps_counts_exact(kafka_bootstrap, new_topic, tmp_p
     wait_caught_up(kafka_bootstrap, topic, "kill", worker)
     stop(worker)
     check_store(store, traffic)
+
+
+def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly(kafka_bootstrap, new_topic, tmp_path, traffic):
+    """The worker's pipeline process dies (OOM killer): the worker exits non-zero, so that its supervisor
+    restarts it, instead of idling with a dead pipeline; after the restart every count is exact."""
+    topic = new_topic(partitions=2)
+    produce(kafka_bootstrap, topic, [line.encode() for line in traffic.lines])
+    store = tmp_path / "store"
+    worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
+    wait_until(lambda: committed_and_end(kafka_bootstrap, topic, "child")[0] >= 500, 120, "the first batches", worker)
+    pipeline_process = [pid for pid in _children(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(pipeline_process) == 1, "the worker runs its pipeline in one child process"
+    os.kill(pipeline_process[0], signal.SIGKILL)
+    assert worker.wait(60) != 0
+    worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
+    wait_caught_up(kafka_bootstrap, topic, "child", worker)
+    stop(worker)
+    check_store(store, traffic)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
 
 
 def test_failing_inserts_lose_and_duplicate_nothing(kafka_bootstrap, new_topic, tmp_path, traffic):
