@@ -207,8 +207,8 @@ class StageTimes:
     """Each stored batch's stage times, from the pipeline that processed it.
 
     The pipeline adds up its stages' times itself (`Pipeline.stage_seconds`). In the worker's
-    default mode it runs in the pipeline process, whose results carry those totals: the submit
-    is wrapped to find each batch's result again by its dedup token when the sink stores it.
+    default mode it runs in the pipeline process, whose results carry those totals and the batch's
+    dedup token: the submit is wrapped to find each batch's result again when the sink stores it.
     With --inline-pipeline it is the worker's own pipeline, built through runtime.make_pipeline.
     """
 
@@ -218,13 +218,15 @@ class StageTimes:
         self.previous: dict[str, float] = {}
 
     def watch(self, engine: Any) -> None:
-        from tokentrail.stream.embedded import batch_token
-
         submit = engine.submit
+
+        def remember(future: Any) -> None:
+            if future.exception() is None:
+                self.results[future.result().token] = future.result()
 
         def submit_and_remember(inbound: list, seeds: dict) -> Any:
             future = submit(inbound, seeds)
-            self.results[batch_token(inbound)] = future
+            future.add_done_callback(remember)
             return future
 
         engine.submit = submit_and_remember
@@ -234,7 +236,7 @@ class StageTimes:
         if self.inline:
             totals = dict(self.inline[0].stage_seconds)
         else:
-            totals = dict(self.results.pop(token).result().stage_seconds)
+            totals = dict(self.results.pop(token).stage_seconds)
         spent = sum(totals.values()) - sum(self.previous.values())
         self.previous = totals
         return totals, spent
@@ -323,7 +325,7 @@ class WorkerProcess:
     """The instrumented worker as a child process, and its record file."""
 
     def __init__(self, bootstrap: str, topic: str, workdir: Path, *, batch_size: int, batch_within: float, record_ts: bool,
-                 profile: str | None = None) -> None:
+                 profile: str | None = None, extra: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.store = workdir / "store"
         self.record = workdir / "batches.jsonl"
@@ -334,7 +336,7 @@ class WorkerProcess:
                 "--kafka", bootstrap, "--clickhouse", f"chdb://{self.store}", "--events-topic", topic,
                 "--deadletter-topic", f"{topic}.deadletter", "--alerts-topic", f"{topic}.alerts", "--control-topic", f"{topic}.control",
                 "--group", group, "--batch-size", str(batch_size),
-                "--batch-within", str(batch_within), "--data-dir", str(workdir / "faust"), "--allow-ephemeral-key"]
+                "--batch-within", str(batch_within), "--data-dir", str(workdir / "faust"), "--allow-ephemeral-key", *extra]
         self._log = open(self.log_path, "wb")
         self.started = time.time()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
@@ -441,16 +443,16 @@ def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> float:
 
 
 def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int, batch_size: int, batch_within: float,
-              timeout: float, profile: str | None = None) -> dict[str, Any]:
+              timeout: float, profile: str | None = None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     from kafka_broker import create_topic
 
     topic = create_topic(bootstrap, f"bench-sustained-{uuid.uuid4().hex[:8]}", partitions)
-    log(f"sustained: producing {len(lines):,} lines into {topic} ({partitions} partitions)")
+    log(f"sustained{' ' + ' '.join(extra) if extra else ''}: producing {len(lines):,} lines into {topic} ({partitions} partitions)")
     produce_s = produce_lines(bootstrap, topic, lines)
     with tempfile.TemporaryDirectory(prefix="tt-bench-sustained-") as tmp:
         log("sustained: starting the worker on the backlog")
         worker = WorkerProcess(bootstrap, topic, Path(tmp), batch_size=batch_size, batch_within=batch_within, record_ts=False,
-                               profile=profile)
+                               profile=profile, extra=extra)
         try:
             worker.wait_inbound(1, 120, "the first batch")
             cpu_first, t_cpu_first = worker.cpu_seconds(), time.time()
@@ -640,7 +642,8 @@ def main(argv: list[str]) -> int:
                         help="the sustained run's --batch-within (default: the worker's default)")
     parser.add_argument("--replay-lines", type=int, default=10_000, help="replay (and per-stage profile) over the first N generated lines")
     parser.add_argument("--replay-runs", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["replay", "sustained", "latency"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["replay", "sustained", "inline", "latency"],
+                        help="inline: the second sustained run, with the pipeline in the worker's process (--inline-pipeline)")
     parser.add_argument("--nlp-model", default="none",
                         help=f"{ENV_NLP} for this run and its worker: none (the goals' setting, pattern-only redaction), auto, or a spaCy model")
     parser.add_argument("--profile-worker", metavar="FILE", help="cProfile the sustained run's worker (event-loop thread) into FILE (slows it)")
@@ -676,6 +679,10 @@ def main(argv: list[str]) -> int:
             if "sustained" not in args.skip:
                 results["sustained"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
                                                  batch_within=args.sustained_batch_within, timeout=max(120.0, len(lines) / 200), profile=args.profile_worker)
+                if "inline" not in args.skip:  # side by side: what the pipeline process buys
+                    results["sustained_inline"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
+                                                            batch_within=args.sustained_batch_within, timeout=max(120.0, len(lines) / 200),
+                                                            extra=("--inline-pipeline",))
             if "latency" not in args.skip:
                 results["latency"] = [
                     latency(bootstrap, rate=args.rate, seconds=args.latency_seconds, batch_within=w, partitions=args.partitions,
@@ -690,7 +697,8 @@ def main(argv: list[str]) -> int:
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    exact = (results.get("sustained", {}).get("exact", True) and results.get("replay", {}).get("exact", True)
+    exact = (results.get("sustained", {}).get("exact", True) and results.get("sustained_inline", {}).get("exact", True)
+             and results.get("replay", {}).get("exact", True)
              and all(r["exact"] for r in results.get("latency", [])))
     goals = (results.get("sustained", {}).get("messages_per_s", GOAL_SUSTAINED) >= GOAL_SUSTAINED
              and min((r["p99"] for r in results.get("latency", [])), default=0.0) <= GOAL_P99)
@@ -710,6 +718,9 @@ def report(r: dict[str, Any]) -> None:
         rows.append(("Sustained, Kafka -> worker -> ClickHouse", f"{s['messages_per_s']:,.0f} events/s", f">= {GOAL_SUSTAINED:,.0f}",
                      "yes" if s["messages_per_s"] >= GOAL_SUSTAINED else "NO"))
         rows.append(("  same, including worker start-up", f"{s['messages_per_s_with_startup']:,.0f} events/s", "", ""))
+    if "sustained_inline" in r:
+        s = r["sustained_inline"]
+        rows.append(("  same, pipeline in the worker's process", f"{s['messages_per_s']:,.0f} events/s", "", ""))
     for lat in r.get("latency", []):
         rows.append((f"Latency p50 / p99 / max, --batch-within {lat['batch_within']}",
                      f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} s", f"p99 <= {GOAL_P99:.0f} s",
@@ -720,9 +731,11 @@ def report(r: dict[str, Any]) -> None:
     for row in [("what", "measured", "goal", "holds"), tuple("-" * w for w in widths), *rows]:
         out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
-    if "sustained" in r:
-        s = r["sustained"]
-        out(f"\nSustained: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
+    for key, title in (("sustained", "Sustained"), ("sustained_inline", "Sustained, --inline-pipeline")):
+        if key not in r:
+            continue
+        s = r[key]
+        out(f"\n{title}: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
             f"{s['expected']['deliveries'] - s['expected']['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} partitions "
             f"in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within {s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
             f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")

@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .embedded import batch_token
 from .stages import Inbound
 
 __all__ = ["PipelineProcess", "PipelineSettings", "Processed", "StateCache"]
@@ -53,6 +54,7 @@ class Processed:
 
     rows: dict[str, list[dict[str, Any]]]
     detections: list[dict[str, Any]]
+    token: str  # the batch's dedup token (embedded.batch_token), hashed here rather than in the worker
     state_changes: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: the trace expired
     stage_seconds: dict[str, float] = field(default_factory=dict)  # cumulative, per stage (benchmarks)
 
@@ -145,7 +147,7 @@ def _process(inbound: list[Inbound], seeds: dict[str, dict[str, Any]], forget: b
         _state.clear()
     _state.seed(seeds)
     batch = _pipeline.process(inbound)
-    return Processed(batch.rows, batch.detections, _state.take_changes(), dict(_pipeline.stage_seconds))
+    return Processed(batch.rows, batch.detections, batch_token(inbound), _state.take_changes(), dict(_pipeline.stage_seconds))
 
 
 # -- the worker's side ---------------------------------------------------------------------------

@@ -140,10 +140,10 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         for topic in (deadletters, alerts, control):
             await topic.maybe_declare()
 
-    async def store(stream: Any, taken: list, inbound: list[Inbound], rows: dict, detections: list) -> None:
+    async def store(stream: Any, taken: list, token: str, rows: dict, detections: list) -> None:
         """Write, publish, acknowledge: nothing is acknowledged before its rows are stored."""
         # Blocking I/O off the event loop; write_batch returns only once the rows are stored.
-        await asyncio.get_running_loop().run_in_executor(None, sink.write_batch, rows, batch_token(inbound))
+        await asyncio.get_running_loop().run_in_executor(None, sink.write_batch, rows, token)
         for row in rows.get("deadletter", []):
             await deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
         for detection in detections:
@@ -154,7 +154,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         for event in taken:
             await stream.ack(event)
 
-    async def finish(stream: Any, taken: list, inbound: list[Inbound], job: Any) -> None:
+    async def finish(stream: Any, taken: list, job: Any) -> None:
         """A batch from the pipeline process: store it, then write its trace states to the table."""
         try:
             processed = await job
@@ -163,7 +163,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                          "(unacknowledged batches are redelivered)")
             await app.crash(exc)
             return
-        await store(stream, taken, inbound, processed.rows, processed.detections)
+        await store(stream, taken, processed.token, processed.rows, processed.detections)
         for trace, st in processed.state_changes.items():
             if st is None:
                 state.pop(trace, None)
@@ -195,13 +195,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                 ]
                 if engine is None:
                     batch = pipeline.process(inbound)
-                    await store(stream, taken, inbound, batch.rows, batch.detections)
+                    await store(stream, taken, batch_token(inbound), batch.rows, batch.detections)
                     continue
                 # Two batches in flight: the pipeline process works on this one while the last is stored.
                 job = asyncio.wrap_future(engine.submit(inbound, seeds(taken)))
                 if storing is not None:
                     await storing  # in order, and re-raises what went wrong with the last batch
-                storing = asyncio.ensure_future(finish(stream, taken, inbound, job))
+                storing = asyncio.ensure_future(finish(stream, taken, job))
                 storing.add_done_callback(_log_failure)
         finally:
             if storing is not None and not storing.done():
