@@ -15,13 +15,15 @@ What it measures, in this order (figures and their reading in docs/performance.m
 2. Sustained throughput: `--events` generator lines (with the generator's 1% malformed lines and
    1% re-deliveries) are produced into a fresh topic with `--partitions` partitions *before* the
    worker starts, so the worker drains a backlog as fast as it can. The worker is the real one
-   (`build_app` + `faust.Worker`, run as a child process `pipeline.py _worker ...`) with an
-   instrumented sink: after each `write_batch` returns (the insert is synchronous, so the rows
-   are visible) it appends the wall time, row counts and stage times to a record file. Sustained
-   rate = messages in all batches but the first / (last batch time - first batch time); the rate
-   including the worker's start-up, the worker's CPU per message and a per-message breakdown of
-   its wall time are also given. Afterwards the store must hold exactly the generator's distinct
-   events, dead letters and deliveries.
+   (`build_app` + `faust.Worker`, run as a child process `pipeline.py _worker ...`, which starts
+   its own pipeline process) with an instrumented sink: after each `write_batch` returns (the
+   insert is synchronous, so the rows are visible) it appends the wall time, row counts and stage
+   times to a record file. Sustained rate = messages in all batches but the first / (last batch
+   time - first batch time); the rate including the worker's start-up, the CPU per message of
+   the worker process and of its pipeline process, and a per-message breakdown of the worker's
+   wall time are also given. Afterwards the store must hold exactly the generator's distinct
+   events, dead letters and deliveries. Then the same drain once more with `--inline-pipeline`
+   (the stages in the worker's own process), side by side (`--skip inline` leaves it out).
 3. End-to-end latency: a `Collector` with the Kafka transport records model calls (a prompt and
    an output event each) at `--rate` events/s, paced by a deadline loop, for `--latency-seconds`.
    Latency of an event = time its batch was stored - the event's `ts` (set by the collector when
@@ -31,7 +33,7 @@ What it measures, in this order (figures and their reading in docs/performance.m
 
 The worker runs with the worker's own defaults (`WorkerConfig`: `--batch-size` 5000, and for the
 sustained run `--batch-within` 0.2) unless overridden here, and with the same process settings as
-`tokentrail worker`'s `main()` (no faust spinner, `gc.freeze()` + raised gc thresholds).
+`tokentrail worker`'s `main()` (no faust spinner, `runtime.tune_gc()`).
 
 Goals (issue): >= 5,000 events/s sustained, p99 <= 2 s at 1,000 events/s, on a 2-core machine
 without NER (so `--nlp-model none` is the default here). The latency goal holds if the p99 of at
