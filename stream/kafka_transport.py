@@ -9,12 +9,18 @@ created; if it blocks, it continues under faust's own `wait_first`, with the sam
 the suspend, stop and crash events as before. Measured on a backlog (benchmarks/pipeline.py,
 docs/performance.md): faust alone drains about twice as many messages per second.
 
+Delivering that much faster exposed a race in faust's recovery (faust-streaming #596, see
+`Consumer._deliver`): stream messages fetched at the end of a rebalance could be cleared from the
+agents' buffers after the fetch position had moved past them, leaving a restarted worker idle
+with a backlog. Stream messages now wait until the rebalance is over.
+
 Registered as the URL scheme `tokentrail+kafka://` (see `TRANSPORT_SCHEME`); everything but
 the hand-off is faust's aiokafka transport.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Generator
 
@@ -58,11 +64,34 @@ class _Resumed:
 
 
 class Consumer(_aiokafka.Consumer):
-    """faust's aiokafka consumer; only `wait_first` has a fast path for a delivery that does not block.
+    """faust's aiokafka consumer; `wait_first` has a fast path for a delivery that does not block,
+    and stream messages wait while a rebalance is in progress (see `_deliver`).
 
     faust 0.15 calls the consumer's `wait_first` in one place only, the fetch loop, as
     `wait_first(callback(message), self.suspend_flow.wait())`; anything else takes faust's path.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conductor_callback, self.callback = self.callback, self._deliver
+
+    async def _deliver(self, message: Any) -> Any:
+        """Hold a stream message until faust's rebalance is over, then hand it to the conductor.
+
+        After recovering its tables, faust resumes the stream partitions, seeks them back to
+        the committed offsets and only then clears the agents' buffers (`flow_control.resume()`).
+        A message fetched in between lands in a buffer that is then cleared, while the fetch
+        position has already moved past it: it is never processed and the committed offset
+        stops there for good (faust-streaming issue #596). faust's four tasks per message made
+        that window rarely hit; delivering inline hit it in a third of the restarts in
+        tests/stream/test_kill_switch.py. Changelog messages (the recovery itself) pass.
+        """
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            if message.topic not in app.tables.changelog_topics:
+                while app.rebalancing or not app.tables.recovery.completed.is_set():
+                    await asyncio.sleep(0.05)
+        return await self._conductor_callback(message)
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         flagged = self._stopped.is_set() or self._crashed.is_set() or self.suspend_flow.is_set()

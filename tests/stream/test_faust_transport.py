@@ -1,4 +1,5 @@
-"""The transport's hand-off: a delivery started inline and continued under a task behaves as a task would.
+"""The transport's hand-off: a delivery started inline and continued under a task behaves as a task
+would, and stream messages wait out a rebalance.
 
 Every worker test exercises the fast path (each message delivered); these pin down the slow path,
 a delivery that blocks after its first step, which only a full buffer or a rebalance produces.
@@ -7,10 +8,11 @@ a delivery that blocks after its first step, which only a full buffer or a rebal
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
-from tokentrail.stream.kafka_transport import TRANSPORT_SCHEME, Transport, _Resumed, broker_url
+from tokentrail.stream.kafka_transport import TRANSPORT_SCHEME, Consumer, Transport, _Resumed, broker_url
 
 
 async def doubled(future: asyncio.Future) -> int:
@@ -75,3 +77,42 @@ def test_the_worker_url_selects_this_transport():
 
     assert broker_url("k1:9092,k2:9092") == f"{TRANSPORT_SCHEME}://k1:9092,k2:9092"
     assert by_url(broker_url("k1:9092")) is Transport
+
+
+class _Event:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def is_set(self) -> bool:
+        return self.flag
+
+
+def _consumer_during_recovery() -> tuple[SimpleNamespace, list[str]]:
+    delivered: list[str] = []
+
+    async def conductor(message: SimpleNamespace) -> None:
+        delivered.append(message.topic)
+
+    recovery = SimpleNamespace(completed=_Event())
+    app = SimpleNamespace(rebalancing=True, tables=SimpleNamespace(recovery=recovery, changelog_topics={"w-loop-state-changelog"}))
+    return SimpleNamespace(app=app, _conductor_callback=conductor), delivered
+
+
+def test_stream_messages_wait_for_the_rebalance_to_end_changelog_messages_do_not():
+    """faust clears the agents' buffers at the end of a recovery, after seeking back: a stream
+    message delivered before that would be lost for good (faust-streaming #596)."""
+    consumer, delivered = _consumer_during_recovery()
+
+    async def scenario() -> None:
+        stream = asyncio.ensure_future(Consumer._deliver(consumer, SimpleNamespace(topic="events")))
+        await Consumer._deliver(consumer, SimpleNamespace(topic="w-loop-state-changelog"))  # recovery reads its changelog
+        await asyncio.sleep(0.12)
+        assert delivered == ["w-loop-state-changelog"]  # the stream message is still held
+        consumer.app.tables.recovery.completed.flag = True
+        await asyncio.sleep(0.12)
+        assert delivered == ["w-loop-state-changelog"]  # recovered, but the rebalance is not over yet
+        consumer.app.rebalancing = False
+        await asyncio.wait_for(stream, 1)
+
+    asyncio.run(scenario())
+    assert delivered == ["w-loop-state-changelog", "events"]
