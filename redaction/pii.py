@@ -72,13 +72,13 @@ _SEVEN_DIGITS = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]
 GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": _SEVEN_DIGITS,
-    "CREDIT_CARD": re.compile(r"\b(?:\d[ -]?){12}"),  # Presidio's card pattern starts at \b too
+    # Presidio's card and SSN patterns start (and end) at \b, which is never next to a digit: the
+    # gates ask only that, so order ids such as ORD-2026-3022931 stay out of the recognizers.
+    "CREDIT_CARD": re.compile(r"(?<![0-9])(?:\d[ -]?){12}"),
     "IBAN_CODE": re.compile(r"(?i)\b[a-z]{2}\d{2}[ ]?[a-z0-9]{4}"),
     # Inside any dotted quad, and inside any x:y:z of IPv6: half the cost of spelling both out.
     "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
-    # Every Presidio SSN pattern is a digit run with \b at both ends; without them the gate passed
-    # every order id with nine digits in it (ORD-2026-3022931) on to the recognizer.
-    "US_SSN": re.compile(r"\b(?:\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6})\b"),
+    "US_SSN": re.compile(r"(?<![0-9])(?:\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6})(?![0-9])"),
     "CRYPTO": re.compile(r"(?:bc1|[13])[a-zA-Z0-9]{25}"),
     "URL": re.compile(r"(?i)https?:|www\.|\.[a-z]{2,}\b"),
     "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),

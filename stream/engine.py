@@ -146,7 +146,11 @@ def _process(inbound: list[Inbound], seeds: dict[str, dict[str, Any]], forget: b
     if forget:
         _state.clear()
     _state.seed(seeds)
-    batch = _pipeline.process(inbound)
+    try:
+        batch = _pipeline.process(inbound)
+    except BaseException:
+        _state.clear()  # half-updated states must not reach the table with a later batch
+        raise
     return Processed(batch.rows, batch.detections, batch_token(inbound), _state.take_changes(), dict(_pipeline.stage_seconds))
 
 

@@ -154,24 +154,35 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         for event in taken:
             await stream.ack(event)
 
+    async def stop_worker(exc: BaseException) -> None:
+        """A batch could not be finished: stop the whole worker, so that it is restarted.
+
+        Restarting only the agent (faust's default) would keep the pipeline's in-memory state,
+        whose dedupe has already seen the failed batches' events: redelivered, they would be
+        dropped as duplicates. A restarted worker starts from the committed offsets, afresh.
+        """
+        what = "the pipeline process died" if isinstance(exc, BrokenProcessPool) else "a batch failed"
+        log.critical("%s; stopping the worker so that it is restarted (unacknowledged batches are redelivered)",
+                     what, exc_info=exc)
+        await app.crash(exc)
+
     async def finish(stream: Any, taken: list, job: Any) -> None:
         """A batch from the pipeline process: store it, then write its trace states to the table."""
         try:
             processed = await job
-        except BrokenProcessPool as exc:  # killed (OOM?) or crashed: this worker cannot go on
-            log.critical("the pipeline process died; stopping the worker so that it is restarted "
-                         "(unacknowledged batches are redelivered)")
-            await app.crash(exc)
-            return
-        await store(stream, taken, processed.token, processed.rows, processed.detections)
-        for trace, st in processed.state_changes.items():
-            if st is None:
-                state.pop(trace, None)
-            else:
-                state[trace] = st
-        latest = [st["last_ms"] for st in processed.state_changes.values() if st]
-        if next(finished) % LoopDetector.EXPIRE_EVERY == 0 and latest:
-            expiry.expire(max(latest))
+            await store(stream, taken, processed.token, processed.rows, processed.detections)
+            for trace, st in processed.state_changes.items():
+                if st is None:
+                    state.pop(trace, None)
+                else:
+                    state[trace] = st
+            latest = [st["last_ms"] for st in processed.state_changes.values() if st]
+            if next(finished) % LoopDetector.EXPIRE_EVERY == 0 and latest:
+                expiry.expire(max(latest))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see stop_worker
+            await stop_worker(exc)
 
     finished = itertools.count(1)
 
@@ -194,15 +205,18 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                     for e in taken
                 ]
                 if engine is None:
-                    batch = pipeline.process(inbound)
-                    await store(stream, taken, batch_token(inbound), batch.rows, batch.detections)
+                    try:
+                        batch = pipeline.process(inbound)
+                        await store(stream, taken, batch_token(inbound), batch.rows, batch.detections)
+                    except Exception as exc:  # noqa: BLE001 - see stop_worker
+                        await stop_worker(exc)
+                        return
                     continue
                 # Two batches in flight: the pipeline process works on this one while the last is stored.
                 job = asyncio.wrap_future(engine.submit(inbound, seeds(taken)))
                 if storing is not None:
-                    await storing  # in order, and re-raises what went wrong with the last batch
+                    await storing  # in order: one batch stored while the next is processed
                 storing = asyncio.ensure_future(finish(stream, taken, job))
-                storing.add_done_callback(_log_failure)
         finally:
             if storing is not None and not storing.done():
                 storing.cancel()  # not acknowledged: redelivered after a restart, stored once
@@ -238,11 +252,6 @@ def _redaction_key(config: WorkerConfig) -> bytes | None:
     except ImportError:  # redaction not installed: the pipeline's redact stage is a pass-through
         return None
     return load_key(config.allow_ephemeral_key)
-
-
-def _log_failure(task: asyncio.Future) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("storing a batch failed; the agent stops at its next batch", exc_info=task.exception())
 
 
 class InsightsJob:

@@ -108,9 +108,11 @@ class LoopDetector:
         for item in batch.accepted:
             trace_id = item.event.trace_id
             st = touched.get(trace_id)
+            ts_ms = int(item.event.ts.timestamp() * 1000)
             if st is None:
                 st = self.state.get(trace_id)
-            ts_ms = int(item.event.ts.timestamp() * 1000)
+                if st is not None and ts_ms - st["last_ms"] > self.config.trace_ttl_s * 1000:
+                    st = None  # expired, whether or not a sweep (expire) has removed it yet
             if st is None:
                 st = _new_state(item, ts_ms)
             touched[trace_id] = st

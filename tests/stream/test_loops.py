@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from datetime import datetime, timezone
 
 import pytest
@@ -100,6 +101,35 @@ def test_expiry_bounds_the_state():
     assert len(detector.state) == len(loops)
     assert detector.expire(int(T0.timestamp() * 1000) + 10**9) == len(loops)
     assert detector.state == {}
+
+
+def test_a_trace_idle_past_the_ttl_starts_afresh_even_before_a_sweep():
+    """State handed back after its TTL (a seed from the worker's table, a sweep not yet run) is not continued."""
+    stuck = all_traces()[0][0]  # detected at the 5th identical call
+    first, second = stuck.events[:12], stuck.events[12:]
+    detector = LoopDetector(LoopConfig(trace_ttl_s=3600))
+    run([_shifted(first, 0)], detector)
+    assert stuck.trace_id in detector.state
+    late = run([_shifted(second, 2 * 3600)], detector)  # the same trace, two hours of event time later
+    continued = run([_shifted(second, 60)], LoopDetector(LoopConfig(trace_ttl_s=3600), dict(_state_after(first))))
+    assert max(d["repeats"] for d in late) == 6  # only the second half counted
+    assert max(d["repeats"] for d in continued) == 10  # within the TTL the loop continues
+
+
+def _shifted(events: list, seconds: int) -> "SimpleNamespace":
+    from datetime import datetime as dt, timedelta
+
+    out = []
+    for e in events:
+        ts = dt.fromisoformat(e["ts"].replace("Z", "+00:00")) + timedelta(seconds=seconds)
+        out.append({**e, "ts": ts.isoformat().replace("+00:00", "Z")})
+    return SimpleNamespace(events=out)
+
+
+def _state_after(events: list) -> dict:
+    detector = LoopDetector(LoopConfig(trace_ttl_s=3600))
+    run([_shifted(events, 0)], detector)
+    return dict(detector.state)
 
 
 def test_bad_thresholds_fail_at_startup():
