@@ -108,7 +108,6 @@ _PHONE_NAMES = r"(?:(?:[a-z0-9]+[_-])?(?:phone|mobile|cell|tel|telephone|fax)(?:
 _PERSON_KEY = re.compile(rf"(?i)^{_PERSON_NAMES}$")
 _LOCATION_KEY = re.compile(rf"(?i)^{_LOCATION_NAMES}$")
 _PHONE_KEY = re.compile(rf"(?i)^{_PHONE_NAMES}$")
-_KV_GATE = re.compile(r"(?i)name|address|street|city|town|post|zip|phone|mobile|cell|tel|fax")  # = _KV_WORDS
 _KV_TEXT = re.compile(rf"""(?i)(?<![\w.-])({_PERSON_NAMES}|{_LOCATION_NAMES}|{_PHONE_NAMES})["']?[ \t]*[:=][ \t]*"""
                       r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))""")
 _KV_CUT = re.compile(r"\s+[\w.-]+[:=]|\s{2,}|\s+\(")  # the next key=value on a log line
@@ -165,6 +164,7 @@ def pii_value_fits(entity: str, value: str) -> bool:
 
 
 _KV_WORDS = ("name", "address", "street", "city", "town", "post", "zip", "phone", "mobile", "cell", "tel", "fax")
+_KV_GATE = re.compile("(?i)" + "|".join(_KV_WORDS))
 
 
 def _may_name_a_field(text: str) -> bool:

@@ -93,6 +93,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     from .kafka_transport import broker_url
     from .runtime import make_pipeline, open_store
 
+    key = _redaction_key(config)  # no key, no worker: checked before anything connects
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = faust.App(
@@ -125,9 +126,9 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     state = TraceKeyedTable(loop_table)
     engine = None
     if pipeline is None and config.inline_pipeline:
-        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=config.allow_ephemeral_key, loops=loops, loop_state=state)
+        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=False, redaction_key=key, loops=loops, loop_state=state)
     elif pipeline is None:
-        engine = PipelineProcess(PipelineSettings(prices=config.prices, redaction_key=_redaction_key(config), halt_on=loops.halt_on))
+        engine = PipelineProcess(PipelineSettings(prices=config.prices, redaction_key=key, halt_on=loops.halt_on))
         app.tokentrail_engine = engine  # for benchmarks and tests
         expiry = LoopDetector(loops, state)  # traces restored from the table that never come again
     client = None
@@ -385,9 +386,6 @@ def main(argv: Sequence[str]) -> int:
     from .runtime import tune_gc
 
     config = parse_args(argv)
-    from tokentrail.redaction import load_key
-
-    load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
     app = build_app(config)
     engine = getattr(app, "tokentrail_engine", None)
     if engine is not None:

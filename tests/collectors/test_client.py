@@ -138,25 +138,16 @@ def test_unencodable_values_are_kept_as_text(collector, memory, sent):
     assert event.tool.result == "<Opaque>" and sorted(event.tool.arguments["x"]) == [1, 2]
 
 
-class SlowTransport:
-    """A transport that takes a long time per batch, so the queue fills up."""
+class SlowTransport(tt.InMemoryTransport):
+    """The in-memory transport, taking a long time per batch, so the queue fills up."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
-        self.records: list[Any] = []
 
     def export(self, batch: Sequence[Any]) -> None:
         self.gate.wait(10)
-        self.records.extend(batch)
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def close(self, timeout: float) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {"delivered": len(self.records)}
+        super().export(batch)
 
 
 def test_full_queue_drops_and_counts_without_blocking():
