@@ -42,9 +42,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 Contender = tuple[Callable[[], None], Callable[[], None], Callable[[], dict]]  # one_call, drain, report
 
@@ -65,13 +66,19 @@ SYSTEM = (
 )
 CHAT = (
     ("user", "Hi, my order #A-20931 was supposed to arrive on Tuesday and it still hasn't shown up. Where is it now?"),
-    ("assistant", "I'm sorry about the delay. I looked up order #A-20931: it left our Rotterdam warehouse on Monday "
-     "and the carrier scanned it in Utrecht yesterday evening. The tracking page shows an updated delivery window "
-     "of Thursday between 09:00 and 13:00."),
-    ("user", "Thursday doesn't work for me, I'm away until Saturday. Can you have it delivered to the pickup point "
-     "at the Albert Heijn on Oudegracht instead, or hold it at the depot until I'm back? I'm in Utrecht centrum. "
-     "Also, if it's going to be this late, I'd like the shipping fee refunded, I paid for express delivery "
-     "specifically because I needed it before the weekend."),
+    (
+        "assistant",
+        "I'm sorry about the delay. I looked up order #A-20931: it left our Rotterdam warehouse on Monday "
+        "and the carrier scanned it in Utrecht yesterday evening. The tracking page shows an updated delivery window "
+        "of Thursday between 09:00 and 13:00.",
+    ),
+    (
+        "user",
+        "Thursday doesn't work for me, I'm away until Saturday. Can you have it delivered to the pickup point "
+        "at the Albert Heijn on Oudegracht instead, or hold it at the depot until I'm back? I'm in Utrecht centrum. "
+        "Also, if it's going to be this late, I'd like the shipping fee refunded, I paid for express delivery "
+        "specifically because I needed it before the weekend.",
+    ),
     ("assistant", "Let me check the redirect options and the express-shipping refund policy for order #A-20931."),
 )
 MESSAGES = [{"role": "system", "content": SYSTEM}] + [{"role": role, "content": text} for role, text in CHAT]
@@ -110,9 +117,17 @@ def setup_tokentrail(args: argparse.Namespace) -> Contender:
         st = collector.stats()
         collector.close(timeout=30.0)
         shutil.rmtree(spool, ignore_errors=True)
-        emitted, delivered, dropped, spooled = st.get("emitted"), st.get("delivered"), st.get("dropped"), st.get("spooled", 0)
+        emitted, delivered, dropped, spooled = (
+            st.get("emitted"),
+            st.get("delivered"),
+            st.get("dropped"),
+            st.get("spooled", 0),
+        )
         return {
-            "complete": emitted == 2 * (args.calls + args.warmup) and delivered == emitted and not dropped and not spooled,
+            "complete": emitted == 2 * (args.calls + args.warmup)
+            and delivered == emitted
+            and not dropped
+            and not spooled,
             "text": f"emitted {emitted}, delivered {delivered}, dropped {dropped or 0}, spooled {spooled}, "
             f"queued {st.get('queued')}, in flight {st.get('in_flight')}",
         }
@@ -150,13 +165,15 @@ def setup_opentelemetry(args: argparse.Namespace) -> Contender:
             "gen_ai.input.messages": json.dumps(MESSAGES),
         }
         with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=attributes) as span:
-            span.set_attributes({
-                "gen_ai.response.model": RESPONSE_MODEL,
-                "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": OUTPUT}]),
-                "gen_ai.usage.input_tokens": USAGE["input_tokens"],
-                "gen_ai.usage.output_tokens": USAGE["output_tokens"],
-                "gen_ai.response.finish_reasons": ("stop",),
-            })
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": RESPONSE_MODEL,
+                    "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": OUTPUT}]),
+                    "gen_ai.usage.input_tokens": USAGE["input_tokens"],
+                    "gen_ai.usage.output_tokens": USAGE["output_tokens"],
+                    "gen_ai.response.finish_reasons": ("stop",),
+                }
+            )
 
     def drain() -> None:
         provider.force_flush()
@@ -396,10 +413,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="timed calls per contender per round (default 20000)")
     parser.add_argument("--warmup", type=int, default=2_000, help="untimed calls before each timed loop (default 2000)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the contender order rotates each round (default 3)")
-    parser.add_argument("--pause-us", type=float, default=0.0, help="untimed sleep after each call (default 0: back to back)")
-    parser.add_argument("--kafka", default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"), help="broker host:port "
-                        "(default: $TOKENTRAIL_BENCH_KAFKA, else a local broker is started)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds; the contender order rotates each round (default 3)"
+    )
+    parser.add_argument(
+        "--pause-us", type=float, default=0.0, help="untimed sleep after each call (default 0: back to back)"
+    )
+    parser.add_argument(
+        "--kafka",
+        default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"),
+        help="broker host:port (default: $TOKENTRAIL_BENCH_KAFKA, else a local broker is started)",
+    )
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)

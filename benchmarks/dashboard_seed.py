@@ -16,23 +16,52 @@ from typing import Any
 __all__ = ["seed_calls", "seed_side_tables", "seed_events", "DAYS"]
 
 DAYS = 7
-TENANTS = ["northwind", "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne",
-           "soylent", "wonka"]
+TENANTS = [
+    "northwind",
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "wonka",
+]
 FEATURES = [  # feature, service, prompt_id, versions, models (provider:model)
     ("order-support", "order-agent", "order_assistant", ["v2", "v3"], ["openai:gpt-4o", "openai:gpt-4o-mini"]),
-    ("refund-drafts", "support-writer", "refund_email", ["v4"], ["anthropic:claude-sonnet-4-0", "anthropic:claude-3-5-haiku-latest"]),
+    (
+        "refund-drafts",
+        "support-writer",
+        "refund_email",
+        ["v4"],
+        ["anthropic:claude-sonnet-4-0", "anthropic:claude-3-5-haiku-latest"],
+    ),
     ("code-review", "review-bot", "pr_reviewer", ["v7"], ["anthropic:claude-sonnet-4-0", "openai:gpt-4.1"]),
     ("sql-analyst", "analytics-agent", "sql_agent", ["v2"], ["openai:o3-mini", "openai:gpt-4.1"]),
     ("ticket-triage", "helpdesk", "ticket_classifier", ["v2", "v3"], ["openai:gpt-4o-mini", "google:gemini-2.0-flash"]),
-    ("search-summaries", "search-api", "search_summary", ["v1"], ["google:gemini-2.0-flash", "google:gemini-1.5-flash"]),
+    (
+        "search-summaries",
+        "search-api",
+        "search_summary",
+        ["v1"],
+        ["google:gemini-2.0-flash", "google:gemini-1.5-flash"],
+    ),
     ("internal-qa", "kb-bot", "kb_answer", ["v1"], ["vllm:acme-llama-70b-ft", "openai:gpt-4o-mini"]),
     ("sales-assistant", "crm-copilot", "sales_helper", ["v5"], ["anthropic:claude-3-5-sonnet-latest", "openai:gpt-4o"]),
 ]
 RATES = {  # USD per token: input, cached input, output
-    "gpt-4o": (2.5e-6, 1.25e-6, 10e-6), "gpt-4o-mini": (0.15e-6, 0.075e-6, 0.6e-6), "gpt-4.1": (2e-6, 0.5e-6, 8e-6),
-    "o3-mini": (1.1e-6, 0.55e-6, 4.4e-6), "claude-sonnet-4-0": (3e-6, 0.3e-6, 15e-6),
-    "claude-3-5-haiku-latest": (0.8e-6, 0.08e-6, 4e-6), "claude-3-5-sonnet-latest": (3e-6, 0.3e-6, 15e-6),
-    "gemini-2.0-flash": (0.1e-6, 0.025e-6, 0.4e-6), "gemini-1.5-flash": (0.075e-6, 0.01875e-6, 0.3e-6),
+    "gpt-4o": (2.5e-6, 1.25e-6, 10e-6),
+    "gpt-4o-mini": (0.15e-6, 0.075e-6, 0.6e-6),
+    "gpt-4.1": (2e-6, 0.5e-6, 8e-6),
+    "o3-mini": (1.1e-6, 0.55e-6, 4.4e-6),
+    "claude-sonnet-4-0": (3e-6, 0.3e-6, 15e-6),
+    "claude-3-5-haiku-latest": (0.8e-6, 0.08e-6, 4e-6),
+    "claude-3-5-sonnet-latest": (3e-6, 0.3e-6, 15e-6),
+    "gemini-2.0-flash": (0.1e-6, 0.025e-6, 0.4e-6),
+    "gemini-1.5-flash": (0.075e-6, 0.01875e-6, 0.3e-6),
     "acme-llama-70b-ft": (0.0, 0.0, 0.0),
 }
 FINISH = ["stop", "tool_calls", "length"]
@@ -43,7 +72,9 @@ def _array(values: list[Any]) -> str:
     return "[" + ", ".join(repr(v) if isinstance(v, str) else f"{v!r}" for v in values) + "]"
 
 
-def seed_calls(client: Any, calls: int, *, db: str = "tokentrail", batch: int = 2_000_000, duplicates: float = 0.01) -> float:
+def seed_calls(
+    client: Any, calls: int, *, db: str = "tokentrail", batch: int = 2_000_000, duplicates: float = 0.01
+) -> float:
     """Insert `calls` rows spread over the last DAYS days (ending now); returns seconds taken."""
     started = time.perf_counter()
     models = sorted(RATES)

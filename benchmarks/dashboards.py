@@ -67,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     if have < args.calls:
         client.command("TRUNCATE TABLE IF EXISTS tokentrail.calls")
         print(f"seeding {args.calls:,} calls in {path} ...", file=sys.stderr)
-        print(f"  calls: {seed_calls(client, args.calls):.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s",
-              file=sys.stderr)
+        print(
+            f"  calls: {seed_calls(client, args.calls):.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s",
+            file=sys.stderr,
+        )
     if client.query("SELECT count() FROM tokentrail.events").result_rows[0][0] == 0:
         print(f"  events: {seed_events(client):.1f}s", file=sys.stderr)
-    counts = {t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
-              for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")}
-    parts = client.query("SELECT count() FROM system.parts WHERE database = 'tokentrail' AND table = 'calls' AND active").result_rows[0][0]
+    counts = {
+        t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
+        for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")
+    }
+    parts = client.query(
+        "SELECT count() FROM system.parts WHERE database = 'tokentrail' AND table = 'calls' AND active"
+    ).result_rows[0][0]
     print(f"store: {', '.join(f'{t} {n:,}' for t, n in counts.items())}; calls in {parts} active parts")
 
     results: list[tuple[float, str, int]] = []
@@ -96,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
 
     results.sort(reverse=True)
     panels = [r for r in results if "/ variable" not in r[1] and not r[1].startswith("alert")]
-    print(f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; slowest {args.top}:")
+    print(
+        f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; slowest {args.top}:"
+    )
     for ms, name, rows in results[: args.top]:
         print(f"  {ms:8.1f} ms  {name}  ({rows} rows)")
     over = [r for r in panels if r[0] > GOAL_MS]
-    print(f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; "
-          f"median panel {statistics.median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})")
+    print(
+        f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; "
+        f"median panel {statistics.median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})"
+    )
     close_embedded()
     return 0
 

@@ -50,8 +50,16 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
     producer.flush(60)
 
     broker = broker_url(bootstrap) if transport == "ours" else f"kafka://{bootstrap}"
-    app = faust.App(f"g-{topic}", broker=broker, store="memory://", web_enabled=False, consumer_auto_offset_reset="earliest",
-                    datadir=f"/tmp/{topic}", broker_commit_every=1000, broker_commit_interval=1.0)
+    app = faust.App(
+        f"g-{topic}",
+        broker=broker,
+        store="memory://",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        datadir=f"/tmp/{topic}",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
     raw = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"first": 0, "rest": 0, "t0": 0.0}
 
@@ -75,8 +83,12 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
 
 
 def run_child(bootstrap: str, transport: str, messages: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "_drain", bootstrap, transport, str(messages)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, __file__, "_drain", bootstrap, transport, str(messages)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     found = re.search(r"RATE (\d+)", out.stdout + out.stderr)  # faust's worker routes stdout through its logging
     if found:
         return float(found.group(1))
@@ -107,10 +119,14 @@ def main(argv: list[str]) -> int:
         if broker is not None:
             broker.close()
     anchor = statistics.median(rates["faust kafka://"])
-    print(f"\nfaust noack_take + ack, {args.messages:,} messages of 1.1 KB, 4 partitions, median of {args.rounds} rounds")
+    print(
+        f"\nfaust noack_take + ack, {args.messages:,} messages of 1.1 KB, 4 partitions, median of {args.rounds} rounds"
+    )
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"  {name:22s} {median:9,.0f} messages/s  ({median / anchor:.2f}x)  rounds: {', '.join(f'{v:,.0f}' for v in values)}")
+        print(
+            f"  {name:22s} {median:9,.0f} messages/s  ({median / anchor:.2f}x)  rounds: {', '.join(f'{v:,.0f}' for v in values)}"
+        )
     return 0
 
 

@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def generate_lines(events: int, seed: int) -> tuple[list[bytes], Any]:
     from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
 
     duration = timedelta(hours=1)
-    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(timezone.utc) - duration, duration=duration)
+    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(UTC) - duration, duration=duration)
     truth = Truth(config.seed, config.events)
     lines = [line.encode() for line in iter_lines(config, truth)]
     return lines, truth
@@ -160,7 +160,7 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
             client = TimedClient(real)
             sink = ClickHouseSink(client)
             prepare_s = 0.0
-            original_prepare = sink._prepare  # noqa: SLF001 - timed on purpose
+            original_prepare = sink._prepare
 
             def timed_prepare(table: str, rows: Any) -> Any:
                 nonlocal prepare_s
@@ -181,8 +181,17 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
             stored = real.query("SELECT count() FROM tokentrail.events FINAL").result_rows[0][0]
             close_embedded()
         pipeline, build_s = built[0]
-        results.append({"elapsed": elapsed, "build_s": build_s, "read": stats.read, "stored": stored,
-                        "insert_s": client.insert_s, "prepare_s": prepare_s, "stages_s": dict(pipeline.stage_seconds)})
+        results.append(
+            {
+                "elapsed": elapsed,
+                "build_s": build_s,
+                "read": stats.read,
+                "stored": stored,
+                "insert_s": client.insert_s,
+                "prepare_s": prepare_s,
+                "stages_s": dict(pipeline.stage_seconds),
+            }
+        )
     median = sorted(results, key=lambda r: r["elapsed"])[len(results) // 2]
     n = len(lines)
     return {
@@ -195,7 +204,9 @@ def embedded_replay(lines: list[bytes], runs: int, batch_size: int, expected_eve
         "stored": median["stored"],
         "exact": expected_events is None or all(r["stored"] == expected_events for r in results),
         # Per stage and sink part: the median over the runs of microseconds per inbound line.
-        "stages_us": {name: statistics.median(r["stages_s"][name] / n * 1e6 for r in results) for name in results[0]["stages_s"]},
+        "stages_us": {
+            name: statistics.median(r["stages_s"][name] / n * 1e6 for r in results) for name in results[0]["stages_s"]
+        },
         "normalise_us": statistics.median(r["prepare_s"] / n * 1e6 for r in results),
         "insert_us": statistics.median(r["insert_s"] / n * 1e6 for r in results),
         "total_us": median["elapsed"] / n * 1e6,
@@ -302,7 +313,9 @@ def worker_main(argv: list[str]) -> None:
 
     runtime.make_pipeline, runtime.open_store = make_watched_pipeline, open_instrumented_store
     profile_to = os.environ.get(ENV_PROFILE)
-    if profile_to:  # the event-loop thread only: faust/aiokafka (and the pipeline with --inline-pipeline), not the sink's thread
+    if (
+        profile_to
+    ):  # the event-loop thread only: faust/aiokafka (and the pipeline with --inline-pipeline), not the sink's thread
         import atexit
         import cProfile
 
@@ -314,7 +327,9 @@ def worker_main(argv: list[str]) -> None:
     if engine is not None:
         stages.watch(engine)
     if not clients or (engine is None) == (not stages.inline):
-        raise SystemExit("build_app no longer gets its pipeline and store the way benchmarks/pipeline.py expects: update it")
+        raise SystemExit(
+            "build_app no longer gets its pipeline and store the way benchmarks/pipeline.py expects: update it"
+        )
     # As stream/worker.py main() does (keep the two in step): no spinner (it sets the root logger to
     # DEBUG), and freeze the start-up objects and collect less often.
     worker = faust.Worker(app, loglevel=config.loglevel, quiet=True)
@@ -326,23 +341,62 @@ def worker_main(argv: list[str]) -> None:
 class WorkerProcess:
     """The instrumented worker as a child process, and its record file."""
 
-    def __init__(self, bootstrap: str, topic: str, workdir: Path, *, batch_size: int, batch_within: float, record_ts: bool,
-                 profile: str | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        workdir: Path,
+        *,
+        batch_size: int,
+        batch_within: float,
+        record_ts: bool,
+        profile: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
         self.store = workdir / "store"
         self.record = workdir / "batches.jsonl"
         self.record.touch()
         self.log_path = workdir / "worker.log"
         group = f"bench-{uuid.uuid4().hex[:8]}"
-        args = [sys.executable, str(Path(__file__).resolve()), "_worker", str(self.record), *(["--record-ts"] if record_ts else []),
-                "--kafka", bootstrap, "--clickhouse", f"chdb://{self.store}", "--events-topic", topic,
-                "--deadletter-topic", f"{topic}.deadletter", "--alerts-topic", f"{topic}.alerts", "--control-topic", f"{topic}.control",
-                "--group", group, "--batch-size", str(batch_size),
-                "--batch-within", str(batch_within), "--data-dir", str(workdir / "faust"), "--allow-ephemeral-key", *extra]
+        args = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "_worker",
+            str(self.record),
+            *(["--record-ts"] if record_ts else []),
+            "--kafka",
+            bootstrap,
+            "--clickhouse",
+            f"chdb://{self.store}",
+            "--events-topic",
+            topic,
+            "--deadletter-topic",
+            f"{topic}.deadletter",
+            "--alerts-topic",
+            f"{topic}.alerts",
+            "--control-topic",
+            f"{topic}.control",
+            "--group",
+            group,
+            "--batch-size",
+            str(batch_size),
+            "--batch-within",
+            str(batch_within),
+            "--data-dir",
+            str(workdir / "faust"),
+            "--allow-ephemeral-key",
+            *extra,
+        ]
         self._log = open(self.log_path, "wb")
         self.started = time.time()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **({ENV_PROFILE: profile} if profile else {})})
+        self.proc = subprocess.Popen(
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **({ENV_PROFILE: profile} if profile else {})},
+        )
         self._offset = 0
         self.batches: list[dict[str, Any]] = []
 
@@ -362,10 +416,14 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while self.inbound() < expected:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode} while waiting for {what}:\n{self.tail()}")
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode} while waiting for {what}:\n{self.tail()}"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} ({self.inbound()} of {expected} messages "
-                                   f"stored); the worker's log ends:\n{self.tail()}")
+                raise RuntimeError(
+                    f"timed out after {timeout:.0f}s waiting for {what} ({self.inbound()} of {expected} messages "
+                    f"stored); the worker's log ends:\n{self.tail()}"
+                )
             time.sleep(0.05)
 
     def cpu_seconds(self) -> tuple[float, float]:
@@ -425,8 +483,16 @@ def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> float:
     from confluent_kafka import Producer
 
     # The collector's partitioner (murmur2, as faust's table partitioner expects), batching and compression.
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "partitioner": "murmur2_random",
-                         "batch.num.messages": 10_000, "queue.buffering.max.messages": 200_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 200_000,
+        }
+    )
     t0 = time.perf_counter()
     for line in lines:
         while True:
@@ -444,17 +510,37 @@ def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> float:
 # ---------------------------------------------------------------------------- 3. sustained
 
 
-def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int, batch_size: int, batch_within: float,
-              timeout: float, profile: str | None = None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def sustained(
+    bootstrap: str,
+    lines: list[bytes],
+    truth: Any,
+    *,
+    partitions: int,
+    batch_size: int,
+    batch_within: float,
+    timeout: float,
+    profile: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
     from kafka_broker import create_topic
 
     topic = create_topic(bootstrap, f"bench-sustained-{uuid.uuid4().hex[:8]}", partitions)
-    log(f"sustained{' ' + ' '.join(extra) if extra else ''}: producing {len(lines):,} lines into {topic} ({partitions} partitions)")
+    log(
+        f"sustained{' ' + ' '.join(extra) if extra else ''}: producing {len(lines):,} lines into {topic} ({partitions} partitions)"
+    )
     produce_s = produce_lines(bootstrap, topic, lines)
     with tempfile.TemporaryDirectory(prefix="tt-bench-sustained-") as tmp:
         log("sustained: starting the worker on the backlog")
-        worker = WorkerProcess(bootstrap, topic, Path(tmp), batch_size=batch_size, batch_within=batch_within, record_ts=False,
-                               profile=profile, extra=extra)
+        worker = WorkerProcess(
+            bootstrap,
+            topic,
+            Path(tmp),
+            batch_size=batch_size,
+            batch_within=batch_within,
+            record_ts=False,
+            profile=profile,
+            extra=extra,
+        )
         try:
             worker.wait_inbound(1, 120, "the first batch")
             cpu_first, t_cpu_first = worker.cpu_seconds(), time.time()
@@ -465,18 +551,25 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
             raise
         worker.stop()
         batches = worker.batches
-        counts = read_store(worker.store, {
-            "stored": "SELECT count() FROM tokentrail.events FINAL",
-            "distinct": "SELECT uniqExact(event_id) FROM tokentrail.events",
-            "dead": "SELECT count() FROM tokentrail.deadletter FINAL",
-            "deliveries": "SELECT count() FROM (SELECT DISTINCT event_id, source FROM tokentrail.receipts)",
-        })
+        counts = read_store(
+            worker.store,
+            {
+                "stored": "SELECT count() FROM tokentrail.events FINAL",
+                "distinct": "SELECT uniqExact(event_id) FROM tokentrail.events",
+                "dead": "SELECT count() FROM tokentrail.deadletter FINAL",
+                "deliveries": "SELECT count() FROM (SELECT DISTINCT event_id, source FROM tokentrail.receipts)",
+            },
+        )
     first, last = batches[0], batches[-1]
     messages = sum(b["inbound"] for b in batches)
     events = sum(b["events"] for b in batches)
     span = last["t"] - first["t"]
-    expected = {"stored": truth.valid_events, "distinct": truth.valid_events, "dead": sum(truth.malformed.values()),
-                "deliveries": truth.valid_events + truth.redeliveries}
+    expected = {
+        "stored": truth.valid_events,
+        "distinct": truth.valid_events,
+        "dead": sum(truth.malformed.values()),
+        "deliveries": truth.valid_events + truth.redeliveries,
+    }
     wall = [b["t"] - a["t"] for a, b in zip(batches, batches[1:])]
     measured = messages - first["inbound"]
     (own_first, children_first), (own, children) = cpu_first, cpu
@@ -509,12 +602,16 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
         "worker_cpu_share_draining": (total - total_first) / (t_cpu - t_cpu_first),
         # CPU per message is steadier than wall time on a shared machine (it ignores time spent runnable but not running).
         "worker_cpu_us_per_msg": (total - total_first) / measured * 1e6,
-        "worker_cpu_split_us": {"worker process": (own - own_first) / measured * 1e6,
-                                "pipeline process": (children - children_first) / measured * 1e6},
+        "worker_cpu_split_us": {
+            "worker process": (own - own_first) / measured * 1e6,
+            "pipeline process": (children - children_first) / measured * 1e6,
+        },
         # Where one batch's wall time goes (per message, batches after the first).
         "per_msg_us": per_msg,
-        "worker_stages_us": {name: (last["stages_s"][name] - first["stages_s"].get(name, 0.0)) / (messages - first["inbound"]) * 1e6
-                             for name in last["stages_s"]},
+        "worker_stages_us": {
+            name: (last["stages_s"][name] - first["stages_s"].get(name, 0.0)) / (messages - first["inbound"]) * 1e6
+            for name in last["stages_s"]
+        },
         "store": counts,
         "expected": expected,
         "exact": counts == expected,
@@ -523,31 +620,50 @@ def sustained(bootstrap: str, lines: list[bytes], truth: Any, *, partitions: int
 
 # ---------------------------------------------------------------------------- 4. latency
 
-SYSTEM = ("You are Northwind's order-support assistant. Answer questions about orders, shipping and returns "
-          "using only the tools provided. Keep answers under 120 words and cite the order number you looked up.")
+SYSTEM = (
+    "You are Northwind's order-support assistant. Answer questions about orders, shipping and returns "
+    "using only the tools provided. Keep answers under 120 words and cite the order number you looked up."
+)
 MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-0"), ("openai", "gpt-4o-mini")]
 
 
-def latency(bootstrap: str, *, rate: int, seconds: float, batch_within: float, partitions: int, batch_size: int) -> dict[str, Any]:
+def latency(
+    bootstrap: str, *, rate: int, seconds: float, batch_within: float, partitions: int, batch_size: int
+) -> dict[str, Any]:
+    from kafka_broker import create_topic
+
     import tokentrail.collectors as tt
     from tokentrail.collectors.kafka import KafkaTransport
-    from kafka_broker import create_topic
 
     topic = create_topic(bootstrap, f"bench-latency-{uuid.uuid4().hex[:8]}", partitions)
     with tempfile.TemporaryDirectory(prefix="tt-bench-latency-") as tmp:
         workdir = Path(tmp)
-        worker = WorkerProcess(bootstrap, topic, workdir, batch_size=batch_size, batch_within=batch_within, record_ts=True)
+        worker = WorkerProcess(
+            bootstrap, topic, workdir, batch_size=batch_size, batch_within=batch_within, record_ts=True
+        )
         collector = tt.Collector(
-            service="bench", transport=KafkaTransport(tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=workdir / "spool")),
-            register_atexit=False, settings=tt.CollectorSettings(max_queue=100_000))
+            service="bench",
+            transport=KafkaTransport(
+                tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=workdir / "spool")
+            ),
+            register_atexit=False,
+            settings=tt.CollectorSettings(max_queue=100_000),
+        )
 
         def call(i: int) -> None:
             provider, model = MODELS[i % len(MODELS)]
-            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Where is order #{100000 + i}? It was due yesterday."}]
+            messages = [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Where is order #{100000 + i}? It was due yesterday."},
+            ]
             with collector.trace(feature=f"feature-{i % 5}", tenant=f"tenant-{i % 4}", user_id=f"user-{i % 97}"):
                 with collector.model_call(provider=provider, model=model, messages=messages) as c:
-                    c.finish(response_model=model, output=f"Order #{100000 + i} left the warehouse today and arrives tomorrow.",
-                             finish_reason="stop", usage={"input_tokens": 400 + i % 300, "output_tokens": 30 + i % 60})
+                    c.finish(
+                        response_model=model,
+                        output=f"Order #{100000 + i} left the warehouse today and arrives tomorrow.",
+                        finish_reason="stop",
+                        usage={"input_tokens": 400 + i % 300, "output_tokens": 30 + i % 60},
+                    )
 
         try:
             # Warm-up: the worker has joined its group and written a batch before the clock starts.
@@ -597,9 +713,13 @@ def latency(bootstrap: str, *, rate: int, seconds: float, batch_within: float, p
         "offered_rate": 2 * calls_wanted / emit_s,
         "pacing_lag_max_s": lag_max,
         "events": len(total),
-        "p50": pct(total, 50), "p99": pct(total, 99), "max": max(total),
-        "taken_p50": pct(waiting, 50), "taken_p99": pct(waiting, 99),
-        "processing_p50": pct(processing, 50), "processing_p99": pct(processing, 99),
+        "p50": pct(total, 50),
+        "p99": pct(total, 99),
+        "max": max(total),
+        "taken_p50": pct(waiting, 50),
+        "taken_p99": pct(waiting, 99),
+        "processing_p50": pct(processing, 50),
+        "processing_p99": pct(processing, 99),
         "delivered": delivered,
         "stored_distinct": stored,
         "exact": stored == 40 + 2 * calls_wanted and len(total) == 2 * calls_wanted,
@@ -632,23 +752,56 @@ def main(argv: list[str]) -> int:
     from tokentrail.stream.worker import WorkerConfig  # the worker's defaults are the benchmark's defaults
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kafka", default=os.environ.get(ENV_KAFKA), help=f"broker to use (default ${ENV_KAFKA}, else start one)")
+    parser.add_argument(
+        "--kafka", default=os.environ.get(ENV_KAFKA), help=f"broker to use (default ${ENV_KAFKA}, else start one)"
+    )
     parser.add_argument("--events", type=int, default=50_000, help="generator events for the sustained run")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=WorkerConfig.batch_size, help="the worker's --batch-size (default: its default)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=WorkerConfig.batch_size,
+        help="the worker's --batch-size (default: its default)",
+    )
     parser.add_argument("--rate", type=int, default=GOAL_RATE, help="offered load of the latency run, events/s")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--batch-within", type=float, nargs="+", default=[WorkerConfig.batch_within, 0.1],
-                        help="one latency run per value (default: the worker's default and 0.1)")
-    parser.add_argument("--sustained-batch-within", type=float, default=WorkerConfig.batch_within,
-                        help="the sustained run's --batch-within (default: the worker's default)")
-    parser.add_argument("--replay-lines", type=int, default=10_000, help="replay (and per-stage profile) over the first N generated lines")
+    parser.add_argument(
+        "--batch-within",
+        type=float,
+        nargs="+",
+        default=[WorkerConfig.batch_within, 0.1],
+        help="one latency run per value (default: the worker's default and 0.1)",
+    )
+    parser.add_argument(
+        "--sustained-batch-within",
+        type=float,
+        default=WorkerConfig.batch_within,
+        help="the sustained run's --batch-within (default: the worker's default)",
+    )
+    parser.add_argument(
+        "--replay-lines",
+        type=int,
+        default=10_000,
+        help="replay (and per-stage profile) over the first N generated lines",
+    )
     parser.add_argument("--replay-runs", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["replay", "sustained", "inline", "latency"],
-                        help="inline: the second sustained run, with the pipeline in the worker's process (--inline-pipeline)")
-    parser.add_argument("--nlp-model", default="none",
-                        help=f"{ENV_NLP} for this run and its worker: none (the goals' setting, pattern-only redaction), auto, or a spaCy model")
-    parser.add_argument("--profile-worker", metavar="FILE", help="cProfile the sustained run's worker (event-loop thread) into FILE (slows it)")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["replay", "sustained", "inline", "latency"],
+        help="inline: the second sustained run, with the pipeline in the worker's process (--inline-pipeline)",
+    )
+    parser.add_argument(
+        "--nlp-model",
+        default="none",
+        help=f"{ENV_NLP} for this run and its worker: none (the goals' setting, pattern-only redaction), auto, or a spaCy model",
+    )
+    parser.add_argument(
+        "--profile-worker",
+        metavar="FILE",
+        help="cProfile the sustained run's worker (event-loop thread) into FILE (slows it)",
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -657,8 +810,12 @@ def main(argv: list[str]) -> int:
     os.environ[ENV_NLP] = args.nlp_model  # inherited by the worker processes
     if not os.environ.get(ENV_KEY) and not os.environ.get(ENV_KEY + "_FILE"):
         os.environ[ENV_KEY] = secrets.token_hex(32)  # a throwaway pseudonym key (no ephemeral-key warnings)
-    results: dict[str, Any] = {"machine": machine(), "versions": versions(), "redactor": redactor_description(),
-                               "loadavg_before": os.getloadavg()}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "versions": versions(),
+        "redactor": redactor_description(),
+        "loadavg_before": os.getloadavg(),
+    }
     started = time.monotonic()
     log(f"generating {args.events:,} events (seed {args.seed})")
     lines, truth = generate_lines(args.events, args.seed)
@@ -666,7 +823,9 @@ def main(argv: list[str]) -> int:
     if "replay" not in args.skip:
         log(f"embedded replay x{args.replay_runs}")
         whole = args.replay_lines >= len(lines)
-        results["replay"] = embedded_replay(lines[: args.replay_lines], args.replay_runs, 5_000, truth.valid_events if whole else None)
+        results["replay"] = embedded_replay(
+            lines[: args.replay_lines], args.replay_runs, 5_000, truth.valid_events if whole else None
+        )
 
     broker = None
     if not {"sustained", "latency"} <= set(args.skip):
@@ -679,16 +838,37 @@ def main(argv: list[str]) -> int:
             bootstrap = broker.bootstrap
         try:
             if "sustained" not in args.skip:
-                results["sustained"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
-                                                 batch_within=args.sustained_batch_within, timeout=max(120.0, len(lines) / 200), profile=args.profile_worker)
+                results["sustained"] = sustained(
+                    bootstrap,
+                    lines,
+                    truth,
+                    partitions=args.partitions,
+                    batch_size=args.batch_size,
+                    batch_within=args.sustained_batch_within,
+                    timeout=max(120.0, len(lines) / 200),
+                    profile=args.profile_worker,
+                )
                 if "inline" not in args.skip:  # side by side: what the pipeline process buys
-                    results["sustained_inline"] = sustained(bootstrap, lines, truth, partitions=args.partitions, batch_size=args.batch_size,
-                                                            batch_within=args.sustained_batch_within, timeout=max(120.0, len(lines) / 200),
-                                                            extra=("--inline-pipeline",))
+                    results["sustained_inline"] = sustained(
+                        bootstrap,
+                        lines,
+                        truth,
+                        partitions=args.partitions,
+                        batch_size=args.batch_size,
+                        batch_within=args.sustained_batch_within,
+                        timeout=max(120.0, len(lines) / 200),
+                        extra=("--inline-pipeline",),
+                    )
             if "latency" not in args.skip:
                 results["latency"] = [
-                    latency(bootstrap, rate=args.rate, seconds=args.latency_seconds, batch_within=w, partitions=args.partitions,
-                            batch_size=args.batch_size)
+                    latency(
+                        bootstrap,
+                        rate=args.rate,
+                        seconds=args.latency_seconds,
+                        batch_within=w,
+                        partitions=args.partitions,
+                        batch_size=args.batch_size,
+                    )
                     for w in args.batch_within
                 ]
         finally:
@@ -699,11 +879,16 @@ def main(argv: list[str]) -> int:
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    exact = (results.get("sustained", {}).get("exact", True) and results.get("sustained_inline", {}).get("exact", True)
-             and results.get("replay", {}).get("exact", True)
-             and all(r["exact"] for r in results.get("latency", [])))
-    goals = (results.get("sustained", {}).get("messages_per_s", GOAL_SUSTAINED) >= GOAL_SUSTAINED
-             and min((r["p99"] for r in results.get("latency", [])), default=0.0) <= GOAL_P99)
+    exact = (
+        results.get("sustained", {}).get("exact", True)
+        and results.get("sustained_inline", {}).get("exact", True)
+        and results.get("replay", {}).get("exact", True)
+        and all(r["exact"] for r in results.get("latency", []))
+    )
+    goals = (
+        results.get("sustained", {}).get("messages_per_s", GOAL_SUSTAINED) >= GOAL_SUSTAINED
+        and min((r["p99"] for r in results.get("latency", [])), default=0.0) <= GOAL_P99
+    )
     if not exact:
         print("\nFAILED: the store does not hold exactly the events sent (see the store checks above)")
     return 0 if exact and goals else 1
@@ -713,20 +898,33 @@ def report(r: dict[str, Any]) -> None:
     out = print
     out(f"\nPipeline benchmark: {r['machine']}")
     out(f"{r['versions']}; redactor: {r['redactor']}")
-    out(f"run took {r['elapsed_s']:.0f} s; load average (1 min) {r['loadavg_before'][0]:.1f} before, {r['loadavg_after'][0]:.1f} after\n")
+    out(
+        f"run took {r['elapsed_s']:.0f} s; load average (1 min) {r['loadavg_before'][0]:.1f} before, {r['loadavg_after'][0]:.1f} after\n"
+    )
     rows: list[tuple[str, str, str, str]] = []
     if "sustained" in r:
         s = r["sustained"]
-        rows.append(("Sustained, Kafka -> worker -> ClickHouse", f"{s['messages_per_s']:,.0f} events/s", f">= {GOAL_SUSTAINED:,.0f}",
-                     "yes" if s["messages_per_s"] >= GOAL_SUSTAINED else "NO"))
+        rows.append(
+            (
+                "Sustained, Kafka -> worker -> ClickHouse",
+                f"{s['messages_per_s']:,.0f} events/s",
+                f">= {GOAL_SUSTAINED:,.0f}",
+                "yes" if s["messages_per_s"] >= GOAL_SUSTAINED else "NO",
+            )
+        )
         rows.append(("  same, including worker start-up", f"{s['messages_per_s_with_startup']:,.0f} events/s", "", ""))
     if "sustained_inline" in r:
         s = r["sustained_inline"]
         rows.append(("  same, pipeline in the worker's process", f"{s['messages_per_s']:,.0f} events/s", "", ""))
     for lat in r.get("latency", []):
-        rows.append((f"Latency p50 / p99 / max, --batch-within {lat['batch_within']}",
-                     f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} s", f"p99 <= {GOAL_P99:.0f} s",
-                     "yes" if lat["p99"] <= GOAL_P99 else "NO"))
+        rows.append(
+            (
+                f"Latency p50 / p99 / max, --batch-within {lat['batch_within']}",
+                f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} s",
+                f"p99 <= {GOAL_P99:.0f} s",
+                "yes" if lat["p99"] <= GOAL_P99 else "NO",
+            )
+        )
     if "replay" in r:
         rows.append(("Embedded replay (tokentrail replay path)", f"{r['replay']['lines_per_s']:,.0f} events/s", "", ""))
     widths = [max(len(row[i]) for row in rows + [("what", "measured", "goal", "holds")]) for i in range(4)]
@@ -737,37 +935,51 @@ def report(r: dict[str, Any]) -> None:
         if key not in r:
             continue
         s = r[key]
-        out(f"\n{title}: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
+        out(
+            f"\n{title}: {s['lines']:,} lines ({s['expected']['stored']:,} distinct events, {s['expected']['dead']:,} malformed, "
             f"{s['expected']['deliveries'] - s['expected']['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} partitions "
             f"in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within {s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in {s['drain_s']:.1f} s "
-            f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}.")
+            f"({s['batches']} batches, median {s['batch_median']:,.0f} messages); distinct events stored/s {s['events_per_s']:,.0f}."
+        )
         split = s["worker_cpu_split_us"]
-        out(f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
+        out(
+            f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
             f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per message "
-            f"(worker process {split['worker process']:.0f}, pipeline process {split['pipeline process']:.0f})")
+            f"(worker process {split['worker process']:.0f}, pipeline process {split['pipeline process']:.0f})"
+        )
         pm = dict(s["per_msg_us"])
         if s["pipeline_process"]:
             busy = pm.pop("pipeline")
-            out("  worker process wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
+            out(
+                "  worker process wall time per message: "
+                + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
                 + f" (total {sum(pm.values()):.0f} us; 'kafka+faust' includes waiting for the pipeline process, "
-                f"busy {busy:.0f} us per message in parallel)")
+                f"busy {busy:.0f} us per message in parallel)"
+            )
         else:
-            out("  worker wall time per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
-                + f" (total {sum(pm.values()):.0f} us)")
+            out(
+                "  worker wall time per message: "
+                + ", ".join(f"{k} {v:.0f} us" for k, v in pm.items())
+                + f" (total {sum(pm.values()):.0f} us)"
+            )
         out("  pipeline per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in s["worker_stages_us"].items()))
         out(f"  store check: {s['store']} expected {s['expected']}: {'exact' if s['exact'] else 'MISMATCH'}")
     for lat in r.get("latency", []):
-        out(f"\nLatency, --batch-within {lat['batch_within']}: offered {lat['offered_rate']:,.0f} events/s "
+        out(
+            f"\nLatency, --batch-within {lat['batch_within']}: offered {lat['offered_rate']:,.0f} events/s "
             f"(pacing fell behind by at most {lat['pacing_lag_max_s'] * 1000:.0f} ms), {lat['events']:,} events measured; "
             f"until the worker took the batch p50 {lat['taken_p50']:.2f} s / p99 {lat['taken_p99']:.2f} s, "
             f"pipeline + insert p50 {lat['processing_p50']:.2f} s / p99 {lat['processing_p99']:.2f} s; "
             f"median batch {lat['batch_median']:,.0f} messages, {lat['batch_ms_median']:.0f} ms to process and store "
             f"(of which {lat['insert_ms_median']:.0f} ms in chDB inserts); "
-            f"store check: {lat['stored_distinct']:,} distinct events {'(exact)' if lat['exact'] else '(MISMATCH)'}")
+            f"store check: {lat['stored_distinct']:,} distinct events {'(exact)' if lat['exact'] else '(MISMATCH)'}"
+        )
     if "replay" in r:
         rp = r["replay"]
-        out(f"\nEmbedded replay: {rp['lines']:,} lines in batches of {rp['batch_size']:,}, runs {rp['runs']} lines/s (median "
-            f"{rp['lines_per_s']:,.0f}; {rp['lines_per_s_after_build']:,.0f} without the {rp['build_s']:.1f} s spent building the pipeline)")
+        out(
+            f"\nEmbedded replay: {rp['lines']:,} lines in batches of {rp['batch_size']:,}, runs {rp['runs']} lines/s (median "
+            f"{rp['lines_per_s']:,.0f}; {rp['lines_per_s_after_build']:,.0f} without the {rp['build_s']:.1f} s spent building the pipeline)"
+        )
         out("Cost per inbound message, in-process (no Kafka), microseconds, median of the replay runs:")
         for name, us in rp["stages_us"].items():
             out(f"  {name:<24} {us:8.1f}")

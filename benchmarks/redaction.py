@@ -33,7 +33,8 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tokentrail.redaction import RedactionConfig, Redactor
 from tokentrail.redaction.quality import evaluate, load_corpus
@@ -48,8 +49,10 @@ def traffic(events: int, seed: int) -> list[Any]:
     try:
         from tokentrail.stream.stages import free_text
     except ImportError:  # the stream package is optional here: redact whole events then
+
         def free_text(doc: dict) -> dict:
             return doc
+
     out, seen = [], set()
     for line in generate(GeneratorConfig(events=events, seed=seed)).lines:
         try:
@@ -83,8 +86,9 @@ def naive_presidio(model: str) -> Callable[[list[Any]], None]:
 
     # Offline like ours: Presidio's email validator would otherwise try to fetch the suffix list.
     tx.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-    provider = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
+    provider = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]}
+    )
     analyzer, anonymizer = AnalyzerEngine(nlp_engine=provider.create_engine()), AnonymizerEngine()
 
     def run(values: list[Any]) -> None:
@@ -92,6 +96,7 @@ def naive_presidio(model: str) -> Callable[[list[Any]], None]:
             for text in strings(value):
                 results = analyzer.analyze(text, language="en")
                 anonymizer.anonymize(text=text, analyzer_results=results)
+
     run(["warm up: John Smith, john@example.com, +1 415 555 0132"])
     return run
 
@@ -100,7 +105,8 @@ def ours(redactor: Redactor, batch: int) -> Callable[[list[Any]], None]:
     def run(values: list[Any]) -> None:
         redactor.clear_cache()
         for i in range(0, len(values), batch):
-            redactor.redact_many(values[i:i + batch])
+            redactor.redact_many(values[i : i + batch])
+
     return run
 
 
@@ -126,16 +132,22 @@ def main(argv: list[str] | None = None) -> int:
 
     key = os.urandom(32)
     ner = Redactor(RedactionConfig(nlp_model=args.model), key)
-    pooled = Redactor(RedactionConfig(nlp_model=args.model, processes=args.processes), key) if args.processes > 1 else None
+    pooled = (
+        Redactor(RedactionConfig(nlp_model=args.model, processes=args.processes), key) if args.processes > 1 else None
+    )
     pattern = Redactor(RedactionConfig(nlp_model=None), key)
     stream = traffic(args.events, args.seed)
-    sample = stream[:args.naive_events]
+    sample = stream[: args.naive_events]
     words = {id(v): sum(len(s.split()) for s in strings(v)) for v in stream}
 
-    print(f"machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
-          f"spaCy model {args.model} (NER components: {', '.join(ner.detector.nlp.pipe_names)})")
-    print(f"traffic: {len(stream)} events, {sum(words.values())} words; side by side on the first {len(sample)} "
-          f"events ({sum(words[id(v)] for v in sample)} words); {args.rounds} rounds, medians\n")
+    print(
+        f"machine: {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
+        f"spaCy model {args.model} (NER components: {', '.join(ner.detector.nlp.pipe_names)})"
+    )
+    print(
+        f"traffic: {len(stream)} events, {sum(words.values())} words; side by side on the first {len(sample)} "
+        f"events ({sum(words[id(v)] for v in sample)} words); {args.rounds} rounds, medians\n"
+    )
 
     contenders: dict[str, tuple[Callable, list[Any]]] = {}
     if not args.skip_naive:
@@ -166,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nNER speed-up on the same events: {side_by_side / naive:.1f}x ({verdict} the {GOAL:.0f}x goal)")
     total = sum(1 for v in stream for _ in strings(v))
     analysed = ner.cache_stats["misses"]
-    print(f"the {len(stream)}-event stream holds {total} strings; {analysed} distinct ones were analysed "
-          f"({analysed / max(total, 1):.0%}): the rest were repeats (batch dedupe and cache)")
+    print(
+        f"the {len(stream)}-event stream holds {total} strings; {analysed} distinct ones were analysed "
+        f"({analysed / max(total, 1):.0%}): the rest were repeats (batch dedupe and cache)"
+    )
 
     corpus = load_corpus()
     for label, redactor, entities in (("NER", ner, None), ("pattern-only", pattern, None)):

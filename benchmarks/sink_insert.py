@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tokentrail.sinks import ClickHouseSink, apply, close_embedded, connect
@@ -31,21 +31,43 @@ def make_rows(n: int, start: datetime) -> list[dict]:
     rows = []
     for i in range(n):
         model = rng.choice(MODELS)
-        rows.append({
-            "event_id": uuid.uuid4(), "ts": start + timedelta(milliseconds=37 * i),
-            "trace_id": uuid.uuid4().hex, "span_id": uuid.uuid4().hex[:16], "parent_span_id": "",
-            "session_id": f"sess-{rng.randrange(1000)}", "tenant": rng.choice(TENANTS), "service": "order-agent",
-            "environment": "production", "feature": rng.choice(FEATURES), "user": f"u_{rng.randrange(10**6):06x}",
-            "provider": "openai", "model": model, "response_model": f"{model}-2024-08-06",
-            "prompt_id": "order_assistant", "prompt_version": "v3", "system_prompt_hash": "%016x" % rng.getrandbits(64),
-            "prompt_hash": "%016x" % rng.getrandbits(64), "input_tokens": rng.randrange(100, 8000),
-            "cached_input_tokens": rng.randrange(0, 100), "output_tokens": rng.randrange(1, 800),
-            "reasoning_tokens": 0, "cost_usd": Decimal(rng.randrange(1, 10**7)) / Decimal(10**9), "priced": True,
-            "latency_ms": rng.uniform(200, 4000), "ttft_ms": rng.choice([None, rng.uniform(50, 500)]),
-            "status": "ok", "finish_reason": "stop", "error_type": "", "tool_call_count": 1,
-            "tool_names": ["search_orders"], "output_text": " ".join(rng.choices(WORDS, k=60)),
-            "output_hash": "%016x" % rng.getrandbits(64),
-        })
+        rows.append(
+            {
+                "event_id": uuid.uuid4(),
+                "ts": start + timedelta(milliseconds=37 * i),
+                "trace_id": uuid.uuid4().hex,
+                "span_id": uuid.uuid4().hex[:16],
+                "parent_span_id": "",
+                "session_id": f"sess-{rng.randrange(1000)}",
+                "tenant": rng.choice(TENANTS),
+                "service": "order-agent",
+                "environment": "production",
+                "feature": rng.choice(FEATURES),
+                "user": f"u_{rng.randrange(10**6):06x}",
+                "provider": "openai",
+                "model": model,
+                "response_model": f"{model}-2024-08-06",
+                "prompt_id": "order_assistant",
+                "prompt_version": "v3",
+                "system_prompt_hash": "%016x" % rng.getrandbits(64),
+                "prompt_hash": "%016x" % rng.getrandbits(64),
+                "input_tokens": rng.randrange(100, 8000),
+                "cached_input_tokens": rng.randrange(0, 100),
+                "output_tokens": rng.randrange(1, 800),
+                "reasoning_tokens": 0,
+                "cost_usd": Decimal(rng.randrange(1, 10**7)) / Decimal(10**9),
+                "priced": True,
+                "latency_ms": rng.uniform(200, 4000),
+                "ttft_ms": rng.choice([None, rng.uniform(50, 500)]),
+                "status": "ok",
+                "finish_reason": "stop",
+                "error_type": "",
+                "tool_call_count": 1,
+                "tool_names": ["search_orders"],
+                "output_text": " ".join(rng.choices(WORDS, k=60)),
+                "output_hash": "%016x" % rng.getrandbits(64),
+            }
+        )
     return rows
 
 
@@ -61,7 +83,7 @@ def main() -> None:
         apply(client, database="bench")
         client.command("TRUNCATE TABLE IF EXISTS bench.calls")
         sink = ClickHouseSink(client, database="bench", max_attempts=1)
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         print(f"chDB {client.server_version}; table bench.calls; {args.batches} batches per size")
         for size in args.sizes:
             batches = [make_rows(size, start) for _ in range(args.batches + 1)]
@@ -69,15 +91,17 @@ def main() -> None:
             totals, prepares = [], []
             for i, rows in enumerate(batches[1:]):
                 t0 = time.perf_counter()
-                sink._prepare("calls", rows)  # noqa: SLF001 - measured separately on purpose
+                sink._prepare("calls", rows)
                 prepares.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 sink.write_batch({"calls": rows}, token=f"bench-{size}-{i}")
                 totals.append(time.perf_counter() - t0)
             rate = size / statistics.median(totals)
             share = statistics.median(prepares) / statistics.median(totals)
-            print(f"batch {size:>6}: {rate:>9,.0f} rows/s (median of {len(totals)}; "
-                  f"best {size / min(totals):,.0f}); value normalisation {share:.0%} of the time")
+            print(
+                f"batch {size:>6}: {rate:>9,.0f} rows/s (median of {len(totals)}; "
+                f"best {size / min(totals):,.0f}); value normalisation {share:.0%} of the time"
+            )
         stored = client.command("SELECT count() FROM bench.calls")
         print(f"rows stored: {stored}")
         close_embedded()

@@ -19,7 +19,15 @@ from typing import Any
 from .client import Collector, ModelCall, ToolCall, TraceScope
 from .control import TraceHalted
 from .noop import NonRecordingCollector
-from .settings import ENV_BOOTSTRAP, ENV_ENVIRONMENT, ENV_SERVICE, ENV_TENANT, CollectorSettings, KafkaSettings, env_default
+from .settings import (
+    ENV_BOOTSTRAP,
+    ENV_ENVIRONMENT,
+    ENV_SERVICE,
+    ENV_TENANT,
+    CollectorSettings,
+    KafkaSettings,
+    env_default,
+)
 from .transports import ConsoleTransport, InMemoryTransport, JsonlFileTransport, Transport
 
 __all__ = [
@@ -79,7 +87,9 @@ def init(
                     "tokentrail.collectors.init needs a destination: kafka='host:9092' (or set "
                     f"{ENV_BOOTSTRAP}), jsonl_path='events.jsonl', or transport=..."
                 )
-            transport = KafkaTransport(KafkaSettings.from_env(bootstrap_servers=kafka, topic=topic, spool_dir=spool_dir))
+            transport = KafkaTransport(
+                KafkaSettings.from_env(bootstrap_servers=kafka, topic=topic, spool_dir=spool_dir)
+            )
     previous = _collector
     _collector = Collector(
         service=service,

@@ -11,7 +11,8 @@ import atexit
 import functools
 import inspect
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from . import context
 from ._internal import guarded, rate_limited
@@ -63,7 +64,7 @@ class Collector:
         session_id: str | None = None,
         trace_id: str | None = None,
         attributes: Mapping[str, str] | None = None,
-    ) -> "TraceScope":
+    ) -> TraceScope:
         """A scope whose model and tool calls share one trace (an agent run, a request)."""
         return TraceScope(feature, tenant, user_id, session_id, trace_id, dict(attributes or {}))
 
@@ -81,9 +82,22 @@ class Collector:
         tenant: str | None = None,
         user_id: str | None = None,
         attributes: Mapping[str, str] | None = None,
-    ) -> "ModelCall":
+    ) -> ModelCall:
         """Context manager: emits `prompt` on enter and `output` on `finish()` or on an exception."""
-        return ModelCall(self, provider, model, messages, feature, prompt_id, prompt_version, params, tools, tenant, user_id, attributes)
+        return ModelCall(
+            self,
+            provider,
+            model,
+            messages,
+            feature,
+            prompt_id,
+            prompt_version,
+            params,
+            tools,
+            tenant,
+            user_id,
+            attributes,
+        )
 
     def tool_call(
         self,
@@ -121,7 +135,7 @@ class Collector:
         """Deliver what is queued, waiting at most `timeout` seconds. True if everything went out."""
         try:
             return self._worker.flush(timeout)
-        except Exception:  # noqa: BLE001
+        except Exception:
             rate_limited.warning("flush", "tokentrail: flush failed", exc_info=True)
             return False
 
@@ -131,7 +145,7 @@ class Collector:
             if self._halts is not None:
                 self._halts.close()
             return self._worker.close(timeout)
-        except Exception:  # noqa: BLE001
+        except Exception:
             rate_limited.warning("close", "tokentrail: close failed", exc_info=True)
             return False
 
@@ -166,12 +180,18 @@ class TraceScope:
     __slots__ = ("_defaults", "_trace_id", "_token", "context")
 
     def __init__(self, feature, tenant, user_id, session_id, trace_id, attributes) -> None:  # type: ignore[no-untyped-def]
-        self._defaults = {"feature": feature, "tenant": tenant, "user_id": user_id, "session_id": session_id, "attributes": attributes}
+        self._defaults = {
+            "feature": feature,
+            "tenant": tenant,
+            "user_id": user_id,
+            "session_id": session_id,
+            "attributes": attributes,
+        }
         self._trace_id = trace_id
         self._token = None
         self.context: context.SpanContext | None = None
 
-    def __enter__(self) -> "TraceScope":
+    def __enter__(self) -> TraceScope:
         with guarded("trace enter"):
             ctx = context.child_of(context.current(), **self._defaults)
             if self._trace_id:  # the caller's own trace id (e.g. from an incoming request)
@@ -207,7 +227,7 @@ class ModelCall:
         self._ttft: float | None = None
         self._finished = False
 
-    def __enter__(self) -> "ModelCall":
+    def __enter__(self) -> ModelCall:
         # try/except rather than the `guarded` context manager: this is the caller's hot path.
         try:
             args = self._args
@@ -225,7 +245,7 @@ class ModelCall:
             self._c._worker.submit((_build_prompt, self, time.time()))
         except TraceHalted:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             rate_limited.warning("model_call enter", "tokentrail: internal error in model_call", exc_info=True)
         self._t0 = time.perf_counter()
         return self
@@ -244,7 +264,7 @@ class ModelCall:
         self._ctx = None  # nothing is emitted for a call that never happens
         raise TraceHalted(trace_id, record)
 
-    async def __aenter__(self) -> "ModelCall":
+    async def __aenter__(self) -> ModelCall:
         return self.__enter__()
 
     def first_token(self) -> None:
@@ -270,7 +290,7 @@ class ModelCall:
         try:
             fields = (response_model, output, tool_calls, usage, finish_reason, error, latency, self._ttft)
             self._c._worker.submit((_build_output, self, time.time(), fields))
-        except Exception:  # noqa: BLE001
+        except Exception:
             rate_limited.warning("model_call finish", "tokentrail: internal error in model_call.finish", exc_info=True)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -350,7 +370,9 @@ class ToolCall:
 
     __slots__ = ("_c", "name", "arguments", "call_id", "_feature", "result", "_ctx", "_token", "_t0")
 
-    def __init__(self, collector: Collector, name: str | None, arguments: Any, call_id: str | None, feature: str | None) -> None:
+    def __init__(
+        self, collector: Collector, name: str | None, arguments: Any, call_id: str | None, feature: str | None
+    ) -> None:
         self._c = collector
         self.name = name
         self.arguments = arguments
@@ -363,7 +385,7 @@ class ToolCall:
     def set_result(self, result: Any) -> None:
         self.result = result
 
-    def __enter__(self) -> "ToolCall":
+    def __enter__(self) -> ToolCall:
         with guarded("tool_call enter"):
             self._ctx = context.child_of(context.current(), feature=self._feature)
             self._token = context.activate(self._ctx)

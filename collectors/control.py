@@ -26,13 +26,17 @@ class TraceHalted(RuntimeError):
         self.trace_id = trace_id
         self.record = record
         kind = record.get("kind", "loop")
-        super().__init__(f"trace {trace_id} was halted by tokentrail: {kind} detected after {record.get('repeats', '?')} repeats")
+        super().__init__(
+            f"trace {trace_id} was halted by tokentrail: {kind} detected after {record.get('repeats', '?')} repeats"
+        )
 
 
 class HaltListener:
     """Consumes the control topic in the background and answers `halted(trace_id)`."""
 
-    def __init__(self, bootstrap_servers: str, topic: str = DEFAULT_CONTROL_TOPIC, max_age_s: float = 24 * 3600) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str = DEFAULT_CONTROL_TOPIC, max_age_s: float = 24 * 3600
+    ) -> None:
         from confluent_kafka import Consumer
 
         if not bootstrap_servers:
@@ -41,15 +45,17 @@ class HaltListener:
         self.max_age_s = max_age_s
         self._halted: dict[str, tuple[float, dict[str, Any]]] = {}
         self._stop = threading.Event()
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap_servers,
-            # Every process reads the whole (compacted) topic: a private group, nothing committed.
-            "group.id": f"tokentrail-halts-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "topic.metadata.refresh.interval.ms": 2000,
-            "logger": logger,
-        })
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                # Every process reads the whole (compacted) topic: a private group, nothing committed.
+                "group.id": f"tokentrail-halts-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "topic.metadata.refresh.interval.ms": 2000,
+                "logger": logger,
+            }
+        )
         self._consumer.subscribe([topic])
         self._thread = threading.Thread(target=self._run, name="tokentrail-halts", daemon=True)
         self._thread.start()
@@ -70,7 +76,7 @@ class HaltListener:
                     if message.error() is None:
                         self._apply(message.key(), message.value())
                 self._forget_old()
-            except Exception:  # noqa: BLE001 - the listener must outlive a bad record or a broker blip
+            except Exception:
                 rate_limited.warning("halts", "tokentrail: kill-switch listener error", exc_info=True)
                 time.sleep(1)
         self._consumer.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -131,7 +131,7 @@ class ToolCallEvent(_EventBase):
     tool: Tool
 
 
-Event = Annotated[Union[PromptEvent, OutputEvent, ToolCallEvent], Field(discriminator="type")]
+Event = Annotated[PromptEvent | OutputEvent | ToolCallEvent, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[PromptEvent | OutputEvent | ToolCallEvent] = TypeAdapter(Event)
 EVENT_TYPES = ("prompt", "output", "tool_call")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 
-
 # Ids need uniqueness, not secrecy: `random` (seeded from os.urandom, reseeded by CPython in a
 # forked child) is several times cheaper than a syscall per id.
 _bits = random.getrandbits

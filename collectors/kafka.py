@@ -14,9 +14,10 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -171,7 +172,9 @@ class KafkaTransport:
 
     def _mark_down(self, err: KafkaError) -> None:
         if self._healthy:
-            rate_limited.warning("broker_down", "tokentrail: Kafka unreachable (%s); spooling to %s", err, self.spool.directory)
+            rate_limited.warning(
+                "broker_down", "tokentrail: Kafka unreachable (%s); spooling to %s", err, self.spool.directory
+            )
         self._healthy = False
         self._next_probe = time.monotonic() + self.settings.probe_interval
 

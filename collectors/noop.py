@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class _NoOpScope:
@@ -12,13 +13,13 @@ class _NoOpScope:
     span_id = None
     result = None
 
-    def __enter__(self) -> "_NoOpScope":
+    def __enter__(self) -> _NoOpScope:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
-    async def __aenter__(self) -> "_NoOpScope":
+    async def __aenter__(self) -> _NoOpScope:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -48,8 +48,7 @@ class KafkaSettings:
     def __post_init__(self) -> None:
         if not self.bootstrap_servers or not isinstance(self.bootstrap_servers, str):
             raise ValueError(
-                "Kafka bootstrap servers are required: pass bootstrap_servers='host:9092' "
-                f"or set {ENV_BOOTSTRAP}"
+                f"Kafka bootstrap servers are required: pass bootstrap_servers='host:9092' or set {ENV_BOOTSTRAP}"
             )
         if not self.topic:
             raise ValueError(f"Kafka topic must be a non-empty string (or set {ENV_TOPIC})")
@@ -57,7 +56,7 @@ class KafkaSettings:
             raise ValueError("spool_max_bytes must be positive")
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "KafkaSettings":
+    def from_env(cls, **overrides: object) -> KafkaSettings:
         values: dict[str, object] = {
             "bootstrap_servers": os.environ.get(ENV_BOOTSTRAP, ""),
             "topic": os.environ.get(ENV_TOPIC, DEFAULT_TOPIC),

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 
@@ -76,7 +77,7 @@ class Spool:
     def has_pending(self) -> bool:
         return self._size > 0
 
-    def claim_oldest(self) -> "Segment | None":
+    def claim_oldest(self) -> Segment | None:
         """Take the oldest replayable segment for this process, or None. Closes our own open one first."""
         with self._lock:
             self._close_open()

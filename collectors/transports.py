@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, Sequence
+from typing import IO, Any, Protocol
 
 Record = tuple[str, bytes]  # (Kafka key = trace_id, UTF-8 JSON of one event)
 
@@ -104,4 +105,3 @@ class ConsoleTransport:
 
     def stats(self) -> dict[str, Any]:
         return {"delivered": self._delivered}
-

@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ._internal import guarded, rate_limited
@@ -49,7 +49,7 @@ def format_ts(epoch_seconds: float) -> str:
     second = int(epoch_seconds)
     cached = _second
     if cached[0] != second:
-        cached = _second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
     return f"{cached[1]}{int((epoch_seconds - second) * 1000):03d}Z"
 
 
@@ -184,7 +184,7 @@ class BatchWorker:
                 event = self._queue.popleft()
                 try:
                     record = encode(event)
-                except Exception:  # noqa: BLE001 - one unencodable event must not stop the rest
+                except Exception:
                     self._count_drop("serialize_error")
                     rate_limited.warning("encode", "tokentrail: could not encode an event", exc_info=True)
                     continue
@@ -195,7 +195,7 @@ class BatchWorker:
             if batch:
                 try:
                     self.transport.export(batch)
-                except Exception:  # noqa: BLE001 - a broken transport loses the batch, counted
+                except Exception:
                     self._count_drop("transport_error", len(batch))
                     rate_limited.warning("export", "tokentrail: transport failed to export", exc_info=True)
 
@@ -211,7 +211,7 @@ class BatchWorker:
                 after_fork()
 
 
-_workers: "weakref.WeakSet[BatchWorker]" = weakref.WeakSet()
+_workers: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
 
 
 def _reinit_after_fork() -> None:

@@ -27,8 +27,20 @@ from .build import _Query, clickhouse_target
 from .catalog import dashboard
 from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 
-__all__ = ["ENV_VARS", "CHAT", "PAGER", "rule_api", "rules_api", "rules_file", "contact_points_api", "contact_points_file",
-           "policy_api", "policies_file", "panel_id", "ORG_ID"]
+__all__ = [
+    "ENV_VARS",
+    "CHAT",
+    "PAGER",
+    "rule_api",
+    "rules_api",
+    "rules_file",
+    "contact_points_api",
+    "contact_points_file",
+    "policy_api",
+    "policies_file",
+    "panel_id",
+    "ORG_ID",
+]
 
 ORG_ID = 1
 CHAT, PAGER = "tokentrail-chat", "tokentrail-pagerduty"
@@ -55,10 +67,16 @@ def panel_id(dashboard_uid: str, title: str) -> int:
 
 def _annotations(rule: Rule) -> dict[str, str]:
     labels = _label_columns(rule.sql)
-    query = "&".join(f"var-{name}={{{{ $labels.{name} }}}}" for name in ("tenant", "feature", "model") if name in labels)
-    return {"summary": rule.summary, "description": rule.description,
-            "dashboard": f"/d/{rule.dashboard}" + (f"?{query}" if query else ""),
-            "__dashboardUid__": rule.dashboard, "__panelId__": str(panel_id(rule.dashboard, rule.panel))}
+    query = "&".join(
+        f"var-{name}={{{{ $labels.{name} }}}}" for name in ("tenant", "feature", "model") if name in labels
+    )
+    return {
+        "summary": rule.summary,
+        "description": rule.description,
+        "dashboard": f"/d/{rule.dashboard}" + (f"?{query}" if query else ""),
+        "__dashboardUid__": rule.dashboard,
+        "__panelId__": str(panel_id(rule.dashboard, rule.panel)),
+    }
 
 
 def _label_columns(sql: str) -> list[str]:
@@ -69,27 +87,60 @@ def _label_columns(sql: str) -> list[str]:
 
 
 def _data_query(ref_id: str, sql: str, rule: Rule) -> ab.Query:
-    model = {**clickhouse_target(sql, table_format=True, ref_id=ref_id), "intervalMs": rule.interval_ms, "maxDataPoints": 43200}
-    return (ab.Query(ref_id).datasource_uid(DATASOURCE_UID)
-            .relative_time_range(am.RelativeTimeRange(from_val=rule.window_seconds, to=0)).model(_Query(model)))
+    model = {
+        **clickhouse_target(sql, table_format=True, ref_id=ref_id),
+        "intervalMs": rule.interval_ms,
+        "maxDataPoints": 43200,
+    }
+    return (
+        ab.Query(ref_id)
+        .datasource_uid(DATASOURCE_UID)
+        .relative_time_range(am.RelativeTimeRange(from_val=rule.window_seconds, to=0))
+        .model(_Query(model))
+    )
 
 
 def _reduce(ref_id: str, of: str) -> ab.Query:
-    return ab.Query(ref_id).datasource_uid("__expr__").model(eb.TypeReduce().ref_id(ref_id).expression(of).reducer("last"))
+    return (
+        ab.Query(ref_id).datasource_uid("__expr__").model(eb.TypeReduce().ref_id(ref_id).expression(of).reducer("last"))
+    )
 
 
 def rule_api(rule: Rule) -> dict[str, Any]:
     """One rule in the HTTP provisioning shape (POST/PUT /api/v1/provisioning/alert-rules)."""
-    threshold = (eb.TypeThreshold().ref_id("C").expression("B")
-                 .conditions([eb.ExprTypeThresholdConditions().evaluator(
-                     eb.ExprTypeThresholdConditionsEvaluator().type(rule.evaluator).params([rule.threshold]))]))
-    builder = (ab.Rule(rule.title).uid(rule.uid).org_id(ORG_ID).folder_uid(FOLDER_UID).rule_group(rule.group)
-               .condition("C").for_val(rule.for_).no_data_state(rule.no_data).exec_err_state("Error").is_paused(False)
-               .labels({**TEAM_LABELS, "severity": rule.severity, **rule.labels}).annotations(_annotations(rule))
-               .with_query(_data_query("A", rule.sql, rule)).with_query(_reduce("B", "A"))
-               .with_query(ab.Query("C").datasource_uid("__expr__").model(threshold)))
+    threshold = (
+        eb.TypeThreshold()
+        .ref_id("C")
+        .expression("B")
+        .conditions(
+            [
+                eb.ExprTypeThresholdConditions().evaluator(
+                    eb.ExprTypeThresholdConditionsEvaluator().type(rule.evaluator).params([rule.threshold])
+                )
+            ]
+        )
+    )
+    builder = (
+        ab.Rule(rule.title)
+        .uid(rule.uid)
+        .org_id(ORG_ID)
+        .folder_uid(FOLDER_UID)
+        .rule_group(rule.group)
+        .condition("C")
+        .for_val(rule.for_)
+        .no_data_state(rule.no_data)
+        .exec_err_state("Error")
+        .is_paused(False)
+        .labels({**TEAM_LABELS, "severity": rule.severity, **rule.labels})
+        .annotations(_annotations(rule))
+        .with_query(_data_query("A", rule.sql, rule))
+        .with_query(_reduce("B", "A"))
+        .with_query(ab.Query("C").datasource_uid("__expr__").model(threshold))
+    )
     for ref_id, sql in rule.extras:
-        builder = builder.with_query(_data_query(f"{ref_id}_query", sql, rule)).with_query(_reduce(ref_id, f"{ref_id}_query"))
+        builder = builder.with_query(_data_query(f"{ref_id}_query", sql, rule)).with_query(
+            _reduce(ref_id, f"{ref_id}_query")
+        )
     return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
 
 
@@ -98,7 +149,18 @@ def rules_api() -> list[dict[str, Any]]:
 
 
 def _rule_file(api: dict[str, Any]) -> dict[str, Any]:
-    keys = ("uid", "title", "condition", "data", "noDataState", "execErrState", "for", "labels", "annotations", "isPaused")
+    keys = (
+        "uid",
+        "title",
+        "condition",
+        "data",
+        "noDataState",
+        "execErrState",
+        "for",
+        "labels",
+        "annotations",
+        "isPaused",
+    )
     return {k: api[k] for k in keys if k in api}
 
 
@@ -113,16 +175,37 @@ def rules_file() -> dict[str, Any]:
 
 def _contact_points() -> list[tuple[str, ab.ContactPoint]]:
     chat = [
-        ab.ContactPoint().uid("tt-slack").name(CHAT).type("slack")
+        ab.ContactPoint()
+        .uid("tt-slack")
+        .name(CHAT)
+        .type("slack")
         .settings({"url": _env("TOKENTRAIL_SLACK_WEBHOOK_URL"), "title": '{{ template "slack.default.title" . }}'}),
-        ab.ContactPoint().uid("tt-webhook").name(CHAT).type("webhook")
+        ab.ContactPoint()
+        .uid("tt-webhook")
+        .name(CHAT)
+        .type("webhook")
         .settings({"url": _env("TOKENTRAIL_ALERT_WEBHOOK_URL"), "httpMethod": "POST"}),
-        ab.ContactPoint().uid("tt-email").name(CHAT).type("email")
+        ab.ContactPoint()
+        .uid("tt-email")
+        .name(CHAT)
+        .type("email")
         .settings({"addresses": _env("TOKENTRAIL_ALERT_EMAILS"), "singleEmail": True}),
     ]
-    pager = [ab.ContactPoint().uid("tt-pagerduty").name(PAGER).type("pagerduty")
-             .settings({"integrationKey": _env("TOKENTRAIL_PAGERDUTY_KEY"), "severity": "critical",
-                        "class": "llm-telemetry", "component": "tokentrail", "group": "{{ .CommonLabels.alertname }}"})]
+    pager = [
+        ab.ContactPoint()
+        .uid("tt-pagerduty")
+        .name(PAGER)
+        .type("pagerduty")
+        .settings(
+            {
+                "integrationKey": _env("TOKENTRAIL_PAGERDUTY_KEY"),
+                "severity": "critical",
+                "class": "llm-telemetry",
+                "component": "tokentrail",
+                "group": "{{ .CommonLabels.alertname }}",
+            }
+        )
+    ]
     return [(CHAT, c) for c in chat] + [(PAGER, p) for p in pager]
 
 
@@ -136,16 +219,33 @@ def contact_points_file() -> dict[str, Any]:
     for point in contact_points_api():
         receiver = {k: point[k] for k in ("uid", "type", "settings", "disableResolveMessage") if k in point}
         by_name.setdefault(point["name"], []).append(receiver)
-    return {"apiVersion": 1,
-            "contactPoints": [{"orgId": ORG_ID, "name": name, "receivers": receivers} for name, receivers in by_name.items()]}
+    return {
+        "apiVersion": 1,
+        "contactPoints": [
+            {"orgId": ORG_ID, "name": name, "receivers": receivers} for name, receivers in by_name.items()
+        ],
+    }
 
 
 def policy_api() -> dict[str, Any]:
     """The notification policy tree (PUT /api/v1/provisioning/policies): pages to PagerDuty, everything to chat."""
-    page = (ab.NotificationPolicy().receiver(PAGER).object_matchers([["severity", "=", "page"]])
-            .group_by(["alertname", "tenant", "trace_id"]).repeat_interval("1h").continue_val(True))
-    root = (ab.NotificationPolicy().receiver(CHAT).group_by(["grafana_folder", "alertname", "tenant"])
-            .group_wait("30s").group_interval("5m").repeat_interval("4h").routes([page]))
+    page = (
+        ab.NotificationPolicy()
+        .receiver(PAGER)
+        .object_matchers([["severity", "=", "page"]])
+        .group_by(["alertname", "tenant", "trace_id"])
+        .repeat_interval("1h")
+        .continue_val(True)
+    )
+    root = (
+        ab.NotificationPolicy()
+        .receiver(CHAT)
+        .group_by(["grafana_folder", "alertname", "tenant"])
+        .group_wait("30s")
+        .group_interval("5m")
+        .repeat_interval("4h")
+        .routes([page])
+    )
     return json.loads(json.dumps(root.build(), cls=JSONEncoder))
 
 

@@ -51,38 +51,63 @@ class Rule:
 
 def _budget(window: str, adjective: str, seconds: int) -> Rule:
     return Rule(
-        uid=f"tt-budget-{window}", title=f"Tenant over its {adjective} budget", group="spend", severity="page",
-        window_seconds=seconds, threshold=0, dashboard="tokentrail-spend", panel="Budget breaches",
+        uid=f"tt-budget-{window}",
+        title=f"Tenant over its {adjective} budget",
+        group="spend",
+        severity="page",
+        window_seconds=seconds,
+        threshold=0,
+        dashboard="tokentrail-spend",
+        panel="Budget breaches",
         sql=f"""SELECT key AS tenant, toFloat64(max(spend)) AS value
-FROM {table('budget_breaches')} FINAL
+FROM {table("budget_breaches")} FINAL
 WHERE scope = 'tenant' AND window = '{window}' AND level = 'critical' AND $__timeFilter(window_end)
 GROUP BY tenant""",
-        extras=(("budget", f"""SELECT key AS tenant, toFloat64(max(threshold)) AS value
-FROM {table('budget_breaches')} FINAL
+        extras=(
+            (
+                "budget",
+                f"""SELECT key AS tenant, toFloat64(max(threshold)) AS value
+FROM {table("budget_breaches")} FINAL
 WHERE scope = 'tenant' AND window = '{window}' AND level = 'critical' AND $__timeFilter(window_end)
-GROUP BY tenant"""),),
+GROUP BY tenant""",
+            ),
+        ),
         summary=f'Tenant {{{{ $labels.tenant }}}} spent ${{{{ printf "%.2f" $values.B.Value }}}} in a rolling {window}, '
-                f'over its ${{{{ printf "%.2f" $values.budget.Value }}}} budget',
+        f'over its ${{{{ printf "%.2f" $values.budget.Value }}}} budget',
         description="The insights job found a rolling-window spend at or above the critical budget (tokentrail --budgets). "
-                    "Check the Spend dashboard for the feature and traces driving it; halt runaway traces via the control topic.")
+        "Check the Spend dashboard for the feature and traces driving it; halt runaway traces via the control topic.",
+    )
 
 
 RULES: tuple[Rule, ...] = (
     _budget("hour", "hourly", 3600),
     _budget("day", "daily", 86400),
     Rule(
-        uid="tt-budget-warning", title="Tenant nearing its budget", group="spend", severity="warning",
-        window_seconds=3600, threshold=0, dashboard="tokentrail-spend", panel="Budget breaches",
+        uid="tt-budget-warning",
+        title="Tenant nearing its budget",
+        group="spend",
+        severity="warning",
+        window_seconds=3600,
+        threshold=0,
+        dashboard="tokentrail-spend",
+        panel="Budget breaches",
         sql=f"""SELECT key AS tenant, window AS budget_window, toFloat64(max(spend)) AS value
-FROM {table('budget_breaches')} FINAL
+FROM {table("budget_breaches")} FINAL
 WHERE scope = 'tenant' AND level = 'warning' AND $__timeFilter(window_end)
 GROUP BY tenant, budget_window""",
-        summary='Tenant {{ $labels.tenant }} passed the warning level of its {{ $labels.budget_window }} budget '
-                '(${{ printf "%.2f" $values.B.Value }} spent)',
-        description="Spend reached the warning level of the tenant's budget; the critical level pages."),
+        summary="Tenant {{ $labels.tenant }} passed the warning level of its {{ $labels.budget_window }} budget "
+        '(${{ printf "%.2f" $values.B.Value }} spent)',
+        description="Spend reached the warning level of the tenant's budget; the critical level pages.",
+    ),
     Rule(
-        uid="tt-spend-spike", title="Spend spike against trailing baseline", group="spend", severity="warning",
-        window_seconds=6 * 3600, threshold=2.0, dashboard="tokentrail-spend", panel="Cost by tenant",
+        uid="tt-spend-spike",
+        title="Spend spike against trailing baseline",
+        group="spend",
+        severity="warning",
+        window_seconds=6 * 3600,
+        threshold=2.0,
+        dashboard="tokentrail-spend",
+        panel="Cost by tenant",
         sql=f"""SELECT tenant, value FROM (
     SELECT tenant,
            toFloat64(sumIf(cost_usd, ts > {RECENT.format(minutes=20)})) AS recent_usd,
@@ -96,41 +121,70 @@ GROUP BY tenant, budget_window""",
 )""",
         summary='Tenant {{ $labels.tenant }} is spending {{ printf "%.1f" $values.B.Value }}x its trailing rate (last 20 minutes)',
         description="Spend per second over the last 20 minutes against the rate over the rest of the last 6 hours "
-                    "(at least 20 minutes of history and $0.25 recent spend). Look for a new feature, a loop or a model change."),
+        "(at least 20 minutes of history and $0.25 recent spend). Look for a new feature, a loop or a model change.",
+    ),
     Rule(
-        uid="tt-loop", title="Token-spend loop detected", group="safety", severity="page",
-        window_seconds=3600, threshold=0, dashboard="tokentrail-loops", panel="Worst traces, with evidence",
+        uid="tt-loop",
+        title="Token-spend loop detected",
+        group="safety",
+        severity="page",
+        window_seconds=3600,
+        threshold=0,
+        dashboard="tokentrail-loops",
+        panel="Worst traces, with evidence",
         sql=f"""SELECT tenant, service, feature, trace_id, kind, toFloat64(max(repeats)) AS value
-FROM {table('loop_detections')} FINAL
+FROM {table("loop_detections")} FINAL
 WHERE $__timeFilter(detected_at)
 GROUP BY tenant, service, feature, trace_id, kind""",
-        extras=(("cost_usd", f"""SELECT tenant, service, feature, trace_id, kind, toFloat64(max(cost_usd)) AS value
-FROM {table('loop_detections')} FINAL
+        extras=(
+            (
+                "cost_usd",
+                f"""SELECT tenant, service, feature, trace_id, kind, toFloat64(max(cost_usd)) AS value
+FROM {table("loop_detections")} FINAL
 WHERE $__timeFilter(detected_at)
-GROUP BY tenant, service, feature, trace_id, kind"""),
-                ("tokens", f"""SELECT tenant, service, feature, trace_id, kind, toFloat64(max(tokens)) AS value
-FROM {table('loop_detections')} FINAL
+GROUP BY tenant, service, feature, trace_id, kind""",
+            ),
+            (
+                "tokens",
+                f"""SELECT tenant, service, feature, trace_id, kind, toFloat64(max(tokens)) AS value
+FROM {table("loop_detections")} FINAL
 WHERE $__timeFilter(detected_at)
-GROUP BY tenant, service, feature, trace_id, kind""")),
-        summary='{{ $labels.kind }} loop in trace {{ $labels.trace_id }} ({{ $labels.tenant }} / {{ $labels.feature }}): '
-                '{{ printf "%.0f" $values.B.Value }} repeats, {{ printf "%.0f" $values.tokens.Value }} tokens, '
-                '${{ printf "%.4f" $values.cost_usd.Value }} burned',
+GROUP BY tenant, service, feature, trace_id, kind""",
+            ),
+        ),
+        summary="{{ $labels.kind }} loop in trace {{ $labels.trace_id }} ({{ $labels.tenant }} / {{ $labels.feature }}): "
+        '{{ printf "%.0f" $values.B.Value }} repeats, {{ printf "%.0f" $values.tokens.Value }} tokens, '
+        '${{ printf "%.4f" $values.cost_usd.Value }} burned',
         description="An agent is repeating itself with no progress. The evidence column on the Loops dashboard shows the "
-                    "repeating call; a halt signal for the trace can be sent on the control topic (kill switch)."),
+        "repeating call; a halt signal for the trace can be sent on the control topic (kill switch).",
+    ),
     Rule(
-        uid="tt-secret-in-prompt", title="Secret sent in a prompt", group="safety", severity="warning",
-        window_seconds=900, threshold=0, dashboard="tokentrail-pii", panel="Traces with secrets",
+        uid="tt-secret-in-prompt",
+        title="Secret sent in a prompt",
+        group="safety",
+        severity="warning",
+        window_seconds=900,
+        threshold=0,
+        dashboard="tokentrail-pii",
+        panel="Traces with secrets",
         sql=f"""SELECT tenant, service, feature, trace_id, toFloat64(sum(count)) AS value
-FROM {table('pii_findings')} FINAL
+FROM {table("pii_findings")} FINAL
 WHERE $__timeFilter(ts) AND is_secret = 1 AND type = 'prompt'
 GROUP BY tenant, service, feature, trace_id""",
         summary='{{ printf "%.0f" $values.B.Value }} secret(s) in a prompt of trace {{ $labels.trace_id }} '
-                '({{ $labels.tenant }} / {{ $labels.service }} / {{ $labels.feature }})',
+        "({{ $labels.tenant }} / {{ $labels.service }} / {{ $labels.feature }})",
         description="Redaction replaced a credential before storage, but the prompt itself went to the model provider: "
-                    "rotate the credential and find where it entered the prompt (user input, tool result, template)."),
+        "rotate the credential and find where it entered the prompt (user input, tool result, template).",
+    ),
     Rule(
-        uid="tt-error-rate", title="Error-rate regression", group="quality", severity="warning",
-        window_seconds=3 * 3600, threshold=0, dashboard="tokentrail-reliability", panel="Error rate by provider and model",
+        uid="tt-error-rate",
+        title="Error-rate regression",
+        group="quality",
+        severity="warning",
+        window_seconds=3 * 3600,
+        threshold=0,
+        dashboard="tokentrail-reliability",
+        panel="Error rate by provider and model",
         sql=f"""SELECT provider, model, value FROM (
     SELECT provider, model,
            countIf(ts > {RECENT.format(minutes=10)}) AS recent_calls,
@@ -144,12 +198,19 @@ GROUP BY tenant, service, feature, trace_id""",
     WHERE $__timeFilter(ts)
     GROUP BY provider, model
 )""",
-        summary='{{ $labels.provider }} / {{ $labels.model }} failing {{ humanizePercentage $values.B.Value }} of calls (last 10 minutes)',
+        summary="{{ $labels.provider }} / {{ $labels.model }} failing {{ humanizePercentage $values.B.Value }} of calls (last 10 minutes)",
         description="Error rate over the last 10 minutes is above 5% and more than 3x the rate over the previous 3 hours "
-                    "(at least 20 calls and 5 errors). Check the provider's status and the error types table."),
+        "(at least 20 calls and 5 errors). Check the provider's status and the error types table.",
+    ),
     Rule(
-        uid="tt-latency-p95", title="p95 latency regression", group="quality", severity="warning",
-        window_seconds=3 * 3600, threshold=0, dashboard="tokentrail-reliability", panel="Latency p95 by model",
+        uid="tt-latency-p95",
+        title="p95 latency regression",
+        group="quality",
+        severity="warning",
+        window_seconds=3 * 3600,
+        threshold=0,
+        dashboard="tokentrail-reliability",
+        panel="Latency p95 by model",
         sql=f"""SELECT provider, model, value FROM (
     SELECT provider, model,
            countIf(ts > {RECENT.format(minutes=10)}) AS recent_calls,
@@ -161,31 +222,52 @@ GROUP BY tenant, service, feature, trace_id""",
     GROUP BY provider, model
 )""",
         summary='{{ $labels.provider }} / {{ $labels.model }} p95 latency {{ printf "%.0f" $values.B.Value }} ms (last 10 minutes)',
-        description="p95 latency over the last 10 minutes is more than twice (and a second above) the p95 of the previous 3 hours."),
+        description="p95 latency over the last 10 minutes is more than twice (and a second above) the p95 of the previous 3 hours.",
+    ),
     Rule(
-        uid="tt-model-change", title="Silent model change", group="quality", severity="warning",
-        window_seconds=6 * 3600, threshold=0, dashboard="tokentrail-changes", panel="Changes",
+        uid="tt-model-change",
+        title="Silent model change",
+        group="quality",
+        severity="warning",
+        window_seconds=6 * 3600,
+        threshold=0,
+        dashboard="tokentrail-changes",
+        panel="Changes",
         sql=f"""SELECT tenant, feature, model, from_value, to_value, toFloat64(count()) AS value
-FROM {table('changes')} FINAL
+FROM {table("changes")} FINAL
 WHERE kind = 'response_model' AND silent AND $__timeFilter(first_seen)
 GROUP BY tenant, feature, model, from_value, to_value""",
-        summary='{{ $labels.model }} for {{ $labels.tenant }} / {{ $labels.feature }} is now served as {{ $labels.to_value }} '
-                '(was {{ $labels.from_value }})',
+        summary="{{ $labels.model }} for {{ $labels.tenant }} / {{ $labels.feature }} is now served as {{ $labels.to_value }} "
+        "(was {{ $labels.from_value }})",
         description="The provider swapped the snapshot behind the model name: outputs, cost and latency may shift. "
-                    "Compare the Variance dashboard before and after."),
+        "Compare the Variance dashboard before and after.",
+    ),
     Rule(
-        uid="tt-prompt-change", title="System prompt changed without a version bump", group="quality", severity="warning",
-        window_seconds=6 * 3600, threshold=0, dashboard="tokentrail-changes", panel="Changes",
+        uid="tt-prompt-change",
+        title="System prompt changed without a version bump",
+        group="quality",
+        severity="warning",
+        window_seconds=6 * 3600,
+        threshold=0,
+        dashboard="tokentrail-changes",
+        panel="Changes",
         sql=f"""SELECT feature, prompt_id, prompt_version, from_value, to_value, toFloat64(count()) AS value
-FROM {table('changes')} FINAL
+FROM {table("changes")} FINAL
 WHERE kind = 'system_prompt' AND silent AND $__timeFilter(first_seen)
 GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
-        summary='System prompt of {{ $labels.prompt_id }} {{ $labels.prompt_version }} ({{ $labels.feature }}) changed '
-                'without a version bump',
-        description="Two different system prompts now run under the same prompt version: evaluations and variance per version mix them."),
+        summary="System prompt of {{ $labels.prompt_id }} {{ $labels.prompt_version }} ({{ $labels.feature }}) changed "
+        "without a version bump",
+        description="Two different system prompts now run under the same prompt version: evaluations and variance per version mix them.",
+    ),
     Rule(
-        uid="tt-variance-spike", title="Output variance spike", group="quality", severity="warning",
-        window_seconds=6 * 3600, threshold=0, dashboard="tokentrail-variance", panel="Output-token CV",
+        uid="tt-variance-spike",
+        title="Output variance spike",
+        group="quality",
+        severity="warning",
+        window_seconds=6 * 3600,
+        threshold=0,
+        dashboard="tokentrail-variance",
+        panel="Output-token CV",
         sql=f"""SELECT feature, prompt_version, value FROM (
     SELECT feature, prompt_version,
            sumIf(calls, window_start >= {RECENT.format(minutes=15)}) AS recent_calls,
@@ -198,40 +280,55 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
                                          window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv_p75,
            if(recent_calls >= 60 AND baseline_calls >= 150 AND recent_cv >= 2 * baseline_cv AND recent_cv >= baseline_cv_p75 + 0.6,
               recent_cv, 0) AS value
-    FROM {table('variance')} FINAL
+    FROM {table("variance")} FINAL
     WHERE $__timeFilter(window_start)
     GROUP BY feature, prompt_version
 )""",
         summary='Output-token CV of {{ $labels.feature }} {{ $labels.prompt_version }} jumped to {{ printf "%.2f" $values.B.Value }}',
         description="Output lengths became much less consistent: the median (call-weighted) output-token CV of the 5-minute "
-                    "windows of the last 15 minutes is at least twice the median of the previous 6 hours and 0.6 above their "
-                    "upper quartile. Medians and quartiles, because one window with a single very long answer is not a "
-                    "spike, and agents whose answers alternate between short tool steps and long reports swing by nature; "
-                    "at least 60 recent and 150 earlier calls. Often a model or prompt change: "
-                    "check the Changes dashboard."),
+        "windows of the last 15 minutes is at least twice the median of the previous 6 hours and 0.6 above their "
+        "upper quartile. Medians and quartiles, because one window with a single very long answer is not a "
+        "spike, and agents whose answers alternate between short tool steps and long reports swing by nature; "
+        "at least 60 recent and 150 earlier calls. Often a model or prompt change: "
+        "check the Changes dashboard.",
+    ),
     Rule(
-        uid="tt-deadletter-rate", title="Dead-letter rate", group="pipeline", severity="warning",
-        window_seconds=600, threshold=0.05, dashboard="tokentrail-pipeline", panel="Dead letters by reason",
+        uid="tt-deadletter-rate",
+        title="Dead-letter rate",
+        group="pipeline",
+        severity="warning",
+        window_seconds=600,
+        threshold=0.05,
+        dashboard="tokentrail-pipeline",
+        panel="Dead letters by reason",
         sql=f"""SELECT if(dead + accepted >= 50, dead / (dead + accepted), 0) AS value FROM (
-    SELECT (SELECT count() FROM {table('deadletter')} FINAL WHERE $__timeFilter(received_at)) AS dead,
-           (SELECT count() FROM {table('receipts')} WHERE $__timeFilter(received_at)) AS accepted
+    SELECT (SELECT count() FROM {table("deadletter")} FINAL WHERE $__timeFilter(received_at)) AS dead,
+           (SELECT count() FROM {table("receipts")} WHERE $__timeFilter(received_at)) AS accepted
 )""",
-        summary='{{ humanizePercentage $values.B.Value }} of incoming lines went to the dead-letter table (last 10 minutes)',
+        summary="{{ humanizePercentage $values.B.Value }} of incoming lines went to the dead-letter table (last 10 minutes)",
         description="A producer is sending events the contract rejects (see reasons on the Pipeline dashboard); valid "
-                    "events keep flowing, invalid ones are kept with their reason for replay. Both sides are counted by "
-                    "arrival time; receipts without FINAL (a duplicate receipt needs the same source position inserted "
-                    "under two batch tokens, and would move a rate by nothing visible)."),
+        "events keep flowing, invalid ones are kept with their reason for replay. Both sides are counted by "
+        "arrival time; receipts without FINAL (a duplicate receipt needs the same source position inserted "
+        "under two batch tokens, and would move a rate by nothing visible).",
+    ),
     Rule(
-        uid="tt-pipeline-stalled", title="Pipeline stalled", group="pipeline", severity="page",
-        window_seconds=3600, threshold=600, dashboard="tokentrail-pipeline", panel="Seconds since the last event",
+        uid="tt-pipeline-stalled",
+        title="Pipeline stalled",
+        group="pipeline",
+        severity="page",
+        window_seconds=3600,
+        threshold=600,
+        dashboard="tokentrail-pipeline",
+        panel="Seconds since the last event",
         no_data="Alerting",
         sql=f"""SELECT toFloat64(dateDiff('second', max(received_at), ($__toTime))) AS value
-FROM {table('events')}
+FROM {table("events")}
 WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
         summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds',
         description="Nothing reached ClickHouse for 10 minutes: check the workers (consumer lag, crash loop), Kafka and "
-                    "ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
-                    "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule."),
+        "ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
+        "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule.",
+    ),
 )
 
 GROUPS = {"spend": "1m", "safety": "1m", "quality": "1m", "pipeline": "1m"}

@@ -22,11 +22,29 @@ from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .spec import (ALL_SENTINEL, DATASOURCE_TYPE, DATASOURCE_UID, DATABASE, FILTER_VARIABLES, GRAFANA_VERSION,
-                   Annotation, Dashboard, Panel)
+from .spec import (
+    ALL_SENTINEL,
+    DATABASE,
+    DATASOURCE_TYPE,
+    DATASOURCE_UID,
+    FILTER_VARIABLES,
+    GRAFANA_VERSION,
+    Annotation,
+    Dashboard,
+    Panel,
+)
 
-__all__ = ["SDK_VERSION", "sdk_check", "build_dashboard", "clickhouse_target", "variable_query", "to_json", "DATASOURCE",
-           "MAX_DATA_POINTS", "MIN_INTERVAL"]
+__all__ = [
+    "SDK_VERSION",
+    "sdk_check",
+    "build_dashboard",
+    "clickhouse_target",
+    "variable_query",
+    "to_json",
+    "DATASOURCE",
+    "MAX_DATA_POINTS",
+    "MIN_INTERVAL",
+]
 
 SDK_VERSION = f"1769699379!{GRAFANA_VERSION}.0"  # grafana-foundation-sdk build for the Grafana schema we target
 DATASOURCE = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
@@ -39,8 +57,10 @@ def sdk_check() -> None:
     """Refuse to generate with an SDK built for another Grafana schema: the files would silently change."""
     installed = version("grafana-foundation-sdk")
     if installed != SDK_VERSION:
-        raise RuntimeError(f"grafana-foundation-sdk {installed} is installed, but the dashboards target Grafana "
-                           f"{GRAFANA_VERSION}: pip install 'grafana-foundation-sdk=={SDK_VERSION}'")
+        raise RuntimeError(
+            f"grafana-foundation-sdk {installed} is installed, but the dashboards target Grafana "
+            f"{GRAFANA_VERSION}: pip install 'grafana-foundation-sdk=={SDK_VERSION}'"
+        )
 
 
 class _Query(cogbuilder.Builder[UnknownDataquery]):
@@ -55,9 +75,15 @@ class _Query(cogbuilder.Builder[UnknownDataquery]):
 
 def clickhouse_target(sql: str, *, table_format: bool, ref_id: str = "A") -> dict[str, Any]:
     """The plugin's query model (v4): raw SQL editor, time series (format 0) or table (format 1)."""
-    return {"refId": ref_id, "datasource": {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}, "editorType": "sql",
-            "queryType": "table" if table_format else "timeseries", "format": 1 if table_format else 0,
-            "pluginVersion": "4.x", "rawSql": sql}
+    return {
+        "refId": ref_id,
+        "datasource": {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID},
+        "editorType": "sql",
+        "queryType": "table" if table_format else "timeseries",
+        "format": 1 if table_format else 0,
+        "pluginVersion": "4.x",
+        "rawSql": sql,
+    }
 
 
 def variable_query(name: str) -> str:
@@ -66,34 +92,64 @@ def variable_query(name: str) -> str:
 
 
 def _filter_variable(name: str) -> db.QueryVariable:
-    return (db.QueryVariable(name).label(name.capitalize()).datasource(DATASOURCE)
-            .query(variable_query(name)).multi(True).include_all(True).all_value(ALL_SENTINEL)
-            .current(dm.VariableOption(selected=True, text="All", value="$__all"))
-            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC))
+    return (
+        db.QueryVariable(name)
+        .label(name.capitalize())
+        .datasource(DATASOURCE)
+        .query(variable_query(name))
+        .multi(True)
+        .include_all(True)
+        .all_value(ALL_SENTINEL)
+        .current(dm.VariableOption(selected=True, text="All", value="$__all"))
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
 
 
 def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
-    return (db.TextBoxVariable(name).label(label).default_value(default)
-            .current(dm.VariableOption(selected=True, text=default, value=default)))
+    return (
+        db.TextBoxVariable(name)
+        .label(label)
+        .default_value(default)
+        .current(dm.VariableOption(selected=True, text=default, value=default))
+    )
 
 
 def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder:
     target = _Query(clickhouse_target(spec.sql, table_format=spec.shape != "timeseries"))
     if spec.kind == "stat":
-        builder = (stat.Panel().graph_mode(common.BigValueGraphMode.NONE)
-                   .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/")))
+        builder = (
+            stat.Panel()
+            .graph_mode(common.BigValueGraphMode.NONE)
+            .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/"))
+        )
     elif spec.kind == "table":
         builder = table.Panel().filterable(True)
     else:
-        builder = (timeseries.Panel().line_width(1).fill_opacity(25 if spec.stack else 10)
-                   .legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
-                           .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs(["sum", "max"])))
+        builder = (
+            timeseries.Panel()
+            .line_width(1)
+            .fill_opacity(25 if spec.stack else 10)
+            .legend(
+                cb.VizLegendOptions()
+                .display_mode(common.LegendDisplayMode.TABLE)
+                .placement(common.LegendPlacement.BOTTOM)
+                .show_legend(True)
+                .calcs(["sum", "max"])
+            )
+        )
         if spec.stack:
-            builder = (builder.draw_style(common.GraphDrawStyle.BARS)
-                       .stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A")))
+            builder = builder.draw_style(common.GraphDrawStyle.BARS).stacking(
+                cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A")
+            )
         builder = builder.interval(MIN_INTERVAL).max_data_points(MAX_DATA_POINTS)
-    builder = (builder.id(panel_id).title(spec.title).datasource(DATASOURCE).with_target(target)
-               .grid_pos(dm.GridPos(h=spec.height, w=spec.width, x=x, y=y)))
+    builder = (
+        builder.id(panel_id)
+        .title(spec.title)
+        .datasource(DATASOURCE)
+        .with_target(target)
+        .grid_pos(dm.GridPos(h=spec.height, w=spec.width, x=x, y=y))
+    )
     if spec.description:
         builder = builder.description(spec.description)
     if spec.unit:
@@ -105,7 +161,9 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder:
 
 def _annotation(spec: Annotation) -> db.AnnotationQuery:
     target = _Query(clickhouse_target(spec.sql, table_format=True, ref_id="Anno"))
-    return db.AnnotationQuery().name(spec.name).datasource(DATASOURCE).enable(True).icon_color(spec.color).target(target)
+    return (
+        db.AnnotationQuery().name(spec.name).datasource(DATASOURCE).enable(True).icon_color(spec.color).target(target)
+    )
 
 
 def layout(panels: tuple[Panel, ...]) -> list[tuple[Panel, int, int]]:
@@ -120,11 +178,21 @@ def layout(panels: tuple[Panel, ...]) -> list[tuple[Panel, int, int]]:
     return placed
 
 
-def build_dashboard(spec: Dashboard, annotations: tuple[Annotation, ...] = (), links: list[tuple[str, str]] = ()) -> dict[str, Any]:
+def build_dashboard(
+    spec: Dashboard, annotations: tuple[Annotation, ...] = (), links: list[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """The dashboard JSON Grafana provisions from a file (dashboard model, not the HTTP envelope)."""
-    builder = (db.Dashboard(spec.title).uid(spec.uid).description(spec.description).tags(list(spec.tags))
-               .time(spec.time_from, "now").refresh("1m").timezone("utc").editable()
-               .tooltip(dm.DashboardCursorSync.CROSSHAIR))
+    builder = (
+        db.Dashboard(spec.title)
+        .uid(spec.uid)
+        .description(spec.description)
+        .tags(list(spec.tags))
+        .time(spec.time_from, "now")
+        .refresh("1m")
+        .timezone("utc")
+        .editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+    )
     for name in spec.variables:
         if name not in FILTER_VARIABLES:
             raise ValueError(f"{spec.uid}: unknown variable {name}")
@@ -134,8 +202,9 @@ def build_dashboard(spec: Dashboard, annotations: tuple[Annotation, ...] = (), l
     for annotation in (*spec.annotations, *annotations):
         builder = builder.annotation(_annotation(annotation))
     for title, uid in links:
-        builder = builder.link(db.DashboardLink(title).type(dm.DashboardLinkType.LINK).url(f"/d/{uid}")
-                               .include_vars(True).keep_time(True))
+        builder = builder.link(
+            db.DashboardLink(title).type(dm.DashboardLinkType.LINK).url(f"/d/{uid}").include_vars(True).keep_time(True)
+        )
     for panel_id, (panel, x, y) in enumerate(layout(spec.panels), start=1):
         builder = builder.with_panel(_panel(panel, panel_id, x, y))
     return json.loads(json.dumps(builder.build(), cls=JSONEncoder))

@@ -11,13 +11,15 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tokentrail", description="Grafana dashboards and alert rules for tokentrail.")
+    parser = argparse.ArgumentParser(
+        prog="tokentrail", description="Grafana dashboards and alert rules for tokentrail."
+    )
     groups = parser.add_subparsers(dest="group", required=True)
 
     dashboards = groups.add_parser("dashboards", help="Grafana provisioning files and push")
@@ -34,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = groups.add_parser("alerts", help="alert rules")
     sub = alerts.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="evaluate every alert rule against ClickHouse and print what would fire")
-    check.add_argument("--clickhouse", metavar="DSN", help="http(s)://user:pass@host:8123 or chdb:///path "
-                                                          "(default: $TOKENTRAIL_CLICKHOUSE_URL, else ./.tokentrail/clickhouse)")
+    check.add_argument(
+        "--clickhouse",
+        metavar="DSN",
+        help="http(s)://user:pass@host:8123 or chdb:///path "
+        "(default: $TOKENTRAIL_CLICKHOUSE_URL, else ./.tokentrail/clickhouse)",
+    )
     check.add_argument("--at", metavar="TIME", help="evaluate as of this ISO-8601 time (default: now)")
     check.add_argument("--json", action="store_true", help="print the firing alerts as JSON")
     check.add_argument("--fail-on-firing", action="store_true", help="exit 1 when any alert fires")
@@ -76,7 +82,7 @@ def _at(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--at expects an ISO-8601 time like 2026-11-20T10:00:00Z, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -84,12 +90,26 @@ def _check(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate_alerts, render_alerts
 
-    now = _at(args.at) or datetime.now(timezone.utc)
+    now = _at(args.at) or datetime.now(UTC)
     client = connect(args.clickhouse)
     alerts = evaluate_alerts(client, now)
     if args.json:
-        json.dump([{"uid": a.uid, "title": a.title, "severity": a.severity, "labels": a.labels,
-                    "annotations": a.annotations, "values": a.values} for a in alerts], sys.stdout, indent=2, sort_keys=True)
+        json.dump(
+            [
+                {
+                    "uid": a.uid,
+                    "title": a.title,
+                    "severity": a.severity,
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "values": a.values,
+                }
+                for a in alerts
+            ],
+            sys.stdout,
+            indent=2,
+            sort_keys=True,
+        )
         sys.stdout.write("\n")
     else:
         print(render_alerts(alerts, now), end="")

@@ -16,48 +16,83 @@ PII = Dashboard(
     uid="tokentrail-pii",
     title="tokentrail / PII and secrets",
     description="What redaction replaced before anything was stored, by entity type, service and where it was found "
-                "(prompt, output, tool call). A secret in a prompt means a credential reached a model provider.",
+    "(prompt, output, tool call). A secret in a prompt means a credential reached a model provider.",
     panels=(
-        Panel(title="Findings in range", kind="stat", shape="stat", width=24, height=5,
-              sql=f"""SELECT sum(count) AS findings, sumIf(count, is_secret = 1) AS secrets,
+        Panel(
+            title="Findings in range",
+            kind="stat",
+            shape="stat",
+            width=24,
+            height=5,
+            sql=f"""SELECT sum(count) AS findings, sumIf(count, is_secret = 1) AS secrets,
        uniqExact(trace_id) AS traces, uniqExactIf(trace_id, is_secret = 1 AND type = 'prompt') AS traces_with_secret_in_prompt
 FROM {PII_TABLE}
-WHERE {PII_FILTER}"""),
-        Panel(title="Findings by entity", stack=True, unit="short", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, entity, sum(count) AS findings
+WHERE {PII_FILTER}""",
+        ),
+        Panel(
+            title="Findings by entity",
+            stack=True,
+            unit="short",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, entity, sum(count) AS findings
 FROM {PII_TABLE}
 WHERE {PII_FILTER}
 GROUP BY time, entity
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Findings by service", stack=True, unit="short", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, service, sum(count) AS findings
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Findings by service",
+            stack=True,
+            unit="short",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, service, sum(count) AS findings
 FROM {PII_TABLE}
 WHERE {PII_FILTER}
 GROUP BY time, service
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Secrets by where they were found", stack=True, unit="short", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, type AS found_in, sum(count) AS secrets
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Secrets by where they were found",
+            stack=True,
+            unit="short",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, type AS found_in, sum(count) AS secrets
 FROM {PII_TABLE}
 WHERE {PII_FILTER} AND is_secret = 1
 GROUP BY time, found_in
-ORDER BY time""", shape="timeseries"),
-        Panel(title="By entity and service", kind="table", shape="table", width=12,
-              sql=f"""SELECT entity, service, if(max(is_secret) = 1, 'secret', 'pii') AS class, sum(count) AS findings,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="By entity and service",
+            kind="table",
+            shape="table",
+            width=12,
+            sql=f"""SELECT entity, service, if(max(is_secret) = 1, 'secret', 'pii') AS class, sum(count) AS findings,
        uniqExact(trace_id) AS traces, max(ts) AS last_seen
 FROM {PII_TABLE}
 WHERE {PII_FILTER}
 GROUP BY entity, service
-ORDER BY findings DESC"""),
-        Panel(title="Traces with secrets", kind="table", shape="table", width=24, height=10,
-              description="Where to start an incident: which trace, which tenant and feature, which kinds of secret.",
-              sql=f"""SELECT trace_id, tenant, service, feature,
+ORDER BY findings DESC""",
+        ),
+        Panel(
+            title="Traces with secrets",
+            kind="table",
+            shape="table",
+            width=24,
+            height=10,
+            description="Where to start an incident: which trace, which tenant and feature, which kinds of secret.",
+            sql=f"""SELECT trace_id, tenant, service, feature,
        arrayStringConcat(groupUniqArray(entity), ', ') AS entities, groupUniqArray(type) AS found_in,
        sum(count) AS secrets, min(ts) AS first_seen
 FROM {PII_TABLE}
 WHERE {PII_FILTER} AND is_secret = 1
 GROUP BY trace_id, tenant, service, feature
 ORDER BY first_seen DESC
-LIMIT 100"""),
+LIMIT 100""",
+        ),
     ),
 )
 
@@ -72,73 +107,122 @@ PIPELINE = Dashboard(
     uid="tokentrail-pipeline",
     title="tokentrail / Pipeline health",
     description="Throughput, dead letters by reason, end-to-end lag and what the detectors are doing. Throughput is "
-                "by event time (the events table's key), dead letters by arrival; neither carries a tenant.",
+    "by event time (the events table's key), dead letters by arrival; neither carries a tenant.",
     time_from="now-1h",
     panels=(
-        Panel(title="Seconds since the last event", kind="stat", shape="stat", unit="s", width=8, height=5,
-              description="Ingest clock of the newest stored event (among events stamped in the last hour): a worker "
-                          "that stopped consuming shows here first.",
-              sql=f"""SELECT dateDiff('second', max(received_at), ($__toTime)) AS seconds_since_last_event
-FROM {RECENT_EVENTS}"""),
-        Panel(title="Dead-letter share", kind="stat", shape="stat", unit="percentunit", width=8, height=5,
-              sql=f"""SELECT dead / greatest(dead + accepted, 1) AS deadletter_share FROM (
+        Panel(
+            title="Seconds since the last event",
+            kind="stat",
+            shape="stat",
+            unit="s",
+            width=8,
+            height=5,
+            description="Ingest clock of the newest stored event (among events stamped in the last hour): a worker "
+            "that stopped consuming shows here first.",
+            sql=f"""SELECT dateDiff('second', max(received_at), ($__toTime)) AS seconds_since_last_event
+FROM {RECENT_EVENTS}""",
+        ),
+        Panel(
+            title="Dead-letter share",
+            kind="stat",
+            shape="stat",
+            unit="percentunit",
+            width=8,
+            height=5,
+            sql=f"""SELECT dead / greatest(dead + accepted, 1) AS deadletter_share FROM (
     SELECT (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at)) AS dead,
            (SELECT count() FROM {EVENTS} WHERE $__timeFilter(ts)) AS accepted
-)"""),
-        Panel(title="Events in range", kind="stat", shape="stat", unit="short", width=8, height=5,
-              sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs, countIf(type = 'tool_call') AS tool_calls
+)""",
+        ),
+        Panel(
+            title="Events in range",
+            kind="stat",
+            shape="stat",
+            unit="short",
+            width=8,
+            height=5,
+            sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs, countIf(type = 'tool_call') AS tool_calls
 FROM {EVENTS}
-WHERE {filters('tenant', 'service', 'feature', 'model')}"""),
-        Panel(title="Events per second", unit="reqps", width=12,
-              description="Accepted events by type (event time) and dead letters (arrival time), per second.",
-              sql=f"""SELECT time, series, value FROM (
+WHERE {filters("tenant", "service", "feature", "model")}""",
+        ),
+        Panel(
+            title="Events per second",
+            unit="reqps",
+            width=12,
+            description="Accepted events by type (event time) and dead letters (arrival time), per second.",
+            sql=f"""SELECT time, series, value FROM (
     SELECT $__timeInterval(ts) AS time, toString(type) AS series, count() / ($__interval_s) AS value
     FROM {EVENTS} WHERE $__timeFilter(ts) GROUP BY time, series
     UNION ALL
     SELECT $__timeInterval(received_at) AS time, 'dead letter' AS series, count() / ($__interval_s) AS value
     FROM {DEADLETTER} WHERE $__timeFilter(received_at) GROUP BY time
 )
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Dead letters by reason", stack=True, unit="short", width=12,
-              sql=f"""SELECT $__timeInterval(received_at) AS time, reason, count() AS dead_letters
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Dead letters by reason",
+            stack=True,
+            unit="short",
+            width=12,
+            sql=f"""SELECT $__timeInterval(received_at) AS time, reason, count() AS dead_letters
 FROM {DEADLETTER}
 WHERE $__timeFilter(received_at)
 GROUP BY time, reason
-ORDER BY time""", shape="timeseries"),
-        Panel(title="End-to-end lag p50 / p95", unit="ms", width=12,
-              description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker. No FINAL: a "
-                          "re-delivered copy has its own lag and belongs in the distribution.",
-              sql=f"""SELECT $__timeInterval(ts) AS time,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="End-to-end lag p50 / p95",
+            unit="ms",
+            width=12,
+            description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker. No FINAL: a "
+            "re-delivered copy has its own lag and belongs in the distribution.",
+            sql=f"""SELECT $__timeInterval(ts) AS time,
        quantile(0.5)(dateDiff('millisecond', ts, received_at)) AS lag_p50,
        quantile(0.95)(dateDiff('millisecond', ts, received_at)) AS lag_p95
-FROM {table('calls')}
-WHERE {filters('tenant', 'service', 'feature', 'model')}
+FROM {table("calls")}
+WHERE {filters("tenant", "service", "feature", "model")}
 GROUP BY time
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Detector activity", stack=True, unit="short", width=12,
-              description="Rows written by each detector, on the ingest clock.",
-              sql=f"""SELECT time, detector, value FROM (
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Detector activity",
+            stack=True,
+            unit="short",
+            width=12,
+            description="Rows written by each detector, on the ingest clock.",
+            sql=f"""SELECT time, detector, value FROM (
     SELECT $__timeInterval(received_at) AS time, 'loops' AS detector, count() AS value
-    FROM {table('loop_detections')} FINAL WHERE $__timeFilter(received_at) GROUP BY time
+    FROM {table("loop_detections")} FINAL WHERE $__timeFilter(received_at) GROUP BY time
     UNION ALL
     SELECT $__timeInterval(received_at) AS time, 'pii' AS detector, count() AS value
-    FROM {table('pii_findings')} FINAL WHERE $__timeFilter(received_at) GROUP BY time
+    FROM {table("pii_findings")} FINAL WHERE $__timeFilter(received_at) GROUP BY time
     UNION ALL
     SELECT $__timeInterval(detected_at) AS time, 'changes' AS detector, count() AS value
-    FROM {table('changes')} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
+    FROM {table("changes")} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
     UNION ALL
     SELECT $__timeInterval(detected_at) AS time, 'budget breaches' AS detector, count() AS value
-    FROM {table('budget_breaches')} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
+    FROM {table("budget_breaches")} FINAL WHERE $__timeFilter(detected_at) GROUP BY time
     UNION ALL
     SELECT $__timeInterval(computed_at) AS time, 'variance windows' AS detector, count() AS value
-    FROM {table('variance')} FINAL WHERE $__timeFilter(computed_at) GROUP BY time
+    FROM {table("variance")} FINAL WHERE $__timeFilter(computed_at) GROUP BY time
 )
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Latest dead letters", kind="table", shape="table", width=24, height=10,
-              sql=f"""SELECT received_at, reason, field, detail, source, substring(payload, 1, 200) AS payload_start
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Latest dead letters",
+            kind="table",
+            shape="table",
+            width=24,
+            height=10,
+            sql=f"""SELECT received_at, reason, field, detail, source, substring(payload, 1, 200) AS payload_start
 FROM {DEADLETTER}
 WHERE $__timeFilter(received_at)
 ORDER BY received_at DESC
-LIMIT 100"""),
+LIMIT 100""",
+        ),
     ),
 )

@@ -18,59 +18,102 @@ RELIABILITY = Dashboard(
     title="tokentrail / Reliability",
     description="Calls, errors, latency, time to first token and finish reasons per provider and model.",
     panels=(
-        Panel(title="Calls in range", kind="stat", shape="stat", width=24, height=5,
-              sql=f"""SELECT count() AS calls, countIf(status = 'error') AS errors,
+        Panel(
+            title="Calls in range",
+            kind="stat",
+            shape="stat",
+            width=24,
+            height=5,
+            sql=f"""SELECT count() AS calls, countIf(status = 'error') AS errors,
        countIf(status = 'error') / greatest(count(), 1) AS error_rate,
        quantile(0.95)(latency_ms) AS latency_p95_ms
 FROM {CALLS}
-WHERE {CALL_FILTER}"""),
-        Panel(title="Calls by model", stack=True, unit="short", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, model, count() AS calls
+WHERE {CALL_FILTER}""",
+        ),
+        Panel(
+            title="Calls by model",
+            stack=True,
+            unit="short",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, model, count() AS calls
 FROM {CALLS}
 WHERE {CALL_FILTER}
 GROUP BY time, model
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Error rate by provider and model", unit="percentunit", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, concat(provider, ' / ', model) AS provider_model,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Error rate by provider and model",
+            unit="percentunit",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, concat(provider, ' / ', model) AS provider_model,
        countIf(status = 'error') / count() AS error_rate
 FROM {CALLS}
 WHERE {CALL_FILTER}
 GROUP BY time, provider_model
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Latency p50 / p95 / p99", unit="ms", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Latency p50 / p95 / p99",
+            unit="ms",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time,
        quantile(0.5)(latency_ms) AS p50, quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms) AS p99
 FROM {CALLS}
 WHERE {CALL_FILTER}
 GROUP BY time
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Latency p95 by model", unit="ms", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, model, quantile(0.95)(latency_ms) AS latency_p95
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Latency p95 by model",
+            unit="ms",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, model, quantile(0.95)(latency_ms) AS latency_p95
 FROM {CALLS}
 WHERE {CALL_FILTER}
 GROUP BY time, model
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Time to first token p50 / p95 by model", unit="ms", width=12,
-              sql=f"""SELECT $__timeInterval(ts) AS time, model,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Time to first token p50 / p95 by model",
+            unit="ms",
+            width=12,
+            sql=f"""SELECT $__timeInterval(ts) AS time, model,
        quantile(0.5)(ttft_ms) AS ttft_p50, quantile(0.95)(ttft_ms) AS ttft_p95
 FROM {CALLS}
 WHERE {CALL_FILTER} AND ttft_ms IS NOT NULL
 GROUP BY time, model
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Finish reasons", stack=True, unit="short", width=12,
-              description="'length' means truncated output; 'error' a failed call; 'tool_calls' an agent step.",
-              sql=f"""SELECT $__timeInterval(ts) AS time, finish_reason, count() AS calls
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Finish reasons",
+            stack=True,
+            unit="short",
+            width=12,
+            description="'length' means truncated output; 'error' a failed call; 'tool_calls' an agent step.",
+            sql=f"""SELECT $__timeInterval(ts) AS time, finish_reason, count() AS calls
 FROM {CALLS}
 WHERE {CALL_FILTER}
 GROUP BY time, finish_reason
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Errors by provider, model and type", kind="table", shape="table", width=24,
-              sql=f"""SELECT provider, model, error_type, count() AS errors, max(ts) AS last_seen
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Errors by provider, model and type",
+            kind="table",
+            shape="table",
+            width=24,
+            sql=f"""SELECT provider, model, error_type, count() AS errors, max(ts) AS last_seen
 FROM {CALLS}
 WHERE {CALL_FILTER} AND status = 'error'
 GROUP BY provider, model, error_type
 ORDER BY errors DESC
-LIMIT 50"""),
+LIMIT 50""",
+        ),
     ),
 )
 
@@ -79,13 +122,19 @@ VARIANCE_FILTER = filters("tenant", "feature", "model", time="window_start")
 
 
 def _variance_metric(title: str, expression: str, unit: str, description: str) -> Panel:
-    return Panel(title=title, unit=unit, width=12, description=description,
-                 sql=f"""SELECT $__timeInterval(window_start) AS time, concat(feature, ' ', prompt_version) AS feature_version,
+    return Panel(
+        title=title,
+        unit=unit,
+        width=12,
+        description=description,
+        sql=f"""SELECT $__timeInterval(window_start) AS time, concat(feature, ' ', prompt_version) AS feature_version,
        {expression} AS value
 FROM {VARIANCE_TABLE}
 WHERE {VARIANCE_FILTER}
 GROUP BY time, feature_version
-ORDER BY time""", shape="timeseries")
+ORDER BY time""",
+        shape="timeseries",
+    )
 
 
 def _weighted(column: str) -> str:
@@ -97,26 +146,44 @@ VARIANCE = Dashboard(
     uid="tokentrail-variance",
     title="tokentrail / Variance",
     description="How consistent the outputs are per feature and prompt version: similarity (1 = every answer the same), "
-                "distinct-output ratio and the coefficient of variation of output tokens, per 5-minute window.",
+    "distinct-output ratio and the coefficient of variation of output tokens, per 5-minute window.",
     panels=(
-        _variance_metric("Output similarity", _weighted("similarity"), "percentunit",
-                         "Mean pairwise MinHash similarity of outputs: a sudden drop means answers diverged."),
-        _variance_metric("Distinct-output ratio", _weighted("distinct_output_ratio"), "percentunit",
-                         "Distinct normalised outputs / calls."),
-        _variance_metric("Output-token CV", _weighted("output_tokens_cv"), "short",
-                         "Standard deviation / mean of output tokens: length instability."),
+        _variance_metric(
+            "Output similarity",
+            _weighted("similarity"),
+            "percentunit",
+            "Mean pairwise MinHash similarity of outputs: a sudden drop means answers diverged.",
+        ),
+        _variance_metric(
+            "Distinct-output ratio",
+            _weighted("distinct_output_ratio"),
+            "percentunit",
+            "Distinct normalised outputs / calls.",
+        ),
+        _variance_metric(
+            "Output-token CV",
+            _weighted("output_tokens_cv"),
+            "short",
+            "Standard deviation / mean of output tokens: length instability.",
+        ),
         _variance_metric("Calls measured", "sum(calls)", "short", "Calls behind each point: small windows are noisy."),
-        Panel(title="By feature, prompt version and model", kind="table", shape="table", width=24, height=10,
-              sql=f"""SELECT feature, prompt_version, model, sum(calls) AS total_calls,
-       {_weighted('similarity')} AS similarity,
-       {_weighted('distinct_output_ratio')} AS distinct_output_ratio,
-       {_weighted('output_tokens_cv')} AS output_tokens_cv,
+        Panel(
+            title="By feature, prompt version and model",
+            kind="table",
+            shape="table",
+            width=24,
+            height=10,
+            sql=f"""SELECT feature, prompt_version, model, sum(calls) AS total_calls,
+       {_weighted("similarity")} AS similarity,
+       {_weighted("distinct_output_ratio")} AS distinct_output_ratio,
+       {_weighted("output_tokens_cv")} AS output_tokens_cv,
        sum(output_tokens_mean * calls) / sum(calls) AS output_tokens_mean,
        max(window_start) AS last_window
 FROM {VARIANCE_TABLE}
 WHERE {VARIANCE_FILTER}
 GROUP BY feature, prompt_version, model
-ORDER BY feature, prompt_version, model"""),
+ORDER BY feature, prompt_version, model""",
+        ),
     ),
 )
 
@@ -138,25 +205,44 @@ CHANGES = Dashboard(
     uid="tokentrail-changes",
     title="tokentrail / Changes",
     description="Silent changes: a provider serving a new snapshot under the same model name, a system prompt edited "
-                "without a version bump, and announced prompt-version bumps. Also drawn as annotations on every dashboard.",
+    "without a version bump, and announced prompt-version bumps. Also drawn as annotations on every dashboard.",
     panels=(
-        Panel(title="Changes in range", kind="stat", shape="stat", width=24, height=5,
-              sql=f"""SELECT count() AS changes, countIf(silent) AS silent,
+        Panel(
+            title="Changes in range",
+            kind="stat",
+            shape="stat",
+            width=24,
+            height=5,
+            sql=f"""SELECT count() AS changes, countIf(silent) AS silent,
        countIf(kind = 'response_model') AS model_changes, countIf(kind != 'response_model') AS prompt_changes
 FROM {CHANGES_TABLE}
-WHERE {CHANGE_FILTER}"""),
-        Panel(title="Changes", kind="table", shape="table", width=24, height=10,
-              sql=f"""SELECT first_seen, kind, if(silent, 'silent', 'announced') AS how, tenant, feature, model,
+WHERE {CHANGE_FILTER}""",
+        ),
+        Panel(
+            title="Changes",
+            kind="table",
+            shape="table",
+            width=24,
+            height=10,
+            sql=f"""SELECT first_seen, kind, if(silent, 'silent', 'announced') AS how, tenant, feature, model,
        prompt_id, prompt_version, from_value, to_value, detected_at
 FROM {CHANGES_TABLE}
 WHERE {CHANGE_FILTER}
 ORDER BY first_seen DESC
-LIMIT 200"""),
-        Panel(title="Changes over time", kind="timeseries", stack=True, unit="short", width=24,
-              sql=f"""SELECT $__timeInterval(first_seen) AS time, kind, count() AS changes
+LIMIT 200""",
+        ),
+        Panel(
+            title="Changes over time",
+            kind="timeseries",
+            stack=True,
+            unit="short",
+            width=24,
+            sql=f"""SELECT $__timeInterval(first_seen) AS time, kind, count() AS changes
 FROM {CHANGES_TABLE}
 WHERE {CHANGE_FILTER}
 GROUP BY time, kind
-ORDER BY time""", shape="timeseries"),
+ORDER BY time""",
+            shape="timeseries",
+        ),
     ),
 )

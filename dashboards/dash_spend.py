@@ -22,79 +22,139 @@ FROM {CALLS}
 WHERE {filters(*ALL4)}
 GROUP BY time, {column}
 ORDER BY time""",
-        shape="timeseries", unit="currencyUSD", stack=True, width=8)
+        shape="timeseries",
+        unit="currencyUSD",
+        stack=True,
+        width=8,
+    )
 
 
 SPEND = Dashboard(
     uid="tokentrail-spend",
     title="tokentrail / Spend",
     description="Cost by tenant, feature and model; burn rate against budget; the most expensive traces; "
-                "usage nobody is paying list price for (unpriced models) and what prompt caching saves.",
+    "usage nobody is paying list price for (unpriced models) and what prompt caching saves.",
     textboxes=(("hourly_budget_usd", "Hourly budget (USD)", "5"),),
     panels=(
-        Panel(title="Spend in range", kind="stat", shape="stat", unit="currencyUSD", width=6, height=5,
-              sql=f"""SELECT sum(cost_usd) AS cost_usd, count() AS calls
+        Panel(
+            title="Spend in range",
+            kind="stat",
+            shape="stat",
+            unit="currencyUSD",
+            width=6,
+            height=5,
+            sql=f"""SELECT sum(cost_usd) AS cost_usd, count() AS calls
 FROM {CALLS}
-WHERE {filters(*ALL4)}"""),
-        Panel(title="Unpriced calls", kind="stat", shape="stat", width=6, height=5,
-              description="Calls on models with no price (self-hosted, or missing from the price data): their cost is unknown, not zero.",
-              sql=f"""SELECT countIf(NOT priced) AS unpriced_calls, sumIf(input_tokens + output_tokens, NOT priced) AS unpriced_tokens
+WHERE {filters(*ALL4)}""",
+        ),
+        Panel(
+            title="Unpriced calls",
+            kind="stat",
+            shape="stat",
+            width=6,
+            height=5,
+            description="Calls on models with no price (self-hosted, or missing from the price data): their cost is unknown, not zero.",
+            sql=f"""SELECT countIf(NOT priced) AS unpriced_calls, sumIf(input_tokens + output_tokens, NOT priced) AS unpriced_tokens
 FROM {CALLS}
-WHERE {filters(*ALL4)}"""),
-        Panel(title="Input served from cache", kind="stat", shape="stat", unit="percentunit", width=6, height=5,
-              description="Share of input tokens billed at the provider's cached rate.",
-              sql=f"""SELECT sum(cached_input_tokens) / greatest(sum(input_tokens), 1) AS cached_share
+WHERE {filters(*ALL4)}""",
+        ),
+        Panel(
+            title="Input served from cache",
+            kind="stat",
+            shape="stat",
+            unit="percentunit",
+            width=6,
+            height=5,
+            description="Share of input tokens billed at the provider's cached rate.",
+            sql=f"""SELECT sum(cached_input_tokens) / greatest(sum(input_tokens), 1) AS cached_share
 FROM {CALLS}
-WHERE {filters(*ALL4)}"""),
-        Panel(title="Cached input tokens", kind="stat", shape="stat", unit="short", width=6, height=5,
-              description="Input tokens served from the provider's prompt cache (billed at a discount, typically 50-90% off).",
-              sql=f"""SELECT sum(cached_input_tokens) AS cached_input_tokens
+WHERE {filters(*ALL4)}""",
+        ),
+        Panel(
+            title="Cached input tokens",
+            kind="stat",
+            shape="stat",
+            unit="short",
+            width=6,
+            height=5,
+            description="Input tokens served from the provider's prompt cache (billed at a discount, typically 50-90% off).",
+            sql=f"""SELECT sum(cached_input_tokens) AS cached_input_tokens
 FROM {CALLS}
-WHERE {filters(*ALL4)}"""),
+WHERE {filters(*ALL4)}""",
+        ),
         _spend_by("tenant"),
         _spend_by("feature"),
         _spend_by("model"),
-        Panel(title="Burn rate against hourly budget", unit="percentunit", width=12,
-              description="Spend per hour at each interval's pace, as a share of the 'Hourly budget' variable: above 100% "
-                          "the tenant will overrun its hourly budget if the pace holds.",
-              sql=f"""SELECT $__timeInterval(ts) AS time, tenant,
+        Panel(
+            title="Burn rate against hourly budget",
+            unit="percentunit",
+            width=12,
+            description="Spend per hour at each interval's pace, as a share of the 'Hourly budget' variable: above 100% "
+            "the tenant will overrun its hourly budget if the pace holds.",
+            sql=f"""SELECT $__timeInterval(ts) AS time, tenant,
        sum(cost_usd) * 3600 / ($__interval_s) / greatest(toFloat64OrZero(${{hourly_budget_usd:sqlstring}}), 0.000001) AS budget_share
 FROM {CALLS}
 WHERE {filters(*ALL4)}
 GROUP BY time, tenant
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Budget breaches", kind="table", shape="table", width=12, min_rows=1,
-              description="Episodes where a rolling hour/day window reached a budget (from the insights job; configure with --budgets).",
-              sql=f"""SELECT window_end, scope, key, window, level, spend, threshold
-FROM {table('budget_breaches')} FINAL
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Budget breaches",
+            kind="table",
+            shape="table",
+            width=12,
+            min_rows=1,
+            description="Episodes where a rolling hour/day window reached a budget (from the insights job; configure with --budgets).",
+            sql=f"""SELECT window_end, scope, key, window, level, spend, threshold
+FROM {table("budget_breaches")} FINAL
 WHERE $__timeFilter(window_end)
-  AND (scope != 'tenant' OR {var_in('tenant', 'key')})
-  AND (scope != 'feature' OR {var_in('feature', 'key')})
+  AND (scope != 'tenant' OR {var_in("tenant", "key")})
+  AND (scope != 'feature' OR {var_in("feature", "key")})
 ORDER BY window_end DESC
-LIMIT 100"""),
-        Panel(title="Top traces by cost", kind="table", shape="table", width=24, height=10,
-              sql=f"""SELECT trace_id, tenant, feature, count() AS calls,
+LIMIT 100""",
+        ),
+        Panel(
+            title="Top traces by cost",
+            kind="table",
+            shape="table",
+            width=24,
+            height=10,
+            sql=f"""SELECT trace_id, tenant, feature, count() AS calls,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd,
        min(ts) AS started, max(ts) AS ended
 FROM {CALLS}
 WHERE {filters(*ALL4)}
 GROUP BY trace_id, tenant, feature
 ORDER BY cost_usd DESC
-LIMIT 25"""),
-        Panel(title="Unpriced usage", width=12, unit="short", stack=True,
-              description="Tokens on models without a price, by model: add them to the price overrides file.",
-              sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(input_tokens + output_tokens) AS tokens
+LIMIT 25""",
+        ),
+        Panel(
+            title="Unpriced usage",
+            width=12,
+            unit="short",
+            stack=True,
+            description="Tokens on models without a price, by model: add them to the price overrides file.",
+            sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(input_tokens + output_tokens) AS tokens
 FROM {CALLS}
 WHERE {filters(*ALL4)} AND NOT priced
 GROUP BY time, model
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Cached-token savings", width=12, unit="short", stack=True,
-              description="Input tokens served from cache per interval, by model: each one billed at the cached rate, not the full rate.",
-              sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(cached_input_tokens) AS cached_tokens
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Cached-token savings",
+            width=12,
+            unit="short",
+            stack=True,
+            description="Input tokens served from cache per interval, by model: each one billed at the cached rate, not the full rate.",
+            sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(cached_input_tokens) AS cached_tokens
 FROM {CALLS}
 WHERE {filters(*ALL4)} AND cached_input_tokens > 0
 GROUP BY time, model
-ORDER BY time""", shape="timeseries"),
+ORDER BY time""",
+            shape="timeseries",
+        ),
     ),
 )
 
@@ -106,45 +166,80 @@ LOOPS = Dashboard(
     uid="tokentrail-loops",
     title="tokentrail / Loops",
     description="Token-spend loops: agents repeating the same tool call, cycle, prompt or output with no progress. "
-                "Each row is one (trace, kind), updated as the loop keeps burning.",
+    "Each row is one (trace, kind), updated as the loop keeps burning.",
     panels=(
-        Panel(title="Loops in range", kind="stat", shape="stat", width=24, height=5,
-              sql=f"""SELECT count() AS loops, uniqExact(trace_id) AS traces, sum(tokens) AS tokens_burned,
+        Panel(
+            title="Loops in range",
+            kind="stat",
+            shape="stat",
+            width=24,
+            height=5,
+            sql=f"""SELECT count() AS loops, uniqExact(trace_id) AS traces, sum(tokens) AS tokens_burned,
        sum(cost_usd) AS cost_burned_usd
 FROM {LOOPS_TABLE}
-WHERE {LOOP_FILTER}"""),
-        Panel(title="Detections by kind", stack=True, width=12, unit="short",
-              sql=f"""SELECT $__timeInterval(detected_at) AS time, kind, count() AS detections
+WHERE {LOOP_FILTER}""",
+        ),
+        Panel(
+            title="Detections by kind",
+            stack=True,
+            width=12,
+            unit="short",
+            sql=f"""SELECT $__timeInterval(detected_at) AS time, kind, count() AS detections
 FROM {LOOPS_TABLE}
 WHERE {LOOP_FILTER}
 GROUP BY time, kind
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Tokens burned in loops", stack=True, width=12, unit="short",
-              sql=f"""SELECT $__timeInterval(detected_at) AS time, tenant, sum(tokens) AS tokens
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Tokens burned in loops",
+            stack=True,
+            width=12,
+            unit="short",
+            sql=f"""SELECT $__timeInterval(detected_at) AS time, tenant, sum(tokens) AS tokens
 FROM {LOOPS_TABLE}
 WHERE {LOOP_FILTER}
 GROUP BY time, tenant
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Cost burned in loops", stack=True, width=12, unit="currencyUSD",
-              sql=f"""SELECT $__timeInterval(detected_at) AS time, feature, sum(cost_usd) AS cost_usd
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Cost burned in loops",
+            stack=True,
+            width=12,
+            unit="currencyUSD",
+            sql=f"""SELECT $__timeInterval(detected_at) AS time, feature, sum(cost_usd) AS cost_usd
 FROM {LOOPS_TABLE}
 WHERE {LOOP_FILTER}
 GROUP BY time, feature
-ORDER BY time""", shape="timeseries"),
-        Panel(title="Loops by feature", kind="table", shape="table", width=12,
-              sql=f"""SELECT tenant, feature, kind, count() AS loops, sum(repeats) AS repeats, sum(tokens) AS tokens,
+ORDER BY time""",
+            shape="timeseries",
+        ),
+        Panel(
+            title="Loops by feature",
+            kind="table",
+            shape="table",
+            width=12,
+            sql=f"""SELECT tenant, feature, kind, count() AS loops, sum(repeats) AS repeats, sum(tokens) AS tokens,
        sum(cost_usd) AS cost_usd
 FROM {LOOPS_TABLE}
 WHERE {LOOP_FILTER}
 GROUP BY tenant, feature, kind
-ORDER BY cost_usd DESC, tokens DESC"""),
-        Panel(title="Worst traces, with evidence", kind="table", shape="table", width=24, height=12,
-              description="The repeating pattern as the detector saw it: the evidence column is what on-call reads first.",
-              sql=f"""SELECT trace_id, tenant, service, feature, kind, repeats, tokens, cost_usd, events_in_trace,
+ORDER BY cost_usd DESC, tokens DESC""",
+        ),
+        Panel(
+            title="Worst traces, with evidence",
+            kind="table",
+            shape="table",
+            width=24,
+            height=12,
+            description="The repeating pattern as the detector saw it: the evidence column is what on-call reads first.",
+            sql=f"""SELECT trace_id, tenant, service, feature, kind, repeats, tokens, cost_usd, events_in_trace,
        first_seen, detected_at, if(halt = 1, 'halt sent', '') AS halt, evidence
 FROM {LOOPS_TABLE}
 WHERE {LOOP_FILTER}
 ORDER BY cost_usd DESC, tokens DESC
-LIMIT 50"""),
+LIMIT 50""",
+        ),
     ),
 )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from .alerting import rule_api
 from .alerts import RULES, Rule
@@ -108,7 +109,7 @@ def evaluate_rule(client: Any, rule: Rule, now: datetime) -> list[FiringAlert]:
 
 def evaluate_alerts(client: Any, now: datetime | None = None, rules: Iterable[Rule] = RULES) -> list[FiringAlert]:
     """Every firing instance of every rule at `now` (default: the wall clock), pages first."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     alerts = [alert for r in rules for alert in evaluate_rule(client, r, now)]
     return sorted(alerts, key=lambda a: (a.severity != "page", a.uid, sorted(a.labels.items())))
 
@@ -156,7 +157,7 @@ def render_template(template: str, labels: dict[str, str], values: dict[str, flo
 
 def render_alerts(alerts: list[FiringAlert], now: datetime | None = None, per_rule: int = 5) -> str:
     """Terminal rendering for `alerts check` and the end of `tokentrail demo` (at most `per_rule` instances each)."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     if not alerts:
         return f"\nAlerts that would fire at {stamp}: none\n"
     lines = [f"\nAlerts that would fire at {stamp}: {len(alerts)}"]

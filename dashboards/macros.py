@@ -25,12 +25,22 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
-__all__ = ["TimeRange", "VariableValue", "ALL", "MacroError", "expand_macros", "interpolate_variables",
-           "round_interval_ms", "panel_interval_ms", "render", "MACRO_NAMES"]
+__all__ = [
+    "TimeRange",
+    "VariableValue",
+    "ALL",
+    "MacroError",
+    "expand_macros",
+    "interpolate_variables",
+    "round_interval_ms",
+    "panel_interval_ms",
+    "render",
+    "MACRO_NAMES",
+]
 
 ALL = "$__all"  # Grafana's internal value for an "All" selection
 
@@ -102,8 +112,15 @@ def _builtins(time_range: TimeRange | None, interval_ms: int | None) -> dict[str
     out: dict[str, str] = {}
     if time_range is not None:
         span = time_range.to_ms - time_range.from_ms
-        out.update({"__from": str(time_range.from_ms), "__to": str(time_range.to_ms), "__range_ms": str(span),
-                    "__range_s": str(span // 1000), "__range": f"{span // 1000}s"})
+        out.update(
+            {
+                "__from": str(time_range.from_ms),
+                "__to": str(time_range.to_ms),
+                "__range_ms": str(span),
+                "__range_s": str(span // 1000),
+                "__range": f"{span // 1000}s",
+            }
+        )
     if interval_ms is not None:
         out.update({"__interval_ms": str(interval_ms), "__interval": _interval_text(interval_ms)})
     return out
@@ -116,8 +133,13 @@ def _interval_text(ms: int) -> str:
     return f"{ms}ms"
 
 
-def interpolate_variables(sql: str, variables: Mapping[str, VariableValue], *, time_range: TimeRange | None = None,
-                          interval_ms: int | None = None) -> str:
+def interpolate_variables(
+    sql: str,
+    variables: Mapping[str, VariableValue],
+    *,
+    time_range: TimeRange | None = None,
+    interval_ms: int | None = None,
+) -> str:
     """Grafana's templateSrv.replace: unknown names (and the plugin's own macros) are left alone."""
     builtins = _builtins(time_range, interval_ms)
 
@@ -136,7 +158,9 @@ def interpolate_variables(sql: str, variables: Mapping[str, VariableValue], *, t
             # Grafana's default for a multi-value without a format is a glob; queries here always name one.
             fmt = "glob" if len(values) != 1 else "raw"
         if fmt not in _FORMATS:
-            raise MacroError(f"variable format {fmt!r} is not supported by this expander (use singlequote, sqlstring, csv, raw)")
+            raise MacroError(
+                f"variable format {fmt!r} is not supported by this expander (use singlequote, sqlstring, csv, raw)"
+            )
         return _FORMATS[fmt](values)
 
     return _VARIABLE.sub(replace, sql)
@@ -154,7 +178,7 @@ def _dt64(ts: datetime) -> str:
 
 
 def _date(ts: datetime) -> str:
-    return f"toDate('{ts.astimezone(timezone.utc):%Y-%m-%d}')"
+    return f"toDate('{ts.astimezone(UTC):%Y-%m-%d}')"
 
 
 @dataclass(frozen=True)
@@ -173,6 +197,7 @@ def _range_filter(fmt: Callable[[datetime], str]) -> Callable[[_Query, list[str]
     def macro(q: _Query, args: list[str]) -> str:
         column = _one(args, "timeFilter")
         return f"{column} >= {fmt(q.time_range.start)} AND {column} <= {fmt(q.time_range.end)}"
+
     return macro
 
 
@@ -181,8 +206,10 @@ def _date_time_filter(q: _Query, args: list[str]) -> str:
         raise MacroError(f"$__dateTimeFilter: expected 2 arguments, received {len(args)}")
     date, time_ = args
     r = q.time_range
-    return (f"({date} >= {_date(r.start)} AND {date} <= {_date(r.end)}) AND "
-            f"({time_} >= {_dt(r.start)} AND {time_} <= {_dt(r.end)})")
+    return (
+        f"({date} >= {_date(r.start)} AND {date} <= {_date(r.end)}) AND "
+        f"({time_} >= {_dt(r.start)} AND {time_} <= {_dt(r.end)})"
+    )
 
 
 def _seconds(q: _Query) -> int:
@@ -190,7 +217,7 @@ def _seconds(q: _Query) -> int:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # The plugin's Macros map, plus sqlds' DefaultMacros for names the plugin does not define.
@@ -204,9 +231,13 @@ _MACROS: dict[str, Callable[[_Query, list[str]], str]] = {
     "dateFilter": _range_filter(_date),
     "dateTimeFilter": _date_time_filter,
     "dt": _date_time_filter,
-    "timeInterval": lambda q, a: f"toStartOfInterval(toDateTime({_one(a, 'timeInterval')}), INTERVAL {_seconds(q)} second)",
-    "timeInterval_ms": lambda q, a: (f"toStartOfInterval(toDateTime64({_one(a, 'timeInterval_ms')}, 3), "
-                                     f"INTERVAL {int(max(q.interval_ms, 1))} millisecond)"),
+    "timeInterval": lambda q, a: (
+        f"toStartOfInterval(toDateTime({_one(a, 'timeInterval')}), INTERVAL {_seconds(q)} second)"
+    ),
+    "timeInterval_ms": lambda q, a: (
+        f"toStartOfInterval(toDateTime64({_one(a, 'timeInterval_ms')}, 3), "
+        f"INTERVAL {int(max(q.interval_ms, 1))} millisecond)"
+    ),
     "interval_s": lambda q, a: str(_seconds(q)),
     "timeFrom": lambda q, a: f"{_one(a, 'timeFrom')} >= '{_iso(q.time_range.start)}'",
     "timeTo": lambda q, a: f"{_one(a, 'timeTo')} <= '{_iso(q.time_range.end)}'",
@@ -221,7 +252,7 @@ def _matches(sql: str, name: str) -> list[tuple[str, str | None]]:
     """sqlutil.getMacroMatches: (matched text, raw argument string or None) for each occurrence."""
     found = []
     for m in re.finditer(r"\$__" + re.escape(name) + r"\b", sql):
-        rest, depth, arg_start, end = sql[m.start():], 0, 0, 0
+        rest, depth, arg_start, end = sql[m.start() :], 0, 0, 0
         for idx, ch in enumerate(rest):
             if depth == 0 and end > 0:
                 break
@@ -237,19 +268,22 @@ def _matches(sql: str, name: str) -> list[tuple[str, str | None]]:
         if end == 0:
             found.append((rest[: m.end() - m.start()], None))
         else:
-            found.append((rest[:end], rest[arg_start: end - 1] if arg_start else None))
+            found.append((rest[:end], rest[arg_start : end - 1] if arg_start else None))
     return found
 
 
-def expand_macros(sql: str, time_range: TimeRange, interval_ms: int = 1000, *, strict: bool = True,
-                  order: Iterable[str] | None = None) -> str:
+def expand_macros(
+    sql: str, time_range: TimeRange, interval_ms: int = 1000, *, strict: bool = True, order: Iterable[str] | None = None
+) -> str:
     """sqlutil.Interpolate with the plugin's macros. `strict` refuses SQL that a no-argument macro swallows."""
     query = _Query(time_range, interval_ms)
     for name in order or MACRO_NAMES:
         for text, raw_args in _matches(sql, name):
             if strict and name in _NO_ARGS and raw_args is not None:
-                raise MacroError(f"$__{name} takes no arguments, but Grafana's macro matcher would treat {text!r} as its "
-                                 f"call and replace all of it; put a ')' before the next '(' (e.g. wrap it: ($__{name}))")
+                raise MacroError(
+                    f"$__{name} takes no arguments, but Grafana's macro matcher would treat {text!r} as its "
+                    f"call and replace all of it; put a ')' before the next '(' (e.g. wrap it: ($__{name}))"
+                )
             args = [a.strip() for a in raw_args.split(",")] if raw_args is not None else []
             sql = sql.replace(text, _MACROS[name](query, args))
     if strict and "$__" in sql:
@@ -260,11 +294,33 @@ def expand_macros(sql: str, time_range: TimeRange, interval_ms: int = 1000, *, s
 
 # -- intervals ----------------------------------------------------------------------------------
 
-_ROUND = ((15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1500, 1000), (3500, 2000),
-          (7500, 5000), (12500, 10000), (17500, 15000), (25000, 20000), (45000, 30000), (90000, 60000),
-          (450000, 300000), (900000, 600000), (1200000, 900000), (1800000, 1200000), (3600000, 1800000),
-          (7200000, 3600000), (21600000, 10800000), (86400000, 43200000), (604800000, 86400000),
-          (2592000000, 604800000), (31536000000, 2592000000))
+_ROUND = (
+    (15, 10),
+    (35, 20),
+    (75, 50),
+    (150, 100),
+    (350, 200),
+    (750, 500),
+    (1500, 1000),
+    (3500, 2000),
+    (7500, 5000),
+    (12500, 10000),
+    (17500, 15000),
+    (25000, 20000),
+    (45000, 30000),
+    (90000, 60000),
+    (450000, 300000),
+    (900000, 600000),
+    (1200000, 900000),
+    (1800000, 1200000),
+    (3600000, 1800000),
+    (7200000, 3600000),
+    (21600000, 10800000),
+    (86400000, 43200000),
+    (604800000, 86400000),
+    (2592000000, 604800000),
+    (31536000000, 2592000000),
+)
 
 
 def round_interval_ms(interval: float) -> int:
@@ -281,8 +337,14 @@ def panel_interval_ms(time_range: TimeRange, max_data_points: int, min_interval_
     return max(round_interval_ms(raw), min_interval_ms)
 
 
-def render(sql: str, time_range: TimeRange, interval_ms: int, variables: Mapping[str, VariableValue] | None = None,
-           *, strict: bool = True) -> str:
+def render(
+    sql: str,
+    time_range: TimeRange,
+    interval_ms: int,
+    variables: Mapping[str, VariableValue] | None = None,
+    *,
+    strict: bool = True,
+) -> str:
     """Both passes: what ClickHouse would receive from Grafana for this query."""
     if variables is not None:
         sql = interpolate_variables(sql, variables, time_range=time_range, interval_ms=interval_ms)

@@ -57,21 +57,48 @@ def datasource_file() -> dict[str, Any]:
     Grafana and ClickHouse share the compose network; a TLS deployment sets port 8443 and
     `secure: true` here (an unset `$__env` would be an empty string the plugin cannot parse).
     """
-    return {"apiVersion": 1, "datasources": [{
-        "name": DATASOURCE_NAME, "uid": DATASOURCE_UID, "type": DATASOURCE_TYPE, "access": "proxy", "editable": False,
-        "isDefault": True,
-        "jsonData": {"host": "$__env{CLICKHOUSE_HOST}", "port": "$__env{CLICKHOUSE_HTTP_PORT}", "protocol": "http",
-                     "secure": False, "username": "$__env{GRAFANA_CLICKHOUSE_USER}", "defaultDatabase": DATABASE,
-                     "dialTimeout": "10", "queryTimeout": "60"},
-        "secureJsonData": {"password": "$__env{GRAFANA_CLICKHOUSE_PASSWORD}"},
-    }]}
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": DATASOURCE_NAME,
+                "uid": DATASOURCE_UID,
+                "type": DATASOURCE_TYPE,
+                "access": "proxy",
+                "editable": False,
+                "isDefault": True,
+                "jsonData": {
+                    "host": "$__env{CLICKHOUSE_HOST}",
+                    "port": "$__env{CLICKHOUSE_HTTP_PORT}",
+                    "protocol": "http",
+                    "secure": False,
+                    "username": "$__env{GRAFANA_CLICKHOUSE_USER}",
+                    "defaultDatabase": DATABASE,
+                    "dialTimeout": "10",
+                    "queryTimeout": "60",
+                },
+                "secureJsonData": {"password": "$__env{GRAFANA_CLICKHOUSE_PASSWORD}"},
+            }
+        ],
+    }
 
 
 def provider_file() -> dict[str, Any]:
-    return {"apiVersion": 1, "providers": [{
-        "name": "tokentrail", "orgId": 1, "folder": FOLDER_TITLE, "type": "file", "disableDeletion": True,
-        "allowUiUpdates": False, "updateIntervalSeconds": 60, "options": {"path": DASHBOARDS_PATH_IN_GRAFANA},
-    }]}
+    return {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "tokentrail",
+                "orgId": 1,
+                "folder": FOLDER_TITLE,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 60,
+                "options": {"path": DASHBOARDS_PATH_IN_GRAFANA},
+            }
+        ],
+    }
 
 
 def generate() -> dict[str, str]:

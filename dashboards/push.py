@@ -14,8 +14,9 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .alerting import ENV_VARS, contact_points_api, policy_api, rules_api
 from .alerts import GROUPS
@@ -41,12 +42,14 @@ class MissingEnvironment(ValueError):
 def substitute_env(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
     """Replace `$__env{X}` / `${X}` in every string of a JSON-like value; collect unset names in `missing`."""
     if isinstance(value, str):
+
         def repl(m: re.Match) -> str:
             name = m.group(1) or m.group(2)
             if name not in env:
                 missing.add(name)
                 return ""
             return env[name]
+
         return _ENV_REF.sub(repl, value)
     if isinstance(value, list):
         return [substitute_env(v, env, missing) for v in value]
@@ -61,8 +64,11 @@ class PushReport:
     updated: list[str] = field(default_factory=list)
 
     def render(self) -> str:
-        return (f"pushed to Grafana: {len(self.created)} created, {len(self.updated)} updated\n"
-                + "".join(f"  created {x}\n" for x in self.created) + "".join(f"  updated {x}\n" for x in self.updated))
+        return (
+            f"pushed to Grafana: {len(self.created)} created, {len(self.updated)} updated\n"
+            + "".join(f"  created {x}\n" for x in self.created)
+            + "".join(f"  updated {x}\n" for x in self.updated)
+        )
 
 
 def _status(exc: Exception) -> int | None:
@@ -93,9 +99,10 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
     points = [substitute_env(p, env, missing) for p in contact_points_api()]
     if missing:
         known = {**DATASOURCE_ENV, **ENV_VARS}
-        raise MissingEnvironment("set these environment variables before pushing: "
-                                 + "; ".join(f"{name} ({known.get(name, 'referenced by a provisioning file')})"
-                                             for name in sorted(missing)))
+        raise MissingEnvironment(
+            "set these environment variables before pushing: "
+            + "; ".join(f"{name} ({known.get(name, 'referenced by a provisioning file')})" for name in sorted(missing))
+        )
     report = PushReport()
     alerting = api.alertingprovisioning
 
@@ -114,8 +121,14 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
         report.created.append(f"datasource {datasource['uid']}")
 
     for uid, dashboard in built_dashboards().items():
-        api.dashboard.update_dashboard({"dashboard": {**dashboard, "id": None}, "folderUid": FOLDER_UID, "overwrite": True,
-                                        "message": "tokentrail dashboards push"})
+        api.dashboard.update_dashboard(
+            {
+                "dashboard": {**dashboard, "id": None},
+                "folderUid": FOLDER_UID,
+                "overwrite": True,
+                "message": "tokentrail dashboards push",
+            }
+        )
         report.updated.append(f"dashboard {uid}")
 
     existing = {p.get("uid") for p in alerting.get_contactpoints() or []}
@@ -140,8 +153,11 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
             report.created.append(f"alert rule {rule['uid']}")
     for group, interval in GROUPS.items():
         members = [r for r in rules if r["ruleGroup"] == group]
-        alerting.update_rule_group(FOLDER_UID, group, {"title": group, "folderUid": FOLDER_UID,
-                                                       "interval": _seconds(interval), "rules": members})
+        alerting.update_rule_group(
+            FOLDER_UID,
+            group,
+            {"title": group, "folderUid": FOLDER_UID, "interval": _seconds(interval), "rules": members},
+        )
         report.updated.append(f"rule group {group} ({interval})")
     return report
 

@@ -6,9 +6,10 @@ against 10M calls), so both exercise exactly the SQL that Grafana would send.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .build import MAX_DATA_POINTS, MIN_INTERVAL_MS, variable_query
 from .macros import ALL, TimeRange, VariableValue, panel_interval_ms, render
@@ -25,7 +26,9 @@ class Selection:
     values: Mapping[str, tuple[str, ...]] | None = None
     textboxes: Mapping[str, str] | None = None
 
-    def variables(self, dashboard: Dashboard, options: Mapping[str, list[str]] | None = None) -> dict[str, VariableValue]:
+    def variables(
+        self, dashboard: Dashboard, options: Mapping[str, list[str]] | None = None
+    ) -> dict[str, VariableValue]:
         out: dict[str, VariableValue] = {}
         chosen = self.values or {}
         for name in dashboard.variables:
@@ -39,7 +42,7 @@ class Selection:
 
 def last(duration: timedelta, now: datetime | None = None) -> TimeRange:
     """Grafana's `now-<duration>` to `now`."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return TimeRange(now - duration, now)
 
 
@@ -49,7 +52,9 @@ def panel_interval(panel: Panel, time_range: TimeRange) -> int:
     return panel_interval_ms(time_range, MAX_DATA_POINTS)
 
 
-def panel_sql(dashboard: Dashboard, panel: Panel, selection: Selection, options: Mapping[str, list[str]] | None = None) -> str:
+def panel_sql(
+    dashboard: Dashboard, panel: Panel, selection: Selection, options: Mapping[str, list[str]] | None = None
+) -> str:
     """The SQL ClickHouse receives for this panel under this selection."""
     interval = panel_interval(panel, selection.time_range)
     return render(panel.sql, selection.time_range, interval, selection.variables(dashboard, options))
@@ -69,8 +74,13 @@ class PanelResult:
     sql: str
 
 
-def run_panel(client: Any, dashboard: Dashboard, panel: Panel, selection: Selection,
-              options: Mapping[str, list[str]] | None = None) -> PanelResult:
+def run_panel(
+    client: Any,
+    dashboard: Dashboard,
+    panel: Panel,
+    selection: Selection,
+    options: Mapping[str, list[str]] | None = None,
+) -> PanelResult:
     sql = panel_sql(dashboard, panel, selection, options)
     result = client.query(sql)
     types = [t.name for t in result.column_types]

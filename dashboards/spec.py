@@ -14,9 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DATASOURCE_UID", "DATASOURCE_TYPE", "DATASOURCE_NAME", "FOLDER_UID", "FOLDER_TITLE", "DATABASE",
-           "GRAFANA_VERSION", "ALL_SENTINEL", "FILTER_VARIABLES", "Panel", "Dashboard", "Annotation", "filters", "var_in", "table",
-           "Shape"]
+__all__ = [
+    "DATASOURCE_UID",
+    "DATASOURCE_TYPE",
+    "DATASOURCE_NAME",
+    "FOLDER_UID",
+    "FOLDER_TITLE",
+    "DATABASE",
+    "GRAFANA_VERSION",
+    "ALL_SENTINEL",
+    "FILTER_VARIABLES",
+    "Panel",
+    "Dashboard",
+    "Annotation",
+    "filters",
+    "var_in",
+    "table",
+    "Shape",
+]
 
 GRAFANA_VERSION = "11.6"  # what compose.yaml must run; the SDK build is pinned to the same schema
 DATASOURCE_UID = "tokentrail-clickhouse"

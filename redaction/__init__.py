@@ -12,16 +12,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .config import (DEFAULT_ENTITIES, DEFAULT_THRESHOLDS, NER_ENTITIES, OPTIONAL_ENTITIES, PII_ENTITIES,
-                     SECRET_ENTITIES, RedactionConfig)
+from .config import (
+    DEFAULT_ENTITIES,
+    DEFAULT_THRESHOLDS,
+    NER_ENTITIES,
+    OPTIONAL_ENTITIES,
+    PII_ENTITIES,
+    SECRET_ENTITIES,
+    RedactionConfig,
+)
 from .settings import config_from_env, load_key
 
 if TYPE_CHECKING:
     from .redactor import Redactor
 
 __all__ = [
-    "Redactor", "RedactionConfig", "load_key", "build_redactor", "config_from_env",
-    "DEFAULT_ENTITIES", "DEFAULT_THRESHOLDS", "PII_ENTITIES", "NER_ENTITIES", "SECRET_ENTITIES",
+    "Redactor",
+    "RedactionConfig",
+    "load_key",
+    "build_redactor",
+    "config_from_env",
+    "DEFAULT_ENTITIES",
+    "DEFAULT_THRESHOLDS",
+    "PII_ENTITIES",
+    "NER_ENTITIES",
+    "SECRET_ENTITIES",
     "OPTIONAL_ENTITIES",
 ]
 
@@ -36,8 +51,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_redactor(*, allow_ephemeral_key: bool = False, config: RedactionConfig | None = None,
-                   key: bytes | None = None) -> Redactor:
+def build_redactor(
+    *, allow_ephemeral_key: bool = False, config: RedactionConfig | None = None, key: bytes | None = None
+) -> Redactor:
     """A Redactor configured from the environment (or with `key`, one already loaded). Raises
     ValueError (saying the fix) when the key or the configuration is missing or wrong: a worker
     must not start without redaction."""

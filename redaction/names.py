@@ -18,12 +18,22 @@ __all__ = ["ner_findings", "context_findings", "pii_key_entity", "pii_value_fits
 
 NER_PRIORITY = 20
 # spaCy labels -> Presidio entities (Presidio's mapping, plus FAC: streets and buildings).
-NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
-              "ORG": "ORGANIZATION", "NORP": "NRP", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+NER_LABELS = {
+    "PERSON": "PERSON",
+    "PER": "PERSON",
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+    "FAC": "LOCATION",
+    "ORG": "ORGANIZATION",
+    "NORP": "NRP",
+    "DATE": "DATE_TIME",
+    "TIME": "DATE_TIME",
+}
 _TOKEN_RE = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}>$")
 
 # Names spaCy's small English model tags as PERSON/LOCATION in technical text; never personal.
-TECH_TERMS = frozenset("""
+TECH_TERMS = frozenset(
+    """
 openai anthropic claude sonnet haiku opus gemini gpt llama mistral mixtral gemma qwen deepseek grok
 cohere bedrock vertex azure aws gcp kafka redis postgres postgresql mysql sqlite clickhouse grafana
 prometheus kubernetes docker python java rust golang node nodejs react django flask fastapi pydantic
@@ -36,14 +46,16 @@ cloudflare heroku supabase firebase twilio sendgrid mailgun shopify salesforce h
 intercom notion linear figma vscode copilot cursor chatgpt bard
 ups usps dhl fedex dpd royal mail hermes gls tnt
 starter pro plus premium enterprise basic free business team teams
-""".split())
+""".split()
+)
 _IDENTIFIER = re.compile(r"[A-Za-z][-_]?\d|\d[-_]?[A-Za-z]{1,}\d|\d[-_][A-Za-z]")
 _CODE_CHARS = re.compile(r"[_/\\=<>{}\[\]@#$%|`*~^]|://|\w\.\w|\(\)")
 
 
 # Capitalised words the small model tags as names at the start of an instruction or after a
 # status code ("Summarise this:", "403 Forbidden"); the forms of address that open a letter.
-NOT_NAMES = frozenset("""
+NOT_NAMES = frozenset(
+    """
 summarise summarize translate explain classify extract rewrite write draft list describe generate answer
 respond reply check fix review refactor please thanks thank hello hi hey dear regards best cheers
 forbidden unauthorized accepted created found gone conflict error warning note todo fixme info debug
@@ -51,7 +63,8 @@ critical fatal success failed pending status result output input user assistant 
 customer customers team support sir madam all everyone the a an this that our your my we they
 password refund order orders invoice payment account login feature request shipping delivery tracking
 subscription billing plan ticket issue bug
-""".split())
+""".split()
+)
 # Lowercase words allowed inside a name or an address: "Rue de Rivoli", "Ludwig van Beethoven".
 _PARTICLES = frozenset("de da di du del della van von der den la le bin al ter of upon on y".split())
 
@@ -99,34 +112,45 @@ def ner_findings(doc, offset: int, entities: frozenset[str], thresholds: dict[st
 
 # Tool arguments name their fields: {"customer_name": ..., "shipping_address": ..., "phone": ...}.
 # The key says what the value is even where no recognizer could (a lowercase name, a bare number).
-_PERSON_NAMES = (r"(?:(?:customer|contact|full|first|last|given|family|middle|display|account[_-]?holder"
-                 r"|card[_-]?holder|holder|recipient|sender|patient|employee|person|owner|billing|shipping"
-                 r"|legal|maiden)[_-]?name|firstname|lastname|surname|fullname)")
-_LOCATION_NAMES = (r"(?:(?:(?:shipping|billing|home|street|postal|mailing|delivery|residential|customer)[_-]?)?"
-                   r"(?:address(?:[_-]?line[_-]?\d)?|street|city|town|postcode|postal[_-]?code|zip(?:[_-]?code)?))")
+_PERSON_NAMES = (
+    r"(?:(?:customer|contact|full|first|last|given|family|middle|display|account[_-]?holder"
+    r"|card[_-]?holder|holder|recipient|sender|patient|employee|person|owner|billing|shipping"
+    r"|legal|maiden)[_-]?name|firstname|lastname|surname|fullname)"
+)
+_LOCATION_NAMES = (
+    r"(?:(?:(?:shipping|billing|home|street|postal|mailing|delivery|residential|customer)[_-]?)?"
+    r"(?:address(?:[_-]?line[_-]?\d)?|street|city|town|postcode|postal[_-]?code|zip(?:[_-]?code)?))"
+)
 _PHONE_NAMES = r"(?:(?:[a-z0-9]+[_-])?(?:phone|mobile|cell|tel|telephone|fax)(?:[_-]?(?:number|no))?)"
 _PERSON_KEY = re.compile(rf"(?i)^{_PERSON_NAMES}$")
 _LOCATION_KEY = re.compile(rf"(?i)^{_LOCATION_NAMES}$")
 _PHONE_KEY = re.compile(rf"(?i)^{_PHONE_NAMES}$")
-_KV_TEXT = re.compile(rf"""(?i)(?<![\w.-])({_PERSON_NAMES}|{_LOCATION_NAMES}|{_PHONE_NAMES})["']?[ \t]*[:=][ \t]*"""
-                      r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))""")
+_KV_TEXT = re.compile(
+    rf"""(?i)(?<![\w.-])({_PERSON_NAMES}|{_LOCATION_NAMES}|{_PHONE_NAMES})["']?[ \t]*[:=][ \t]*"""
+    r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))"""
+)
 _KV_CUT = re.compile(r"\s+[\w.-]+[:=]|\s{2,}|\s+\(")  # the next key=value on a log line
 _NAME_WORD = r"[A-Z][a-zà-ÿ'’-]+"
 _ADDRESSED = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?[ \t]+|\b(?:[Mm]y name is|[Nn]ame:|[Dd]ear|[Ss]igned by|[Ss]igned,"
     r"|[Uu]nder the name|[Nn]ame is|[Nn]amed|[Ss]poke (?:to|with)|[Aa]sk for|[Oo]n behalf of)[ \t]+"
     r"|^[ \t]*(?:Thanks|Thank you|Regards|Best regards|Kind regards|Best|Cheers|Sincerely|Warm regards|Many thanks),?[ \t]*\n[ \t]*)"
-    rf"({_NAME_WORD}(?:[ \t]+(?:(?:de|da|di|van|von|der|del|la|le)[ \t]+)?{_NAME_WORD}){{0,3}})", re.M)
+    rf"({_NAME_WORD}(?:[ \t]+(?:(?:de|da|di|van|von|der|del|la|le)[ \t]+)?{_NAME_WORD}){{0,3}})",
+    re.M,
+)
 
 
 # Street addresses and postcodes, written the ways a customer writes them; found without NER.
-_STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Way|Court|Ct|Place|Pl|Parkway|Square"
-           r"|Terrace|Crescent|Close|Gardens|Row|Highway|Hwy)")
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Way|Court|Ct|Place|Pl|Parkway|Square"
+    r"|Terrace|Crescent|Close|Gardens|Row|Highway|Hwy)"
+)
 _ADDRESS = re.compile(
     rf"\b\d{{1,5}}[a-zA-Z]?,?[ \t]+(?:[A-Z][a-z]+[ \t]+){{1,3}}{_STREET}\b\.?"
     r"|\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|gasse|platz|allee|ring|damm)[ \t]+\d{1,4}[a-z]?\b"
     r"|(?<=, )[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # ", TX 78701"
-    r"|(?<=[a-z] )[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b")  # "London SW1A 2AA"
+    r"|(?<=[a-z] )[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
+)  # "London SW1A 2AA"
 
 
 def pii_key_entity(name: str, text: bool = False) -> str | None:
@@ -195,7 +219,7 @@ def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
         value = text[start:end]
         if group == 4:  # unquoted: up to the next key=value on the line
             cut = _KV_CUT.search(value)
-            value = (value[:cut.start()] if cut else value).rstrip(" \t.")
+            value = (value[: cut.start()] if cut else value).rstrip(" \t.")
             end = start + len(value)
         if entity in entities and value and pii_value_fits(entity, value):
             out.append(Finding(start, end, entity, 0.85, NER_PRIORITY + 5))

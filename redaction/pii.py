@@ -15,9 +15,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
 
 from .config import RedactionConfig
 from .names import context_findings
@@ -30,8 +29,16 @@ log = logging.getLogger("tokentrail.redaction")
 PII_PRIORITY = 30
 # Where two PII recognizers claim one span, the validated, more specific one names it:
 # 078-05-1120 is an SSN before it is a phone number, a Luhn-valid card before either.
-_PRIORITY = {"CREDIT_CARD": 36, "IBAN_CODE": 36, "CRYPTO": 36, "US_SSN": 35, "EMAIL_ADDRESS": 34,
-             "IP_ADDRESS": 33, "PHONE_NUMBER": PII_PRIORITY}
+_PRIORITY = {
+    "CREDIT_CARD": 36,
+    "IBAN_CODE": 36,
+    "CRYPTO": 36,
+    "US_SSN": 35,
+    "EMAIL_ADDRESS": 34,
+    "IP_ADDRESS": 33,
+    "PHONE_NUMBER": PII_PRIORITY,
+}
+
 
 def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
     import tldextract
@@ -67,8 +74,10 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
 # Gates: one cheap search that must succeed before a recognizer runs at all.
 # Seven or more digits written the way phone numbers are (an optional +country code, then groups
 # of two or more digits), not glued to an identifier (ORD-2026-3718739) and not a table of digits.
-_SEVEN_DIGITS = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]{0,2}\d{2,}){1,5}"
-                           r"(?=(?:[^\d]|$))")
+_SEVEN_DIGITS = re.compile(
+    r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]{0,2}\d{2,}){1,5}"
+    r"(?=(?:[^\d]|$))"
+)
 GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": _SEVEN_DIGITS,
@@ -82,8 +91,11 @@ GATES: dict[str, re.Pattern[str]] = {
     "CRYPTO": re.compile(r"(?:bc1|[13])[a-zA-Z0-9]{25}"),
     "URL": re.compile(r"(?i)https?:|www\.|\.[a-z]{2,}\b"),
     "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),
-    "US_BANK_NUMBER": re.compile(r"\d{8}"), "US_PASSPORT": re.compile(r"\d{8}"),
-    "US_DRIVER_LICENSE": re.compile(r"\d{4}"), "US_ITIN": re.compile(r"9\d{2}"), "UK_NHS": re.compile(r"\d{3}"),
+    "US_BANK_NUMBER": re.compile(r"\d{8}"),
+    "US_PASSPORT": re.compile(r"\d{8}"),
+    "US_DRIVER_LICENSE": re.compile(r"\d{4}"),
+    "US_ITIN": re.compile(r"9\d{2}"),
+    "UK_NHS": re.compile(r"\d{3}"),
 }
 
 _WORD = re.compile(r"[A-Za-z]+")
@@ -115,7 +127,7 @@ def _keep_ip(text: str, start: int, end: int, context: bool) -> bool:
         return False
     if ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast or ip.is_reserved:
         return False  # infrastructure, not a person: 10.0.0.5 and 127.0.0.1 help debugging
-    before = text[max(0, start - 9):start].lower()
+    before = text[max(0, start - 9) : start].lower()
     if re.search(r"(?:\bv|version[ =:]?|[=<>~]=|@)$", before):
         return False  # v1.2.3.4, version 10.2.0.1, pkg==1.2.3.4
     if start > 1 and text[start - 1] == "." and text[start - 2].isdigit():
@@ -125,7 +137,7 @@ def _keep_ip(text: str, start: int, end: int, context: bool) -> bool:
 
 def _keep_email(text: str, start: int, end: int, context: bool) -> bool:
     # user:pass@host or token@host in a URL is a credential (secret rules), not an email address.
-    return not re.search(r"://[^\s/@]*$", text[max(0, start - 200):start]) and not text[start:end].startswith("git@")
+    return not re.search(r"://[^\s/@]*$", text[max(0, start - 200) : start]) and not text[start:end].startswith("git@")
 
 
 def _keep_number(text: str, start: int, end: int, context: bool) -> bool:
@@ -133,8 +145,12 @@ def _keep_number(text: str, start: int, end: int, context: bool) -> bool:
 
 
 KEEP: dict[str, Callable[[str, int, int, bool], bool]] = {
-    "PHONE_NUMBER": _keep_phone, "IP_ADDRESS": _keep_ip, "EMAIL_ADDRESS": _keep_email,
-    "CREDIT_CARD": _keep_number, "US_SSN": _keep_number, "IBAN_CODE": _keep_number,
+    "PHONE_NUMBER": _keep_phone,
+    "IP_ADDRESS": _keep_ip,
+    "EMAIL_ADDRESS": _keep_email,
+    "CREDIT_CARD": _keep_number,
+    "US_SSN": _keep_number,
+    "IBAN_CODE": _keep_number,
 }
 # Bare digit runs count as phone numbers only after one of these (Presidio's "number" is too common).
 _PHONE_WORDS = ("phone", "tel", "call", "mobile", "cell", "sms", "whatsapp", "fax", "text me", "reach")
@@ -187,7 +203,6 @@ class PiiScanner:
                 out.append(Finding(r.start, r.end, p.entity, score, _PRIORITY.get(p.entity, 25)))
         return out
 
-
     @staticmethod
     def _windowed(p: _Pattern, text: str) -> list:
         """Run a costly recognizer only on windows around its gate's matches, not the whole text.
@@ -199,7 +214,7 @@ class PiiScanner:
             found = m.group()
             if sum(c.isdigit() for c in found) < 7 or _DATE.fullmatch(found):
                 continue
-            if found.isdigit() and not any(k in text[max(0, m.start() - 40):m.start()].lower() for k in _PHONE_WORDS):
+            if found.isdigit() and not any(k in text[max(0, m.start() - 40) : m.start()].lower() for k in _PHONE_WORDS):
                 continue  # a bare digit run counts only after a phone word (see _keep_phone): skip the work
             start = text.rfind(" ", 0, max(0, m.start() - 24)) + 1
             end = text.find(" ", m.end() + 24)
@@ -225,4 +240,4 @@ _MAX_WINDOW = 240  # a table of numbers must not become one window the size of t
 
 
 def _words_before(text: str, start: int, count: int = 5) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text[max(0, start - 80):start])[-count:]]
+    return [w.lower() for w in _WORD.findall(text[max(0, start - 80) : start])[-count:]]

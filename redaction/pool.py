@@ -45,8 +45,9 @@ class WorkerPool:
         kwargs["thresholds"] = dict(kwargs["thresholds"])  # a mappingproxy does not pickle
         self.processes, self._local = processes, local
         workers = processes - 1
-        self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init, initargs=(kwargs,))
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(kwargs,)
+        )
         if not all(self._executor.map(_ready, range(workers * 2))):  # loads every worker's model now
             raise RuntimeError("redaction worker processes failed to start")
 

@@ -18,9 +18,10 @@ import json
 import random
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Snippet", "Label", "Report", "load_corpus", "evaluate", "CORPUS_PATH", "SECRET_MAKERS"]
 
@@ -45,7 +46,7 @@ def _jwt(rng: random.Random) -> str:
 
 def _pem(rng: random.Random, kind: str, nbytes: int) -> str:
     body = base64.b64encode(rng.randbytes(nbytes)).decode()
-    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     return f"-----BEGIN {kind}PRIVATE KEY-----\n{lines}\n-----END {kind}PRIVATE KEY-----"
 
 
@@ -68,10 +69,14 @@ SECRET_MAKERS: dict[str, Callable[[random.Random], str]] = {
     "github_fine": lambda r: "github_pat_" + _tok(r, 22) + "_" + _tok(r, 59),
     "gitlab_pat": lambda r: "glpat-" + _tok(r, 20, _ALNUM + "-_"),
     "slack_bot": lambda r: f"xoxb-{_tok(r, 11, string.digits)}-{_tok(r, 12, string.digits)}-{_tok(r, 24)}",
-    "slack_user": lambda r: f"xoxp-{_tok(r, 11, string.digits)}-{_tok(r, 11, string.digits)}-"
-                            f"{_tok(r, 13, string.digits)}-{_tok(r, 32, '0123456789abcdef')}",
-    "slack_webhook": lambda r: f"https://hooks.slack.com/services/T{_tok(r, 8, string.ascii_uppercase)}/"
-                               f"B{_tok(r, 10, string.ascii_uppercase)}/{_tok(r, 24)}",
+    "slack_user": lambda r: (
+        f"xoxp-{_tok(r, 11, string.digits)}-{_tok(r, 11, string.digits)}-"
+        f"{_tok(r, 13, string.digits)}-{_tok(r, 32, '0123456789abcdef')}"
+    ),
+    "slack_webhook": lambda r: (
+        f"https://hooks.slack.com/services/T{_tok(r, 8, string.ascii_uppercase)}/"
+        f"B{_tok(r, 10, string.ascii_uppercase)}/{_tok(r, 24)}"
+    ),
     "stripe_live": lambda r: "sk_" + "live_" + _tok(r, 99),
     "stripe_test": lambda r: "sk_" + "test_" + _tok(r, 24),
     "stripe_restricted": lambda r: "rk_" + "live_" + _tok(r, 24),
@@ -166,9 +171,13 @@ class Report:
         for entity in sorted(self.by_entity):
             n, removed, typed = self.by_entity[entity]
             lines.append(f"{entity:<22}{n:>9}{removed:>9}{removed / n:>8.1%}{typed / n:>12.1%}")
-        lines.append(f"{'all':<22}{sum(v[0] for v in self.by_entity.values()):>9}"
-                     f"{sum(v[1] for v in self.by_entity.values()):>9}{self.recall:>8.1%}")
-        lines.append(f"precision (replacements covering a labelled value): {self.true_tokens}/{self.tokens} = {self.precision:.1%}")
+        lines.append(
+            f"{'all':<22}{sum(v[0] for v in self.by_entity.values()):>9}"
+            f"{sum(v[1] for v in self.by_entity.values()):>9}{self.recall:>8.1%}"
+        )
+        lines.append(
+            f"precision (replacements covering a labelled value): {self.true_tokens}/{self.tokens} = {self.precision:.1%}"
+        )
         lines.append(f"technical tokens surviving: {self.keep_survived}/{self.keep_total} = {self.survival:.1%}")
         return "\n".join(lines)
 
@@ -188,7 +197,9 @@ def _survives(label: Label, output: str) -> bool:
     if label.value in output:
         return True
     if label.entity == "PERSON":  # a surname left behind is still a leak
-        return any(re.search(rf"(?<!\w){re.escape(part)}(?!\w)", output) for part in label.value.split() if len(part) > 2)
+        return any(
+            re.search(rf"(?<!\w){re.escape(part)}(?!\w)", output) for part in label.value.split() if len(part) > 2
+        )
     return False
 
 

@@ -96,8 +96,10 @@ class Redactor:
         if isinstance(key, str):
             key = key.encode()
         if not isinstance(key, bytes) or len(key) < 16:
-            raise ValueError("Redactor needs a key of at least 16 bytes: use load_key() "
-                             "(TOKENTRAIL_REDACTION_KEY or TOKENTRAIL_REDACTION_KEY_FILE)")
+            raise ValueError(
+                "Redactor needs a key of at least 16 bytes: use load_key() "
+                "(TOKENTRAIL_REDACTION_KEY or TOKENTRAIL_REDACTION_KEY_FILE)"
+            )
         self.config = config or RedactionConfig()
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self.detector = Detector(self.config)
@@ -187,12 +189,16 @@ class Redactor:
         if not d.ner_entities:
             message = "redaction: no NER entities configured; patterns and secret rules only"
         elif d.pattern_only and self.config.nlp_model is None:
-            message = ("redaction: pattern-only by configuration (nlp_model=None): PERSON/LOCATION only where "
-                       "context gives them away (Mr./Dear/'my name is', street addresses, name and address fields)")
+            message = (
+                "redaction: pattern-only by configuration (nlp_model=None): PERSON/LOCATION only where "
+                "context gives them away (Mr./Dear/'my name is', street addresses, name and address fields)"
+            )
         elif d.pattern_only:
-            message = ("redaction: no spaCy NER model installed, running pattern-only (Presidio recognizers and "
-                       "secret rules): PERSON/LOCATION only where context gives them away (Mr./Dear/'my name is', "
-                       f"street addresses, name and address fields). For NER: {MODEL_INSTALL_HINT}")
+            message = (
+                "redaction: no spaCy NER model installed, running pattern-only (Presidio recognizers and "
+                "secret rules): PERSON/LOCATION only where context gives them away (Mr./Dear/'my name is', "
+                f"street addresses, name and address fields). For NER: {MODEL_INSTALL_HINT}"
+            )
         else:
             message = f"redaction: NER with spaCy model {d.model_name} (components: {', '.join(d.nlp.pipe_names)})"
         if message not in _announced:
@@ -226,13 +232,13 @@ class Redactor:
         counts: Counter[str] = Counter()
         parts, pos = [], 0
         for f in spans:
-            value = text[f.start:f.end]
+            value = text[f.start : f.end]
             if value in self._allow:
                 continue
             counts[f.entity] += 1
             if self._raw_pii and f.entity not in _SECRETS:
                 continue
-            parts.append(text[pos:f.start])
+            parts.append(text[pos : f.start])
             parts.append(self.token(f.entity, value))
             pos = f.end
         if not parts:
@@ -249,8 +255,10 @@ class Redactor:
             counts.update(dict(found))
             return value if redacted is None else redacted
         if isinstance(value, dict):
-            return {k: self._rebuild(v, results, counts, _key_entity(k) if isinstance(k, str) else None)
-                    for k, v in value.items()}
+            return {
+                k: self._rebuild(v, results, counts, _key_entity(k) if isinstance(k, str) else None)
+                for k, v in value.items()
+            }
         if isinstance(value, (list, tuple)):
             return [self._rebuild(v, results, counts, key_entity) for v in value]
         return value

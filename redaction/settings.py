@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .config import AUTO_MODEL, RedactionConfig
 
@@ -27,8 +27,10 @@ MODEL_ENV = "TOKENTRAIL_REDACTION_NLP_MODEL"
 RAW_ENV = "TOKENTRAIL_REDACTION_STORE_RAW_TEXT"
 PROCESSES_ENV = "TOKENTRAIL_REDACTION_PROCESSES"
 MIN_KEY_CHARS = 16
-_HOW = ("generate one with `python -c 'import secrets; print(secrets.token_hex(32))'` and put it in "
-        f"{KEY_ENV}, or in a file named by {KEY_FILE_ENV}")
+_HOW = (
+    "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'` and put it in "
+    f"{KEY_ENV}, or in a file named by {KEY_FILE_ENV}"
+)
 
 
 def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) -> bytes:
@@ -46,19 +48,25 @@ def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) ->
         try:
             raw = Path(path).read_bytes().strip()
         except OSError as exc:
-            raise ValueError(f"{KEY_FILE_ENV}={path} cannot be read ({exc.strerror}): point it at the key file") from None
+            raise ValueError(
+                f"{KEY_FILE_ENV}={path} cannot be read ({exc.strerror}): point it at the key file"
+            ) from None
         source = f"{KEY_FILE_ENV}={path}"
     elif value:
         raw, source = value.strip().encode(), KEY_ENV
     elif allow_ephemeral:
-        log.warning("no redaction key configured: using an ephemeral key, so pseudonyms from this run "
-                    "will not match any other run's (%s for stable ones)", KEY_ENV)
+        log.warning(
+            "no redaction key configured: using an ephemeral key, so pseudonyms from this run "
+            "will not match any other run's (%s for stable ones)",
+            KEY_ENV,
+        )
         return secrets.token_bytes(32)
     else:
         raise ValueError(f"no redaction key: {_HOW}. The key makes pseudonyms stable; keep it secret.")
     if len(raw) < MIN_KEY_CHARS:
-        raise ValueError(f"the redaction key from {source} is {len(raw)} characters; it needs at least "
-                         f"{MIN_KEY_CHARS}: {_HOW}")
+        raise ValueError(
+            f"the redaction key from {source} is {len(raw)} characters; it needs at least {MIN_KEY_CHARS}: {_HOW}"
+        )
     return raw
 
 

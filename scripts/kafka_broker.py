@@ -68,8 +68,7 @@ def _pom() -> str:
     """A throwaway pom whose only job is to list the broker and its logging backend."""
     deps = [("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION), *EXTRA_ARTIFACTS]
     dep_xml = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>"
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
         for g, a, v in deps
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -116,7 +115,9 @@ def ensure_jars(libs_dir: Path = LIBS_DIR, *, quiet: bool = False) -> Path:
         shutil.rmtree(libs_dir, ignore_errors=True)
         (home / "pom.xml").write_text(_pom())
         cmd = [
-            "mvn", "-q", "-B",
+            "mvn",
+            "-q",
+            "-B",
             f"-Dmaven.repo.local={MAVEN_REPO}",
             f"{DEPENDENCY_PLUGIN}:copy-dependencies",
             "-DincludeScope=runtime",
@@ -240,8 +241,11 @@ def create_topic(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         md = admin.list_topics(topic=name, timeout=5).topics.get(name)
-        if md and md.error is None and len(md.partitions) == partitions and all(
-            p.leader >= 0 for p in md.partitions.values()
+        if (
+            md
+            and md.error is None
+            and len(md.partitions) == partitions
+            and all(p.leader >= 0 for p in md.partitions.values())
         ):
             return name
         time.sleep(0.1)
@@ -302,7 +306,7 @@ class KafkaBroker:
     def log_file(self) -> Path | None:
         return self.workdir / "logs" / "server.log" if self.workdir else None
 
-    def start(self) -> "KafkaBroker":
+    def start(self) -> KafkaBroker:
         """Start (or start again) and return once the broker answers metadata requests."""
         if self.running:
             return self
@@ -326,7 +330,7 @@ class KafkaBroker:
         """Die at once, like a crashed broker; data already written survives a later start()."""
         self._signal_and_wait(signal.SIGKILL, 10.0)
 
-    def restart(self) -> "KafkaBroker":
+    def restart(self) -> KafkaBroker:
         self.stop()
         return self.start()
 
@@ -336,7 +340,7 @@ class KafkaBroker:
         self._discard()
         atexit.unregister(self._atexit)
 
-    def __enter__(self) -> "KafkaBroker":
+    def __enter__(self) -> KafkaBroker:
         try:
             return self.start()
         except BaseException:
@@ -443,23 +447,26 @@ class KafkaBroker:
             f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
             f"-Dkafka.logs.dir={self.workdir / 'logs'}",
             "-Djava.awt.headless=true",
-            "-cp", f"{self.libs_dir}/*",
+            "-cp",
+            f"{self.libs_dir}/*",
             *args,
         ]
 
     def _format(self) -> None:
         cmd = self._java_cmd(
-            "kafka.tools.StorageTool", "format",
-            "-t", _random_cluster_id(),
-            "-c", str(self.workdir / "server.properties"),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _random_cluster_id(),
+            "-c",
+            str(self.workdir / "server.properties"),
             "--ignore-formatted",
         )
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except FileNotFoundError as exc:
             raise KafkaBrokerError(
-                f"cannot run java ({self.java!r}): {exc}. Install a JDK 17 "
-                "(scripts/test does) or set JAVA_HOME"
+                f"cannot run java ({self.java!r}): {exc}. Install a JDK 17 (scripts/test does) or set JAVA_HOME"
             ) from None
         except PermissionError as exc:
             raise KafkaBrokerError(f"cannot run java ({self.java!r}): {exc}") from None

@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -107,14 +107,14 @@ def _uuid(v: Any) -> uuid.UUID:
 def _datetime(v: Any) -> datetime:
     if isinstance(v, datetime):
         # Naive means UTC in this pipeline; clickhouse-connect would use the local zone instead.
-        return v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
     if isinstance(v, str):
         try:
             return _datetime(datetime.fromisoformat(v))
         except ValueError:
             raise ValueError(f"not an ISO 8601 timestamp: {v!r}") from None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return datetime.fromtimestamp(v, tz=timezone.utc)
+        return datetime.fromtimestamp(v, tz=UTC)
     raise ValueError(f"expected a datetime, got {type(v).__name__}")
 
 

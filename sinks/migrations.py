@@ -130,9 +130,7 @@ def pending(client: Client, *, database: str = DEFAULT_DATABASE) -> list[Migrati
     return [m for m in available() if m.version not in done]
 
 
-def apply(
-    client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[str, int] | None = None
-) -> list[int]:
+def apply(client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[str, int] | None = None) -> list[int]:
     """Apply pending migrations to ``database``; return the versions applied by this call.
 
     Re-running is a no-op (returns ``[]``) unless ``ttl_days`` names a table whose current
@@ -154,7 +152,9 @@ def apply(
             if done[migration.version] != migration.checksum:
                 log.warning(
                     "migration %04d_%s changed after it was applied; migrations are append-only, "
-                    "put schema changes in a new file", migration.version, migration.name,
+                    "put schema changes in a new file",
+                    migration.version,
+                    migration.name,
                 )
             continue
         for statement in migration.statements(database, ttl):

@@ -25,8 +25,17 @@ _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Raised while turning Python values into a block: the same rows fail the same way every time,
 # so retrying would only stall the stream. Everything else (server errors, dropped connections,
 # a missing table during a deploy) is worth retrying.
-_PERMANENT = (ValueError, TypeError, AttributeError, KeyError, OverflowError, struct.error,
-              DataError, ProgrammingError, NotSupportedError)
+_PERMANENT = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    OverflowError,
+    struct.error,
+    DataError,
+    ProgrammingError,
+    NotSupportedError,
+)
 _RETRY_LOG_EVERY_S = 30.0
 _T = TypeVar("_T")
 _Block = tuple[list[str], list[str], list[list[Any]]]  # column names, types, column-major data
@@ -80,8 +89,9 @@ class ClickHouseSink:
     ) -> None:
         if not _IDENT_RE.match(database or ""):
             raise ValueError(f"database {database!r} must be a plain identifier")
-        if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int)
-                                         or max_attempts < 1):
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
             raise ValueError(f"max_attempts must be None (retry forever) or an int >= 1, got {max_attempts!r}")
         try:
             first, cap = (float(x) for x in backoff)
@@ -110,7 +120,8 @@ class ClickHouseSink:
         # Convert every table first: bad data then fails before any table was written.
         blocks = {
             table: self._retrying(table, token, partial(self._prepare, table, rows))
-            for table, rows in rows_by_table.items() if rows
+            for table, rows in rows_by_table.items()
+            if rows
         }
         for table, block in blocks.items():
             dedup_token = f"{token}:{table}"
@@ -136,7 +147,7 @@ class ClickHouseSink:
                 result = operation()
             except _PERMANENT:
                 raise
-            except Exception as exc:  # noqa: BLE001 - anything else is presumed transient
+            except Exception as exc:
                 if self._max_attempts is not None and attempt >= self._max_attempts:
                     self.stats["gave_up"] += 1
                     raise SinkWriteError(
@@ -154,8 +165,13 @@ class ClickHouseSink:
     def _insert(self, table: str, block: _Block, dedup_token: str) -> None:
         names, types, columns = block
         self._client.insert(
-            table, columns, column_names=names, database=self._database, column_type_names=types,
-            column_oriented=True, settings={"insert_deduplication_token": dedup_token},
+            table,
+            columns,
+            column_names=names,
+            database=self._database,
+            column_type_names=types,
+            column_oriented=True,
+            settings={"insert_deduplication_token": dedup_token},
         )
 
     def _delay(self, attempt: int) -> float:
@@ -169,8 +185,14 @@ class ClickHouseSink:
         now = time.monotonic()
         if now - self._last_retry_log >= _RETRY_LOG_EVERY_S:
             self._last_retry_log = now
-            log.warning("insert into %s.%s failed (attempt %d, retrying; %d retries so far): %s",
-                        self._database, table, attempt, self.stats["retries"], exc)
+            log.warning(
+                "insert into %s.%s failed (attempt %d, retrying; %d retries so far): %s",
+                self._database,
+                table,
+                attempt,
+                self.stats["retries"],
+                exc,
+            )
         else:
             log.debug("insert into %s.%s failed (attempt %d): %s", self._database, table, attempt, exc)
 
@@ -178,8 +200,7 @@ class ClickHouseSink:
         if refresh or table not in self._schemas:
             described = self._client.query(f"DESCRIBE TABLE {self._database}.{table}").named_results()
             self._schemas[table] = [
-                (row["name"], row["type"]) for row in described
-                if row["default_type"] not in ("MATERIALIZED", "ALIAS")
+                (row["name"], row["type"]) for row in described if row["default_type"] not in ("MATERIALIZED", "ALIAS")
             ]
         return self._schemas[table]
 

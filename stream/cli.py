@@ -10,8 +10,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 log = logging.getLogger("tokentrail")
 
@@ -30,7 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser.parse_args(argv)
     # Our own notices (which store, which key) at INFO on stderr; libraries only when they warn.
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("tokentrail").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.run(args) or 0)
@@ -48,11 +52,18 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="the event contract's JSON Schema; ClickHouse migrations")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True)
-    schema_sub.add_parser("events", help="print the JSON Schema (draft 2020-12) of the v1 event").set_defaults(run=_schema_events)
+    schema_sub.add_parser("events", help="print the JSON Schema (draft 2020-12) of the v1 event").set_defaults(
+        run=_schema_events
+    )
     apply = schema_sub.add_parser("apply", help="apply pending ClickHouse migrations")
     _clickhouse_option(apply)
-    apply.add_argument("--retention", metavar="TABLE=DAYS", action="append", default=[],
-                       help="retention per table in days, e.g. --retention events=14 (repeatable; also changes existing tables)")
+    apply.add_argument(
+        "--retention",
+        metavar="TABLE=DAYS",
+        action="append",
+        default=[],
+        help="retention per table in days, e.g. --retention events=14 (repeatable; also changes existing tables)",
+    )
     apply.set_defaults(run=_schema_apply)
 
     gen = sub.add_parser("generate", help="print N synthetic wire events as JSON Lines", add_help=False)
@@ -67,13 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
 
     demo = sub.add_parser("demo", help="synthetic traffic through the full embedded pipeline, then a summary")
-    demo.add_argument("--events", type=_positive_int, default=20_000, help="how many events to generate (default 20000)")
+    demo.add_argument(
+        "--events", type=_positive_int, default=20_000, help="how many events to generate (default 20000)"
+    )
     demo.add_argument("--seed", type=int, default=7)
     _clickhouse_option(demo, default_help="a fresh embedded store under ./.tokentrail/demo")
     _pipeline_options(demo)
     demo.set_defaults(run=_demo)
 
-    redact = sub.add_parser("redact", help="JSON Lines on stdin -> the same values with PII and secrets redacted", add_help=False)
+    redact = sub.add_parser(
+        "redact", help="JSON Lines on stdin -> the same values with PII and secrets redacted", add_help=False
+    )
     redact.add_argument("rest", nargs=argparse.REMAINDER)
     redact.set_defaults(run=_redact)
 
@@ -81,8 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("rest", nargs=argparse.REMAINDER)
     worker.set_defaults(run=_worker)
 
-    for name, text in (("dashboards", "build the Grafana provisioning files, or push them to a Grafana"),
-                       ("alerts", "evaluate the provisioned alert rules against ClickHouse")):
+    for name, text in (
+        ("dashboards", "build the Grafana provisioning files, or push them to a Grafana"),
+        ("alerts", "evaluate the provisioned alert rules against ClickHouse"),
+    ):
         grafana = sub.add_parser(name, help=text, add_help=False)
         grafana.add_argument("rest", nargs=argparse.REMAINDER)
         grafana.set_defaults(run=_grafana)
@@ -96,12 +113,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _clickhouse_option(parser: argparse.ArgumentParser, default_help: str = "$TOKENTRAIL_CLICKHOUSE_URL, else an embedded store in ./.tokentrail/clickhouse") -> None:
-    parser.add_argument("--clickhouse", metavar="DSN", help=f"http(s)://user:pass@host:8123/db or chdb:///path (default: {default_help})")
+def _clickhouse_option(
+    parser: argparse.ArgumentParser,
+    default_help: str = "$TOKENTRAIL_CLICKHOUSE_URL, else an embedded store in ./.tokentrail/clickhouse",
+) -> None:
+    parser.add_argument(
+        "--clickhouse",
+        metavar="DSN",
+        help=f"http(s)://user:pass@host:8123/db or chdb:///path (default: {default_help})",
+    )
 
 
 def _pipeline_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prices", metavar="FILE", help="price overrides (JSON/YAML) for negotiated rates and self-hosted models")
+    parser.add_argument(
+        "--prices", metavar="FILE", help="price overrides (JSON/YAML) for negotiated rates and self-hosted models"
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=5_000, help="events per batch (default 5000)")
     parser.add_argument("--budgets", metavar="FILE", help="spend budgets (YAML/JSON) to evaluate after the run")
 
@@ -160,15 +186,24 @@ def _replay(args: argparse.Namespace) -> int:
         json.dump(build_report(client, stats.read), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print(f"read {stats.read} lines: {stats.accepted} accepted, {stats.duplicates} duplicates, {stats.deadletter} dead letters", file=sys.stderr)
+        print(
+            f"read {stats.read} lines: {stats.accepted} accepted, {stats.duplicates} duplicates, {stats.deadletter} dead letters",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(events=args.events, seed=args.seed, dsn=args.clickhouse, prices=args.prices, batch_size=args.batch_size,
-                    budgets=args.budgets)
+    return run_demo(
+        events=args.events,
+        seed=args.seed,
+        dsn=args.clickhouse,
+        prices=args.prices,
+        batch_size=args.batch_size,
+        budgets=args.budgets,
+    )
 
 
 def _redact(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ DEMO_DIR = Path(".tokentrail") / "demo"
 DEMO_BUDGETS = Path(__file__).with_name("budgets.demo.yaml")
 
 
-def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, batch_size: int, budgets: str | None = None) -> int:
+def run_demo(
+    *, events: int, seed: int, dsn: str | None, prices: str | None, batch_size: int, budgets: str | None = None
+) -> int:
     from tqdm import tqdm
 
     from .generator import GeneratorConfig, Truth, iter_lines
@@ -33,7 +35,7 @@ def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, bat
         dsn = f"chdb://{store}"
         print(f"tokentrail demo: embedded ClickHouse at {store}", file=sys.stderr)
     duration = timedelta(hours=1)
-    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(timezone.utc) - duration, duration=duration)
+    config = GeneratorConfig(seed=seed, events=events, start=datetime.now(UTC) - duration, duration=duration)
     truth = Truth(config.seed, config.events)
     client, sink = open_store(dsn)
     pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
@@ -45,7 +47,7 @@ def run_demo(*, events: int, seed: int, dsn: str | None, prices: str | None, bat
     print(render_summary(client, stats.read))
     from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     print("\nGrafana alert rules, evaluated against this store (what would page on-call now):")
     print(render_alerts(evaluate_alerts(client, now=now), now=now))
     return 0
@@ -78,30 +80,72 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
     calls = "{db}.calls FINAL"
     out = [f"\n=== tokentrail demo: {read:,} lines read ==="]
     for column in ("tenant", "feature", "model"):
-        out.append(_table(f"Spend by {column}", (column, "calls", "cost", "unpriced calls"),
-                          q(f"SELECT {column}, count(), sum(cost_usd), countIf(NOT priced) FROM {calls} GROUP BY {column} ORDER BY sum(cost_usd) DESC")))
-    out.append(_table("Reliability by provider and model", ("provider/model", "calls", "errors", "error %", "p50 ms", "p95 ms"),
-                      q(f"""SELECT concat(provider, '/', model), count(), countIf(status = 'error'),
+        out.append(
+            _table(
+                f"Spend by {column}",
+                (column, "calls", "cost", "unpriced calls"),
+                q(
+                    f"SELECT {column}, count(), sum(cost_usd), countIf(NOT priced) FROM {calls} GROUP BY {column} ORDER BY sum(cost_usd) DESC"
+                ),
+            )
+        )
+    out.append(
+        _table(
+            "Reliability by provider and model",
+            ("provider/model", "calls", "errors", "error %", "p50 ms", "p95 ms"),
+            q(f"""SELECT concat(provider, '/', model), count(), countIf(status = 'error'),
                                  100 * countIf(status = 'error') / count(),
                                  quantile(0.5)(latency_ms), quantile(0.95)(latency_ms)
-                          FROM {calls} GROUP BY provider, model ORDER BY count() DESC""")))
-    out.append(_table("Token-spend loops (worst first)", ("trace", "kind", "tenant/feature", "repeats", "tokens", "cost"),
-                      q("""SELECT substring(trace_id, 1, 12), kind, concat(tenant, '/', feature), repeats, tokens, cost_usd
-                           FROM {db}.loop_detections FINAL ORDER BY cost_usd DESC LIMIT 10""")))
-    out.append(_table("Silent changes and prompt versions", ("kind", "where", "from", "to", "first seen"),
-                      q("""SELECT kind, arrayStringConcat(arrayFilter(x -> x != '', [tenant, feature, model, prompt_id, prompt_version]), '/'),
-                                  from_value, to_value, first_seen FROM {db}.changes FINAL ORDER BY first_seen""")))
-    out.append(_table("Budget breaches", ("scope", "key", "window", "level", "spend", "threshold", "window end"),
-                      q("""SELECT scope, key, window, level, spend, threshold, window_end
-                           FROM {db}.budget_breaches FINAL ORDER BY window_end, scope, key""")))
-    out.append(_table("Least varied outputs (possible caching or stuck prompts)", ("tenant/feature/version/model", "calls", "distinct %", "similarity"),
-                      q("""SELECT concat(tenant, '/', feature, '/', prompt_version, '/', model), sum(calls),
+                          FROM {calls} GROUP BY provider, model ORDER BY count() DESC"""),
+        )
+    )
+    out.append(
+        _table(
+            "Token-spend loops (worst first)",
+            ("trace", "kind", "tenant/feature", "repeats", "tokens", "cost"),
+            q("""SELECT substring(trace_id, 1, 12), kind, concat(tenant, '/', feature), repeats, tokens, cost_usd
+                           FROM {db}.loop_detections FINAL ORDER BY cost_usd DESC LIMIT 10"""),
+        )
+    )
+    out.append(
+        _table(
+            "Silent changes and prompt versions",
+            ("kind", "where", "from", "to", "first seen"),
+            q("""SELECT kind, arrayStringConcat(arrayFilter(x -> x != '', [tenant, feature, model, prompt_id, prompt_version]), '/'),
+                                  from_value, to_value, first_seen FROM {db}.changes FINAL ORDER BY first_seen"""),
+        )
+    )
+    out.append(
+        _table(
+            "Budget breaches",
+            ("scope", "key", "window", "level", "spend", "threshold", "window end"),
+            q("""SELECT scope, key, window, level, spend, threshold, window_end
+                           FROM {db}.budget_breaches FINAL ORDER BY window_end, scope, key"""),
+        )
+    )
+    out.append(
+        _table(
+            "Least varied outputs (possible caching or stuck prompts)",
+            ("tenant/feature/version/model", "calls", "distinct %", "similarity"),
+            q("""SELECT concat(tenant, '/', feature, '/', prompt_version, '/', model), sum(calls),
                                   100 * sum(distinct_output_ratio * calls) / sum(calls), avg(similarity)
                            FROM {db}.variance FINAL GROUP BY tenant, feature, prompt_version, model
-                           HAVING sum(calls) >= 20 ORDER BY avg(similarity) DESC LIMIT 5""")))
-    out.append(_table("PII and secrets redacted", ("entity", "secret", "values", "events"),
-                      q("""SELECT entity, if(max(is_secret) = 1, 'yes', ''), sum(count), uniqExact(event_id)
-                           FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY sum(count) DESC""")))
-    out.append(_table("Dead letters by reason", ("reason", "count"),
-                      q("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY count() DESC")))
+                           HAVING sum(calls) >= 20 ORDER BY avg(similarity) DESC LIMIT 5"""),
+        )
+    )
+    out.append(
+        _table(
+            "PII and secrets redacted",
+            ("entity", "secret", "values", "events"),
+            q("""SELECT entity, if(max(is_secret) = 1, 'yes', ''), sum(count), uniqExact(event_id)
+                           FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY sum(count) DESC"""),
+        )
+    )
+    out.append(
+        _table(
+            "Dead letters by reason",
+            ("reason", "count"),
+            q("SELECT reason, count() FROM {db}.deadletter FINAL GROUP BY reason ORDER BY count() DESC"),
+        )
+    )
     return "\n".join(out) + "\n"

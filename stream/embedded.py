@@ -8,8 +8,9 @@ idempotent even before ClickHouse merges (and ReplacingMergeTree backs that up).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Iterator, Protocol
+from typing import IO, Protocol
 
 from .stages import Batch, Inbound, Pipeline, now_utc
 

@@ -24,11 +24,11 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .embedded import batch_token
 from .stages import Inbound
@@ -124,8 +124,13 @@ def _start(settings: PipelineSettings, parent: int) -> None:
     threading.Thread(target=_exit_with, args=(parent,), name="exit-with-worker", daemon=True).start()
 
     _state = StateCache(settings.state_capacity)
-    _pipeline = make_pipeline(prices=settings.prices, allow_ephemeral_key=False, redaction_key=settings.redaction_key,
-                              loops=LoopConfig(halt_on=settings.halt_on), loop_state=_state)
+    _pipeline = make_pipeline(
+        prices=settings.prices,
+        allow_ephemeral_key=False,
+        redaction_key=settings.redaction_key,
+        loops=LoopConfig(halt_on=settings.halt_on),
+        loop_state=_state,
+    )
     tune_gc()
 
 
@@ -151,7 +156,9 @@ def _process(inbound: list[Inbound], seeds: dict[str, dict[str, Any]], forget: b
     except BaseException:
         _state.clear()  # half-updated states must not reach the table with a later batch
         raise
-    return Processed(batch.rows, batch.detections, batch_token(inbound), _state.take_changes(), dict(_pipeline.stage_seconds))
+    return Processed(
+        batch.rows, batch.detections, batch_token(inbound), _state.take_changes(), dict(_pipeline.stage_seconds)
+    )
 
 
 # -- the worker's side ---------------------------------------------------------------------------
@@ -162,8 +169,9 @@ class PipelineProcess:
 
     def __init__(self, settings: PipelineSettings) -> None:
         # Spawned, not forked: the worker runs threads (aiokafka, the sink's executor) that fork would copy mid-flight.
-        self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start, initargs=(settings, os.getpid()))
+        self._executor = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(settings, os.getpid())
+        )
         self._forget = False
         self.started = self._executor.submit(_ready)  # builds the pipeline now, while faust starts
 

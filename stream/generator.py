@@ -29,22 +29,39 @@ import re
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tokentrail.stream import generator_text as text
 
-__all__ = ["GeneratorConfig", "Truth", "Traffic", "generate", "iter_lines", "main",
-           "DEFAULT_START", "LOOP_KINDS", "LEGIT_KINDS", "MALFORMED_KINDS"]
+__all__ = [
+    "GeneratorConfig",
+    "Truth",
+    "Traffic",
+    "generate",
+    "iter_lines",
+    "main",
+    "DEFAULT_START",
+    "LOOP_KINDS",
+    "LEGIT_KINDS",
+    "MALFORMED_KINDS",
+]
 
-DEFAULT_START = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LOOP_KINDS = ("repeated_tool_call", "tool_cycle", "repeated_prompt", "repeated_output")
 LEGIT_KINDS = ("pagination", "polling", "batch", "retry_recovered")
 # How a line is broken -> the reason `decode_event` must give for it.
-MALFORMED_KINDS = {"truncated": "not_json", "json_array": "not_object", "missing_field": "missing_field",
-                   "bad_uuid": "invalid_value", "negative_tokens": "invalid_value",
-                   "unknown_type": "unknown_type", "schema_version_2": "unsupported_schema_version"}
+MALFORMED_KINDS = {
+    "truncated": "not_json",
+    "json_array": "not_object",
+    "missing_field": "missing_field",
+    "bad_uuid": "invalid_value",
+    "negative_tokens": "invalid_value",
+    "unknown_type": "unknown_type",
+    "schema_version_2": "unsupported_schema_version",
+}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _TENANT_WEIGHT = {"northwind": 3, "acme": 3, "globex": 2, "initech": 2}
 _SPIKE = (0.72, 0.10, 2.0)  # window start and width (fractions of the duration), extra rate (x total)
@@ -144,8 +161,22 @@ def _as_text(result: Any) -> str:
 class _Trace:
     """One trace being built: who, which model, and its own clock."""
 
-    __slots__ = ("id", "tenant", "feature", "spec", "base", "call", "params", "system", "t",
-                 "cached", "leaks", "leaked", "model", "slots")
+    __slots__ = (
+        "id",
+        "tenant",
+        "feature",
+        "spec",
+        "base",
+        "call",
+        "params",
+        "system",
+        "t",
+        "cached",
+        "leaks",
+        "leaked",
+        "model",
+        "slots",
+    )
 
 
 class _Generator:
@@ -164,8 +195,9 @@ class _Generator:
         self.swap: tuple | None = None  # (new response_model, from ms), once the scenario ran
         self.prompt_edit: tuple | None = None  # (new system text, from ms), once the scenario ran
         # Events the silent changes may touch are tagged when built, and rewritten when emitted.
-        self.watch = ((config.tenants[0], *_SWAP[:2]), (_EDITED, self.version[_EDITED])) \
-            if config.with_anomalies else None
+        self.watch = (
+            ((config.tenants[0], *_SWAP[:2]), (_EDITED, self.version[_EDITED])) if config.with_anomalies else None
+        )
         self.tenant_w = [_TENANT_WEIGHT.get(t, 2) for t in config.tenants]
         self.mix = {t: text.TENANT_FEATURES.get(t, text.DEFAULT_FEATURES) for t in config.tenants}
         self.spike_tenant = config.tenants[1 % len(config.tenants)] if config.with_anomalies else None
@@ -247,8 +279,9 @@ class _Generator:
             else:
                 del bad[name]
         elif kind == "bad_uuid":
-            bad["event_id"] = rng.choice([bad["event_id"][:-1], f"evt_{rng.getrandbits(48):012x}",
-                                          bad["event_id"].replace("-", "", 1) + "zz"])
+            bad["event_id"] = rng.choice(
+                [bad["event_id"][:-1], f"evt_{rng.getrandbits(48):012x}", bad["event_id"].replace("-", "", 1) + "zz"]
+            )
         elif kind == "negative_tokens":
             bad["usage"] = dict(ev["usage"], output_tokens=-rng.randint(1, 500))
         elif kind == "unknown_type":
@@ -275,8 +308,17 @@ class _Generator:
         return f"{prefix}.{milli:03d}Z"
 
     def _push(self, tr: _Trace, kind: str, ts: int, span: str, parent: str | None, fields: dict) -> None:
-        ev = {"schema_version": 1, "event_id": self._uuid(ts, self.rng), "type": kind, "ts": self._fmt(ts),
-              "trace_id": tr.id, "span_id": span, "parent_span_id": parent, **tr.base, **fields}
+        ev = {
+            "schema_version": 1,
+            "event_id": self._uuid(ts, self.rng),
+            "type": kind,
+            "ts": self._fmt(ts),
+            "trace_id": tr.id,
+            "span_id": span,
+            "parent_span_id": parent,
+            **tr.base,
+            **fields,
+        }
         tag = None
         if self.watch and kind != "tool_call":
             if kind == "output" and (tr.tenant, tr.feature, tr.model) == self.watch[0]:
@@ -288,8 +330,16 @@ class _Generator:
         self.seq += 1
         self.produced += 1
 
-    def _call(self, tr: _Trace, msgs: list, out: str = "", calls: list | None = None, finish: str = "stop",
-              error: tuple[str, str] | None = None, tools: tuple = ()) -> str:
+    def _call(
+        self,
+        tr: _Trace,
+        msgs: list,
+        out: str = "",
+        calls: list | None = None,
+        finish: str = "stop",
+        error: tuple[str, str] | None = None,
+        tools: tuple = (),
+    ) -> str:
         """One model call: a prompt, then its output after the latency. Returns the span id."""
         rng, span, t = self.rng, f"{self.rng.getrandbits(64):016x}", tr.t
         prompt = {**tr.call, "messages": msgs, "params": tr.params}  # serialised at once: no copy needed
@@ -303,11 +353,16 @@ class _Generator:
         if error:
             self.truth.error_calls += 1
             latency = rng.uniform(30_000, 60_000) if error[0] == "timeout" else rng.uniform(80, 900)
-            out_fields = {"response_model": None, "output": [], "tool_calls": [], "finish_reason": "error",
-                          "usage": {"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
-                                    "reasoning_tokens": 0},
-                          "latency_ms": round(latency, 1), "ttft_ms": None,
-                          "error": {"type": error[0], "message": error[1].format(model=tr.model)}}
+            out_fields = {
+                "response_model": None,
+                "output": [],
+                "tool_calls": [],
+                "finish_reason": "error",
+                "usage": {"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0},
+                "latency_ms": round(latency, 1),
+                "ttft_ms": None,
+                "error": {"type": error[0], "message": error[1].format(model=tr.model)},
+            }
         else:
             visible = len(out) // 4 + 1 if out else 0
             visible += sum(len(_ENCODE(c["arguments"])) // 4 + 12 for c in calls or ())
@@ -317,13 +372,21 @@ class _Generator:
             ttft_base, per_token = text.MODEL_SPEED[tr.model]
             ttft = ttft_base * rng.uniform(0.6, 1.8) + reasoning * per_token * 0.5
             latency = ttft + (visible + reasoning) * per_token * rng.uniform(0.8, 1.3)
-            out_fields = {"response_model": text.RESPONSE_MODELS[tr.model],
-                          "output": [{"role": "assistant", "content": out}] if out else [],
-                          "tool_calls": calls or [], "finish_reason": finish,
-                          "usage": {"input_tokens": input_tokens, "output_tokens": visible + reasoning,
-                                    "cached_input_tokens": min(tr.cached, input_tokens) // 64 * 64,
-                                    "reasoning_tokens": reasoning},
-                          "latency_ms": round(latency, 1), "ttft_ms": round(ttft, 1), "error": None}
+            out_fields = {
+                "response_model": text.RESPONSE_MODELS[tr.model],
+                "output": [{"role": "assistant", "content": out}] if out else [],
+                "tool_calls": calls or [],
+                "finish_reason": finish,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": visible + reasoning,
+                    "cached_input_tokens": min(tr.cached, input_tokens) // 64 * 64,
+                    "reasoning_tokens": reasoning,
+                },
+                "latency_ms": round(latency, 1),
+                "ttft_ms": round(ttft, 1),
+                "error": None,
+            }
             if tr.call["provider"] != "vllm":
                 tr.cached = input_tokens  # providers cache the prefix this call just sent
         self._push(tr, "output", t + int(latency) + 1, span, None, {**tr.call, **out_fields})
@@ -332,8 +395,14 @@ class _Generator:
 
     def _tool(self, tr: _Trace, parent: str, call: dict, result: Any, status: str = "ok") -> None:
         duration = self.rng.uniform(15, 1200)
-        tool = {"name": call["name"], "call_id": call["id"], "arguments": call["arguments"],
-                "result": result, "status": status, "duration_ms": round(duration, 1)}
+        tool = {
+            "name": call["name"],
+            "call_id": call["id"],
+            "arguments": call["arguments"],
+            "result": result,
+            "status": status,
+            "duration_ms": round(duration, 1),
+        }
         self._push(tr, "tool_call", tr.t, f"{self.rng.getrandbits(64):016x}", parent, {"tool": tool})
         tr.t += int(duration) + 1
 
@@ -350,11 +419,15 @@ class _Generator:
         prompt_id, version = spec["prompt"][0], self.version[feature]
         tr = _Trace()
         tr.id, tr.tenant, tr.feature, tr.spec, tr.model = f"{rng.getrandbits(128):032x}", tenant, feature, spec, chosen
-        tr.base = {"session_id": f"{tenant}-session-{rng.randrange(60):03d}" if session else None,
-                   "service": spec["service"], "environment": "production", "tenant": tenant,
-                   "feature": feature, "user_id": f"{tenant}-user-{rng.randrange(300):04d}",
-                   "attributes": {"sdk": "tokentrail-py/0.1.0",
-                                  "region": "eu-west-1" if len(tenant) % 2 else "us-east-1"}}
+        tr.base = {
+            "session_id": f"{tenant}-session-{rng.randrange(60):03d}" if session else None,
+            "service": spec["service"],
+            "environment": "production",
+            "tenant": tenant,
+            "feature": feature,
+            "user_id": f"{tenant}-user-{rng.randrange(300):04d}",
+            "attributes": {"sdk": "tokentrail-py/0.1.0", "region": "eu-west-1" if len(tenant) % 2 else "us-east-1"},
+        }
         tr.call = {"provider": provider, "model": chosen, "prompt_id": prompt_id, "prompt_version": version}
         tr.params, tr.system = spec["params"], self.system[(prompt_id, version)]
         tr.t, tr.leaks, tr.leaked, tr.slots = self._clock(), {}, False, text.Slots(rng)
@@ -422,8 +495,10 @@ class _Generator:
         return self._call(tr, msgs, out, calls, finish, tools=tools)
 
     def _opening(self, tr: _Trace) -> list[dict]:
-        return [{"role": "system", "content": tr.system},
-                {"role": "user", "content": self._with(tr, "user", text.user_text(tr.feature, self.rng, tr.slots))}]
+        return [
+            {"role": "system", "content": tr.system},
+            {"role": "user", "content": self._with(tr, "user", text.user_text(tr.feature, self.rng, tr.slots))},
+        ]
 
     def _single(self, tr: _Trace) -> None:
         self._complete(tr, self._opening(tr), text.output_text(tr.feature, self.rng, tr.slots))
@@ -431,8 +506,10 @@ class _Generator:
     def _chat(self, tr: _Trace) -> None:
         rng, msgs = self.rng, self._opening(tr)
         for _ in range(rng.choice((0, 0, 1, 2, 3))):  # earlier turns of the session, sent again
-            msgs[1:1] = [{"role": "user", "content": text.user_text(tr.feature, rng)},
-                         {"role": "assistant", "content": text.output_text(tr.feature, rng)}]
+            msgs[1:1] = [
+                {"role": "user", "content": text.user_text(tr.feature, rng)},
+                {"role": "assistant", "content": text.output_text(tr.feature, rng)},
+            ]
         self._complete(tr, msgs, text.output_text(tr.feature, rng, tr.slots))
 
     def _agent(self, tr: _Trace) -> None:
@@ -450,8 +527,9 @@ class _Generator:
                 elif "tool" in tr.leaks:
                     result = {"result": result, "note": self._with(tr, "tool", "").strip()}
                 self._tool(tr, span, call, result, status)
-                msgs.append({"role": "tool", "content": _as_text(result), "tool_call_id": call["id"],
-                             "name": call["name"]})
+                msgs.append(
+                    {"role": "tool", "content": _as_text(result), "tool_call_id": call["id"], "name": call["name"]}
+                )
         self._complete(tr, msgs, text.output_text(tr.feature, rng, tr.slots), tools)
 
     # --- scenarios -----------------------------------------------------------------------------
@@ -460,24 +538,37 @@ class _Generator:
         t = self.c.tenants
         first_with = lambda f: next((x for x in t if f in self.mix[x]), t[0])  # noqa: E731
         a, w, e = _SPIKE
-        self.truth.spend_spike = {"tenant": self.spike_tenant, "start": self._fmt(self.t0 + int(a * self.span)),
-                                  "end": self._fmt(self.t0 + int((a + w) * self.span)), "extra_rate": e,
-                                  "extra_traces": 0}
-        return [(0.08, lambda: self._pagination(first_with("order-support"))),
-                (0.15, lambda: self._same_tool_loop(t[-1])),
-                (0.22, lambda: self._polling(first_with("sql-analyst"))),
-                (0.30, lambda: self._cycle_loop(first_with("code-review"))),
-                (0.36, lambda: self._batch(first_with("ticket-triage"))),
-                (0.39, lambda: self._prompt_change(first_with(_EDITED))),
-                (0.45, lambda: self._retry_storm(t[2 % len(t)])),
-                (0.50, self._prompt_bump),
-                (0.54, lambda: self._model_swap(t[0])),
-                (0.62, lambda: self._same_output_loop(t[-1])),
-                (0.68, lambda: self._retry_recovered(first_with("refund-drafts")))]
+        self.truth.spend_spike = {
+            "tenant": self.spike_tenant,
+            "start": self._fmt(self.t0 + int(a * self.span)),
+            "end": self._fmt(self.t0 + int((a + w) * self.span)),
+            "extra_rate": e,
+            "extra_traces": 0,
+        }
+        return [
+            (0.08, lambda: self._pagination(first_with("order-support"))),
+            (0.15, lambda: self._same_tool_loop(t[-1])),
+            (0.22, lambda: self._polling(first_with("sql-analyst"))),
+            (0.30, lambda: self._cycle_loop(first_with("code-review"))),
+            (0.36, lambda: self._batch(first_with("ticket-triage"))),
+            (0.39, lambda: self._prompt_change(first_with(_EDITED))),
+            (0.45, lambda: self._retry_storm(t[2 % len(t)])),
+            (0.50, self._prompt_bump),
+            (0.54, lambda: self._model_swap(t[0])),
+            (0.62, lambda: self._same_output_loop(t[-1])),
+            (0.68, lambda: self._retry_recovered(first_with("refund-drafts"))),
+        ]
 
     def _record(self, tr: _Trace, kind: str, repeats: int) -> None:
-        entry = {"trace_id": tr.id, "kind": kind, "tenant": tr.tenant, "feature": tr.feature,
-                 "model": tr.model, "repeats": repeats, "ts": self._fmt(self._clock())}
+        entry = {
+            "trace_id": tr.id,
+            "kind": kind,
+            "tenant": tr.tenant,
+            "feature": tr.feature,
+            "model": tr.model,
+            "repeats": repeats,
+            "ts": self._fmt(self._clock()),
+        }
         (self.truth.loops if kind in LOOP_KINDS else self.truth.legit_repetition).append(entry)
 
     def _tool_rounds(self, tr: _Trace, msgs: list, rounds: list[tuple[str, dict, Any]], tools: tuple) -> None:
@@ -486,8 +577,10 @@ class _Generator:
             call = self._request(name, args)
             span = self._call(tr, msgs, "", [call], "tool_calls", tools=tools)
             self._tool(tr, span, call, result)
-            msgs += [{"role": "assistant", "content": ""},
-                     {"role": "tool", "content": _as_text(result), "tool_call_id": call["id"], "name": name}]
+            msgs += [
+                {"role": "assistant", "content": ""},
+                {"role": "tool", "content": _as_text(result), "tool_call_id": call["id"], "name": name},
+            ]
 
     def _same_tool_loop(self, tenant: str) -> None:
         tr, order = self._begin(tenant, "order-support", "gpt-4o"), text.SLOTS["order"](self.rng)
@@ -499,12 +592,16 @@ class _Generator:
     def _cycle_loop(self, tenant: str) -> None:
         tr = self._begin(tenant, "code-review")
         self._record(tr, "tool_cycle", 8)
-        msgs = [{"role": "system", "content": tr.system},
-                {"role": "user", "content": "Review PR #4711: where is the retry backoff configured?"}]
+        msgs = [
+            {"role": "system", "content": tr.system},
+            {"role": "user", "content": "Review PR #4711: where is the retry backoff configured?"},
+        ]
         hit = [{"path": "lib/retry.py", "line": 42}]
         code = "from config import BACKOFF\n\ndef retry(fn):\n    return with_backoff(fn, BACKOFF)\n"
-        pair = [("search_code", {"query": "retry_backoff"}, hit),
-                ("read_file", {"path": "lib/retry.py", "start_line": 1}, code)]
+        pair = [
+            ("search_code", {"query": "retry_backoff"}, hit),
+            ("read_file", {"path": "lib/retry.py", "start_line": 1}, code),
+        ]
         self._tool_rounds(tr, msgs, pair * 8, tr.spec["tools"])
 
     def _retry_storm(self, tenant: str) -> None:
@@ -525,11 +622,18 @@ class _Generator:
     def _pagination(self, tenant: str) -> None:
         tr = self._begin(tenant, "order-support", "gpt-4o")
         self._record(tr, "pagination", 7)
-        msgs = [{"role": "system", "content": tr.system},
-                {"role": "user", "content": "List all my open orders from this year, please."}]
-        pages = [("search_orders", {"query": "*", "status": "open", "page": n},
-                  {"page": n, "orders": [text.SLOTS["order"](self.rng) for _ in range(5)], "has_more": n < 7})
-                 for n in range(1, 8)]
+        msgs = [
+            {"role": "system", "content": tr.system},
+            {"role": "user", "content": "List all my open orders from this year, please."},
+        ]
+        pages = [
+            (
+                "search_orders",
+                {"query": "*", "status": "open", "page": n},
+                {"page": n, "orders": [text.SLOTS["order"](self.rng) for _ in range(5)], "has_more": n < 7},
+            )
+            for n in range(1, 8)
+        ]
         self._tool_rounds(tr, msgs, pages, tr.spec["tools"])
         self._call(tr, msgs, "You have 35 open orders; 3 of them are awaiting payment.")
 
@@ -539,8 +643,10 @@ class _Generator:
         msgs, qid = self._opening(tr), f"q-{self.rng.getrandbits(32):08x}"
         tools = (*tr.spec["tools"], "get_query_status")
         rounds = [("run_sql", {"sql": "SELECT region, sum(amount) FROM orders GROUP BY region"}, {"query_id": qid})]
-        rounds += [("get_query_status", {"query_id": qid}, {"status": "running", "progress": pct})
-                   for pct in (5, 22, 47, 71, 93)]
+        rounds += [
+            ("get_query_status", {"query_id": qid}, {"status": "running", "progress": pct})
+            for pct in (5, 22, 47, 71, 93)
+        ]
         rounds.append(("get_query_status", {"query_id": qid}, {"status": "succeeded", "rows": 3}))
         self._tool_rounds(tr, msgs, rounds, tools)
         self._call(tr, msgs, "EMEA leads with 41% of revenue, then AMER with 37%.")
@@ -568,17 +674,27 @@ class _Generator:
         old, new = self.system[(pid, ver)], text.CHANGED_SYSTEM_PROMPTS[(pid, ver)]
         self.system[(pid, ver)] = new
         self.prompt_edit = (new, self._clock())
-        self.truth.prompt_change = {"feature": feature, "prompt_id": pid, "prompt_version": ver,
-                                    "from_sha256": _sha256(old), "to_sha256": _sha256(new),
-                                    "ts": self._fmt(self._clock())}
+        self.truth.prompt_change = {
+            "feature": feature,
+            "prompt_id": pid,
+            "prompt_version": ver,
+            "from_sha256": _sha256(old),
+            "to_sha256": _sha256(new),
+            "ts": self._fmt(self._clock()),
+        }
         for _ in range(3):
             self._trace(tenant, feature)
 
     def _prompt_bump(self) -> None:
         pid = text.FEATURES["ticket-triage"]["prompt"][0]
         self.version["ticket-triage"] = "v3"
-        self.truth.prompt_bump = {"feature": "ticket-triage", "prompt_id": pid, "from_version": "v2",
-                                  "to_version": "v3", "ts": self._fmt(self._clock())}
+        self.truth.prompt_bump = {
+            "feature": "ticket-triage",
+            "prompt_id": pid,
+            "from_version": "v2",
+            "to_version": "v3",
+            "ts": self._fmt(self._clock()),
+        }
 
     def _model_swap(self, tenant: str) -> None:
         """The provider serves a new snapshot under the same name for one (tenant, feature, model)."""
@@ -586,14 +702,21 @@ class _Generator:
         for _ in range(3):
             self._trace(tenant, feature, model)
         self.swap = (snapshot, self._clock())
-        self.truth.model_swap = {"tenant": tenant, "feature": feature, "provider": "openai", "model": model,
-                                 "from": text.RESPONSE_MODELS[model], "to": snapshot,
-                                 "ts": self._fmt(self._clock())}
+        self.truth.model_swap = {
+            "tenant": tenant,
+            "feature": feature,
+            "provider": "openai",
+            "model": model,
+            "from": text.RESPONSE_MODELS[model],
+            "to": snapshot,
+            "ts": self._fmt(self._clock()),
+        }
         for _ in range(3):
             self._trace(tenant, feature, model)
 
 
 # --- command line -------------------------------------------------------------------------------
+
 
 def _duration(value: str) -> timedelta:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", value.strip())
@@ -605,7 +728,7 @@ def _duration(value: str) -> timedelta:
 
 def _start(value: str) -> datetime:
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -623,10 +746,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth", metavar="FILE", help="also write the ground truth as JSON to FILE")
     args = p.parse_args(argv)
     try:
-        config = GeneratorConfig(seed=args.seed, events=args.events, start=args.start, duration=args.duration,
-                                 malformed_ratio=args.malformed_ratio, redelivery_ratio=args.redelivery_ratio,
-                                 tenants=tuple(x.strip() for x in args.tenants.split(",") if x.strip()),
-                                 with_anomalies=not args.no_anomalies, sensitive_ratio=args.sensitive_ratio)
+        config = GeneratorConfig(
+            seed=args.seed,
+            events=args.events,
+            start=args.start,
+            duration=args.duration,
+            malformed_ratio=args.malformed_ratio,
+            redelivery_ratio=args.redelivery_ratio,
+            tenants=tuple(x.strip() for x in args.tenants.split(",") if x.strip()),
+            with_anomalies=not args.no_anomalies,
+            sensitive_ratio=args.sensitive_ratio,
+        )
     except ValueError as exc:
         p.error(str(exc))
     truth = Truth(config.seed, config.events)

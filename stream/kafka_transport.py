@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as _aiokafka
@@ -51,7 +52,7 @@ class _Resumed:
         while True:
             try:
                 sent = yield pending
-            except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a Task does
+            except BaseException as exc:
                 step = coro.throw
                 arg: Any = exc
             else:

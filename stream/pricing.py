@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -66,7 +66,9 @@ def load_overrides(path: str | Path | None) -> dict[tuple[str, str], Rates]:
         doc = json.loads(text)
     entries = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
-        raise ValueError(f"price overrides file {path} must hold {{'models': [{{provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok?}}]}}")
+        raise ValueError(
+            f"price overrides file {path} must hold {{'models': [{{provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok?}}]}}"
+        )
     rates: dict[tuple[str, str], Rates] = {}
     for i, entry in enumerate(entries):
         try:
@@ -75,7 +77,9 @@ def load_overrides(path: str | Path | None) -> dict[tuple[str, str], Rates]:
             cached = Decimal(str(entry.get("cached_input_per_mtok", entry["input_per_mtok"])))
             key = (str(entry["provider"]), str(entry["model"]))
         except (KeyError, TypeError, ArithmeticError) as exc:
-            raise ValueError(f"price overrides file {path}, models[{i}]: needs provider, model, input_per_mtok, output_per_mtok ({exc!r})") from exc
+            raise ValueError(
+                f"price overrides file {path}, models[{i}]: needs provider, model, input_per_mtok, output_per_mtok ({exc!r})"
+            ) from exc
         if min(inp, out, cached) < 0:
             raise ValueError(f"price overrides file {path}, models[{i}]: prices must be >= 0")
         rates[key] = Rates(inp, cached, out)
@@ -91,7 +95,9 @@ class PriceBook:
 
         self._snapshot = get_snapshot()
 
-    def price(self, provider: str, model: str, input_tokens: int, cached_input_tokens: int, output_tokens: int, ts: datetime) -> Price:
+    def price(
+        self, provider: str, model: str, input_tokens: int, cached_input_tokens: int, output_tokens: int, ts: datetime
+    ) -> Price:
         rates = self.overrides.get((provider, model))
         if rates is not None:
             return Price(rates.cost(input_tokens, cached_input_tokens, output_tokens), True)
@@ -114,11 +120,14 @@ class PriceBook:
             return None
         if info is None:
             return None
-        when = datetime.strptime(month + "-15", "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        when = datetime.strptime(month + "-15", "%Y-%m-%d").replace(tzinfo=UTC)
         model_price = info.get_prices(when)
         if any(isinstance(v, TieredPrices) for v in vars(model_price).values()):
             return model_price
-        per_million = [self._full(model_price, *usage) for usage in ((1_000_000, 0, 0), (1_000_000, 1_000_000, 0), (0, 0, 1_000_000))]
+        per_million = [
+            self._full(model_price, *usage)
+            for usage in ((1_000_000, 0, 0), (1_000_000, 1_000_000, 0), (0, 0, 1_000_000))
+        ]
         return Rates(input=per_million[0], cached_input=per_million[1], output=per_million[2])
 
     @staticmethod

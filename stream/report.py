@@ -33,7 +33,10 @@ def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[s
     calls = "{db}.calls FINAL"
 
     def cost_by(column: str) -> dict[str, float]:
-        return {k: _usd(v) for k, v in rows(f"SELECT {column}, sum(cost_usd) FROM {calls} GROUP BY {column} ORDER BY {column}")}
+        return {
+            k: _usd(v)
+            for k, v in rows(f"SELECT {column}, sum(cost_usd) FROM {calls} GROUP BY {column} ORDER BY {column}")
+        }
 
     unpriced_calls, unpriced_models = rows(f"SELECT count(), groupUniqArray(model) FROM {calls} WHERE priced = 0")[0]
     return {
@@ -54,7 +57,14 @@ def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[s
         "loops": loops(client, database),
         "variance": variance_entries(client, database),
         "changes": change_entries(client, database),
-        "pii": {"by_entity": {k: int(v) for k, v in rows("SELECT entity, sum(count) FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY entity")}},
+        "pii": {
+            "by_entity": {
+                k: int(v)
+                for k, v in rows(
+                    "SELECT entity, sum(count) FROM {db}.pii_findings FINAL GROUP BY entity ORDER BY entity"
+                )
+            }
+        },
     }
 
 
@@ -65,6 +75,15 @@ def loops(client: Any, database: str = "tokentrail") -> list[dict[str, Any]]:
             FROM {database}.loop_detections FINAL ORDER BY cost_usd DESC, trace_id, kind"""
     )
     return [
-        {"trace_id": t, "kind": k, "tenant": ten, "feature": f, "repeats": int(r), "tokens": int(tok), "cost_usd": _usd(c), "evidence": json.loads(e)}
+        {
+            "trace_id": t,
+            "kind": k,
+            "tenant": ten,
+            "feature": f,
+            "repeats": int(r),
+            "tokens": int(tok),
+            "cost_usd": _usd(c),
+            "evidence": json.loads(e),
+        }
         for t, k, ten, f, r, tok, c, e in result.result_rows
     ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import IO, Any, Callable, MutableMapping
+from typing import IO, Any
 
 from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines

@@ -13,12 +13,12 @@ import json
 import time
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, OutputEvent, decode_event
-
 from tokentrail.redaction.config import SECRET_ENTITIES  # names only: no Presidio import
 
 from .pricing import UNPRICED, Price, PriceBook
@@ -102,7 +102,7 @@ class Pipeline:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # -- validate ---------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class Redact:
             item.findings = findings
             if item.doc.get("user_id"):
                 item.doc["user_id"] = self.redactor.pseudonym(item.doc["user_id"])
-        for dead, (clean, _) in zip(batch.dead, results[len(batch.accepted):]):
+        for dead, (clean, _) in zip(batch.dead, results[len(batch.accepted) :]):
             dead.payload = clean
 
 
@@ -219,7 +219,9 @@ class PriceCalls:
             event = item.event
             if isinstance(event, OutputEvent):
                 u = event.usage
-                item.price = self.book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts)
+                item.price = self.book.price(
+                    event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts
+                )
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -246,8 +248,14 @@ class BuildRows:
         self._prompts: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __call__(self, batch: Batch) -> None:
-        rows: dict[str, list[dict[str, Any]]] = {"events": [], "calls": [], "tool_calls": [], "deadletter": [], "receipts": batch.receipts,
-                                                 "pii_findings": []}
+        rows: dict[str, list[dict[str, Any]]] = {
+            "events": [],
+            "calls": [],
+            "tool_calls": [],
+            "deadletter": [],
+            "receipts": batch.receipts,
+            "pii_findings": [],
+        }
         for item in batch.accepted:
             rows["events"].append(self._event_row(item))
             if item.findings:
@@ -349,8 +357,18 @@ class BuildRows:
     def _finding_rows(item: Accepted) -> list[dict[str, Any]]:
         e = item.event
         return [
-            {"event_id": e.event_id, "entity": entity, "count": count, "is_secret": 1 if entity in SECRET_ENTITIES else 0, "ts": e.ts,
-             "type": e.type, "trace_id": e.trace_id, "tenant": e.tenant, "service": e.service, "feature": e.feature}
+            {
+                "event_id": e.event_id,
+                "entity": entity,
+                "count": count,
+                "is_secret": 1 if entity in SECRET_ENTITIES else 0,
+                "ts": e.ts,
+                "type": e.type,
+                "trace_id": e.trace_id,
+                "tenant": e.tenant,
+                "service": e.service,
+                "feature": e.feature,
+            }
             for entity, count in item.findings.items()
             if count
         ]
@@ -377,4 +395,6 @@ def build_pipeline(
     detectors: Iterable[Stage] = (),
 ) -> Pipeline:
     """The standard stage list; per-trace detectors run last, over redacted, priced events."""
-    return Pipeline([Validate(max_event_bytes), Dedupe(), Redact(redactor), PriceCalls(prices), BuildRows(), *detectors])
+    return Pipeline(
+        [Validate(max_event_bytes), Dedupe(), Redact(redactor), PriceCalls(prices), BuildRows(), *detectors]
+    )

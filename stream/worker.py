@@ -20,11 +20,11 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .embedded import batch_token
 from .stages import Inbound, now_utc
@@ -126,7 +126,9 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     state = TraceKeyedTable(loop_table)
     engine = None
     if pipeline is None and config.inline_pipeline:
-        pipeline = make_pipeline(prices=config.prices, allow_ephemeral_key=False, redaction_key=key, loops=loops, loop_state=state)
+        pipeline = make_pipeline(
+            prices=config.prices, allow_ephemeral_key=False, redaction_key=key, loops=loops, loop_state=state
+        )
     elif pipeline is None:
         engine = PipelineProcess(PipelineSettings(prices=config.prices, redaction_key=key, halt_on=loops.halt_on))
         app.tokentrail_engine = engine  # for benchmarks and tests
@@ -163,8 +165,11 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         dropped as duplicates. A restarted worker starts from the committed offsets, afresh.
         """
         what = "the pipeline process died" if isinstance(exc, BrokenProcessPool) else "a batch failed"
-        log.critical("%s; stopping the worker so that it is restarted (unacknowledged batches are redelivered)",
-                     what, exc_info=exc)
+        log.critical(
+            "%s; stopping the worker so that it is restarted (unacknowledged batches are redelivered)",
+            what,
+            exc_info=exc,
+        )
         await app.crash(exc)
 
     async def finish(stream: Any, taken: list, job: Any) -> None:
@@ -182,7 +187,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                 expiry.expire(max(latest))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - see stop_worker
+        except Exception as exc:
             await stop_worker(exc)
 
     finished = itertools.count(1)
@@ -202,14 +207,16 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         try:
             async for taken in stream.noack_take(config.batch_size, within=config.batch_within):
                 inbound = [
-                    Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", _as_bytes(e.value), now_utc())
+                    Inbound(
+                        f"{e.message.topic}/{e.message.partition}@{e.message.offset}", _as_bytes(e.value), now_utc()
+                    )
                     for e in taken
                 ]
                 if engine is None:
                     try:
                         batch = pipeline.process(inbound)
                         await store(stream, taken, batch_token(inbound), batch.rows, batch.detections)
-                    except Exception as exc:  # noqa: BLE001 - see stop_worker
+                    except Exception as exc:
                         await stop_worker(exc)
                         return
                     continue
@@ -223,6 +230,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                 storing.cancel()  # not acknowledged: redelivered after a restart, stored once
 
     if engine is not None:
+
         @app.on_partitions_assigned.connect
         async def forget_moved_traces(app: Any, assigned: Any, **kwargs: Any) -> None:
             engine.forget_state()  # traces this worker gets back may have moved on elsewhere
@@ -281,7 +289,7 @@ class InsightsJob:
         try:
             run_insights(self.client, now=now, since=since, budgets=self.config.budgets, publish=self.publish)
             self.last_now = now
-        except Exception:  # noqa: BLE001 - retried on the next tick; the stream is unaffected
+        except Exception:
             log.exception("insights job failed; retrying on the next tick")
 
     def publish(self, alerts: list[dict[str, Any]]) -> None:
@@ -322,8 +330,16 @@ def to_json(record: dict[str, Any]) -> bytes:
 
 def halt_record(detection: dict[str, Any]) -> bytes:
     """What a collector's kill switch reads from the control topic (compacted, keyed by trace)."""
-    return to_json({"trace_id": detection["trace_id"], "halt": True, "kind": detection["kind"], "repeats": detection["repeats"],
-                    "detection_id": detection["detection_id"], "detected_at": detection["detected_at"]})
+    return to_json(
+        {
+            "trace_id": detection["trace_id"],
+            "halt": True,
+            "kind": detection["kind"],
+            "repeats": detection["repeats"],
+            "detection_id": detection["detection_id"],
+            "detected_at": detection["detected_at"],
+        }
+    )
 
 
 def _partition_count(bootstrap: str, topic: str) -> int | None:
@@ -332,7 +348,7 @@ def _partition_count(bootstrap: str, topic: str) -> int | None:
 
     try:
         metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
-    except Exception as exc:  # noqa: BLE001 - report it the way a config error is reported
+    except Exception as exc:
         raise ValueError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
@@ -348,32 +364,64 @@ def _as_bytes(value: Any) -> bytes:
 
 def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser = argparse.ArgumentParser(prog="tokentrail worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--kafka", default=os.environ.get(ENV_KAFKA, ""), help=f"bootstrap servers (default ${ENV_KAFKA})")
-    parser.add_argument("--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)")
+    parser.add_argument(
+        "--kafka", default=os.environ.get(ENV_KAFKA, ""), help=f"bootstrap servers (default ${ENV_KAFKA})"
+    )
+    parser.add_argument(
+        "--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)"
+    )
     parser.add_argument("--events-topic", default=os.environ.get("TOKENTRAIL_EVENTS_TOPIC", "tokentrail.events"))
-    parser.add_argument("--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter"))
+    parser.add_argument(
+        "--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter")
+    )
     parser.add_argument("--alerts-topic", default=os.environ.get("TOKENTRAIL_ALERTS_TOPIC", "tokentrail.alerts"))
     parser.add_argument("--control-topic", default=os.environ.get("TOKENTRAIL_CONTROL_TOPIC", "tokentrail.control"))
-    parser.add_argument("--halt-on", default="", metavar="KINDS", help="comma-separated loop kinds that publish a halt for the trace (kill switch)")
-    parser.add_argument("--group", default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"), help="consumer group / faust app id")
+    parser.add_argument(
+        "--halt-on",
+        default="",
+        metavar="KINDS",
+        help="comma-separated loop kinds that publish a halt for the trace (kill switch)",
+    )
+    parser.add_argument(
+        "--group",
+        default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"),
+        help="consumer group / faust app id",
+    )
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--batch-within", type=float, default=0.2, help="seconds to wait for a batch to fill")
     parser.add_argument("--prices", help="price overrides file")
     parser.add_argument("--budgets", help="spend budgets file (YAML/JSON)")
     parser.add_argument("--session-timeout", type=float, default=15.0, help="consumer-group session timeout in seconds")
-    parser.add_argument("--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)")
+    parser.add_argument(
+        "--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)"
+    )
     parser.add_argument("--data-dir", default=".tokentrail/worker")
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
-    parser.add_argument("--inline-pipeline", action="store_true",
-                        help="run the pipeline in the worker's process instead of a child process (one core instead of two)")
+    parser.add_argument(
+        "--inline-pipeline",
+        action="store_true",
+        help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
+    )
     parser.add_argument("--loglevel", default="warning")
     args = parser.parse_args(list(argv))
     config = WorkerConfig(
-        kafka=args.kafka, clickhouse=args.clickhouse, events_topic=args.events_topic, deadletter_topic=args.deadletter_topic,
-        alerts_topic=args.alerts_topic, control_topic=args.control_topic, halt_on=tuple(k for k in args.halt_on.split(",") if k),
-        group=args.group, batch_size=args.batch_size, batch_within=args.batch_within, prices=args.prices,
-        data_dir=args.data_dir, allow_ephemeral_key=args.allow_ephemeral_key, budgets=args.budgets,
-        insights_interval=args.insights_interval, session_timeout=args.session_timeout, loglevel=args.loglevel,
+        kafka=args.kafka,
+        clickhouse=args.clickhouse,
+        events_topic=args.events_topic,
+        deadletter_topic=args.deadletter_topic,
+        alerts_topic=args.alerts_topic,
+        control_topic=args.control_topic,
+        halt_on=tuple(k for k in args.halt_on.split(",") if k),
+        group=args.group,
+        batch_size=args.batch_size,
+        batch_within=args.batch_within,
+        prices=args.prices,
+        data_dir=args.data_dir,
+        allow_ephemeral_key=args.allow_ephemeral_key,
+        budgets=args.budgets,
+        insights_interval=args.insights_interval,
+        session_timeout=args.session_timeout,
+        loglevel=args.loglevel,
         inline_pipeline=args.inline_pipeline,
     )
     return config

@@ -112,7 +112,7 @@ def _kafka_container() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """"host:port" of the run's shared Kafka broker (see the module docstring for the order)."""
+    """ "host:port" of the run's shared Kafka broker (see the module docstring for the order)."""
     backend = kafka_backend()
     if backend == "external":
         bootstrap = os.environ[KAFKA_ENV]

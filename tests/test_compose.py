@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
+from datetime import UTC
 from fnmatch import fnmatch
 from importlib import metadata
 from pathlib import Path
@@ -40,7 +41,11 @@ PYPROJECT = ROOT / "pyproject.toml"
 EXPECTED_DEPENDS = {
     "migrate": {"clickhouse": "service_healthy"},
     "clickhouse-grants": {"migrate": "service_completed_successfully"},
-    "worker": {"kafka": "service_healthy", "clickhouse": "service_healthy", "migrate": "service_completed_successfully"},
+    "worker": {
+        "kafka": "service_healthy",
+        "clickhouse": "service_healthy",
+        "migrate": "service_completed_successfully",
+    },
     "grafana": {"clickhouse": "service_healthy", "clickhouse-grants": "service_completed_successfully"},
     "traffic": {"kafka": "service_healthy"},
 }
@@ -156,14 +161,18 @@ def test_every_service_the_issue_names_is_there_with_an_image_or_a_build(service
         build = services[name].get("build")
         assert build, f"{name} must build the repo's Dockerfile"
         context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
-        assert (context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")).is_file()
+        assert (
+            context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
+        ).is_file()
 
 
 def test_images_are_pinned_to_the_versions_the_project_targets(services: dict[str, dict[str, Any]]) -> None:
     """No floating tags: Kafka 3.9.1, a ClickHouse 24/25 build, a Grafana x.y.z."""
     assert services["kafka"]["image"] == "apache/kafka:3.9.1"
     name, tag = image_tag(services["clickhouse"])
-    assert name == "clickhouse/clickhouse-server" and re.fullmatch(r"2[45]\.\d+(\.\d+)*", tag), services["clickhouse"]["image"]
+    assert name == "clickhouse/clickhouse-server" and re.fullmatch(r"2[45]\.\d+(\.\d+)*", tag), services["clickhouse"][
+        "image"
+    ]
     name, tag = image_tag(services["grafana"])
     assert name == "grafana/grafana" and re.fullmatch(r"\d+\.\d+\.\d+", tag), services["grafana"]["image"]
     for service in services.values():
@@ -177,20 +186,30 @@ def test_grafana_runs_the_version_the_dashboards_are_built_for(services: dict[st
     running = ".".join(tag.split(".")[:2])
     # The SDK's versions are "<epoch>!<grafana version>", e.g. 1769699379!11.6.0. pyproject's pin is
     # what CI and the image install; the installed build is what this venv builds dashboards with.
-    pins = [d for deps in tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"].values()
-            for d in deps if d.startswith("grafana-foundation-sdk")]
+    pins = [
+        d
+        for deps in tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"].values()
+        for d in deps
+        if d.startswith("grafana-foundation-sdk")
+    ]
     assert pins, "pyproject.toml does not depend on grafana-foundation-sdk"
     for sdk in (*(p.split("==", 1)[-1] for p in pins), metadata.version("grafana-foundation-sdk")):
         targeted = ".".join(sdk.split("!")[-1].split(".")[:2])
-        assert running == targeted, f"compose runs Grafana {tag}; grafana-foundation-sdk {sdk} builds for Grafana {targeted}"
+        assert running == targeted, (
+            f"compose runs Grafana {tag}; grafana-foundation-sdk {sdk} builds for Grafana {targeted}"
+        )
     try:
         from tokentrail.dashboards import spec
     except ImportError:
         return  # the dashboards package states its version once it exists
-    assert running == spec.GRAFANA_VERSION, f"dashboards/spec.py says Grafana {spec.GRAFANA_VERSION}, compose runs {tag}"
+    assert running == spec.GRAFANA_VERSION, (
+        f"dashboards/spec.py says Grafana {spec.GRAFANA_VERSION}, compose runs {tag}"
+    )
 
 
-def test_grafana_installs_a_pinned_clickhouse_plugin_and_mounts_the_provisioning(services: dict[str, dict[str, Any]]) -> None:
+def test_grafana_installs_a_pinned_clickhouse_plugin_and_mounts_the_provisioning(
+    services: dict[str, dict[str, Any]],
+) -> None:
     """The ClickHouse plugin at a fixed version, provisioning from the repo, admin credentials from .env."""
     grafana = services["grafana"]
     env = environment(grafana)
@@ -200,7 +219,9 @@ def test_grafana_installs_a_pinned_clickhouse_plugin_and_mounts_the_provisioning
     assert len(version) == 2 and re.fullmatch(r"\d+\.\d+\.\d+", version[1]), f"plugin version not pinned: {version}"
     assert "./dashboards/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
     for key in ("GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"):
-        assert variables(env[key]) and set(variables(env[key]).values()) == {":?"}, f"{key} must come from .env, required"
+        assert variables(env[key]) and set(variables(env[key]).values()) == {":?"}, (
+            f"{key} must come from .env, required"
+        )
 
 
 def test_long_running_services_have_healthchecks(services: dict[str, dict[str, Any]]) -> None:
@@ -225,9 +246,13 @@ def test_depends_on_conditions_order_the_start(services: dict[str, dict[str, Any
         for dependency, condition in depends_on(service).items():
             assert dependency in services, f"{name} depends on unknown service {dependency}"
             if condition == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy; it has no healthcheck"
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency} to be healthy; it has no healthcheck"
+                )
             if condition == "service_completed_successfully":
-                assert services[dependency].get("restart", "no") == "no", f"{dependency} is awaited to exit: restart must be 'no'"
+                assert services[dependency].get("restart", "no") == "no", (
+                    f"{dependency} is awaited to exit: restart must be 'no'"
+                )
     for name in ONE_SHOT:
         assert services[name].get("restart") == "no", f"{name} is one-shot"
 
@@ -238,7 +263,9 @@ def test_only_the_traffic_generator_is_optional(services: dict[str, dict[str, An
     assert [n for n, s in services.items() if s.get("profiles")] == ["traffic"]
 
 
-def test_the_tokentrail_services_run_real_commands(services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_tokentrail_services_run_real_commands(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """migrate runs `tokentrail schema apply`; the worker's command and environment parse with its own flags."""
     from tokentrail.sinks.connection import resolve_dsn
     from tokentrail.stream.worker import parse_args
@@ -251,7 +278,9 @@ def test_the_tokentrail_services_run_real_commands(services: dict[str, dict[str,
     assert command[0] == "worker"
     config = parse_args(command[1:])
     assert config.halt_on == () and config.kafka == "kafka:19092"
-    config = parse_args(resolved(services["worker"]["command"], {**TEST_ENV, "TOKENTRAIL_HALT_ON": "repeated_tool_call"})[1:])
+    config = parse_args(
+        resolved(services["worker"]["command"], {**TEST_ENV, "TOKENTRAIL_HALT_ON": "repeated_tool_call"})[1:]
+    )
     assert config.halt_on == ("repeated_tool_call",)
     for name in ("migrate", "worker", "clickhouse-grants"):
         dsn = resolved(environment(services[name])["TOKENTRAIL_CLICKHOUSE_URL"])
@@ -263,7 +292,9 @@ def test_the_tokentrail_services_run_real_commands(services: dict[str, dict[str,
         assert f"//{bootstrap}" in advertised, f"{name} uses {bootstrap}; kafka advertises {advertised}"
 
 
-def test_the_worker_gets_its_redaction_key_from_a_secret_file(compose: dict[str, Any], services: dict[str, dict[str, Any]], docs: str) -> None:
+def test_the_worker_gets_its_redaction_key_from_a_secret_file(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], docs: str
+) -> None:
     """TOKENTRAIL_REDACTION_KEY_FILE names a mounted secret; the file is the operator's, documented and git-ignored."""
     env = environment(services["worker"])
     assert "TOKENTRAIL_REDACTION_KEY" not in env
@@ -274,7 +305,9 @@ def test_the_worker_gets_its_redaction_key_from_a_secret_file(compose: dict[str,
     assert path in docs, f"docs/full-stack.md must say how to create {path}"
 
 
-def test_every_host_path_exists_or_is_created_by_the_operator(compose: dict[str, Any], services: dict[str, dict[str, Any]], docs: str) -> None:
+def test_every_host_path_exists_or_is_created_by_the_operator(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], docs: str
+) -> None:
     """Bind mounts, build contexts and secret files point at files in the repo (or at documented operator files)."""
     paths: list[str] = []
     for service in services.values():
@@ -367,8 +400,13 @@ def test_the_grafana_provisioning_reads_only_what_compose_provides(services: dic
         text = path.read_text(encoding="utf-8")
         for name in grafana_variables(text):
             # Grafana refuses to start on an empty datasource host or contact point URL/key.
-            assert grafana_env.get(name), f"{path.relative_to(ROOT)} reads {name}; compose gives Grafana no value for it"
-        document = yaml.safe_load(re.sub(r"\$__env\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: grafana_env[m.group(1)], text)) or {}
+            assert grafana_env.get(name), (
+                f"{path.relative_to(ROOT)} reads {name}; compose gives Grafana no value for it"
+            )
+        document = (
+            yaml.safe_load(re.sub(r"\$__env\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: grafana_env[m.group(1)], text))
+            or {}
+        )
         for datasource in document.get("datasources", []) or []:
             host = (datasource.get("jsonData") or {}).get("host") or datasource.get("url", "")
             host = re.sub(r"^\w+://", "", str(host)).split(":")[0].split("/")[0]
@@ -376,7 +414,9 @@ def test_the_grafana_provisioning_reads_only_what_compose_provides(services: dic
                 assert host in services, f"{path.name}: datasource host {host!r} is not a compose service"
         for provider in document.get("providers", []) or []:
             target = (provider.get("options") or {}).get("path", "")
-            assert str(target).startswith("/etc/grafana/provisioning/"), f"{path.name}: {target} is outside the mounted folder"
+            assert str(target).startswith("/etc/grafana/provisioning/"), (
+                f"{path.name}: {target} is outside the mounted folder"
+            )
 
 
 # -- the Dockerfile -----------------------------------------------------------------------------
@@ -397,7 +437,9 @@ def worker_extra() -> str:
     """The optional-dependencies extra that holds the worker's dependencies (faust) and no test tools."""
     extras = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     names = lambda deps: {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in deps}  # noqa: E731
-    holding = [extra for extra, deps in extras.items() if "faust-streaming" in names(deps) and "pytest" not in names(deps)]
+    holding = [
+        extra for extra, deps in extras.items() if "faust-streaming" in names(deps) and "pytest" not in names(deps)
+    ]
     assert len(holding) == 1, f"expected one extra with faust-streaming and no pytest, found {holding}"
     return holding[0]
 
@@ -409,7 +451,9 @@ def test_dockerfile_installs_the_package_from_the_worker_extra_the_way_ci_does()
     assert "python -m venv" in runs
     installs = re.findall(r"pip install (?:-\S+ )*'?\.\[([a-z,-]+)\]'?", runs)
     assert installs == [worker_extra()], f"pip installs extras {installs}; the worker's are in [{worker_extra()}]"
-    assert "-e " not in runs.split("pip install", 1)[1].split("&&")[0], "the image installs the package, not an editable checkout"
+    assert "-e " not in runs.split("pip install", 1)[1].split("&&")[0], (
+        "the image installs the package, not an editable checkout"
+    )
     assert "'.[dev]'" in (ROOT / "scripts" / "_setup.sh").read_text(), "CI's install line moved: re-check the image's"
 
 
@@ -449,7 +493,13 @@ def test_the_build_context_has_what_pip_needs_and_no_secrets() -> None:
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such file"
         assert not dockerignore_excludes(source), f".dockerignore excludes {source}, which the Dockerfile copies"
-    for secret in (*OPERATOR_FILES, ".env.local", ".git/config", ".venv/bin/python", "stream/__pycache__/cli.cpython-311.pyc"):
+    for secret in (
+        *OPERATOR_FILES,
+        ".env.local",
+        ".git/config",
+        ".venv/bin/python",
+        "stream/__pycache__/cli.cpython-311.pyc",
+    ):
         assert dockerignore_excludes(secret), f"{secret} would be sent to the Docker daemon"
 
 
@@ -468,17 +518,26 @@ def test_traffic_profile_produces_generated_events_keyed_and_partitioned_like_th
     assert traffic["entrypoint"][:2] == ["/bin/sh", "-ec"]
     topic = new_topic(partitions=6)
     env = {k: resolved(v) for k, v in environment(traffic).items()}
-    env.update(TOKENTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap, TOKENTRAIL_EVENTS_TOPIC=topic, TRAFFIC_EVENTS="300",
-               TRAFFIC_INTERVAL_SECONDS="0", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.update(
+        TOKENTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        TOKENTRAIL_EVENTS_TOPIC=topic,
+        TRAFFIC_EVENTS="300",
+        TRAFFIC_INTERVAL_SECONDS="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     script = resolved(traffic["command"][0])
-    run = subprocess.run(["/bin/sh", "-ec", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=240)
+    run = subprocess.run(
+        ["/bin/sh", "-ec", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=240
+    )
     assert run.returncode == 0, run.stderr
     delivered = re.search(r"traffic: (\d+) of (\d+) lines delivered", run.stderr)
     assert delivered and delivered.group(1) == delivered.group(2), run.stderr
     expected = range(int(delivered.group(2)))
     assert len(expected) >= 300  # every valid event plus the malformed lines and re-deliveries
 
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"check-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": kafka_bootstrap, "group.id": f"check-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
     messages = []
     try:
@@ -501,14 +560,16 @@ def test_traffic_profile_produces_generated_events_keyed_and_partitioned_like_th
             continue
         keyed += 1
         assert message.key() == trace_id.encode()
-        assert message.partition() == partitioner(message.key(), partitions, partitions), "not the collector's partitioner"
+        assert message.partition() == partitioner(message.key(), partitions, partitions), (
+            "not the collector's partitioner"
+        )
     assert keyed > len(expected) * 0.9
     # Spread over the last TRAFFIC_WINDOW_MINUTES, not the generator's fixed default start.
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     timestamps = [json.loads(m.value())["ts"] for m in messages if m.key() is not None]
     earliest = datetime.fromisoformat(min(timestamps).replace("Z", "+00:00"))
-    assert datetime.now(timezone.utc) - earliest < timedelta(minutes=int(env["TRAFFIC_WINDOW_MINUTES"]) + 5)
+    assert datetime.now(UTC) - earliest < timedelta(minutes=int(env["TRAFFIC_WINDOW_MINUTES"]) + 5)
 
 
 @pytest.mark.kafka
@@ -558,11 +619,16 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     """`docker compose config -q` (no engine needed) validates the file against the Compose schema."""
     command = _compose_v2()
     if command is None:
-        pytest.skip("no Docker Compose v2 client here (`docker compose version` fails): compose.yaml checked by the tests above only")
+        pytest.skip(
+            "no Docker Compose v2 client here (`docker compose version` fails): compose.yaml checked by the tests above only"
+        )
     env_file = tmp_path / "test.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in TEST_ENV.items()))
     result = subprocess.run(
         [*command, "-f", str(COMPOSE), "--env-file", str(env_file), "--profile", "traffic", "config", "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -98,8 +98,14 @@ def test_malformed_lines_give_the_recorded_reason():
         assert reason in REASONS
         result = decode_event(t.lines[i])
         assert isinstance(result, InvalidEvent) and result.reason == reason, (i, reason, result)
-    assert set(t.truth.malformed) == {"not_json", "not_object", "missing_field", "invalid_value",
-                                      "unknown_type", "unsupported_schema_version"}
+    assert set(t.truth.malformed) == {
+        "not_json",
+        "not_object",
+        "missing_field",
+        "invalid_value",
+        "unknown_type",
+        "unsupported_schema_version",
+    }
 
 
 def test_malformed_share_is_about_the_ratio(traffic):
@@ -151,7 +157,7 @@ def test_events_are_in_time_order_within_the_window(events):
 
 def test_start_and_duration_are_honoured():
     """A demo can place traffic at any time span."""
-    start = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     t = generate(GeneratorConfig(events=2000, start=start, duration=timedelta(minutes=10), with_anomalies=False))
     ts = [json.loads(line)["ts"] for i, line in enumerate(t.lines) if i not in t.truth.malformed_lines]
     assert min(ts) == "2025-01-02T03:04:05.000Z"
@@ -241,8 +247,10 @@ def test_repeated_tool_call_loop_repeats(traffic, events):
 def test_tool_cycle_loop_has_period_two(traffic, events):
     """Two tool calls alternate with unchanged arguments and results."""
     entry = _loop(traffic, "tool_cycle")
-    calls = [json.dumps([t["tool"]["name"], t["tool"]["arguments"], t["tool"]["result"]])
-             for t in _only(_by_trace(events, entry["trace_id"]), "tool_call")]
+    calls = [
+        json.dumps([t["tool"]["name"], t["tool"]["arguments"], t["tool"]["result"]])
+        for t in _only(_by_trace(events, entry["trace_id"]), "tool_call")
+    ]
     assert len(calls) == 2 * entry["repeats"]
     assert calls[0] != calls[1] and calls == calls[:2] * entry["repeats"]
 
@@ -270,8 +278,11 @@ def test_legitimate_repetition_makes_progress(traffic, events):
     pages = _only(_by_trace(events, _loop(traffic, "pagination")["trace_id"]), "tool_call")
     assert len({t["tool"]["name"] for t in pages}) == 1
     assert len({json.dumps(t["tool"]["arguments"]) for t in pages}) == len(pages) >= 5
-    polls = [t for t in _only(_by_trace(events, _loop(traffic, "polling")["trace_id"]), "tool_call")
-             if t["tool"]["name"] == "get_query_status"]
+    polls = [
+        t
+        for t in _only(_by_trace(events, _loop(traffic, "polling")["trace_id"]), "tool_call")
+        if t["tool"]["name"] == "get_query_status"
+    ]
     assert len({json.dumps(t["tool"]["arguments"]) for t in polls}) == 1
     assert len({json.dumps(t["tool"]["result"]) for t in polls}) == len(polls) >= 5
     batch = _by_trace(events, _loop(traffic, "batch")["trace_id"])
@@ -286,21 +297,26 @@ def test_model_swap_changes_response_model_silently(traffic, events):
     """For one (tenant, feature, model) the response model changes at the recorded time, nothing else does."""
     swap = traffic.truth.model_swap
     key = (swap["tenant"], swap["feature"], swap["model"])
-    outs = [e for e in _only(events, "output")
-            if (e["tenant"], e["feature"], e["model"]) == key and e["response_model"]]
+    outs = [
+        e for e in _only(events, "output") if (e["tenant"], e["feature"], e["model"]) == key and e["response_model"]
+    ]
     before = {e["response_model"] for e in outs if e["ts"] < swap["ts"]}
     after = {e["response_model"] for e in outs if e["ts"] >= swap["ts"]}
     assert before == {swap["from"]} and after == {swap["to"]}
-    others = {e["response_model"] for e in _only(events, "output")
-              if e["model"] == swap["model"] and (e["tenant"], e["feature"]) != key[:2] and e["response_model"]}
+    others = {
+        e["response_model"]
+        for e in _only(events, "output")
+        if e["model"] == swap["model"] and (e["tenant"], e["feature"]) != key[:2] and e["response_model"]
+    }
     assert others == {swap["from"]}
 
 
 def test_system_prompt_changes_without_a_version_bump(traffic, events):
     """The recorded prompt template's system text hash changes at the recorded time; the version stays."""
     change = traffic.truth.prompt_change
-    prompts = [e for e in _only(events, "prompt")
-               if (e["feature"], e["prompt_id"]) == (change["feature"], change["prompt_id"])]
+    prompts = [
+        e for e in _only(events, "prompt") if (e["feature"], e["prompt_id"]) == (change["feature"], change["prompt_id"])
+    ]
     assert {p["prompt_version"] for p in prompts} == {change["prompt_version"]}
     assert {_sha(p["messages"][0]["content"]) for p in prompts if p["ts"] < change["ts"]} == {change["from_sha256"]}
     assert {_sha(p["messages"][0]["content"]) for p in prompts if p["ts"] >= change["ts"]} == {change["to_sha256"]}
@@ -372,8 +388,17 @@ def test_custom_tenants_are_used():
     assert tenants == {"umbrella", "wayne"}
 
 
-@pytest.mark.parametrize("kwargs", [{"events": 0}, {"malformed_ratio": 1.5}, {"redelivery_ratio": -0.1},
-                                    {"duration": timedelta(0)}, {"start": datetime(2026, 1, 1)}, {"tenants": ()}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"events": 0},
+        {"malformed_ratio": 1.5},
+        {"redelivery_ratio": -0.1},
+        {"duration": timedelta(0)},
+        {"start": datetime(2026, 1, 1)},
+        {"tenants": ()},
+    ],
+)
 def test_bad_config_is_refused_when_built(kwargs):
     """Bad settings raise ValueError at configuration time."""
     with pytest.raises(ValueError):
@@ -383,14 +408,32 @@ def test_bad_config_is_refused_when_built(kwargs):
 def test_main_writes_json_lines_and_truth(tmp_path, capsys):
     """`tokentrail generate N` prints JSON Lines and can save the ground truth."""
     truth_file = tmp_path / "truth.json"
-    assert main(["300", "--seed", "3", "--malformed-ratio", "0", "--redelivery-ratio", "0",
-                 "--duration", "5m", "--no-anomalies", "--truth", str(truth_file)]) == 0
+    assert (
+        main(
+            [
+                "300",
+                "--seed",
+                "3",
+                "--malformed-ratio",
+                "0",
+                "--redelivery-ratio",
+                "0",
+                "--duration",
+                "5m",
+                "--no-anomalies",
+                "--truth",
+                str(truth_file),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     truth = json.loads(truth_file.read_text())
     assert len(lines) == truth["lines"] == truth["valid_events"] >= 300
     assert all(not isinstance(decode_event(line), InvalidEvent) for line in lines)
-    config = GeneratorConfig(seed=3, events=300, duration=timedelta(minutes=5), malformed_ratio=0,
-                             redelivery_ratio=0, with_anomalies=False)
+    config = GeneratorConfig(
+        seed=3, events=300, duration=timedelta(minutes=5), malformed_ratio=0, redelivery_ratio=0, with_anomalies=False
+    )
     assert lines == generate(config).lines
 
 
@@ -399,8 +442,9 @@ def test_output_does_not_depend_on_the_process():
     outputs = []
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        run = subprocess.run([sys.executable, "-m", "tokentrail.stream.generator", "400"],
-                             capture_output=True, env=env, check=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "tokentrail.stream.generator", "400"], capture_output=True, env=env, check=True
+        )
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].decode().splitlines() == generate(GeneratorConfig(events=400)).lines

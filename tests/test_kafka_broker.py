@@ -11,10 +11,9 @@ import socket
 import time
 import uuid
 
+import kafka_broker
 import pytest
 from confluent_kafka import Consumer, Producer
-
-import kafka_broker
 from kafka_broker import KafkaBroker, KafkaBrokerError
 
 pytestmark = pytest.mark.kafka
@@ -28,8 +27,7 @@ def _producer(bootstrap: str) -> tuple[Producer, list]:
             errors.append(err)
 
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-         "on_delivery": on_delivery}
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "on_delivery": on_delivery}
     )
     return producer, errors
 

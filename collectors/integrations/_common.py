@@ -23,9 +23,9 @@ import contextvars
 import functools
 import inspect
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .. import context, get_collector
 from .._internal import rate_limited
@@ -109,7 +109,7 @@ def _begin(endpoint: Endpoint, options: Options, kwargs: dict[str, Any]) -> tupl
         # and a stream outlives this frame, so there is no `with` block to leave.
         contextvars.copy_context().run(call.__enter__)
         return call, send
-    except Exception:  # noqa: BLE001
+    except Exception:
         log_internal_error("request")
         return None, kwargs  # not `send`: a request change is only made for a call we record
 
@@ -117,7 +117,7 @@ def _begin(endpoint: Endpoint, options: Options, kwargs: dict[str, Any]) -> tupl
 def _fail(call: Any, exc: BaseException, fields: dict[str, Any] | None = None) -> None:
     try:
         call.finish(**{**(fields or {}), "error": exc, "finish_reason": "error"})
-    except Exception:  # noqa: BLE001
+    except Exception:
         log_internal_error("error")
 
 
@@ -128,17 +128,18 @@ def _end(endpoint: Endpoint, call: Any, result: Any, asked: Mapping[str, Any], s
             attach_stream(result, call, endpoint.new_accumulator(asked, sent))
         else:
             call.finish(**(endpoint.describe_response(result) or {}))
-    except Exception:  # noqa: BLE001
+    except Exception:
         log_internal_error("response")
         try:
             call.finish()  # latency at least; a no-op if the call already finished
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return result
 
 
-def run_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], endpoint: Endpoint,
-             options: Options) -> Any:
+def run_sync(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], endpoint: Endpoint, options: Options
+) -> Any:
     """Call `fn` once, as one traced model call, and return exactly what it returned."""
     call, send = _begin(endpoint, options, kwargs)
     if call is None:
@@ -151,8 +152,9 @@ def run_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     return _end(endpoint, call, result, kwargs, send)
 
 
-async def run_async(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], endpoint: Endpoint,
-                    options: Options) -> Any:
+async def run_async(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], endpoint: Endpoint, options: Options
+) -> Any:
     """`run_sync` for coroutine methods. A CancelledError is recorded as an error too, then re-raised."""
     call, send = _begin(endpoint, options, kwargs)
     if call is None:
@@ -201,7 +203,7 @@ def _instrumenting(original: Callable[..., Any], instrument: Callable[[Any], Any
         new = original(*args, **kwargs)
         try:
             instrument(new)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log_internal_error("client copy")
         return new
 
@@ -228,7 +230,7 @@ class _StreamState:
                 self.marked = True
                 self.call.first_token()
             return self.acc.hide(item)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log_internal_error("stream item")
             return False
 
@@ -238,7 +240,7 @@ class _StreamState:
         self.done = True
         try:
             fields = self.acc.fields()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log_internal_error("stream end")
             fields = {}
         if error is not None:
@@ -246,7 +248,7 @@ class _StreamState:
             return
         try:
             self.call.finish(**fields)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log_internal_error("stream end")
 
 

@@ -11,9 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 PLACEHOLDERS = {
-    "image_url": "[image]", "input_image": "[image]", "image": "[image]",
-    "input_audio": "[audio]", "audio": "[audio]",
-    "file": "[file]", "input_file": "[file]", "document": "[document]",
+    "image_url": "[image]",
+    "input_image": "[image]",
+    "image": "[image]",
+    "input_audio": "[audio]",
+    "audio": "[audio]",
+    "file": "[file]",
+    "input_file": "[file]",
+    "document": "[document]",
 }
 
 

@@ -24,24 +24,43 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ._common import (
-    ORIGINAL, Accumulator, Endpoint, Options, log_internal_error, patch_copies, patch_method, run_async, run_sync,
+    ORIGINAL,
+    Accumulator,
+    Endpoint,
+    Options,
+    log_internal_error,
+    patch_copies,
+    patch_method,
+    run_async,
+    run_sync,
 )
 from ._shapes import arg, flatten, get, message, params, part_text, render_tool_call, tool_call, tool_names
 
 __all__ = ["instrument_anthropic"]
 
 PARAMS = {
-    "max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-    "stop_sequences": "stop", "stream": "stream", "service_tier": "service_tier", "tool_choice": "tool_choice",
-    "thinking": "thinking", "speed": "speed",
+    "max_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "stop_sequences": "stop",
+    "stream": "stream",
+    "service_tier": "service_tier",
+    "tool_choice": "tool_choice",
+    "thinking": "thinking",
+    "speed": "speed",
 }
 STOP_REASONS = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls", "refusal": "content_filter",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
 }
 USAGE_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 
@@ -63,7 +82,9 @@ def instrument_anthropic(
     """
     messages = getattr(client, "messages", None)
     if not callable(getattr(messages, "create", None)):
-        raise TypeError(f"instrument_anthropic needs an Anthropic client (with .messages.create), got {type(client).__name__}")
+        raise TypeError(
+            f"instrument_anthropic needs an Anthropic client (with .messages.create), got {type(client).__name__}"
+        )
     if collector is not None and not callable(getattr(collector, "model_call", None)):
         raise TypeError(f"collector must be a tokentrail Collector or None, got {type(collector).__name__}")
     import anthropic  # lazily: importing tokentrail.collectors must never import a provider SDK
@@ -73,8 +94,12 @@ def instrument_anthropic(
     patch_method(messages, "create", endpoint, options)
     patch_method(messages, "parse", endpoint, options)
     _patch_stream_helper(messages, endpoint, options)
-    patch_copies(client, lambda new: instrument_anthropic(
-        new, collector, feature=feature, prompt_id=prompt_id, prompt_version=prompt_version, provider=provider))
+    patch_copies(
+        client,
+        lambda new: instrument_anthropic(
+            new, collector, feature=feature, prompt_id=prompt_id, prompt_version=prompt_version, provider=provider
+        ),
+    )
     return client
 
 
@@ -90,7 +115,7 @@ def _patch_stream_helper(messages: Any, endpoint: Endpoint, options: Options) ->
         manager = original(*args, **kwargs)
         try:
             _trace_manager(manager, kwargs, endpoint, options)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log_internal_error("messages.stream")
         return manager
 
@@ -162,7 +187,12 @@ def _request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         recorded["thinking_budget_tokens"] = get(arg(kwargs, "thinking"), "budget_tokens")
     if isinstance(get(arg(kwargs, "output_config"), "effort"), str):
         recorded["reasoning_effort"] = get(arg(kwargs, "output_config"), "effort")
-    return {"model": arg(kwargs, "model"), "messages": messages, "params": recorded, "tools": tool_names(arg(kwargs, "tools"))}
+    return {
+        "model": arg(kwargs, "model"),
+        "messages": messages,
+        "params": recorded,
+        "tools": tool_names(arg(kwargs, "tools")),
+    }
 
 
 def _usage(raw: Mapping[str, Any]) -> dict[str, int]:
@@ -218,8 +248,11 @@ class _MessageStream(Accumulator):
         elif kind == "content_block_start":
             block = get(event, "content_block")
             self.blocks[get(event, "index") or 0] = {
-                "type": get(block, "type"), "id": get(block, "id"), "name": get(block, "name"),
-                "input": get(block, "input"), "parts": [get(block, "text") or ""],
+                "type": get(block, "type"),
+                "id": get(block, "id"),
+                "name": get(block, "name"),
+                "input": get(block, "input"),
+                "parts": [get(block, "text") or ""],
             }
         elif kind == "content_block_delta":
             delta = get(event, "delta")

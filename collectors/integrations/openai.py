@@ -28,31 +28,62 @@ taken from, or added to, the arguments of a call (except the opt-in above).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._common import Accumulator, Endpoint, Options, patch_copies, patch_method
 from ._shapes import arg, flatten, get, message, params, render_tool_call, tool_call, tool_names
 
 __all__ = ["instrument_openai"]
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
-         "function": "tool"}
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
 CHAT_PARAMS = {
-    "temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
-    "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty", "seed": "seed", "n": "n",
-    "stop": "stop", "stream": "stream", "reasoning_effort": "reasoning_effort", "service_tier": "service_tier",
-    "parallel_tool_calls": "parallel_tool_calls", "tool_choice": "tool_choice", "response_format": "response_format",
-    "logprobs": "logprobs", "top_logprobs": "top_logprobs", "verbosity": "verbosity",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "n": "n",
+    "stop": "stop",
+    "stream": "stream",
+    "reasoning_effort": "reasoning_effort",
+    "service_tier": "service_tier",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "tool_choice": "tool_choice",
+    "response_format": "response_format",
+    "logprobs": "logprobs",
+    "top_logprobs": "top_logprobs",
+    "verbosity": "verbosity",
 }
 RESPONSES_PARAMS = {
-    "temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_tokens", "stream": "stream",
-    "max_tool_calls": "max_tool_calls", "parallel_tool_calls": "parallel_tool_calls", "tool_choice": "tool_choice",
-    "service_tier": "service_tier", "truncation": "truncation", "top_logprobs": "top_logprobs",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_output_tokens": "max_tokens",
+    "stream": "stream",
+    "max_tool_calls": "max_tool_calls",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "tool_choice": "tool_choice",
+    "service_tier": "service_tier",
+    "truncation": "truncation",
+    "top_logprobs": "top_logprobs",
     "background": "background",
 }
 INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
-DELTAS = ("response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta",
-          "response.custom_tool_call_input.delta")
+DELTAS = (
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+    "response.custom_tool_call_input.delta",
+)
 FINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -76,7 +107,9 @@ def instrument_openai(
     import openai  # lazily: importing tokentrail.collectors must never import a provider SDK
 
     if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
-        raise TypeError(f"instrument_openai needs an openai.OpenAI or openai.AsyncOpenAI client, got {type(client).__name__}")
+        raise TypeError(
+            f"instrument_openai needs an openai.OpenAI or openai.AsyncOpenAI client, got {type(client).__name__}"
+        )
     if collector is not None and not callable(getattr(collector, "model_call", None)):
         raise TypeError(f"collector must be a tokentrail Collector or None, got {type(collector).__name__}")
     options = Options(collector, feature, prompt_id, prompt_version, provider, stream_usage)
@@ -87,9 +120,18 @@ def instrument_openai(
         patch_method(client.chat.completions, name, chat, options)
         if hasattr(client, "responses"):
             patch_method(client.responses, name, responses, options)
-    patch_copies(client, lambda new: instrument_openai(
-        new, collector, feature=feature, prompt_id=prompt_id, prompt_version=prompt_version, provider=provider,
-        stream_usage=stream_usage))
+    patch_copies(
+        client,
+        lambda new: instrument_openai(
+            new,
+            collector,
+            feature=feature,
+            prompt_id=prompt_id,
+            prompt_version=prompt_version,
+            provider=provider,
+            stream_usage=stream_usage,
+        ),
+    )
     return client
 
 
@@ -111,8 +153,10 @@ def _chat_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     messages = []
     for msg in arg(kwargs, "messages") or ():
         content = flatten(get(msg, "content"))
-        calls = [render_tool_call(get(get(c, "function"), "name"), get(get(c, "function"), "arguments"))
-                 for c in get(msg, "tool_calls") or ()]
+        calls = [
+            render_tool_call(get(get(c, "function"), "name"), get(get(c, "function"), "arguments"))
+            for c in get(msg, "tool_calls") or ()
+        ]
         text = "\n".join(t for t in (content, *calls) if t)
         messages.append(message(ROLES.get(get(msg, "role"), "user"), text, get(msg, "name"), get(msg, "tool_call_id")))
     recorded = params(kwargs, CHAT_PARAMS)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, MutableMapping
+from typing import Any
 
 from ..stages import Accepted, Batch
 
@@ -86,10 +87,27 @@ def _bump(counts: dict[str, int], key: str) -> int:
 
 def _new_state(item: Accepted, ts_ms: int) -> dict[str, Any]:
     e = item.event
-    return {"tenant": e.tenant, "service": e.service, "feature": e.feature, "first_ms": ts_ms, "last_ms": ts_ms,
-            "events": 0, "tokens": 0, "cost": "0", "spend": [], "steps": [], "step_info": {}, "step_first": {},
-            "tool_counts": {}, "prompt_counts": {}, "prompt_first": {}, "last_prompt": [], "span_new_input": {},
-            "output": None, "reported": {}}
+    return {
+        "tenant": e.tenant,
+        "service": e.service,
+        "feature": e.feature,
+        "first_ms": ts_ms,
+        "last_ms": ts_ms,
+        "events": 0,
+        "tokens": 0,
+        "cost": "0",
+        "spend": [],
+        "steps": [],
+        "step_info": {},
+        "step_first": {},
+        "tool_counts": {},
+        "prompt_counts": {},
+        "prompt_first": {},
+        "last_prompt": [],
+        "span_new_input": {},
+        "output": None,
+        "reported": {},
+    }
 
 
 class LoopDetector:
@@ -97,7 +115,9 @@ class LoopDetector:
 
     EXPIRE_EVERY = 50  # batches between expiry sweeps
 
-    def __init__(self, config: LoopConfig | None = None, state: MutableMapping[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, config: LoopConfig | None = None, state: MutableMapping[str, dict[str, Any]] | None = None
+    ) -> None:
         self.config = config or LoopConfig()
         self.state: MutableMapping[str, dict[str, Any]] = state if state is not None else {}
         self._batches = 0
@@ -146,7 +166,9 @@ class LoopDetector:
     def _tool(self, st: dict[str, Any], doc: dict[str, Any], ts_ms: int) -> list[tuple | None]:
         tool = doc["tool"]
         sig = _sig(tool["name"], tool.get("arguments"), tool.get("result"))
-        st["step_info"].setdefault(sig, {"tool": tool["name"], "arguments": _clip(tool.get("arguments")), "result": _clip(tool.get("result"))})
+        st["step_info"].setdefault(
+            sig, {"tool": tool["name"], "arguments": _clip(tool.get("arguments")), "result": _clip(tool.get("result"))}
+        )
         st["step_first"].setdefault(sig, ts_ms)
         if len(st["step_info"]) > MAX_KEYS:
             st["step_info"].pop(next(iter(st["step_info"])))
@@ -173,7 +195,7 @@ class LoopDetector:
             if len(steps) < period * need or len(set(pattern)) < 2:
                 continue
             cycles = 1
-            while len(steps) >= period * (cycles + 1) and steps[-period * (cycles + 1):-period * cycles] == pattern:
+            while len(steps) >= period * (cycles + 1) and steps[-period * (cycles + 1) : -period * cycles] == pattern:
                 cycles += 1
             if cycles >= need:
                 return period, cycles
@@ -187,7 +209,7 @@ class LoopDetector:
         # that does not extend the previous one starts a new conversation branch: new input too.
         previous = st["last_prompt"]
         extends = len(hashes) > len(previous) and hashes[: len(previous)] == previous
-        appended = messages[len(previous):] if extends else messages
+        appended = messages[len(previous) :] if extends else messages
         st["span_new_input"][doc["span_id"]] = not extends or any(m["role"] in ("user", "tool") for m in appended)
         st["last_prompt"] = hashes[-MAX_KEYS:] if len(hashes) <= MAX_KEYS else []
         if len(st["span_new_input"]) > 64:
@@ -196,7 +218,12 @@ class LoopDetector:
         count = _bump(st["prompt_counts"], prompt)
         if count >= self.config.repeated_prompt:
             last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-            evidence = {"prompt_hash": prompt, "sends": count, "messages": len(messages), "last_user_message": _clip(last_user)}
+            evidence = {
+                "prompt_hash": prompt,
+                "sends": count,
+                "messages": len(messages),
+                "last_user_message": _clip(last_user),
+            }
             return [("repeated_prompt", count, evidence, st["prompt_first"][prompt])]
         return []
 
@@ -231,14 +258,22 @@ class LoopDetector:
         window_tokens = sum(s[1] for s in st["spend"])
         window_cost = sum(Decimal(s[2]) for s in st["spend"])
         if window_tokens > self.config.spend_tokens or window_cost > self.config.spend_usd:
-            evidence = {"window_s": self.config.spend_window_s, "window_tokens": window_tokens, "window_cost_usd": str(window_cost),
-                        "threshold_tokens": self.config.spend_tokens, "threshold_usd": str(self.config.spend_usd), "calls": len(st["spend"])}
+            evidence = {
+                "window_s": self.config.spend_window_s,
+                "window_tokens": window_tokens,
+                "window_cost_usd": str(window_cost),
+                "threshold_tokens": self.config.spend_tokens,
+                "threshold_usd": str(self.config.spend_usd),
+                "calls": len(st["spend"]),
+            }
             return ("spend_guard", len(st["spend"]), evidence, st["spend"][0][0])
         return None
 
     # -- reporting ------------------------------------------------------------------------------
 
-    def _report(self, st: dict[str, Any], item: Accepted, ts_ms: int, kind: str, repeats: int, evidence: dict, first_ms: int) -> dict[str, Any] | None:
+    def _report(
+        self, st: dict[str, Any], item: Accepted, ts_ms: int, kind: str, repeats: int, evidence: dict, first_ms: int
+    ) -> dict[str, Any] | None:
         """The detection row, stored on every new repeat; `notify` on the first and when repeats double."""
         notified = st["reported"].get(kind)
         notify = notified is None or repeats >= 2 * notified
@@ -277,4 +312,4 @@ class LoopDetector:
 
 
 def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -34,23 +34,33 @@ from __future__ import annotations
 import json
 import uuid
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .changes import iso
 
-__all__ = ["WINDOWS", "SCOPES", "LEVELS", "BudgetRule", "BudgetConfig", "load_budgets", "SpendBucket", "Breach",
-           "evaluate_budgets"]
+__all__ = [
+    "WINDOWS",
+    "SCOPES",
+    "LEVELS",
+    "BudgetRule",
+    "BudgetConfig",
+    "load_budgets",
+    "SpendBucket",
+    "Breach",
+    "evaluate_budgets",
+]
 
 WINDOWS = {"hour": 3600, "day": 86400}
 SCOPES = ("tenant", "feature")
 LEVELS = ("warning", "critical")
 BREACH_NAMESPACE = uuid.UUID("0d3f8b52-9c1e-4a7b-8e65-3a2c1b9d7f40")
 _RULE_FIELDS = {"scope", "key", "window", "warning", "critical"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,11 @@ class BudgetRule:
     critical: Decimal | None = None
 
     def levels(self) -> list[tuple[str, Decimal]]:
-        return [(level, amount) for level, amount in (("warning", self.warning), ("critical", self.critical)) if amount is not None]
+        return [
+            (level, amount)
+            for level, amount in (("warning", self.warning), ("critical", self.critical))
+            if amount is not None
+        ]
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,9 @@ class BudgetConfig:
     def __post_init__(self) -> None:
         step = self.step_seconds
         if isinstance(step, bool) or not isinstance(step, int) or step < 1 or 3600 % step:
-            raise ValueError(f"{self.source}: step_seconds must be a whole number of seconds dividing 3600 (e.g. 60, 300, 900), got {step!r}")
+            raise ValueError(
+                f"{self.source}: step_seconds must be a whole number of seconds dividing 3600 (e.g. 60, 300, 900), got {step!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<config>") -> BudgetConfig:
@@ -85,14 +101,18 @@ class BudgetConfig:
         if unknown:
             raise ValueError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: budgets, step_seconds")
         if not isinstance(data, dict) or not isinstance(data.get("budgets"), list):
-            raise ValueError(f"{source}: expected a mapping with a 'budgets' list, e.g. budgets: [{{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}]")
+            raise ValueError(
+                f"{source}: expected a mapping with a 'budgets' list, e.g. budgets: [{{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}]"
+            )
         rules, seen = [], {}
         for index, item in enumerate(data["budgets"]):
             rule = _rule(item, f"{source}: budgets[{index}]")
             ident = (rule.scope, rule.key, rule.window)
             if ident in seen:
-                raise ValueError(f"{source}: budgets[{index}] repeats scope={rule.scope} key={rule.key!r} window={rule.window} "
-                                 f"of budgets[{seen[ident]}]; merge them into one entry")
+                raise ValueError(
+                    f"{source}: budgets[{index}] repeats scope={rule.scope} key={rule.key!r} window={rule.window} "
+                    f"of budgets[{seen[ident]}]; merge them into one entry"
+                )
             seen[ident] = index
             rules.append(rule)
         return cls(tuple(rules), data.get("step_seconds", 300), source)
@@ -130,7 +150,9 @@ def _amount(value: Any, where: str) -> Decimal | None:
 
 def _rule(item: Any, where: str) -> BudgetRule:
     if not isinstance(item, dict):
-        raise ValueError(f"{where} must be a mapping like {{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}, got {item!r}")
+        raise ValueError(
+            f"{where} must be a mapping like {{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}, got {item!r}"
+        )
     unknown = set(item) - _RULE_FIELDS
     if unknown:
         raise ValueError(f"{where} has unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_FIELDS)}")
@@ -138,10 +160,13 @@ def _rule(item: Any, where: str) -> BudgetRule:
     if scope not in SCOPES:
         raise ValueError(f"{where}.scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not isinstance(key, str) or not key:
-        raise ValueError(f"{where}.key must be a {scope} name, or \"*\" for every {scope}; got {key!r}")
+        raise ValueError(f'{where}.key must be a {scope} name, or "*" for every {scope}; got {key!r}')
     if window not in WINDOWS:
         raise ValueError(f"{where}.window must be one of {', '.join(WINDOWS)}, got {window!r}")
-    warning, critical = _amount(item.get("warning"), f"{where}.warning"), _amount(item.get("critical"), f"{where}.critical")
+    warning, critical = (
+        _amount(item.get("warning"), f"{where}.warning"),
+        _amount(item.get("critical"), f"{where}.critical"),
+    )
     if warning is None and critical is None:
         raise ValueError(f"{where} needs a warning and/or a critical amount in USD")
     if warning is not None and critical is not None and warning >= critical:
@@ -196,24 +221,48 @@ class Breach:
 
     @property
     def breach_id(self) -> uuid.UUID:
-        parts = (self.scope, self.key, self.window, self.level, str(self.threshold.normalize()), self.window_end.isoformat())
+        parts = (
+            self.scope,
+            self.key,
+            self.window,
+            self.level,
+            str(self.threshold.normalize()),
+            self.window_end.isoformat(),
+        )
         return uuid.uuid5(BREACH_NAMESPACE, "\x00".join(parts))
 
     def row(self) -> dict[str, Any]:
-        return {"breach_id": self.breach_id, "scope": self.scope, "key": self.key, "window": self.window,
-                "level": self.level, "window_start": self.window_start, "window_end": self.window_end,
-                "spend": self.spend, "threshold": self.threshold}
+        return {
+            "breach_id": self.breach_id,
+            "scope": self.scope,
+            "key": self.key,
+            "window": self.window,
+            "level": self.level,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "spend": self.spend,
+            "threshold": self.threshold,
+        }
 
     def to_alert(self) -> dict[str, Any]:
         """The message for the alerts topic (JSON-ready)."""
-        return {"type": "budget_breach", "id": str(self.breach_id), "severity": self.level, "scope": self.scope,
-                "key": self.key, "window": self.window, "level": self.level,
-                "window_start": iso(self.window_start), "window_end": iso(self.window_end),
-                "spend_usd": str(self.spend), "threshold_usd": str(self.threshold)}
+        return {
+            "type": "budget_breach",
+            "id": str(self.breach_id),
+            "severity": self.level,
+            "scope": self.scope,
+            "key": self.key,
+            "window": self.window,
+            "level": self.level,
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_end),
+            "spend_usd": str(self.spend),
+            "threshold_usd": str(self.threshold),
+        }
 
 
 def _index(ts: datetime, step: int) -> int:
-    seconds = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)) - _EPOCH
+    seconds = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)) - _EPOCH
     whole, rest = divmod(int(seconds.total_seconds() * 1000), step * 1000)
     if rest:
         raise ValueError(f"spend bucket {ts.isoformat()} is not aligned to step_seconds={step}")
@@ -274,6 +323,8 @@ def evaluate_budgets(
                     starts_episode = last_crossing is None or end - last_crossing > length
                     last_crossing = end
                     if starts_episode and (lo is None or end >= lo):
-                        breaches.append(Breach(scope, key, window, level, _at(end - length, step), _at(end, step), spent, threshold))
+                        breaches.append(
+                            Breach(scope, key, window, level, _at(end - length, step), _at(end, step), spent, threshold)
+                        )
     breaches.sort(key=lambda b: (b.window_end, b.scope, b.key, b.window, LEVELS.index(b.level)))
     return breaches

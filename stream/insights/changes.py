@@ -30,11 +30,21 @@ which is what lets the job feed a few rows per group instead of the whole histor
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, NamedTuple
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-__all__ = ["KINDS", "Kind", "ChangeKey", "Observation", "Change", "detect_changes", "observations_from_calls", "change_id"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "ChangeKey",
+    "Observation",
+    "Change",
+    "detect_changes",
+    "observations_from_calls",
+    "change_id",
+]
 
 CHANGE_NAMESPACE = uuid.UUID("2b0c7a8e-5f43-4d61-9a1e-7c3d2f9e8b14")
 KEY_FIELDS = ("tenant", "feature", "model", "prompt_id", "prompt_version")
@@ -57,8 +67,13 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("response_model", ("tenant", "feature", "model"), "response_model", ("response_model",), True),
-        Kind("system_prompt", ("feature", "prompt_id", "prompt_version"), "system_prompt_hash",
-             ("system_prompt_hash", "prompt_id"), True),
+        Kind(
+            "system_prompt",
+            ("feature", "prompt_id", "prompt_version"),
+            "system_prompt_hash",
+            ("system_prompt_hash", "prompt_id"),
+            True,
+        ),
         Kind("prompt_version", ("feature", "prompt_id"), "prompt_version", ("prompt_id", "prompt_version"), False),
     )
 }
@@ -109,19 +124,34 @@ class Change:
 
     def row(self) -> dict[str, Any]:
         """The `changes` table row (detected_at is left to the column default)."""
-        return {"change_id": self.change_id, "kind": self.kind, "silent": self.silent, **self.key._asdict(),
-                "from_value": self.from_value, "to_value": self.to_value, "first_seen": self.first_seen}
+        return {
+            "change_id": self.change_id,
+            "kind": self.kind,
+            "silent": self.silent,
+            **self.key._asdict(),
+            "from_value": self.from_value,
+            "to_value": self.to_value,
+            "first_seen": self.first_seen,
+        }
 
     def to_alert(self) -> dict[str, Any]:
         """The message for the alerts topic (JSON-ready)."""
-        return {"type": "change", "id": str(self.change_id), "kind": self.kind, "silent": self.silent,
-                "severity": "warning" if self.silent else "info", **self.key._asdict(),
-                "from": self.from_value, "to": self.to_value, "ts": iso(self.first_seen)}
+        return {
+            "type": "change",
+            "id": str(self.change_id),
+            "kind": self.kind,
+            "silent": self.silent,
+            "severity": "warning" if self.silent else "info",
+            **self.key._asdict(),
+            "from": self.from_value,
+            "to": self.to_value,
+            "ts": iso(self.first_seen),
+        }
 
 
 def iso(ts: datetime) -> str:
     """RFC 3339 with milliseconds and Z, the wire format's timestamp form (naive means UTC)."""
-    ts = ts.astimezone(timezone.utc) if ts.tzinfo else ts
+    ts = ts.astimezone(UTC) if ts.tzinfo else ts
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 

@@ -21,23 +21,42 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .budgets import BudgetConfig, Breach, SpendBucket, evaluate_budgets, load_budgets
+from .budgets import Breach, BudgetConfig, SpendBucket, evaluate_budgets, load_budgets
 from .changes import KINDS, Change, ChangeKey, Observation, change_id, detect_changes
 from .variance import SAMPLE_LIMIT, GroupAggregate, metrics, sample_order, similarity_document
 
-__all__ = ["InsightResult", "run_insights", "closing_time", "compute_variance", "find_changes", "VARIANCE_KEY", "VARIANCE_METRICS"]
+__all__ = [
+    "InsightResult",
+    "run_insights",
+    "closing_time",
+    "compute_variance",
+    "find_changes",
+    "VARIANCE_KEY",
+    "VARIANCE_METRICS",
+]
 
 log = logging.getLogger(__name__)
 
 VARIANCE_KEY = ("window_start", "tenant", "feature", "prompt_version", "model")
-VARIANCE_METRICS = ("calls", "output_tokens_mean", "output_tokens_stddev", "output_tokens_cv", "latency_p50", "latency_p95",
-                    "distinct_output_ratio", "similarity", "similarity_sample", "tool_path_diversity")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+VARIANCE_METRICS = (
+    "calls",
+    "output_tokens_mean",
+    "output_tokens_stddev",
+    "output_tokens_cv",
+    "latency_p50",
+    "latency_p95",
+    "distinct_output_ratio",
+    "similarity",
+    "similarity_sample",
+    "tool_path_diversity",
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP = "tenant, feature, prompt_version, model"
 
 
@@ -58,7 +77,7 @@ class InsightResult:
 
 def utc(ts: datetime) -> datetime:
     """ClickHouse hands DateTime64(3, 'UTC') back naive; everything here is aware UTC."""
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def floor_time(ts: datetime, seconds: int) -> datetime:
@@ -89,9 +108,15 @@ def _digest(parts: list[Any]) -> str:
 # -- variance -----------------------------------------------------------------------------------
 
 
-def compute_variance(client: Any, *, database: str, window_seconds: int | None, lo: datetime | None, hi: datetime) -> list[dict[str, Any]]:
+def compute_variance(
+    client: Any, *, database: str, window_seconds: int | None, lo: datetime | None, hi: datetime
+) -> list[dict[str, Any]]:
     """Variance rows of successful calls with lo <= ts < hi, per window (None: one window for all)."""
-    window = f"toStartOfInterval(ts, INTERVAL {int(window_seconds)} SECOND)" if window_seconds else "toDateTime64(0, 3, 'UTC')"
+    window = (
+        f"toStartOfInterval(ts, INTERVAL {int(window_seconds)} SECOND)"
+        if window_seconds
+        else "toDateTime64(0, 3, 'UTC')"
+    )
     where = "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
     params = _params(hi=hi, lo=lo)
     calls = f"{database}.calls FINAL"
@@ -114,19 +139,33 @@ def compute_variance(client: Any, *, database: str, window_seconds: int | None, 
     ).result_rows
     texts: dict[tuple, list[tuple[bytes, str]]] = defaultdict(list)
     for window_start, tenant, feature, version, model, event_id, text, tools in sample:
-        texts[(utc(window_start), tenant, feature, version, model)].append((sample_order(event_id), similarity_document(text, tools)))
+        texts[(utc(window_start), tenant, feature, version, model)].append(
+            (sample_order(event_id), similarity_document(text, tools))
+        )
     rows = []
-    for window_start, tenant, feature, version, model, n, tsum, tsq, latencies, (p50, p95), outputs, paths in aggregates:
+    for window_start, tenant, feature, version, model, n, tsum, tsq, latencies, (
+        p50,
+        p95,
+    ), outputs, paths in aggregates:
         key = (utc(window_start), tenant, feature, version, model)
-        agg = GroupAggregate(int(n), int(tsum), int(tsq), float(p50) if latencies else None, float(p95) if latencies else None,
-                             int(outputs), int(paths))
+        agg = GroupAggregate(
+            int(n),
+            int(tsum),
+            int(tsq),
+            float(p50) if latencies else None,
+            float(p95) if latencies else None,
+            int(outputs),
+            int(paths),
+        )
         documents = [doc for _, doc in sorted(texts.get(key, []))]
         rows.append({**dict(zip(VARIANCE_KEY, key)), "window_seconds": window_seconds or 0, **metrics(agg, documents)})
     rows.sort(key=lambda r: tuple(r[k] for k in VARIANCE_KEY))
     return rows
 
 
-def _stored_variance(client: Any, database: str, window_seconds: int, lo: datetime | None, hi: datetime) -> dict[tuple, tuple]:
+def _stored_variance(
+    client: Any, database: str, window_seconds: int, lo: datetime | None, hi: datetime
+) -> dict[tuple, tuple]:
     where = "window_seconds = {ws:UInt32} AND window_start < {hi:DateTime64(3, 'UTC')}"
     where += " AND window_start >= {lo:DateTime64(3, 'UTC')}" if lo else ""
     result = client.query(
@@ -154,8 +193,10 @@ def _first_occurrences(client: Any, database: str, now: datetime) -> list[Observ
             parameters={"now": utc(now)},
         ).result_rows
         width = len(kind.group)
-        out += [Observation(kind.name, ChangeKey(**dict(zip(kind.group, row[:width]))), row[width], utc(row[width + 1]))
-                for row in result]
+        out += [
+            Observation(kind.name, ChangeKey(**dict(zip(kind.group, row[:width]))), row[width], utc(row[width + 1]))
+            for row in result
+        ]
     return out
 
 
@@ -168,7 +209,7 @@ def _predecessor(client: Any, database: str, first: Observation) -> Observation 
     result = client.query(
         f"""SELECT argMax({kind.value}, (ts, {kind.value})), max(ts), count()
             FROM {database}.calls
-            WHERE {' AND '.join(conditions)} AND ts <= {{ts:DateTime64(3, 'UTC')}}
+            WHERE {" AND ".join(conditions)} AND ts <= {{ts:DateTime64(3, 'UTC')}}
               AND (ts < {{ts:DateTime64(3, 'UTC')}} OR {kind.value} < {{value:String}})""",
         parameters=params,
     ).result_rows
@@ -190,7 +231,9 @@ def find_changes(client: Any, *, database: str, now: datetime, known: set[str] |
         baseline[group] = min(baseline.get(group, (obs.ts, obs.value)), (obs.ts, obs.value))
     observations = list(firsts)
     for obs in firsts:
-        if (obs.ts, obs.value) != baseline[(obs.kind, obs.key)] and str(change_id(obs.kind, obs.key, obs.value)) not in known:
+        if (obs.ts, obs.value) != baseline[(obs.kind, obs.key)] and str(
+            change_id(obs.kind, obs.key, obs.value)
+        ) not in known:
             previous = _predecessor(client, database, obs)
             if previous is not None:
                 observations.append(previous)
@@ -214,8 +257,9 @@ def _spend(client: Any, database: str, step: int, lo: datetime | None, hi: datet
     return [SpendBucket(tenant, feature, utc(bucket), spend) for tenant, feature, bucket, spend in result]
 
 
-def _publish_then_store(found: list[Any], table: str, ids: list[str], sink: Any,
-                        publish: Callable[[list[dict[str, Any]]], None] | None) -> None:
+def _publish_then_store(
+    found: list[Any], table: str, ids: list[str], sink: Any, publish: Callable[[list[dict[str, Any]]], None] | None
+) -> None:
     """Alert first, then store: a failed publish leaves them unstored, so the next run sends them again."""
     if not found:
         return
@@ -250,7 +294,7 @@ def run_insights(
     if isinstance(window_seconds, bool) or not isinstance(window_seconds, int) or window_seconds < 1:
         raise ValueError(f"window_seconds must be a positive whole number of seconds, got {window_seconds!r}")
     config = budgets if isinstance(budgets, BudgetConfig) or budgets is None else load_budgets(budgets)
-    now = utc(now or datetime.now(timezone.utc))
+    now = utc(now or datetime.now(UTC))
     since = utc(since) if since else None
     sink = sink or ClickHouseSink(client, database=database)
     result = InsightResult()
@@ -260,8 +304,11 @@ def run_insights(
     lo = floor_time(since, window_seconds) if since else None
     result.variance_rows = compute_variance(client, database=database, window_seconds=window_seconds, lo=lo, hi=hi)
     stored = _stored_variance(client, database, window_seconds, lo, hi)
-    fresh = [r for r in result.variance_rows
-             if stored.get(tuple(r[k] for k in VARIANCE_KEY)) != tuple(r[m] for m in VARIANCE_METRICS)]
+    fresh = [
+        r
+        for r in result.variance_rows
+        if stored.get(tuple(r[k] for k in VARIANCE_KEY)) != tuple(r[m] for m in VARIANCE_METRICS)
+    ]
     if fresh:
         token = _digest([window_seconds] + [tuple(r[k] for k in (*VARIANCE_KEY, *VARIANCE_METRICS)) for r in fresh])
         sink.write_batch({"variance": fresh}, f"insights-variance-{token}")
@@ -270,7 +317,9 @@ def run_insights(
 
     started = time.perf_counter()
     known = _ids(client, f"{database}.changes", "change_id")
-    result.changes = [c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known]
+    result.changes = [
+        c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known
+    ]
     _publish_then_store(result.changes, "changes", [str(c.change_id) for c in result.changes], sink, publish)
     result.written["changes"] = len(result.changes)
     result.seconds["changes"] = time.perf_counter() - started
@@ -284,9 +333,16 @@ def run_insights(
         known = _ids(client, f"{database}.budget_breaches", "breach_id")
         found = evaluate_budgets(spend, config, first_end=first_end, last_end=last_end)
         result.breaches = [b for b in found if str(b.breach_id) not in known]
-        _publish_then_store(result.breaches, "budget_breaches", [str(b.breach_id) for b in result.breaches], sink, publish)
+        _publish_then_store(
+            result.breaches, "budget_breaches", [str(b.breach_id) for b in result.breaches], sink, publish
+        )
         result.written["budget_breaches"] = len(result.breaches)
         result.seconds["budgets"] = time.perf_counter() - started
-    log.info("insights: %d variance rows (%d written), %d new changes, %d new breaches",
-             len(result.variance_rows), result.written["variance"], len(result.changes), len(result.breaches))
+    log.info(
+        "insights: %d variance rows (%d written), %d new changes, %d new breaches",
+        len(result.variance_rows),
+        result.written["variance"],
+        len(result.changes),
+        len(result.breaches),
+    )
     return result

@@ -12,7 +12,7 @@ percentiles, a hash-ordered similarity sample), so replaying the same input prin
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .changes import iso
@@ -20,7 +20,7 @@ from .jobs import compute_variance, utc
 
 __all__ = ["variance_entries", "change_entries"]
 
-_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=timezone.utc)
+_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def _round(value: Any) -> Any:
@@ -50,7 +50,17 @@ def change_entries(client: Any, database: str = "tokentrail") -> list[dict[str, 
             FROM {database}.changes FINAL ORDER BY first_seen, kind, change_id"""
     ).result_rows
     return [
-        {"kind": kind, "tenant": tenant, "feature": feature, "model": model, "prompt_id": prompt_id,
-         "prompt_version": version, "from": before, "to": after, "ts": iso(utc(ts)), "silent": bool(silent)}
+        {
+            "kind": kind,
+            "tenant": tenant,
+            "feature": feature,
+            "model": model,
+            "prompt_id": prompt_id,
+            "prompt_version": version,
+            "from": before,
+            "to": after,
+            "ts": iso(utc(ts)),
+            "silent": bool(silent),
+        }
         for kind, tenant, feature, model, prompt_id, version, before, after, ts, silent in result
     ]

@@ -30,12 +30,26 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["SAMPLE_LIMIT", "CallSample", "GroupAggregate", "aggregate", "quantile", "shingles", "similarity_document",
-           "sample_order", "similarity_sample", "signatures", "mean_pairwise_similarity", "metrics", "variance_stats"]
+__all__ = [
+    "SAMPLE_LIMIT",
+    "CallSample",
+    "GroupAggregate",
+    "aggregate",
+    "quantile",
+    "shingles",
+    "similarity_document",
+    "sample_order",
+    "similarity_sample",
+    "signatures",
+    "mean_pairwise_similarity",
+    "metrics",
+    "variance_stats",
+]
 
 SAMPLE_LIMIT = 60
 NUM_PERM = 128
@@ -112,7 +126,7 @@ def similarity_document(text: str, tool_names: Sequence[str] = ()) -> str:
 
 
 def sample_order(event_id: str) -> bytes:
-    return hashlib.md5(str(event_id).encode()).digest()  # noqa: S324 - a sampling order, not security
+    return hashlib.md5(str(event_id).encode()).digest()
 
 
 def similarity_sample(calls: Sequence[CallSample], limit: int = SAMPLE_LIMIT) -> list[CallSample]:

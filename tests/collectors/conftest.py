@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -33,4 +34,3 @@ def decoded(collector: tt.Collector, memory: tt.InMemoryTransport) -> list[Any]:
 @pytest.fixture
 def sent() -> Callable[[tt.Collector, tt.InMemoryTransport], list[Any]]:
     return decoded
-

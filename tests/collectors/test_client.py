@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -19,15 +20,23 @@ from tokentrail.collectors.events import OutputEvent, PromptEvent, decode_event
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Where is order 7781?"}]
 
 
-
-
-
 def test_model_call_emits_prompt_then_output(collector, memory, sent):
     """A finished model call emits a valid prompt and output sharing a span, with usage and latency."""
-    with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES, feature="order-support",
-                              prompt_id="order_assistant", prompt_version="v3", params={"temperature": 0.2}) as call:
-        call.finish(response_model="gpt-4o-2024-08-06", output="It shipped.", finish_reason="stop",
-                    usage={"input_tokens": 40, "output_tokens": 3, "cached_input_tokens": 32})
+    with collector.model_call(
+        provider="openai",
+        model="gpt-4o",
+        messages=MESSAGES,
+        feature="order-support",
+        prompt_id="order_assistant",
+        prompt_version="v3",
+        params={"temperature": 0.2},
+    ) as call:
+        call.finish(
+            response_model="gpt-4o-2024-08-06",
+            output="It shipped.",
+            finish_reason="stop",
+            usage={"input_tokens": 40, "output_tokens": 3, "cached_input_tokens": 32},
+        )
     prompt, output = sent(collector, memory)
     assert isinstance(prompt, PromptEvent) and isinstance(output, OutputEvent)
     assert prompt.span_id == output.span_id and prompt.trace_id == output.trace_id
@@ -50,6 +59,7 @@ def test_messages_are_snapshotted(collector, memory, sent):
 
 def test_user_exception_propagates_and_is_recorded(collector, memory, sent):
     """The user's exception passes through untouched; the output event records it as an error."""
+
     class RateLimited(Exception):
         pass
 
@@ -95,6 +105,7 @@ def test_separate_traces_get_separate_ids(collector, memory, sent):
 
 def test_tool_call_decorator_sync_and_async(collector, memory, sent):
     """As a decorator, a tool call records bound arguments, the return value, and errors."""
+
     @collector.tool_call
     def search_orders(query: str, limit: int = 5) -> list[str]:
         return [query] * 2
@@ -108,7 +119,11 @@ def test_tool_call_decorator_sync_and_async(collector, memory, sent):
         with pytest.raises(PermissionError):
             asyncio.run(refund("7781"))
     ok, failed = sent(collector, memory)
-    assert ok.tool.name == "search_orders" and ok.tool.arguments == {"query": "7781"} and ok.tool.result == ["7781", "7781"]
+    assert (
+        ok.tool.name == "search_orders"
+        and ok.tool.arguments == {"query": "7781"}
+        and ok.tool.result == ["7781", "7781"]
+    )
     assert failed.tool.name == "refund" and failed.tool.status == "error"
     assert failed.tool.result == {"error": "PermissionError", "message": "not allowed"}
 
@@ -128,6 +143,7 @@ def test_adopts_the_active_opentelemetry_span(collector, memory, sent):
 
 def test_unencodable_values_are_kept_as_text(collector, memory, sent):
     """A tool result that JSON cannot encode is recorded as its repr rather than lost."""
+
     class Opaque:
         def __repr__(self) -> str:
             return "<Opaque>"
@@ -153,8 +169,12 @@ class SlowTransport(tt.InMemoryTransport):
 def test_full_queue_drops_and_counts_without_blocking():
     """When the queue is full, emitting drops and counts `queue_full` and returns immediately."""
     transport = SlowTransport()
-    c = tt.Collector(service="s", transport=transport, register_atexit=False,
-                     settings=tt.CollectorSettings(max_queue=100, batch_size=10, flush_interval=0.01))
+    c = tt.Collector(
+        service="s",
+        transport=transport,
+        register_atexit=False,
+        settings=tt.CollectorSettings(max_queue=100, batch_size=10, flush_interval=0.01),
+    )
     times = []
     for _ in range(1000):
         t0 = time.perf_counter()

@@ -10,15 +10,27 @@ import pytest
 from tokentrail.collectors.events import REASONS, InvalidEvent, OutputEvent, decode_event, event_json_schema
 
 EXAMPLE = {
-    "schema_version": 1, "event_id": "0193a1c2-7d1e-7b3a-9c55-2f1e0b6c9a10", "type": "output",
-    "ts": "2026-11-20T09:01:01.600Z", "trace_id": "d40cca85f0f54f30445a3577e18a0a5a",
-    "span_id": "bcca95bf8e2f8559", "service": "order-agent", "environment": "production",
-    "tenant": "northwind", "feature": "order-support", "provider": "openai", "model": "gpt-4o",
-    "prompt_id": "order_assistant", "prompt_version": "v3", "response_model": "gpt-4o-2024-08-06",
-    "output": [], "tool_calls": [{"id": "call_1", "name": "search_orders", "arguments": {"order": "7781"}}],
+    "schema_version": 1,
+    "event_id": "0193a1c2-7d1e-7b3a-9c55-2f1e0b6c9a10",
+    "type": "output",
+    "ts": "2026-11-20T09:01:01.600Z",
+    "trace_id": "d40cca85f0f54f30445a3577e18a0a5a",
+    "span_id": "bcca95bf8e2f8559",
+    "service": "order-agent",
+    "environment": "production",
+    "tenant": "northwind",
+    "feature": "order-support",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "prompt_id": "order_assistant",
+    "prompt_version": "v3",
+    "response_model": "gpt-4o-2024-08-06",
+    "output": [],
+    "tool_calls": [{"id": "call_1", "name": "search_orders", "arguments": {"order": "7781"}}],
     "finish_reason": "tool_calls",
     "usage": {"input_tokens": 812, "output_tokens": 24, "cached_input_tokens": 512, "reasoning_tokens": 0},
-    "latency_ms": 1480.5, "ttft_ms": 310.0,
+    "latency_ms": 1480.5,
+    "ttft_ms": 310.0,
 }
 
 
@@ -94,17 +106,27 @@ def test_unknown_fields_are_ignored():
 
 def test_prompt_needs_a_message_and_known_roles():
     """A prompt without messages, or with an unknown role, is invalid."""
-    base = {k: v for k, v in EXAMPLE.items() if k not in ("usage", "output", "tool_calls", "finish_reason", "response_model")}
+    base = {
+        k: v
+        for k, v in EXAMPLE.items()
+        if k not in ("usage", "output", "tool_calls", "finish_reason", "response_model")
+    }
     prompt = {**base, "type": "prompt", "messages": [{"role": "user", "content": "hi"}]}
     assert decode_event(json.dumps(prompt)).type == "prompt"
     assert decode_event(json.dumps({**prompt, "messages": []})).reason == "invalid_value"
     bad_role = {**prompt, "messages": [{"role": "robot", "content": "hi"}]}
-    assert (decode_event(json.dumps(bad_role)).reason, decode_event(json.dumps(bad_role)).field) == ("invalid_value", "messages.0.role")
+    assert (decode_event(json.dumps(bad_role)).reason, decode_event(json.dumps(bad_role)).field) == (
+        "invalid_value",
+        "messages.0.role",
+    )
 
 
 def test_tool_call_event():
     """A tool_call event needs tool.name; status defaults to ok."""
-    base = {k: EXAMPLE[k] for k in ("schema_version", "event_id", "ts", "trace_id", "span_id", "service", "tenant", "feature")}
+    base = {
+        k: EXAMPLE[k]
+        for k in ("schema_version", "event_id", "ts", "trace_id", "span_id", "service", "tenant", "feature")
+    }
     event = decode_event(json.dumps({**base, "type": "tool_call", "tool": {"name": "search", "result": [1, 2]}}))
     assert event.tool.status == "ok" and event.tool.result == [1, 2]
     missing = decode_event(json.dumps({**base, "type": "tool_call", "tool": {"result": 1}}))

@@ -15,7 +15,10 @@ from tokentrail.collectors.kafka import KafkaTransport
 
 pytestmark = pytest.mark.kafka
 
-MESSAGES = [{"role": "system", "content": "You answer order questions. " * 10}, {"role": "user", "content": "Where is 7781?"}]
+MESSAGES = [
+    {"role": "system", "content": "You answer order questions. " * 10},
+    {"role": "user", "content": "Where is 7781?"},
+]
 # The documented bound (docs/collector.md): a call never waits on I/O or on the worker. Its
 # median is microseconds and its p99 well under 5 ms; its maximum is what the OS scheduler allows
 # on a busy host (stalls of ~0.25 s were seen with 2 cores under load), so the hard bound is
@@ -25,8 +28,14 @@ CALLER_BOUND_S = 0.5
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[tuple[str, dict[str, Any]]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     out: list[tuple[str, dict[str, Any]]] = []
     deadline = time.monotonic() + timeout
@@ -56,7 +65,9 @@ def emit_calls(collector: tt.Collector, n_calls: int) -> list[float]:
             scope.__enter__()
         t0 = time.perf_counter()
         with collector.model_call(provider="openai", model="gpt-4o", messages=MESSAGES) as call:
-            call.finish(response_model="gpt-4o-2024-08-06", output=f"answer {i}", usage={"input_tokens": 90, "output_tokens": 4})
+            call.finish(
+                response_model="gpt-4o-2024-08-06", output=f"answer {i}", usage={"input_tokens": 90, "output_tokens": 4}
+            )
         times.append(time.perf_counter() - t0)
         if i % 5 == 4:
             scope.__exit__(None, None, None)
@@ -65,8 +76,12 @@ def emit_calls(collector: tt.Collector, n_calls: int) -> list[float]:
 
 def make_collector(bootstrap: str, topic: str, spool_dir, **settings: Any) -> tt.Collector:
     kafka = tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=spool_dir, **settings)
-    return tt.Collector(service="order-agent", transport=KafkaTransport(kafka), register_atexit=False,
-                        settings=tt.CollectorSettings(max_queue=50_000))
+    return tt.Collector(
+        service="order-agent",
+        transport=KafkaTransport(kafka),
+        register_atexit=False,
+        settings=tt.CollectorSettings(max_queue=50_000),
+    )
 
 
 def test_10k_events_arrive_once_keyed_by_trace(kafka_bootstrap, new_topic, tmp_path):
@@ -89,7 +104,9 @@ def test_10k_events_arrive_once_keyed_by_trace(kafka_bootstrap, new_topic, tmp_p
 def test_broker_down_spools_and_replays_without_blocking(kafka_broker, new_topic, tmp_path):
     """Stop the broker, emit 5,000 events, restart it: every event reaches Kafka; no call blocked."""
     topic = new_topic(kafka_broker.bootstrap, partitions=2)
-    collector = make_collector(kafka_broker.bootstrap, topic, tmp_path / "spool", message_timeout_ms=3_000, probe_interval=0.5)
+    collector = make_collector(
+        kafka_broker.bootstrap, topic, tmp_path / "spool", message_timeout_ms=3_000, probe_interval=0.5
+    )
     emit_calls(collector, 50)
     assert collector.flush(20)
 
@@ -109,7 +126,9 @@ def test_broker_down_spools_and_replays_without_blocking(kafka_broker, new_topic
     collector.close()
     assert after["dropped"] == {} and after["replayed"] >= 5_000 and after["spool_bytes"] == 0
     p99, worst = times[int(len(times) * 0.99)], times[-1]
-    assert p99 < CALLER_P99_S and worst < CALLER_BOUND_S, f"caller time while the broker was down: p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.1f} ms"
+    assert p99 < CALLER_P99_S and worst < CALLER_BOUND_S, (
+        f"caller time while the broker was down: p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.1f} ms"
+    )
 
     records = consume_all(kafka_broker.bootstrap, topic, 5_100)
     ids = {event["event_id"] for _, event in records}
@@ -142,5 +161,8 @@ def test_events_still_queued_at_exit_are_replayed_by_the_next_process(kafka_brok
 def test_bad_producer_setting_fails_at_startup(tmp_path):
     """An invalid librdkafka setting is a ValueError when the transport is built."""
     with pytest.raises(ValueError, match="invalid Kafka producer configuration"):
-        KafkaTransport(tt.KafkaSettings(bootstrap_servers="127.0.0.1:1", spool_dir=tmp_path,
-                                        producer_config={"no.such.setting": 1}))
+        KafkaTransport(
+            tt.KafkaSettings(
+                bootstrap_servers="127.0.0.1:1", spool_dir=tmp_path, producer_config={"no.such.setting": 1}
+            )
+        )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from dash_seed import seed_store
+
 from tokentrail.sinks import close_embedded
 
 

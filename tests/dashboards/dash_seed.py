@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,14 @@ OUTAGE_MODEL = "gpt-4o-mini"
 ERRATIC_FEATURE = "order-support"
 # Calibrated on seed 7: with the spend spike, acme's worst rolling hour is ~$3.9 (its hour of
 # traffic ~$4.0); on clean traffic no tenant passes ~$3.2 in any window.
-BUDGETS = BudgetConfig.from_dict({"budgets": [
-    {"scope": "tenant", "key": "*", "window": "hour", "warning": 3.4, "critical": 3.6},
-    {"scope": "tenant", "key": "*", "window": "day", "critical": 3.6},
-]})
+BUDGETS = BudgetConfig.from_dict(
+    {
+        "budgets": [
+            {"scope": "tenant", "key": "*", "window": "hour", "warning": 3.4, "critical": 3.6},
+            {"scope": "tenant", "key": "*", "window": "day", "critical": 3.6},
+        ]
+    }
+)
 
 
 def _ts(text: str) -> datetime:
@@ -60,11 +64,19 @@ def inject_incident(lines: list[str], end: datetime, seed: int = 7) -> list[str]
         if ts and event.get("model") == OUTAGE_MODEL and ts >= end - timedelta(minutes=9):
             nth += 1
             if nth % 2:  # every other call times out
-                event.update(response_model=None, output=[], tool_calls=[], finish_reason="error",
-                             usage={"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0},
-                             latency_ms=round(rng.uniform(30_000, 60_000), 1), ttft_ms=None,
-                             error={"type": "timeout", "message": "Request timed out."})
-        elif ts and event.get("feature") == ERRATIC_FEATURE and ts >= end - timedelta(minutes=10) and event.get("usage"):
+                event.update(
+                    response_model=None,
+                    output=[],
+                    tool_calls=[],
+                    finish_reason="error",
+                    usage={"input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0},
+                    latency_ms=round(rng.uniform(30_000, 60_000), 1),
+                    ttft_ms=None,
+                    error={"type": "timeout", "message": "Request timed out."},
+                )
+        elif (
+            ts and event.get("feature") == ERRATIC_FEATURE and ts >= end - timedelta(minutes=10) and event.get("usage")
+        ):
             usage = dict(event["usage"])
             usage["output_tokens"] = max(1, int(usage["output_tokens"] * rng.choice((0.02, 0.1, 1, 10, 50))))
             event["usage"] = usage
@@ -78,16 +90,28 @@ def seed_store(path: Path, *, anomalies: bool, incident: bool) -> dict[str, Any]
     # The hour ends on the next 5-minute boundary and the rules are evaluated a minute later
     # (`now`): the 5-minute variance windows then fall the same way on every run, event time stays
     # before `now`, and so does ingest time (received_at), which is the wall clock.
-    wall = datetime.now(timezone.utc)
-    end = datetime.fromtimestamp((int(wall.timestamp()) // 300 + 1) * 300, timezone.utc)
-    config = GeneratorConfig(seed=7, events=EVENTS, start=end - timedelta(hours=1), duration=timedelta(hours=1),
-                             with_anomalies=anomalies, sensitive_ratio=0.07 if anomalies else 0.0,
-                             malformed_ratio=0.08 if incident else 0.01)
+    wall = datetime.now(UTC)
+    end = datetime.fromtimestamp((int(wall.timestamp()) // 300 + 1) * 300, UTC)
+    config = GeneratorConfig(
+        seed=7,
+        events=EVENTS,
+        start=end - timedelta(hours=1),
+        duration=timedelta(hours=1),
+        with_anomalies=anomalies,
+        sensitive_ratio=0.07 if anomalies else 0.0,
+        malformed_ratio=0.08 if incident else 0.01,
+    )
     traffic = generate(config)
     lines = inject_incident(traffic.lines, end) if incident else traffic.lines
     client, sink = open_store(f"chdb://{path}")
     runner = EmbeddedRunner(make_pipeline(prices=None, allow_ephemeral_key=True), sink)
     stats = runner.run(Inbound(f"test:{n}", line.encode(), now_utc()) for n, line in enumerate(lines, 1))
     run_insights(client, now=closing_time(client), budgets=BUDGETS)
-    return {"client": client, "dsn": f"chdb://{path}", "truth": traffic.truth, "end": end,
-            "now": end + timedelta(minutes=1), "stats": stats}
+    return {
+        "client": client,
+        "dsn": f"chdb://{path}",
+        "truth": traffic.truth,
+        "end": end,
+        "now": end + timedelta(minutes=1),
+        "stats": stats,
+    }

@@ -48,7 +48,7 @@ class GrafanaStandIn:
     def url(self) -> str:
         return f"http://admin:admin@127.0.0.1:{self.server.server_port}"
 
-    def __enter__(self) -> "GrafanaStandIn":
+    def __enter__(self) -> GrafanaStandIn:
         self.thread.start()
         return self
 
@@ -60,9 +60,11 @@ class GrafanaStandIn:
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         routes = [
-            ("GET", r"/api/folders/([\w-]+)", self.get_folder), ("POST", r"/api/folders", self.create_folder),
+            ("GET", r"/api/folders/([\w-]+)", self.get_folder),
+            ("POST", r"/api/folders", self.create_folder),
             ("PUT", r"/api/folders/([\w-]+)", self.update_folder),
-            ("GET", r"/api/datasources/uid/([\w-]+)", self.get_datasource), ("POST", r"/api/datasources", self.create_datasource),
+            ("GET", r"/api/datasources/uid/([\w-]+)", self.get_datasource),
+            ("POST", r"/api/datasources", self.create_datasource),
             ("PUT", r"/api/datasources/uid/([\w-]+)", self.update_datasource),
             ("POST", r"/api/dashboards/db", self.save_dashboard),
             ("GET", r"/api/v1/provisioning/contact-points", self.list_contact_points),
@@ -119,7 +121,10 @@ class GrafanaStandIn:
     def save_dashboard(self, body: dict) -> tuple[int, Any]:
         dashboard = body.get("dashboard") or {}
         need(bool(dashboard.get("uid")) and bool(dashboard.get("title")), "dashboard needs uid and title")
-        need(isinstance(dashboard.get("panels"), list) and dashboard.get("schemaVersion"), "dashboard needs panels and schemaVersion")
+        need(
+            isinstance(dashboard.get("panels"), list) and dashboard.get("schemaVersion"),
+            "dashboard needs panels and schemaVersion",
+        )
         need(body.get("folderUid") in self.folders, "folder not found")
         need(dashboard.get("id") is None, "a new or overwritten dashboard is sent with id null")
         need(dashboard["uid"] not in self.dashboards or body.get("overwrite") is True, "version-mismatched")
@@ -133,7 +138,9 @@ class GrafanaStandIn:
         return 200, list(self.contact_points.values())
 
     def _check_contact_point(self, body: dict) -> None:
-        need(bool(body.get("name")) and body.get("type") in CONTACT_TYPES, "contact point needs a name and a known type")
+        need(
+            bool(body.get("name")) and body.get("type") in CONTACT_TYPES, "contact point needs a name and a known type"
+        )
         need(isinstance(body.get("settings"), dict), "contact point needs settings")
         need("$__env" not in json.dumps(body), "the HTTP API does not interpolate $__env: substitute it")
         required = {"webhook": "url", "slack": "url", "pagerduty": "integrationKey", "email": "addresses"}[body["type"]]
@@ -169,7 +176,17 @@ class GrafanaStandIn:
         return (200, self.rules[uid]) if uid in self.rules else (404, {"message": "rule not found"})
 
     def _check_rule(self, rule: dict) -> None:
-        for key in ("title", "condition", "data", "folderUID", "ruleGroup", "for", "noDataState", "execErrState", "orgID"):
+        for key in (
+            "title",
+            "condition",
+            "data",
+            "folderUID",
+            "ruleGroup",
+            "for",
+            "noDataState",
+            "execErrState",
+            "orgID",
+        ):
             need(key in rule, f"alert rule needs {key}")
         need(rule["folderUID"] in self.folders, "folder does not exist")
         for key, allowed in STATES.items():
@@ -177,13 +194,19 @@ class GrafanaStandIn:
         refs = {q["refId"] for q in rule["data"]}
         need(rule["condition"] in refs, "condition must name one of the queries")
         for query in rule["data"]:
-            need(query["datasourceUid"] == "__expr__" or query["datasourceUid"] in self.datasources,
-                 f"query {query['refId']}: unknown datasource")
+            need(
+                query["datasourceUid"] == "__expr__" or query["datasourceUid"] in self.datasources,
+                f"query {query['refId']}: unknown datasource",
+            )
             need(isinstance(query.get("model"), dict), f"query {query['refId']} needs a model")
             if query["datasourceUid"] != "__expr__":
-                need(query.get("relativeTimeRange", {}).get("from", 0) > 0, f"query {query['refId']} needs a time range")
+                need(
+                    query.get("relativeTimeRange", {}).get("from", 0) > 0, f"query {query['refId']} needs a time range"
+                )
             else:
-                need(query["model"].get("expression") in refs, f"expression {query['refId']} refers to an unknown query")
+                need(
+                    query["model"].get("expression") in refs, f"expression {query['refId']} refers to an unknown query"
+                )
         need(not any("$" in v for v in rule.get("labels", {}).values()), "labels must be literal")
 
     def create_rule(self, body: dict) -> tuple[int, Any]:

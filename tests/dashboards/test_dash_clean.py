@@ -36,5 +36,7 @@ def test_panels_answer_on_clean_traffic(clean_store):
         result = run_panel(clean_store["client"], dashboard, panel, selection)
         if not result.rows:
             empty.append(f"{dashboard.uid}/{panel.title}")
-    assert all(name.split("/")[0] in ("tokentrail-loops", "tokentrail-changes", "tokentrail-pii", "tokentrail-spend")
-               for name in empty), empty
+    assert all(
+        name.split("/")[0] in ("tokentrail-loops", "tokentrail-changes", "tokentrail-pii", "tokentrail-spend")
+        for name in empty
+    ), empty

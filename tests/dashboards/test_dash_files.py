@@ -66,7 +66,9 @@ def test_dashboard_json_has_variables_panels_and_change_annotations(dashboard):
         assert target["datasource"]["uid"] == DATASOURCE_UID and target["editorType"] == "sql" and target["rawSql"]
         assert target["format"] == (0 if panel["type"] == "timeseries" else 1)
         grid = panel["gridPos"]
-        mine = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        mine = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert grid["x"] + grid["w"] <= 24 and not (mine & cells), f"{panel['title']} overlaps"
         cells |= mine
     annotations = [a["name"] for a in doc["annotations"].get("list", [])]
@@ -100,8 +102,23 @@ def test_alert_annotations_link_to_a_provisioned_panel_and_render():
             assert int(notes["__panelId__"]) in panels
             refs = {q["refId"] for q in rule["data"]}
             values = {ref: 1.5 for ref in refs}
-            labels = {name: "x" for name in ("tenant", "feature", "trace_id", "kind", "model", "provider", "service",
-                                             "from_value", "to_value", "prompt_id", "prompt_version", "budget_window")}
+            labels = {
+                name: "x"
+                for name in (
+                    "tenant",
+                    "feature",
+                    "trace_id",
+                    "kind",
+                    "model",
+                    "provider",
+                    "service",
+                    "from_value",
+                    "to_value",
+                    "prompt_id",
+                    "prompt_version",
+                    "budget_window",
+                )
+            }
             for key in ("summary", "description", "dashboard"):
                 rendered = render_template(notes[key], labels, values)
                 assert "{{" not in rendered and "<no value>" not in rendered
@@ -139,7 +156,9 @@ def engine():
 
 def test_readonly_user_sql_parses_in_clickhouse(engine):
     """The grants file cannot run on embedded chDB (no access control), but ClickHouse's parser accepts it."""
-    text = (PROVISIONING_DIR / "clickhouse/readonly_user.sql").read_text().replace("${GRAFANA_CLICKHOUSE_PASSWORD}", "pw")
+    text = (
+        (PROVISIONING_DIR / "clickhouse/readonly_user.sql").read_text().replace("${GRAFANA_CLICKHOUSE_PASSWORD}", "pw")
+    )
     body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     statements = [s.strip() for s in body.split(";") if s.strip()]
     assert len(statements) == 5

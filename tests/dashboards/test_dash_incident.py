@@ -8,14 +8,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from dash_seed import ERRATIC_FEATURE, OUTAGE_MODEL
 
 from tokentrail.dashboards.alerts import RULES
 from tokentrail.dashboards.catalog import all_panels, dashboard
 from tokentrail.dashboards.cli import main
 from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts
 from tokentrail.dashboards.queries import Selection, last, run_panel, variable_options
-
-from dash_seed import ERRATIC_FEATURE, OUTAGE_MODEL
 
 pytestmark = pytest.mark.slow
 PANELS = [(f"{d.uid}/{p.title}", d, p) for d, _, p in all_panels()]
@@ -32,7 +31,11 @@ def selection(store):
 
 
 def _numbers(row, types):
-    return [v for v, t in zip(row, types) if t.startswith(("UInt", "Int", "Float", "Decimal", "Nullable(Float", "Nullable(UInt"))]
+    return [
+        v
+        for v, t in zip(row, types)
+        if t.startswith(("UInt", "Int", "Float", "Decimal", "Nullable(Float", "Nullable(UInt"))
+    ]
 
 
 @pytest.mark.parametrize("name,dash,panel", PANELS, ids=[p[0] for p in PANELS])
@@ -43,14 +46,17 @@ def test_panel_returns_its_shape_with_plausible_values(store, selection, name, d
     assert all(any(v not in (None, "", []) for v in row) for row in result.rows), f"{name}: an empty row"
     numbers = [n for row in result.rows for n in _numbers(row, result.types) if n is not None]
     assert all(math.isfinite(float(n)) for n in numbers), name
-    if "lag" not in panel.title:  # lag may be negative: this hour ends a few minutes after ingest (clock skew in real life)
+    if (
+        "lag" not in panel.title
+    ):  # lag may be negative: this hour ends a few minutes after ingest (clock skew in real life)
         assert all(n >= 0 for n in numbers), name
     if panel.shape != "table":
         assert any(n > 0 for n in numbers), f"{name}: no non-zero number"
     if panel.shape == "timeseries":
         assert result.types[0].startswith("DateTime"), name
-        assert all(t.startswith(("LowCardinality(String)", "String")) for t in result.types[1:-1]
-                   if not _numbers((0,), [t])), name
+        assert all(
+            t.startswith(("LowCardinality(String)", "String")) for t in result.types[1:-1] if not _numbers((0,), [t])
+        ), name
         times = [row[0] for row in result.rows]
         assert times == sorted(times), f"{name}: not ordered by time"
         start = selection.time_range.start.replace(tzinfo=None) - timedelta(minutes=1)
@@ -98,7 +104,9 @@ def test_changes_panel_shows_the_silent_model_swap(store, selection):
     table = next(p for p in changes.panels if p.title == "Changes")
     rows = run_panel(store["client"], changes, table, selection).rows
     swap = store["truth"].model_swap
-    assert any(r[1] == "response_model" and r[2] == "silent" and (r[8], r[9]) == (swap["from"], swap["to"]) for r in rows)
+    assert any(
+        r[1] == "response_model" and r[2] == "silent" and (r[8], r[9]) == (swap["from"], swap["to"]) for r in rows
+    )
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +162,18 @@ def test_render_alerts_prints_pages_first_with_labels(store, firing):
 
 def test_alerts_check_command_prints_json(store, capsys):
     """`tokentrail alerts check --clickhouse DSN --at T --json` evaluates the same rules."""
-    code = main(["alerts", "check", "--clickhouse", store["dsn"], "--at", store["now"].isoformat(), "--json", "--fail-on-firing"])
+    code = main(
+        [
+            "alerts",
+            "check",
+            "--clickhouse",
+            store["dsn"],
+            "--at",
+            store["now"].isoformat(),
+            "--json",
+            "--fail-on-firing",
+        ]
+    )
     assert code == 1
     alerts = json.loads(capsys.readouterr().out)
     assert {a["uid"] for a in alerts} == {r.uid for r in RULES} - {"tt-pipeline-stalled"}

@@ -3,37 +3,52 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokentrail.dashboards.catalog import all_panels
 from tokentrail.dashboards.alerts import RULES
 from tokentrail.dashboards.build import variable_query
-from tokentrail.dashboards.macros import (ALL, MACRO_NAMES, MacroError, TimeRange, VariableValue, expand_macros,
-                                          interpolate_variables, panel_interval_ms, round_interval_ms)
+from tokentrail.dashboards.catalog import all_panels
+from tokentrail.dashboards.macros import (
+    ALL,
+    MACRO_NAMES,
+    MacroError,
+    TimeRange,
+    VariableValue,
+    expand_macros,
+    interpolate_variables,
+    panel_interval_ms,
+    round_interval_ms,
+)
 from tokentrail.dashboards.queries import Selection, panel_sql
 
-START = datetime(2026, 11, 20, 9, 0, 0, 123000, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 9, 0, 0, 123000, tzinfo=UTC)
 RANGE = TimeRange(START, START + timedelta(hours=6))
 FROM, TO = int(RANGE.start.timestamp()), int(RANGE.end.timestamp())
 
 
 def test_time_filter_is_seconds_with_both_bounds_inclusive():
     """$__timeFilter(c) -> c >= toDateTime(FROM) AND c <= toDateTime(TO), FROM/TO in whole unix seconds."""
-    assert expand_macros("WHERE $__timeFilter(ts)", RANGE) == f"WHERE ts >= toDateTime({FROM}) AND ts <= toDateTime({TO})"
+    assert (
+        expand_macros("WHERE $__timeFilter(ts)", RANGE) == f"WHERE ts >= toDateTime({FROM}) AND ts <= toDateTime({TO})"
+    )
 
 
 def test_millisecond_variants_use_from_unix_timestamp64_milli():
     """The _ms macros keep milliseconds (the plugin's timeToDateTime64)."""
     out = expand_macros("$__timeFilter_ms(ts) AND x > ($__fromTime_ms)", RANGE)
-    assert out == (f"ts >= fromUnixTimestamp64Milli({RANGE.from_ms}) AND ts <= fromUnixTimestamp64Milli({RANGE.to_ms})"
-                   f" AND x > (fromUnixTimestamp64Milli({RANGE.from_ms}))")
+    assert out == (
+        f"ts >= fromUnixTimestamp64Milli({RANGE.from_ms}) AND ts <= fromUnixTimestamp64Milli({RANGE.to_ms})"
+        f" AND x > (fromUnixTimestamp64Milli({RANGE.from_ms}))"
+    )
 
 
 def test_time_interval_uses_the_query_interval_in_seconds_at_least_one():
     """$__timeInterval(c) buckets by the interval (floored at 1 s), $__interval_s prints it."""
-    assert expand_macros("$__timeInterval(ts)", RANGE, 300_000) == "toStartOfInterval(toDateTime(ts), INTERVAL 300 second)"
+    assert (
+        expand_macros("$__timeInterval(ts)", RANGE, 300_000) == "toStartOfInterval(toDateTime(ts), INTERVAL 300 second)"
+    )
     assert expand_macros("($__interval_s)", RANGE, 200) == "(1)"
 
 
@@ -74,7 +89,10 @@ def test_multi_value_selection_and_other_syntaxes():
     """$var, ${var}, [[var]] and the csv/pipe/raw formats; unknown names and plugin macros stay."""
     variables = {"model": VariableValue(["gpt-4o", "o3-mini"])}
     text = "$model|${model:csv}|[[model:pipe]]|${model:raw}|$unknown|$__timeFilter(ts)"
-    assert interpolate_variables(text, variables) == "{gpt-4o,o3-mini}|gpt-4o,o3-mini|gpt-4o|o3-mini|gpt-4o,o3-mini|$unknown|$__timeFilter(ts)"
+    assert (
+        interpolate_variables(text, variables)
+        == "{gpt-4o,o3-mini}|gpt-4o,o3-mini|gpt-4o|o3-mini|gpt-4o,o3-mini|$unknown|$__timeFilter(ts)"
+    )
 
 
 def test_builtin_range_and_interval_variables():
@@ -102,8 +120,10 @@ def test_every_panel_expands_the_same_in_any_macro_order(name, dashboard, panel)
     assert "$" not in first, name
     variables = selection.variables(dashboard)
     interpolated = interpolate_variables(panel.sql, variables, time_range=RANGE, interval_ms=60_000)
-    results = {expand_macros(interpolated, RANGE, 60_000, order=order)
-               for order in itertools.islice(itertools.permutations(MACRO_NAMES), 0, 720, 97)}
+    results = {
+        expand_macros(interpolated, RANGE, 60_000, order=order)
+        for order in itertools.islice(itertools.permutations(MACRO_NAMES), 0, 720, 97)
+    }
     assert len(results) == 1
 
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import pytest
 from grafana_client import GrafanaApi
+from grafana_standin import GrafanaStandIn
 
 from tokentrail.dashboards.alerts import RULES
 from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.cli import main
 from tokentrail.dashboards.push import MissingEnvironment, push
 
-from grafana_standin import GrafanaStandIn
-
 ENV = {
-    "CLICKHOUSE_HOST": "clickhouse", "CLICKHOUSE_HTTP_PORT": "8123", "GRAFANA_CLICKHOUSE_USER": "grafana",
-    "GRAFANA_CLICKHOUSE_PASSWORD": "s3cret", "TOKENTRAIL_SLACK_WEBHOOK_URL": "https://hooks.example.invalid/T/B/X",
-    "TOKENTRAIL_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts", "TOKENTRAIL_ALERT_EMAILS": "oncall@example.invalid",
+    "CLICKHOUSE_HOST": "clickhouse",
+    "CLICKHOUSE_HTTP_PORT": "8123",
+    "GRAFANA_CLICKHOUSE_USER": "grafana",
+    "GRAFANA_CLICKHOUSE_PASSWORD": "s3cret",
+    "TOKENTRAIL_SLACK_WEBHOOK_URL": "https://hooks.example.invalid/T/B/X",
+    "TOKENTRAIL_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts",
+    "TOKENTRAIL_ALERT_EMAILS": "oncall@example.invalid",
     "TOKENTRAIL_PAGERDUTY_KEY": "0123456789abcdef0123456789abcdef",
 }
 

@@ -49,7 +49,9 @@ def replayed(clickhouse, new_db) -> Callable[[GeneratorConfig], tuple[str, Traff
     def replay(config: GeneratorConfig) -> tuple[str, Traffic]:
         traffic = generate(config)
         database = new_db()
-        runner = EmbeddedRunner(make_pipeline(prices=None, allow_ephemeral_key=True), ClickHouseSink(clickhouse, database=database))
+        runner = EmbeddedRunner(
+            make_pipeline(prices=None, allow_ephemeral_key=True), ClickHouseSink(clickhouse, database=database)
+        )
         runner.run(Inbound(f"gen:{n}", line.encode(), now_utc()) for n, line in enumerate(traffic.lines, 1))
         return database, traffic
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from tokentrail.stream.insights.budgets import BudgetConfig, SpendBucket, evaluate_budgets, load_budgets
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 
 
@@ -67,8 +67,11 @@ def test_spend_wobbling_around_the_budget_is_one_episode_per_quiet_window():
 
 def test_a_named_key_overrides_the_wildcard_and_features_add_up_across_tenants():
     """acme has its own, higher hour budget; code-review's day budget counts every tenant's spend."""
-    cfg = config(HOURLY, {"scope": "tenant", "key": "acme", "window": "hour", "warning": 50},
-                 {"scope": "feature", "key": "code-review", "window": "day", "critical": 7})
+    cfg = config(
+        HOURLY,
+        {"scope": "tenant", "key": "acme", "window": "hour", "warning": 50},
+        {"scope": "feature", "key": "code-review", "window": "day", "critical": 7},
+    )
     buckets = spend({0: "6"}, tenant="acme") + spend({1: "6"}, tenant="initech")
     found = {(b.scope, b.key, b.window, b.level) for b in evaluate_budgets(buckets, cfg)}
     assert found == {("tenant", "initech", "hour", "warning"), ("feature", "code-review", "day", "critical")}

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from tokentrail.stream.insights.changes import ChangeKey, Observation, change_id, detect_changes, observations_from_calls
+from tokentrail.stream.insights.changes import (
+    ChangeKey,
+    Observation,
+    change_id,
+    detect_changes,
+    observations_from_calls,
+)
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def calls(*specs: dict, **common) -> list[dict]:
     """Call rows one second apart; each spec overrides the defaults."""
-    base = {"tenant": "northwind", "feature": "order-support", "model": "gpt-4o", "response_model": "gpt-4o-2024-08-06",
-            "prompt_id": "order_assistant", "prompt_version": "v3", "system_prompt_hash": "aaaa"}
-    return [{**base, **common, **spec, "ts": T0 + timedelta(seconds=i), "event_id": f"e{i:04d}"} for i, spec in enumerate(specs)]
+    base = {
+        "tenant": "northwind",
+        "feature": "order-support",
+        "model": "gpt-4o",
+        "response_model": "gpt-4o-2024-08-06",
+        "prompt_id": "order_assistant",
+        "prompt_version": "v3",
+        "system_prompt_hash": "aaaa",
+    }
+    return [
+        {**base, **common, **spec, "ts": T0 + timedelta(seconds=i), "event_id": f"e{i:04d}"}
+        for i, spec in enumerate(specs)
+    ]
 
 
 def kinds(changes) -> list[str]:
@@ -54,12 +70,17 @@ def test_flapping_reports_the_new_value_once_and_the_old_one_never_again():
 def test_each_new_value_is_a_change_from_the_value_just_before_it():
     """A, B, C: two changes, A -> B and B -> C."""
     rows = calls({"response_model": "A"}, {"response_model": "B"}, {"response_model": "C"})
-    assert [(c.from_value, c.to_value) for c in detect_changes(observations_from_calls(rows))] == [("A", "B"), ("B", "C")]
+    assert [(c.from_value, c.to_value) for c in detect_changes(observations_from_calls(rows))] == [
+        ("A", "B"),
+        ("B", "C"),
+    ]
 
 
 def test_system_prompt_edit_without_a_version_bump_is_a_silent_system_prompt_change():
     """Same (feature, prompt_id, prompt_version), new system-prompt hash: kind system_prompt, across tenants."""
-    rows = calls({}, {"tenant": "globex"}, {"system_prompt_hash": "bbbb"}, {"tenant": "globex", "system_prompt_hash": "bbbb"})
+    rows = calls(
+        {}, {"tenant": "globex"}, {"system_prompt_hash": "bbbb"}, {"tenant": "globex", "system_prompt_hash": "bbbb"}
+    )
     (change,) = detect_changes(observations_from_calls(rows))
     assert change.kind == "system_prompt" and change.silent
     assert change.key == ChangeKey(feature="order-support", prompt_id="order_assistant", prompt_version="v3")

@@ -47,10 +47,19 @@ def rolling_hour_spend(lines: list[str], start: datetime, hours: int) -> dict[st
         if isinstance(event, OutputEvent) and event.event_id not in seen:
             seen.add(event.event_id)
             u = event.usage
-            costs[event.tenant].append((event.ts, book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts).cost_usd))
+            costs[event.tenant].append(
+                (
+                    event.ts,
+                    book.price(
+                        event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts
+                    ).cost_usd,
+                )
+            )
     ends = [start + timedelta(minutes=5 * k) for k in range(1, hours * 12 + 2)]
-    return {tenant: [(end, sum((c for ts, c in items if end - timedelta(hours=1) <= ts < end), Decimal(0))) for end in ends]
-            for tenant, items in costs.items()}
+    return {
+        tenant: [(end, sum((c for ts, c in items if end - timedelta(hours=1) <= ts < end), Decimal(0))) for end in ends]
+        for tenant, items in costs.items()
+    }
 
 
 def spike_budget(traffic) -> tuple[BudgetConfig, str, datetime, datetime]:
@@ -59,11 +68,15 @@ def spike_budget(traffic) -> tuple[BudgetConfig, str, datetime, datetime]:
     start, end = when(spike["start"]), when(spike["end"])
     rolling = rolling_hour_spend(traffic.lines, DEFAULT_START, 3)
     spiked = max(s for _, s in rolling[spike["tenant"]])
-    normal = max(max(s for e, s in series if e <= start or tenant != spike["tenant"]) for tenant, series in rolling.items())
+    normal = max(
+        max(s for e, s in series if e <= start or tenant != spike["tenant"]) for tenant, series in rolling.items()
+    )
     assert spiked > Decimal("1.5") * normal, "the generated spike must stand out for this test to mean anything"
     warning = (normal + spiked) / 2
-    rules = [{"scope": "tenant", "key": "*", "window": "hour", "warning": str(warning), "critical": str(spiked * 2)},
-             {"scope": "tenant", "key": "*", "window": "day", "critical": str(spiked * 10)}]
+    rules = [
+        {"scope": "tenant", "key": "*", "window": "hour", "warning": str(warning), "critical": str(spiked * 2)},
+        {"scope": "tenant", "key": "*", "window": "day", "critical": str(spiked * 10)},
+    ]
     return BudgetConfig.from_dict({"budgets": rules}), spike["tenant"], start, end
 
 
@@ -97,19 +110,31 @@ def test_swap_and_prompt_edit_are_found_exactly_and_the_spike_breaches(clickhous
     assert when(truth["ts"]) <= swap.first_seen < when(truth["ts"]) + timedelta(minutes=5)
 
     edit, truth = by_kind["system_prompt"][0], traffic.truth.prompt_change
-    assert (edit.key.feature, edit.key.prompt_id, edit.key.prompt_version) == (truth["feature"], truth["prompt_id"], truth["prompt_version"])
+    assert (edit.key.feature, edit.key.prompt_id, edit.key.prompt_version) == (
+        truth["feature"],
+        truth["prompt_id"],
+        truth["prompt_version"],
+    )
     assert edit.from_value != edit.to_value and edit.silent
     assert when(truth["ts"]) <= edit.first_seen < when(truth["ts"]) + timedelta(minutes=5)
     stored_hashes = clickhouse.query(
         f"SELECT groupUniqArray(system_prompt_hash) FROM {db}.calls WHERE feature = %(f)s AND prompt_version = %(v)s AND system_prompt_hash != ''",
-        parameters={"f": truth["feature"], "v": truth["prompt_version"]}).result_rows[0][0]
+        parameters={"f": truth["feature"], "v": truth["prompt_version"]},
+    ).result_rows[0][0]
     assert sorted(stored_hashes) == sorted([edit.from_value, edit.to_value])
 
     bump, truth = by_kind["prompt_version"][0], traffic.truth.prompt_bump
-    assert (bump.key.feature, bump.from_value, bump.to_value, bump.silent) == (truth["feature"], truth["from_version"], truth["to_version"], False)
+    assert (bump.key.feature, bump.from_value, bump.to_value, bump.silent) == (
+        truth["feature"],
+        truth["from_version"],
+        truth["to_version"],
+        False,
+    )
 
     assert result.breaches, "the spike must breach the hourly budget"
-    assert {(b.scope, b.key, b.window, b.level) for b in result.breaches} == {("tenant", spike_tenant, "hour", "warning")}
+    assert {(b.scope, b.key, b.window, b.level) for b in result.breaches} == {
+        ("tenant", spike_tenant, "hour", "warning")
+    }
     (breach,) = result.breaches
     assert spike_start < breach.window_end <= spike_end + timedelta(hours=1)
     assert breach.spend >= breach.threshold
@@ -150,14 +175,19 @@ def test_only_closed_windows_are_computed_and_since_makes_runs_incremental(click
     copy = copy_of(clickhouse, new_db, db)
     mid = end - timedelta(minutes=30, seconds=17)
     early = run_insights(clickhouse, database=copy, now=mid, window_seconds=WINDOW)
-    assert early.variance_rows and all(r["window_start"] + timedelta(seconds=WINDOW) <= mid for r in early.variance_rows)
+    assert early.variance_rows and all(
+        r["window_start"] + timedelta(seconds=WINDOW) <= mid for r in early.variance_rows
+    )
     late = run_insights(clickhouse, database=copy, now=end, since=mid - timedelta(minutes=10), window_seconds=WINDOW)
     assert late.variance_rows and min(r["window_start"] for r in late.variance_rows) >= mid - timedelta(minutes=15)
     assert len(early.variance_rows) + late.written["variance"] >= len(whole) > len(early.variance_rows)
     columns = ", ".join(VARIANCE_KEY + VARIANCE_METRICS)
-    stored = clickhouse.query(f"SELECT {columns} FROM {copy}.variance FINAL ORDER BY {', '.join(VARIANCE_KEY)}").result_rows
+    stored = clickhouse.query(
+        f"SELECT {columns} FROM {copy}.variance FINAL ORDER BY {', '.join(VARIANCE_KEY)}"
+    ).result_rows
     assert [(r[0].replace(tzinfo=None), *r[1:]) for r in stored] == [
-        (r["window_start"].replace(tzinfo=None), *(r[k] for k in VARIANCE_KEY[1:] + VARIANCE_METRICS)) for r in whole]
+        (r["window_start"].replace(tzinfo=None), *(r[k] for k in VARIANCE_KEY[1:] + VARIANCE_METRICS)) for r in whole
+    ]
 
 
 def test_sql_aggregates_equal_the_pure_function_on_the_same_calls(clickhouse, anomalies):
@@ -171,7 +201,11 @@ def test_sql_aggregates_equal_the_pure_function_on_the_same_calls(clickhouse, an
             f"""SELECT toString(event_id), output_tokens, latency_ms, output_hash, output_text, tool_names FROM {db}.calls FINAL
                 WHERE status = 'ok' AND tenant = %(tenant)s AND feature = %(feature)s AND prompt_version = %(prompt_version)s
                   AND model = %(model)s AND toStartOfInterval(ts, INTERVAL {WINDOW} SECOND) = %(w)s""",
-            parameters={**{k: row[k] for k in ("tenant", "feature", "prompt_version", "model")}, "w": row["window_start"]}).result_rows
+            parameters={
+                **{k: row[k] for k in ("tenant", "feature", "prompt_version", "model")},
+                "w": row["window_start"],
+            },
+        ).result_rows
         samples = [CallSample(e, t, lat, h, text, tuple(tools)) for e, t, lat, h, text, tools in calls]
         expected = variance_stats(samples)
         assert {k: row[k] for k in expected} == pytest.approx(expected)
@@ -182,13 +216,27 @@ def test_report_lists_come_from_the_store(clickhouse, anomalies):
     db, traffic = anomalies
     run_insights(clickhouse, database=db, now=closing_time(clickhouse, database=db))
     changes = change_entries(clickhouse, db)
-    assert [c["kind"] for c in changes] == ["system_prompt", "prompt_version", "response_model"]  # first-seen order, as injected
+    assert [c["kind"] for c in changes] == [
+        "system_prompt",
+        "prompt_version",
+        "response_model",
+    ]  # first-seen order, as injected
     swap = changes[-1]
     assert {k: swap[k] for k in ("tenant", "feature", "model", "from", "to")} == {
-        k: traffic.truth.model_swap[k] for k in ("tenant", "feature", "model", "from", "to")}
+        k: traffic.truth.model_swap[k] for k in ("tenant", "feature", "model", "from", "to")
+    }
     assert set(swap) >= {"kind", "tenant", "feature", "model", "prompt_id", "prompt_version", "from", "to", "ts"}
     variance = variance_entries(clickhouse, db)
-    contract = {"tenant", "feature", "prompt_version", "model", "calls", "distinct_output_ratio", "similarity", "output_tokens_cv"}
+    contract = {
+        "tenant",
+        "feature",
+        "prompt_version",
+        "model",
+        "calls",
+        "distinct_output_ratio",
+        "similarity",
+        "output_tokens_cv",
+    }
     assert variance and all(set(v) >= contract for v in variance)
     groups = [(v["tenant"], v["feature"], v["prompt_version"], v["model"]) for v in variance]
     assert len(groups) == len(set(groups)) and groups == sorted(groups)

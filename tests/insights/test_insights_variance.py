@@ -19,7 +19,9 @@ from tokentrail.stream.insights.variance import (
 from tokentrail.stream.stages import normalise, short_hash
 
 
-def call(n: int, text: str, tokens: int = 40, latency: float | None = 1000.0, tools: tuple[str, ...] = ()) -> CallSample:
+def call(
+    n: int, text: str, tokens: int = 40, latency: float | None = 1000.0, tools: tuple[str, ...] = ()
+) -> CallSample:
     return CallSample(f"00000000-0000-7000-8000-{n:012d}", tokens, latency, short_hash(normalise(text)), text, tools)
 
 
@@ -57,7 +59,11 @@ def test_similarity_tracks_overlap():
     rng = random.Random(2)
     base = sentence(rng, 60).split()
     docs = [" ".join(base[:50] + sentence(rng, 10).split()) for _ in range(12)]
-    exact = [len(shingles(a) & shingles(b)) / len(shingles(a) | shingles(b)) for i, a in enumerate(docs) for b in docs[i + 1:]]
+    exact = [
+        len(shingles(a) & shingles(b)) / len(shingles(a) | shingles(b))
+        for i, a in enumerate(docs)
+        for b in docs[i + 1 :]
+    ]
     estimate = mean_pairwise_similarity(docs)
     assert 0.3 < estimate < 0.95
     assert estimate == pytest.approx(sum(exact) / len(exact), abs=0.08)

@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tokentrail.redaction import (DEFAULT_ENTITIES, SECRET_ENTITIES, RedactionConfig, Redactor, build_redactor,
-                                  load_key)
+from tokentrail.redaction import DEFAULT_ENTITIES, SECRET_ENTITIES, RedactionConfig, Redactor, build_redactor, load_key
 
 TOKEN = re.compile(r"<([A-Z_]+):([0-9a-f]{8})>")
 EMAIL_TEXT = "Contact maria.garcia84@gmail.com about ORD-2026-3718739."
@@ -58,8 +57,10 @@ def test_different_values_different_tokens(pattern_redactor):
 
 def test_json_keys_and_structure_untouched(pattern_redactor):
     """Every string value is redacted recursively; keys, numbers, booleans, nulls and order stay."""
-    value = {"messages": [{"role": "user", "content": "mail jo.doe@gmail.com"}],
-             "jo.doe@gmail.com": {"n": 3, "ok": True, "none": None, "f": 1.5, "list": ["x", "jo.doe@gmail.com"]}}
+    value = {
+        "messages": [{"role": "user", "content": "mail jo.doe@gmail.com"}],
+        "jo.doe@gmail.com": {"n": 3, "ok": True, "none": None, "f": 1.5, "list": ["x", "jo.doe@gmail.com"]},
+    }
     out, counts = pattern_redactor.redact_json(value)
     assert list(out) == list(value)
     assert out["messages"][0]["role"] == "user"
@@ -74,7 +75,8 @@ def test_json_keys_and_structure_untouched(pattern_redactor):
 def test_secret_named_fields_are_redacted_whole(pattern_redactor):
     """A value under a password/api_key field is the secret even when it looks like nothing."""
     out, counts = pattern_redactor.redact_json(
-        {"password": "hunter22", "db": {"api_key": "k3yvalue-2026"}, "max_tokens": 1024, "token_count": "12"})
+        {"password": "hunter22", "db": {"api_key": "k3yvalue-2026"}, "max_tokens": 1024, "token_count": "12"}
+    )
     assert TOKEN.fullmatch(out["password"]).group(1) == "PASSWORD"
     assert TOKEN.fullmatch(out["db"]["api_key"]).group(1) == "SECRET"
     assert out["max_tokens"] == 1024 and out["token_count"] == "12"
@@ -138,17 +140,20 @@ def test_entities_limit_what_is_found(key):
     assert "+1 415-555-0132" in out and "AKIAIOSFODNN7ABCDEFG" in out and counts == Counter({"EMAIL_ADDRESS": 1})
 
 
-@pytest.mark.parametrize("kwargs, fix", [
-    ({"entities": ("EMAIL", "PERSON")}, "choose from"),
-    ({"entities": ()}, "leave it out"),
-    ({"thresholds": {"PHONE_NUMBER": 1.5}}, "(0, 1]"),
-    ({"thresholds": {"NOPE": 0.5}}, "unknown entity"),
-    ({"phone_regions": ("US", "XX")}, "ISO 3166"),
-    ({"processes": 0}, "integer >= 1"),
-    ({"cache_size": -1}, "integer >= 0"),
-    ({"nlp_model": ""}, "pattern-only"),
-    ({"store_raw_text": "yes"}, "true or false"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fix",
+    [
+        ({"entities": ("EMAIL", "PERSON")}, "choose from"),
+        ({"entities": ()}, "leave it out"),
+        ({"thresholds": {"PHONE_NUMBER": 1.5}}, "(0, 1]"),
+        ({"thresholds": {"NOPE": 0.5}}, "unknown entity"),
+        ({"phone_regions": ("US", "XX")}, "ISO 3166"),
+        ({"processes": 0}, "integer >= 1"),
+        ({"cache_size": -1}, "integer >= 0"),
+        ({"nlp_model": ""}, "pattern-only"),
+        ({"store_raw_text": "yes"}, "true or false"),
+    ],
+)
 def test_bad_configuration_says_the_fix(kwargs, fix):
     """RedactionConfig validates at construction and the message says what to do."""
     with pytest.raises(ValueError, match=re.escape(fix)):
@@ -159,8 +164,17 @@ def test_defaults_cover_pii_and_every_secret_kind():
     """The default entity list includes all secret kinds and the telemetry PII."""
     config = RedactionConfig()
     assert set(SECRET_ENTITIES) <= set(config.entities) == set(DEFAULT_ENTITIES)
-    assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "CRYPTO",
-            "PERSON", "LOCATION"} <= set(config.entities)
+    assert {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "US_SSN",
+        "CRYPTO",
+        "PERSON",
+        "LOCATION",
+    } <= set(config.entities)
     assert config.store_raw_text is False
 
 

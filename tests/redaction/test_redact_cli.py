@@ -25,8 +25,12 @@ def _run(stdin: str, *argv: str) -> tuple[int, str, str]:
 
 def test_lines_are_redacted_in_order(env):
     """Each JSON line comes out as the same JSON value with its strings redacted, in order."""
-    lines = ['{"a": "mail jo.doe@gmail.com", "n": 1, "k": [true, null]}', '"call +1 415-555-0132"', "42",
-             '{"password": "hunter22", "jo.doe@gmail.com": "x"}']
+    lines = [
+        '{"a": "mail jo.doe@gmail.com", "n": 1, "k": [true, null]}',
+        '"call +1 415-555-0132"',
+        "42",
+        '{"password": "hunter22", "jo.doe@gmail.com": "x"}',
+    ]
     status, out, err = _run("\n".join(lines) + "\n")
     assert status == 0
     values = [json.loads(line) for line in out.splitlines()]

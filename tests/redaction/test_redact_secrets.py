@@ -73,16 +73,19 @@ def test_json_escaped_private_key(pattern_redactor):
     assert '"client_email": "x"' in out
 
 
-@pytest.mark.parametrize("text, secret", [
-    ("postgres://app:Zx8Kq2Lm9Np4Rt@db-3.internal.acme.net:5432/orders", "Zx8Kq2Lm9Np4Rt"),
-    ("redis://:r3dis-P4ss@cache-2:6379/0", "r3dis-P4ss"),
-    ("Server=sql01;User Id=sa;Password=Bl4ck-Pepper#77;Encrypt=True;", "Bl4ck-Pepper#77"),
-    ("DB_PASSWORD=correcthorse42", "correcthorse42"),
-    ('password: "Sup3r$ecret"', "Sup3r$ecret"),
-    ("my password is Tr0ub4dor&3.", "Tr0ub4dor&3"),
-    ("curl -u deploy:d3ploy-T0ken-99 https://x.example.com", "d3ploy-T0ken-99"),
-    ("Authorization: Basic YWRtaW46czNjcmV0UGFzcw==", "YWRtaW46czNjcmV0UGFzcw=="),
-])
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        ("postgres://app:Zx8Kq2Lm9Np4Rt@db-3.internal.acme.net:5432/orders", "Zx8Kq2Lm9Np4Rt"),
+        ("redis://:r3dis-P4ss@cache-2:6379/0", "r3dis-P4ss"),
+        ("Server=sql01;User Id=sa;Password=Bl4ck-Pepper#77;Encrypt=True;", "Bl4ck-Pepper#77"),
+        ("DB_PASSWORD=correcthorse42", "correcthorse42"),
+        ('password: "Sup3r$ecret"', "Sup3r$ecret"),
+        ("my password is Tr0ub4dor&3.", "Tr0ub4dor&3"),
+        ("curl -u deploy:d3ploy-T0ken-99 https://x.example.com", "d3ploy-T0ken-99"),
+        ("Authorization: Basic YWRtaW46czNjcmV0UGFzcw==", "YWRtaW46czNjcmV0UGFzcw=="),
+    ],
+)
 def test_passwords_in_urls_strings_and_assignments(pattern_redactor, text, secret):
     """Only the password is replaced: host, user and database stay readable for debugging."""
     out, counts = pattern_redactor.redact_text(text)
@@ -97,27 +100,56 @@ def test_connection_string_keeps_host(pattern_redactor):
     assert set(counts) == {"PASSWORD"}
 
 
-@pytest.mark.parametrize("text", [
-    "password: required", "Your password is incorrect, please reset it.", "password=${DB_PASSWORD}",
-    "password = os.environ['DB_PASSWORD']", "api_key = settings.openai_api_key", "API_TOKEN=<your-token-here>",
-    "auth: password: ******** token: [REDACTED]", "max_tokens=1024", "token_count: 1234", "the token is expired",
-    '"next_page_token": "eyJwYWdlIjoyfQ"', "cache_key=425c9e15aa3a4f0246d2cd6ea0ce1b29",
-    "sha256:425c9e15aa3a4f0246d2cd6ea0ce1b29a5e9000cd4a5c3fcfcb866b45b8eeaca",
-    "commit 9f1c3e7a2b4d6f8091a2b3c4d5e6f7081928374a", "password_hint: ask the admin", "Task-123 about sk-learn",
-    "passed: 120, failed: 0", "request_id=3f9a8c7e-1d2b-4c5d-9e8f-7a6b5c4d3e2f", "key_id: 9e107d9d372bb682",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: required",
+        "Your password is incorrect, please reset it.",
+        "password=${DB_PASSWORD}",
+        "password = os.environ['DB_PASSWORD']",
+        "api_key = settings.openai_api_key",
+        "API_TOKEN=<your-token-here>",
+        "auth: password: ******** token: [REDACTED]",
+        "max_tokens=1024",
+        "token_count: 1234",
+        "the token is expired",
+        '"next_page_token": "eyJwYWdlIjoyfQ"',
+        "cache_key=425c9e15aa3a4f0246d2cd6ea0ce1b29",
+        "sha256:425c9e15aa3a4f0246d2cd6ea0ce1b29a5e9000cd4a5c3fcfcb866b45b8eeaca",
+        "commit 9f1c3e7a2b4d6f8091a2b3c4d5e6f7081928374a",
+        "password_hint: ask the admin",
+        "Task-123 about sk-learn",
+        "passed: 120, failed: 0",
+        "request_id=3f9a8c7e-1d2b-4c5d-9e8f-7a6b5c4d3e2f",
+        "key_id: 9e107d9d372bb682",
+    ],
+)
 def test_look_alikes_and_placeholders_survive(pattern_redactor, text):
     """Hashes, ids, token counts, placeholders and prose about passwords are not secrets."""
     out, counts = pattern_redactor.redact_text(text)
     assert out == text and not counts, (out, counts)
 
 
-@pytest.mark.parametrize("name, entity", [
-    ("password", "PASSWORD"), ("DB_PASSWORD", "PASSWORD"), ("db_pass", "PASSWORD"), ("api_key", "SECRET"),
-    ("X-API-Key", "SECRET"), ("client_secret", "SECRET"), ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-    ("max_tokens", None), ("next_page_token", None), ("cache_key", None), ("key_id", None), ("password_hint", None),
-    ("tokens", None), ("author", None), ("bypass", None),
-])
+@pytest.mark.parametrize(
+    "name, entity",
+    [
+        ("password", "PASSWORD"),
+        ("DB_PASSWORD", "PASSWORD"),
+        ("db_pass", "PASSWORD"),
+        ("api_key", "SECRET"),
+        ("X-API-Key", "SECRET"),
+        ("client_secret", "SECRET"),
+        ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        ("max_tokens", None),
+        ("next_page_token", None),
+        ("cache_key", None),
+        ("key_id", None),
+        ("password_hint", None),
+        ("tokens", None),
+        ("author", None),
+        ("bypass", None),
+    ],
+)
 def test_secret_field_names(name, entity):
     """Which JSON keys and variable names hold a secret."""
     assert secret_name_entity(name) == entity

@@ -8,7 +8,7 @@ freshly migrated db inside it for isolation.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -69,22 +69,45 @@ def flaky():
     return FlakyClient
 
 
-NOW = datetime.now(timezone.utc).replace(microsecond=123000)
+NOW = datetime.now(UTC).replace(microsecond=123000)
 
 
 def call_row(**overrides) -> dict:
     """One `calls` row as the stream processor builds it."""
     row = {
-        "event_id": str(uuid.uuid4()), "ts": NOW, "trace_id": "d40cca85f0f54f30445a3577e18a0a5a",
-        "span_id": "bcca95bf8e2f8559", "parent_span_id": "", "session_id": "sess-1",
-        "tenant": "northwind", "service": "order-agent", "environment": "production",
-        "feature": "order-support", "user": "u_5f2a", "provider": "openai", "model": "gpt-4o",
-        "response_model": "gpt-4o-2024-08-06", "prompt_id": "order_assistant", "prompt_version": "v3",
-        "system_prompt_hash": "a" * 16, "prompt_hash": "b" * 16, "input_tokens": 812,
-        "cached_input_tokens": 512, "output_tokens": 24, "reasoning_tokens": 0,
-        "cost_usd": Decimal("0.002155000000"), "priced": True, "latency_ms": 1480.5, "ttft_ms": 310.0,
-        "status": "ok", "finish_reason": "tool_calls", "error_type": "", "tool_call_count": 1,
-        "tool_names": ["search_orders"], "output_text": "", "output_hash": "c" * 16,
+        "event_id": str(uuid.uuid4()),
+        "ts": NOW,
+        "trace_id": "d40cca85f0f54f30445a3577e18a0a5a",
+        "span_id": "bcca95bf8e2f8559",
+        "parent_span_id": "",
+        "session_id": "sess-1",
+        "tenant": "northwind",
+        "service": "order-agent",
+        "environment": "production",
+        "feature": "order-support",
+        "user": "u_5f2a",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "response_model": "gpt-4o-2024-08-06",
+        "prompt_id": "order_assistant",
+        "prompt_version": "v3",
+        "system_prompt_hash": "a" * 16,
+        "prompt_hash": "b" * 16,
+        "input_tokens": 812,
+        "cached_input_tokens": 512,
+        "output_tokens": 24,
+        "reasoning_tokens": 0,
+        "cost_usd": Decimal("0.002155000000"),
+        "priced": True,
+        "latency_ms": 1480.5,
+        "ttft_ms": 310.0,
+        "status": "ok",
+        "finish_reason": "tool_calls",
+        "error_type": "",
+        "tool_call_count": 1,
+        "tool_names": ["search_orders"],
+        "output_text": "",
+        "output_hash": "c" * 16,
     }
     row.update(overrides)
     return row
@@ -92,10 +115,22 @@ def call_row(**overrides) -> dict:
 
 def event_row(**overrides) -> dict:
     row = {
-        "event_id": uuid.uuid4(), "type": "output", "ts": NOW, "received_at": NOW + timedelta(seconds=1),
-        "trace_id": "t1", "span_id": "s1", "parent_span_id": "", "session_id": "", "tenant": "northwind",
-        "service": "order-agent", "environment": "production", "feature": "order-support", "user": "",
-        "provider": "openai", "model": "gpt-4o", "payload": '{"schema_version": 1}',
+        "event_id": uuid.uuid4(),
+        "type": "output",
+        "ts": NOW,
+        "received_at": NOW + timedelta(seconds=1),
+        "trace_id": "t1",
+        "span_id": "s1",
+        "parent_span_id": "",
+        "session_id": "",
+        "tenant": "northwind",
+        "service": "order-agent",
+        "environment": "production",
+        "feature": "order-support",
+        "user": "",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "payload": '{"schema_version": 1}',
     }
     row.update(overrides)
     return row
@@ -103,10 +138,20 @@ def event_row(**overrides) -> dict:
 
 def tool_call_row(**overrides) -> dict:
     row = {
-        "event_id": uuid.uuid4(), "ts": NOW, "trace_id": "t1", "span_id": "s2", "parent_span_id": "s1",
-        "tenant": "northwind", "service": "order-agent", "environment": "production",
-        "feature": "order-support", "tool_name": "search_orders", "call_id": "call_1",
-        "arguments": '{"order": "7781"}', "result": '{"status": "shipped"}', "status": "ok",
+        "event_id": uuid.uuid4(),
+        "ts": NOW,
+        "trace_id": "t1",
+        "span_id": "s2",
+        "parent_span_id": "s1",
+        "tenant": "northwind",
+        "service": "order-agent",
+        "environment": "production",
+        "feature": "order-support",
+        "tool_name": "search_orders",
+        "call_id": "call_1",
+        "arguments": '{"order": "7781"}',
+        "result": '{"status": "shipped"}',
+        "status": "ok",
         "duration_ms": None,
     }
     row.update(overrides)
@@ -115,9 +160,13 @@ def tool_call_row(**overrides) -> dict:
 
 def deadletter_row(**overrides) -> dict:
     row = {
-        "id": uuid.uuid5(uuid.NAMESPACE_URL, "tokentrail.events/3@1234"), "received_at": NOW,
-        "reason": "invalid_json", "field": "", "detail": "Expecting value: line 1 column 1",
-        "source": "tokentrail.events/3@1234", "payload": "{not json",
+        "id": uuid.uuid5(uuid.NAMESPACE_URL, "tokentrail.events/3@1234"),
+        "received_at": NOW,
+        "reason": "invalid_json",
+        "field": "",
+        "detail": "Expecting value: line 1 column 1",
+        "source": "tokentrail.events/3@1234",
+        "payload": "{not json",
     }
     row.update(overrides)
     return row
@@ -132,5 +181,10 @@ def receipt_row(**overrides) -> dict:
 @pytest.fixture
 def rows():
     """Factories for rows of each core table, keyed by table name."""
-    return {"calls": call_row, "events": event_row, "tool_calls": tool_call_row, "deadletter": deadletter_row,
-            "receipts": receipt_row}
+    return {
+        "calls": call_row,
+        "events": event_row,
+        "tool_calls": tool_call_row,
+        "deadletter": deadletter_row,
+        "receipts": receipt_row,
+    }

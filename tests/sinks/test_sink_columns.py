@@ -3,37 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from tokentrail.sinks.columns import coercer_for
 
-UTC = timezone.utc
+UTC = UTC
 
 
-@pytest.mark.parametrize("type_name, value, expected", [
-    ("String", None, ""),
-    ("LowCardinality(String)", "x", "x"),
-    ("String", b"caf\xc3\xa9", "café"),
-    ("String", {"a": [1, "é"]}, '{"a":[1,"é"]}'),
-    ("String", 3, "3"),
-    ("UInt32", None, 0),
-    ("UInt32", 5.0, 5),
-    ("UInt16", True, 1),
-    ("Bool", None, False),
-    ("Bool", 1, True),
-    ("Float64", 2, 2.0),
-    ("Nullable(Float64)", None, None),
-    ("Nullable(Float64)", 1, 1.0),
-    ("Array(LowCardinality(String))", None, []),
-    ("Array(LowCardinality(String))", ("a", None), ["a", ""]),
-    ("Decimal(18, 12)", None, Decimal(0)),
-    ("Decimal(18, 12)", 0.1, Decimal("0.100000000000")),
-    ("Decimal(18, 12)", "1.0000000000005", Decimal("1.000000000000")),
-    ("Decimal(18, 12)", Decimal("1.0000000000015"), Decimal("1.000000000002")),
-])
+@pytest.mark.parametrize(
+    "type_name, value, expected",
+    [
+        ("String", None, ""),
+        ("LowCardinality(String)", "x", "x"),
+        ("String", b"caf\xc3\xa9", "café"),
+        ("String", {"a": [1, "é"]}, '{"a":[1,"é"]}'),
+        ("String", 3, "3"),
+        ("UInt32", None, 0),
+        ("UInt32", 5.0, 5),
+        ("UInt16", True, 1),
+        ("Bool", None, False),
+        ("Bool", 1, True),
+        ("Float64", 2, 2.0),
+        ("Nullable(Float64)", None, None),
+        ("Nullable(Float64)", 1, 1.0),
+        ("Array(LowCardinality(String))", None, []),
+        ("Array(LowCardinality(String))", ("a", None), ["a", ""]),
+        ("Decimal(18, 12)", None, Decimal(0)),
+        ("Decimal(18, 12)", 0.1, Decimal("0.100000000000")),
+        ("Decimal(18, 12)", "1.0000000000005", Decimal("1.000000000000")),
+        ("Decimal(18, 12)", Decimal("1.0000000000015"), Decimal("1.000000000002")),
+    ],
+)
 def test_coercion(type_name, value, expected):
     """Each value becomes what the column stores, with the documented defaults for None."""
     got = coercer_for(type_name)(value)
@@ -52,12 +55,26 @@ def test_uuid_and_datetime_forms():
     assert to_ts(0) == datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("type_name, value", [
-    ("UUID", None), ("UUID", "nope"), ("DateTime64(3, 'UTC')", None), ("DateTime64(3, 'UTC')", "yesterday"),
-    ("UInt32", -1), ("UInt16", 70000), ("UInt32", "12"), ("UInt32", 1.5), ("Float64", "1"), ("Bool", "yes"),
-    ("Decimal(18, 12)", Decimal("1e6")), ("Decimal(18, 12)", "abc"), ("Decimal(18, 12)", float("nan")),
-    ("String", object()), ("Array(String)", "abc"),
-])
+@pytest.mark.parametrize(
+    "type_name, value",
+    [
+        ("UUID", None),
+        ("UUID", "nope"),
+        ("DateTime64(3, 'UTC')", None),
+        ("DateTime64(3, 'UTC')", "yesterday"),
+        ("UInt32", -1),
+        ("UInt16", 70000),
+        ("UInt32", "12"),
+        ("UInt32", 1.5),
+        ("Float64", "1"),
+        ("Bool", "yes"),
+        ("Decimal(18, 12)", Decimal("1e6")),
+        ("Decimal(18, 12)", "abc"),
+        ("Decimal(18, 12)", float("nan")),
+        ("String", object()),
+        ("Array(String)", "abc"),
+    ],
+)
 def test_bad_values_raise_value_error(type_name, value):
     """Values that cannot be stored faithfully are a ValueError, never a silent substitute."""
     with pytest.raises(ValueError):

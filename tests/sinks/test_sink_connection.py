@@ -6,14 +6,25 @@ import logging
 
 import pytest
 
-from tokentrail.sinks import ENV_CLICKHOUSE_URL, connect, resolve_dsn
-from tokentrail.sinks import connection
+from tokentrail.sinks import ENV_CLICKHOUSE_URL, connect, connection, resolve_dsn
 
 
-@pytest.mark.parametrize("dsn", [
-    "", "   ", "localhost:8123", "mysql://host/db", "clickhouse://host:9000", "http://", "http://:8123/db",
-    "chdb://relative/path", "chdb:relative", "chdb://", "http://host:notaport/db",
-])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "",
+        "   ",
+        "localhost:8123",
+        "mysql://host/db",
+        "clickhouse://host:9000",
+        "http://",
+        "http://:8123/db",
+        "chdb://relative/path",
+        "chdb:relative",
+        "chdb://",
+        "http://host:notaport/db",
+    ],
+)
 def test_bad_dsn_names_the_accepted_forms(dsn):
     """A DSN we cannot use is a ValueError that lists what would work."""
     with pytest.raises(ValueError, match=r"accepted forms: http://.*chdb:///absolute/path.*chdb://memory"):
@@ -27,9 +38,15 @@ def test_bad_dsn_error_hides_the_password():
     assert "s3cret" not in str(info.value) and "***" in str(info.value)
 
 
-@pytest.mark.parametrize("dsn", [
-    "http://user:pass@ch.example:8123/tokentrail", "https://ch.example:8443", "chdb:///var/lib/tt", "chdb://memory",
-])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "http://user:pass@ch.example:8123/tokentrail",
+        "https://ch.example:8443",
+        "chdb:///var/lib/tt",
+        "chdb://memory",
+    ],
+)
 def test_good_dsns_pass_through(dsn, monkeypatch):
     """An explicit DSN wins over the environment and is returned unchanged."""
     monkeypatch.setenv(ENV_CLICKHOUSE_URL, "chdb:///from/env")

@@ -8,8 +8,7 @@ from importlib import resources
 
 import pytest
 
-from tokentrail.sinks import apply, available, default_ttl_days, pending
-from tokentrail.sinks import migrations
+from tokentrail.sinks import apply, available, default_ttl_days, migrations, pending
 
 CORE_TABLES = {"events", "calls", "tool_calls", "deadletter", "receipts"}
 
@@ -45,18 +44,78 @@ def test_apply_then_reapply_is_idempotent(clickhouse, fresh):
 def test_core_tables_have_the_agreed_columns(clickhouse, db):
     """Column names are the contract with the stream processor."""
     expected = {
-        "events": ["event_id", "type", "ts", "received_at", "trace_id", "span_id", "parent_span_id",
-                   "session_id", "tenant", "service", "environment", "feature", "user", "provider", "model",
-                   "payload"],
-        "calls": ["event_id", "ts", "received_at", "trace_id", "span_id", "parent_span_id", "session_id",
-                  "tenant", "service", "environment", "feature", "user", "provider", "model", "response_model",
-                  "prompt_id", "prompt_version", "system_prompt_hash", "prompt_hash", "input_tokens",
-                  "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "priced",
-                  "latency_ms", "ttft_ms", "status", "finish_reason", "error_type", "tool_call_count",
-                  "tool_names", "output_text", "output_hash"],
-        "tool_calls": ["event_id", "ts", "received_at", "trace_id", "span_id", "parent_span_id", "tenant",
-                       "service", "environment", "feature", "tool_name", "call_id", "arguments", "result",
-                       "status", "duration_ms"],
+        "events": [
+            "event_id",
+            "type",
+            "ts",
+            "received_at",
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "session_id",
+            "tenant",
+            "service",
+            "environment",
+            "feature",
+            "user",
+            "provider",
+            "model",
+            "payload",
+        ],
+        "calls": [
+            "event_id",
+            "ts",
+            "received_at",
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "session_id",
+            "tenant",
+            "service",
+            "environment",
+            "feature",
+            "user",
+            "provider",
+            "model",
+            "response_model",
+            "prompt_id",
+            "prompt_version",
+            "system_prompt_hash",
+            "prompt_hash",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+            "priced",
+            "latency_ms",
+            "ttft_ms",
+            "status",
+            "finish_reason",
+            "error_type",
+            "tool_call_count",
+            "tool_names",
+            "output_text",
+            "output_hash",
+        ],
+        "tool_calls": [
+            "event_id",
+            "ts",
+            "received_at",
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "tenant",
+            "service",
+            "environment",
+            "feature",
+            "tool_name",
+            "call_id",
+            "arguments",
+            "result",
+            "status",
+            "duration_ms",
+        ],
         "deadletter": ["id", "received_at", "reason", "field", "detail", "source", "payload"],
         "receipts": ["event_id", "source", "received_at"],
     }
@@ -68,13 +127,19 @@ def test_core_tables_have_the_agreed_columns(clickhouse, db):
 def test_ddl_follows_the_storage_conventions(clickhouse, db):
     """Engine, dedup window, TTL, partitioning, codecs and the trace_id skip index are in place."""
     ddl = show_create(clickhouse, db, "calls")
-    for fragment in ("ENGINE = ReplacingMergeTree", "non_replicated_deduplication_window = 1000",
-                     "ttl_only_drop_parts = 1", "PARTITION BY toYYYYMM(ts)",
-                     "ORDER BY (tenant, feature, model, ts, event_id)", "`tenant` LowCardinality(String)",
-                     "`ts` DateTime64(3, 'UTC') CODEC(Delta(8), ZSTD(1))", "`cost_usd` Decimal(18, 12)",
-                     "`output_text` String DEFAULT '' CODEC(ZSTD(3))",
-                     "INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1",
-                     "TTL toDateTime(received_at) + toIntervalDay(400)"):
+    for fragment in (
+        "ENGINE = ReplacingMergeTree",
+        "non_replicated_deduplication_window = 1000",
+        "ttl_only_drop_parts = 1",
+        "PARTITION BY toYYYYMM(ts)",
+        "ORDER BY (tenant, feature, model, ts, event_id)",
+        "`tenant` LowCardinality(String)",
+        "`ts` DateTime64(3, 'UTC') CODEC(Delta(8), ZSTD(1))",
+        "`cost_usd` Decimal(18, 12)",
+        "`output_text` String DEFAULT '' CODEC(ZSTD(3))",
+        "INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1",
+        "TTL toDateTime(received_at) + toIntervalDay(400)",
+    ):
         assert fragment in ddl, fragment
 
 
@@ -101,10 +166,15 @@ def test_ttl_change_on_existing_tables(clickhouse, db):
     assert "toIntervalDay(30)" in show_create(clickhouse, db, "events")
 
 
-@pytest.mark.parametrize("ttl_days, message", [
-    ({"nope": 3}, "unknown table 'nope'"), ({"events": 0}, ">= 1"), ({"events": "30"}, ">= 1"),
-    ({"events": True}, ">= 1"),
-])
+@pytest.mark.parametrize(
+    "ttl_days, message",
+    [
+        ({"nope": 3}, "unknown table 'nope'"),
+        ({"events": 0}, ">= 1"),
+        ({"events": "30"}, ">= 1"),
+        ({"events": True}, ">= 1"),
+    ],
+)
 def test_bad_ttl_days_raise(clickhouse, fresh, ttl_days, message):
     """Retention settings are validated before anything is created."""
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -37,8 +37,12 @@ def test_values_round_trip(clickhouse, db, rows):
     first = rows["calls"](cost_usd=Decimal("0.000000000001"), latency_ms=None, ttft_ms=None)
     second = rows["calls"](event_id=uuid.uuid4(), cost_usd=Decimal("123.456789012345"), tool_names=[])
     sink.write_batch({"calls": [first, second]}, token="t")
-    got = {str(r["event_id"]): r for r in clickhouse.query(
-        f"SELECT event_id, cost_usd, latency_ms, ttft_ms, tool_names, ts FROM {db}.calls").named_results()}
+    got = {
+        str(r["event_id"]): r
+        for r in clickhouse.query(
+            f"SELECT event_id, cost_usd, latency_ms, ttft_ms, tool_names, ts FROM {db}.calls"
+        ).named_results()
+    }
     assert got[first["event_id"]]["cost_usd"] == Decimal("0.000000000001")
     assert got[first["event_id"]]["latency_ms"] is None
     assert got[str(second["event_id"])]["cost_usd"] == Decimal("123.456789012345")
@@ -69,7 +73,7 @@ def test_same_batch_and_token_stored_once(clickhouse, db, rows):
 def test_same_token_dedups_across_partitions(clickhouse, db, rows):
     """A batch whose rows fall in several monthly partitions is still deduplicated as a whole."""
     sink = ClickHouseSink(clickhouse, database=db)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     batch = {"calls": [rows["calls"](ts=now - timedelta(days=40 * i)) for i in range(4)]}
     sink.write_batch(batch, token="multi")
     sink.write_batch(batch, token="multi")
@@ -79,8 +83,8 @@ def test_same_token_dedups_across_partitions(clickhouse, db, rows):
 def test_old_event_time_is_kept(clickhouse, db, rows):
     """Retention counts from ingest time, so replaying year-old events does not drop them on arrival."""
     sink = ClickHouseSink(clickhouse, database=db)
-    old = datetime.now(timezone.utc) - timedelta(days=800)
-    sink.write_batch({"events": [rows["events"](ts=old, received_at=datetime.now(timezone.utc))]}, token="t")
+    old = datetime.now(UTC) - timedelta(days=800)
+    sink.write_batch({"events": [rows["events"](ts=old, received_at=datetime.now(UTC))]}, token="t")
     clickhouse.command(f"OPTIMIZE TABLE {db}.events FINAL")
     assert count(clickhouse, db, "events") == 1
 
@@ -90,7 +94,7 @@ def test_other_token_same_ids_collapses_under_final(clickhouse, db, rows):
     sink = ClickHouseSink(clickhouse, database=db)
     batch = {"calls": [rows["calls"]() for _ in range(3)], "deadletter": [rows["deadletter"]()]}
     sink.write_batch(batch, token="first")
-    redelivered = dict(batch, deadletter=[rows["deadletter"](received_at=datetime.now(timezone.utc))])
+    redelivered = dict(batch, deadletter=[rows["deadletter"](received_at=datetime.now(UTC))])
     sink.write_batch(redelivered, token="second")
     assert count(clickhouse, db, "calls") == 6
     assert count(clickhouse, db, "calls", final=True) == 3
@@ -177,7 +181,7 @@ def test_close_aborts_a_retry_loop(clickhouse, db, rows, flaky):
     def run():
         try:
             sink.write_batch({"calls": [rows["calls"]()]}, token="t")
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=run)
@@ -191,9 +195,16 @@ def test_close_aborts_a_retry_loop(clickhouse, db, rows, flaky):
         sink.write_batch({"calls": [rows["calls"]()]}, token="u")
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"database": "bad-name"}, {"max_attempts": 0}, {"backoff": (0, 1)}, {"backoff": (2, 1)}, {"backoff": "x"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"database": "bad-name"},
+        {"max_attempts": 0},
+        {"backoff": (0, 1)},
+        {"backoff": (2, 1)},
+        {"backoff": "x"},
+    ],
+)
 def test_bad_configuration_raises(clickhouse, kwargs):
     """Misconfiguration is a ValueError when the sink is built, not a surprise at write time."""
     with pytest.raises(ValueError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Iterable
 
 from tokentrail.collectors.events import OutputEvent, decode_event
 from tokentrail.stream.pricing import PriceBook
@@ -17,5 +17,7 @@ def per_call_cost(lines: Iterable[str | bytes]) -> Decimal:
         if isinstance(event, OutputEvent) and event.event_id not in seen:
             seen.add(event.event_id)
             u = event.usage
-            total += book.price(event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts).cost_usd
+            total += book.price(
+                event.provider, event.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, event.ts
+            ).cost_usd
     return total

@@ -12,8 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -38,7 +39,9 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[tuple[bytes | None, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time_ns()}", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time_ns()}", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
     out: list[tuple[bytes | None, bytes]] = []
     deadline = time.monotonic() + timeout
@@ -57,21 +60,48 @@ def group_id(topic: str, group: str) -> str:
     return f"{group}.{topic}"
 
 
-def start_worker(bootstrap: str, topic: str, store: Path, *, group: str, batch_size: int = 2000, script: list[str] | None = None,
-                 extra: list[str] = ()) -> subprocess.Popen[bytes]:
+def start_worker(
+    bootstrap: str,
+    topic: str,
+    store: Path,
+    *,
+    group: str,
+    batch_size: int = 2000,
+    script: list[str] | None = None,
+    extra: list[str] = (),
+) -> subprocess.Popen[bytes]:
     command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker", "--loglevel", "info"]
-    args = ["--kafka", bootstrap, "--clickhouse", f"chdb://{store}", "--events-topic", topic,
-            "--deadletter-topic", f"{topic}.deadletter", "--group", group_id(topic, group), "--batch-size", str(batch_size),
-            "--data-dir", str(store.parent / f"faust-{group}"), "--allow-ephemeral-key", *extra]
+    args = [
+        "--kafka",
+        bootstrap,
+        "--clickhouse",
+        f"chdb://{store}",
+        "--events-topic",
+        topic,
+        "--deadletter-topic",
+        f"{topic}.deadletter",
+        "--group",
+        group_id(topic, group),
+        "--batch-size",
+        str(batch_size),
+        "--data-dir",
+        str(store.parent / f"faust-{group}"),
+        "--allow-ephemeral-key",
+        *extra,
+    ]
     log = open(store.parent / f"worker-{group}-{time.time_ns()}.log", "wb")
-    worker = subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    worker = subprocess.Popen(
+        [*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     STARTED.append(worker)
     return worker
 
 
 def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]:
     """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id(topic, group), "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group_id(topic, group), "enable.auto.commit": False}
+    )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
         committed = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
@@ -92,7 +122,9 @@ def wait_until(predicate: Any, timeout: float, what: str, worker: subprocess.Pop
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def wait_caught_up(bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 300) -> None:
+def wait_caught_up(
+    bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 300
+) -> None:
     def caught_up() -> bool:
         committed, end = committed_and_end(bootstrap, topic, group)
         return end > 0 and committed >= end

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -40,25 +41,47 @@ class Trace:
     def _base(self, kind: str, span: str) -> dict[str, Any]:
         self._n += 1
         ts = T0 + timedelta(seconds=2 * self._n)
-        return {"schema_version": 1, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/{self._n}")), "type": kind,
-                "ts": ts.isoformat().replace("+00:00", "Z"), "trace_id": self.trace_id, "span_id": span, "service": "agents",
-                "tenant": "acme", "feature": self.name}
+        return {
+            "schema_version": 1,
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/{self._n}")),
+            "type": kind,
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "trace_id": self.trace_id,
+            "span_id": span,
+            "service": "agents",
+            "tenant": "acme",
+            "feature": self.name,
+        }
 
-    def user(self, text: str) -> "Trace":
+    def user(self, text: str) -> Trace:
         self.messages.append({"role": "user", "content": text})
         return self
 
-    def call(self, answer: str = "", tools: list[tuple[str, Any]] = (), error: bool = False, input_tokens: int | None = None,
-             output_tokens: int = 40) -> "Trace":
+    def call(
+        self,
+        answer: str = "",
+        tools: list[tuple[str, Any]] = (),
+        error: bool = False,
+        input_tokens: int | None = None,
+        output_tokens: int = 40,
+    ) -> Trace:
         """One model call on the current context; its answer (text or tool requests) joins the context."""
         span = f"{self.name}-{self._n}"
         tokens = input_tokens or 200 + 60 * len(self.messages)
-        self.events.append({**self._base("prompt", span), "provider": "openai", "model": self.model, "messages": list(self.messages)})
+        self.events.append(
+            {**self._base("prompt", span), "provider": "openai", "model": self.model, "messages": list(self.messages)}
+        )
         requested = [{"id": f"call_{self._n}_{i}", "name": n, "arguments": a} for i, (n, a) in enumerate(tools)]
-        out = {**self._base("output", span), "provider": "openai", "model": self.model, "response_model": self.model + "-2024-08-06",
-               "output": [{"role": "assistant", "content": answer}] if answer else [], "tool_calls": requested,
-               "finish_reason": "error" if error else ("tool_calls" if tools else "stop"),
-               "usage": {"input_tokens": tokens, "output_tokens": 0 if error else output_tokens}}
+        out = {
+            **self._base("output", span),
+            "provider": "openai",
+            "model": self.model,
+            "response_model": self.model + "-2024-08-06",
+            "output": [{"role": "assistant", "content": answer}] if answer else [],
+            "tool_calls": requested,
+            "finish_reason": "error" if error else ("tool_calls" if tools else "stop"),
+            "usage": {"input_tokens": tokens, "output_tokens": 0 if error else output_tokens},
+        }
         if error:
             out["error"] = {"type": "RateLimitError", "message": "429 Too Many Requests"}
         self.events.append(out)
@@ -66,15 +89,25 @@ class Trace:
             self.messages.append({"role": "assistant", "content": answer or json.dumps([[n, a] for n, a in tools])})
         return self
 
-    def tool(self, name: str, arguments: Any, result: Any, status: str = "ok") -> "Trace":
+    def tool(self, name: str, arguments: Any, result: Any, status: str = "ok") -> Trace:
         """The agent runs a tool the model asked for; its result joins the context."""
         span = f"{self.name}-tool-{self._n}"
-        self.events.append({**self._base("tool_call", span), "tool": {"name": name, "call_id": f"c{self._n}", "arguments": arguments,
-                                                                      "result": result, "status": status}})
+        self.events.append(
+            {
+                **self._base("tool_call", span),
+                "tool": {
+                    "name": name,
+                    "call_id": f"c{self._n}",
+                    "arguments": arguments,
+                    "result": result,
+                    "status": status,
+                },
+            }
+        )
         self.messages.append({"role": "tool", "content": json.dumps(result), "tool_call_id": f"c{self._n}"})
         return self
 
-    def step(self, name: str, arguments: Any, result: Any) -> "Trace":
+    def step(self, name: str, arguments: Any, result: Any) -> Trace:
         """Model asks for one tool, the tool runs."""
         return self.call(tools=[(name, arguments)]).tool(name, arguments, result)
 
@@ -111,7 +144,9 @@ def cycle_period_2() -> Trace:
     t = Trace("search-read-cycle", "tool_cycle").user("Where is the retry backoff configured?")
     t.mark_loop()
     for _ in range(6):
-        t.step("search_code", {"query": "retry_backoff"}, [{"path": "lib/retry.py"}]).step("read_file", {"path": "lib/retry.py"}, "BACKOFF = cfg")
+        t.step("search_code", {"query": "retry_backoff"}, [{"path": "lib/retry.py"}]).step(
+            "read_file", {"path": "lib/retry.py"}, "BACKOFF = cfg"
+        )
     return t
 
 
@@ -119,7 +154,9 @@ def cycle_period_3() -> Trace:
     t = Trace("plan-act-check-cycle", "tool_cycle").user("Deploy the fix")
     t.mark_loop()
     for _ in range(5):
-        t.step("plan", {"goal": "deploy"}, "run tests").step("run_tests", {}, {"failed": 3}).step("read_log", {"lines": 50}, "3 failures")
+        t.step("plan", {"goal": "deploy"}, "run tests").step("run_tests", {}, {"failed": 3}).step(
+            "read_log", {"lines": 50}, "3 failures"
+        )
     return t
 
 
@@ -128,10 +165,12 @@ def cycle_period_4_after_progress() -> Trace:
     t.step("list_tables", {}, ["orders", "regions"]).step("describe", {"table": "orders"}, ["amount", "region"])
     t.mark_loop()
     for _ in range(4):
-        (t.step("run_sql", {"sql": "SELECT sum(amount) FROM orders"}, {"error": "timeout"})
-          .step("explain", {"sql": "SELECT sum(amount) FROM orders"}, "full scan")
-          .step("list_indexes", {"table": "orders"}, [])
-          .step("describe", {"table": "orders"}, ["amount", "region"]))
+        (
+            t.step("run_sql", {"sql": "SELECT sum(amount) FROM orders"}, {"error": "timeout"})
+            .step("explain", {"sql": "SELECT sum(amount) FROM orders"}, "full scan")
+            .step("list_indexes", {"table": "orders"}, [])
+            .step("describe", {"table": "orders"}, ["amount", "region"])
+        )
     return t
 
 
@@ -177,9 +216,19 @@ def spend_guard() -> Trace:
     return t
 
 
-LOOPS: list[Callable[[], Trace]] = [same_tool_same_result, same_tool_after_progress, same_tool_json_string_arguments, cycle_period_2,
-                                    cycle_period_3, cycle_period_4_after_progress, retry_storm_errors, retry_storm_unparseable,
-                                    same_output_growing_context, same_output_growing_context_after_tools, spend_guard]
+LOOPS: list[Callable[[], Trace]] = [
+    same_tool_same_result,
+    same_tool_after_progress,
+    same_tool_json_string_arguments,
+    cycle_period_2,
+    cycle_period_3,
+    cycle_period_4_after_progress,
+    retry_storm_errors,
+    retry_storm_unparseable,
+    same_output_growing_context,
+    same_output_growing_context_after_tools,
+    spend_guard,
+]
 
 
 # -- legitimate repetition --------------------------------------------------------------------
@@ -188,7 +237,11 @@ LOOPS: list[Callable[[], Trace]] = [same_tool_same_result, same_tool_after_progr
 def pagination() -> Trace:
     t = Trace("pagination", None).user("List all open orders")
     for page in range(1, 13):
-        t.step("search_orders", {"status": "open", "page": page}, {"page": page, "orders": [f"o{page}{i}" for i in range(5)]})
+        t.step(
+            "search_orders",
+            {"status": "open", "page": page},
+            {"page": page, "orders": [f"o{page}{i}" for i in range(5)]},
+        )
     return t.call("You have 60 open orders.")
 
 
@@ -224,7 +277,9 @@ def tool_retries_that_end() -> Trace:
 def long_chat() -> Trace:
     t = Trace("long-chat", None)
     for i in range(30):
-        t.user("ok" if i % 3 else f"Tell me about topic {i}").call("Sure!" if i % 3 else f"Topic {i} is interesting because {i}.")
+        t.user("ok" if i % 3 else f"Tell me about topic {i}").call(
+            "Sure!" if i % 3 else f"Topic {i} is interesting because {i}."
+        )
     return t
 
 
@@ -245,7 +300,9 @@ def same_args_different_results() -> Trace:
 def alternating_tools_with_progress() -> Trace:
     t = Trace("read-write-progress", None).user("Fix the lint errors")
     for i in range(10):
-        t.step("read_file", {"path": f"src/f{i}.py"}, f"code {i}").step("write_file", {"path": f"src/f{i}.py"}, {"written": i})
+        t.step("read_file", {"path": f"src/f{i}.py"}, f"code {i}").step(
+            "write_file", {"path": f"src/f{i}.py"}, {"written": i}
+        )
     return t.call("All files fixed.")
 
 
@@ -257,12 +314,27 @@ def same_answer_new_inputs() -> Trace:
 
 
 def repeated_system_prompt_many_traces() -> list[Trace]:
-    return [Trace(f"short-trace-{i}", None).user("Summarise: the meeting moved to Tuesday.").call("Meeting moved to Tuesday.") for i in range(30)]
+    return [
+        Trace(f"short-trace-{i}", None)
+        .user("Summarise: the meeting moved to Tuesday.")
+        .call("Meeting moved to Tuesday.")
+        for i in range(30)
+    ]
 
 
-LEGIT: list[Callable[[], Trace | list[Trace]]] = [pagination, polling_changing_results, batch_classification, retries_that_end,
-                                                   tool_retries_that_end, long_chat, long_agent_distinct_steps, same_args_different_results,
-                                                   alternating_tools_with_progress, same_answer_new_inputs, repeated_system_prompt_many_traces]
+LEGIT: list[Callable[[], Trace | list[Trace]]] = [
+    pagination,
+    polling_changing_results,
+    batch_classification,
+    retries_that_end,
+    tool_retries_that_end,
+    long_chat,
+    long_agent_distinct_steps,
+    same_args_different_results,
+    alternating_tools_with_progress,
+    same_answer_new_inputs,
+    repeated_system_prompt_many_traces,
+]
 
 
 def all_traces() -> tuple[list[Trace], list[Trace]]:

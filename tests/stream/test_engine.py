@@ -9,24 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from loop_scenarios import all_traces
 
 from tokentrail.stream.engine import PipelineProcess, PipelineSettings, StateCache
 from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound
 
-from loop_scenarios import all_traces
-
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 KEY = secrets.token_bytes(32)
 
 
 def generated(events: int) -> list[Inbound]:
     config = GeneratorConfig(seed=5, events=events)
-    return [Inbound(f"gen:{i}", line.encode(), T0) for i, line in enumerate(iter_lines(config, Truth(config.seed, config.events)))]
+    return [
+        Inbound(f"gen:{i}", line.encode(), T0)
+        for i, line in enumerate(iter_lines(config, Truth(config.seed, config.events)))
+    ]
 
 
 def as_inbound(events: list[dict], start: int = 0) -> list[Inbound]:
@@ -45,8 +47,8 @@ def test_same_rows_and_detections_as_in_process(engine):
     """Redacted text, prices, dead letters, loop detections: the child's batch equals the in-process one."""
     inbound = generated(3000)
     local = make_pipeline(prices=None, allow_ephemeral_key=False, redaction_key=KEY)
-    expected = [local.process(inbound[i:i + 1000]) for i in range(0, len(inbound), 1000)]
-    got = [engine.submit(inbound[i:i + 1000], {}).result(60) for i in range(0, len(inbound), 1000)]
+    expected = [local.process(inbound[i : i + 1000]) for i in range(0, len(inbound), 1000)]
+    got = [engine.submit(inbound[i : i + 1000], {}).result(60) for i in range(0, len(inbound), 1000)]
     for want, have in zip(expected, got):
         assert have.rows == want.rows
         assert have.detections == want.detections

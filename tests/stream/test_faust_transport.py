@@ -94,7 +94,9 @@ def _consumer_during_recovery() -> tuple[SimpleNamespace, list[str]]:
         delivered.append(message.topic)
 
     recovery = SimpleNamespace(completed=_Event())
-    app = SimpleNamespace(rebalancing=True, tables=SimpleNamespace(recovery=recovery, changelog_topics={"w-loop-state-changelog"}))
+    app = SimpleNamespace(
+        rebalancing=True, tables=SimpleNamespace(recovery=recovery, changelog_topics={"w-loop-state-changelog"})
+    )
     return SimpleNamespace(app=app, _conductor_callback=conductor), delivered
 
 
@@ -105,7 +107,9 @@ def test_stream_messages_wait_for_the_rebalance_to_end_changelog_messages_do_not
 
     async def scenario() -> None:
         stream = asyncio.ensure_future(Consumer._deliver(consumer, SimpleNamespace(topic="events")))
-        await Consumer._deliver(consumer, SimpleNamespace(topic="w-loop-state-changelog"))  # recovery reads its changelog
+        await Consumer._deliver(
+            consumer, SimpleNamespace(topic="w-loop-state-changelog")
+        )  # recovery reads its changelog
         await asyncio.sleep(0.12)
         assert delivered == ["w-loop-state-changelog"]  # the stream message is still held
         consumer.app.tables.recovery.completed.flag = True

@@ -6,12 +6,11 @@ import json
 import time
 
 import pytest
+from kafka_harness import consume_all, produce, read_store, start_worker, stop, wait_caught_up
+from loop_scenarios import all_traces
 
 import tokentrail.collectors as tt
 from tokentrail.collectors.kafka import KafkaTransport
-
-from kafka_harness import consume_all, produce, read_store, start_worker, stop, wait_caught_up
-from loop_scenarios import all_traces
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -21,12 +20,29 @@ def test_kill_switch_stops_a_looping_agent(kafka_bootstrap, new_topic, tmp_path)
     topic = new_topic(partitions=2)
     control = f"{topic}.control"
     store = tmp_path / "store"
-    worker = start_worker(kafka_bootstrap, topic, store, group="halt", batch_size=200,
-                          extra=["--halt-on", "repeated_tool_call", "--batch-within", "0.2", "--control-topic", control,
-                                 "--alerts-topic", f"{topic}.alerts"])
-    transport = KafkaTransport(tt.KafkaSettings(bootstrap_servers=kafka_bootstrap, topic=topic, spool_dir=tmp_path / "spool"))
-    collector = tt.Collector(service="agent", transport=transport, register_atexit=False,
-                             settings=tt.CollectorSettings(flush_interval=0.05))
+    worker = start_worker(
+        kafka_bootstrap,
+        topic,
+        store,
+        group="halt",
+        batch_size=200,
+        extra=[
+            "--halt-on",
+            "repeated_tool_call",
+            "--batch-within",
+            "0.2",
+            "--control-topic",
+            control,
+            "--alerts-topic",
+            f"{topic}.alerts",
+        ],
+    )
+    transport = KafkaTransport(
+        tt.KafkaSettings(bootstrap_servers=kafka_bootstrap, topic=topic, spool_dir=tmp_path / "spool")
+    )
+    collector = tt.Collector(
+        service="agent", transport=transport, register_atexit=False, settings=tt.CollectorSettings(flush_interval=0.05)
+    )
     collector.enable_kill_switch(kafka_bootstrap, topic=control)
     time.sleep(5)  # let the worker join its group before the agent starts
 
@@ -36,8 +52,11 @@ def test_kill_switch_stops_a_looping_agent(kafka_bootstrap, new_topic, tmp_path)
             messages = [{"role": "user", "content": "Where is order 7781?"}]
             while steps < 120:
                 with collector.model_call(provider="openai", model="gpt-4o", messages=messages) as call:
-                    call.finish(tool_calls=[{"id": f"c{steps}", "name": "get_order_status", "arguments": {"order_id": "7781"}}],
-                                usage={"input_tokens": 300 + 20 * steps, "output_tokens": 12}, finish_reason="tool_calls")
+                    call.finish(
+                        tool_calls=[{"id": f"c{steps}", "name": "get_order_status", "arguments": {"order_id": "7781"}}],
+                        usage={"input_tokens": 300 + 20 * steps, "output_tokens": 12},
+                        finish_reason="tool_calls",
+                    )
                 with collector.tool_call("get_order_status", arguments={"order_id": "7781"}) as tool:
                     tool.set_result({"status": "label_created"})
                 steps += 1

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from types import SimpleNamespace
-from datetime import datetime, timezone
 
 import pytest
+from loop_scenarios import all_traces
 
 from tokentrail.stream.detectors import LoopConfig, LoopDetector
 from tokentrail.stream.pricing import PriceBook
 from tokentrail.stream.stages import Inbound, build_pipeline
 
-from loop_scenarios import all_traces
-
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def run(traces, detector: LoopDetector | None = None, batch_size: int = 7):
@@ -116,8 +115,9 @@ def test_a_trace_idle_past_the_ttl_starts_afresh_even_before_a_sweep():
     assert max(d["repeats"] for d in continued) == 10  # within the TTL the loop continues
 
 
-def _shifted(events: list, seconds: int) -> "SimpleNamespace":
-    from datetime import datetime as dt, timedelta
+def _shifted(events: list, seconds: int) -> SimpleNamespace:
+    from datetime import datetime as dt
+    from datetime import timedelta
 
     out = []
     for e in events:

@@ -9,14 +9,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from expected import per_call_cost
 
 from tokentrail.stream.generator import GeneratorConfig, generate
 
-from expected import per_call_cost
-
 
 def tokentrail(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "tokentrail.stream.cli", *args], input=stdin, capture_output=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tokentrail.stream.cli", *args], input=stdin, capture_output=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,11 @@ def test_demo_runs_and_summarises(tmp_path):
     "args, env, message",
     [
         (["--kafka", "127.0.0.1:1"], {}, b"no redaction key"),
-        (["--kafka", "127.0.0.1:1", "--halt-on", "everything"], {"TOKENTRAIL_REDACTION_KEY": "k" * 32}, b"--halt-on: unknown kinds"),
+        (
+            ["--kafka", "127.0.0.1:1", "--halt-on", "everything"],
+            {"TOKENTRAIL_REDACTION_KEY": "k" * 32},
+            b"--halt-on: unknown kinds",
+        ),
         ([], {"TOKENTRAIL_REDACTION_KEY": "k" * 32}, b"--kafka host:9092"),
     ],
 )
@@ -96,6 +101,11 @@ def test_worker_refuses_bad_configuration_at_startup(tmp_path, args, env, messag
     import os
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TOKENTRAIL_")}
-    result = subprocess.run([sys.executable, "-m", "tokentrail.stream.cli", "worker", *args], capture_output=True,
-                            env={**clean, **env}, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tokentrail.stream.cli", "worker", *args],
+        capture_output=True,
+        env={**clean, **env},
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -4,26 +4,53 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tokentrail.stream.pricing import PriceBook
 from tokentrail.stream.stages import Inbound, build_pipeline
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
-BASE = {"schema_version": 1, "ts": "2026-11-20T09:01:00.000Z", "trace_id": "t1", "span_id": "s1", "service": "svc",
-        "tenant": "acme", "feature": "f", "provider": "openai", "model": "gpt-4o", "prompt_id": "p", "prompt_version": "v1"}
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+BASE = {
+    "schema_version": 1,
+    "ts": "2026-11-20T09:01:00.000Z",
+    "trace_id": "t1",
+    "span_id": "s1",
+    "service": "svc",
+    "tenant": "acme",
+    "feature": "f",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "prompt_id": "p",
+    "prompt_version": "v1",
+}
 
 
 def prompt(event_id: str, system: str = "You are terse.", user: str = "hi", span: str = "s1") -> dict[str, Any]:
-    return {**BASE, "event_id": event_id, "type": "prompt", "span_id": span,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+    return {
+        **BASE,
+        "event_id": event_id,
+        "type": "prompt",
+        "span_id": span,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    }
 
 
-def output(event_id: str, text: str = "Hello there", model: str = "gpt-4o", span: str = "s1", **extra: Any) -> dict[str, Any]:
-    return {**BASE, "event_id": event_id, "type": "output", "span_id": span, "model": model, "response_model": model + "-2024",
-            "output": [{"role": "assistant", "content": text}], "finish_reason": "stop",
-            "usage": {"input_tokens": 1000, "output_tokens": 100, "cached_input_tokens": 400}, **extra}
+def output(
+    event_id: str, text: str = "Hello there", model: str = "gpt-4o", span: str = "s1", **extra: Any
+) -> dict[str, Any]:
+    return {
+        **BASE,
+        "event_id": event_id,
+        "type": "output",
+        "span_id": span,
+        "model": model,
+        "response_model": model + "-2024",
+        "output": [{"role": "assistant", "content": text}],
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 1000, "output_tokens": 100, "cached_input_tokens": 400},
+        **extra,
+    }
 
 
 def inbound(*docs: Any) -> list[Inbound]:
@@ -41,10 +68,20 @@ def uid(n: int) -> str:
 def test_invalid_messages_become_dead_letters_and_valid_ones_flow():
     """Invalid input is a dead-letter row with its reason; it does not stop the valid events around it."""
     pipeline = build_pipeline(prices=PriceBook())
-    batch = pipeline.process(inbound(prompt(uid(1)), b"{not json", {**output(uid(2)), "usage": {"input_tokens": -1, "output_tokens": 1}}, output(uid(3))))
+    batch = pipeline.process(
+        inbound(
+            prompt(uid(1)),
+            b"{not json",
+            {**output(uid(2)), "usage": {"input_tokens": -1, "output_tokens": 1}},
+            output(uid(3)),
+        )
+    )
     assert [r["event_id"].int & 0xFFFFFFFFFFFF for r in batch.rows["events"]] == [1, 3]
     dead = batch.rows["deadletter"]
-    assert [(d["reason"], d["field"], d["source"]) for d in dead] == [("not_json", "", "test:2"), ("invalid_value", "usage.input_tokens", "test:3")]
+    assert [(d["reason"], d["field"], d["source"]) for d in dead] == [
+        ("not_json", "", "test:2"),
+        ("invalid_value", "usage.input_tokens", "test:3"),
+    ]
     assert dead[0]["payload"] == "{not json"
 
 
@@ -84,9 +121,17 @@ def test_unknown_model_is_unpriced_not_free():
 
 def test_same_answer_same_output_hash_regardless_of_case_and_spacing():
     """Output hashes normalise case and whitespace; different answers differ."""
-    rows = build_pipeline(prices=PriceBook()).process(inbound(
-        output(uid(1), "Refund approved.", span="a"), output(uid(2), "refund   APPROVED.", span="b"), output(uid(3), "Refund denied.", span="c"),
-    )).rows["calls"]
+    rows = (
+        build_pipeline(prices=PriceBook())
+        .process(
+            inbound(
+                output(uid(1), "Refund approved.", span="a"),
+                output(uid(2), "refund   APPROVED.", span="b"),
+                output(uid(3), "Refund denied.", span="c"),
+            )
+        )
+        .rows["calls"]
+    )
     assert rows[0]["output_hash"] == rows[1]["output_hash"] != rows[2]["output_hash"]
 
 
@@ -123,10 +168,21 @@ class UpperRedactor:
 
 def test_redact_stage_cleans_text_payloads_and_dead_letters():
     """The redact stage reaches messages, outputs, tool results, user ids and dead-letter payloads."""
-    tool = {**{k: BASE[k] for k in ("schema_version", "ts", "trace_id", "span_id", "service", "tenant", "feature")},
-            "event_id": uid(3), "type": "tool_call", "tool": {"name": "db", "arguments": {"q": "secret"}, "result": "the secret"}}
+    tool = {
+        **{k: BASE[k] for k in ("schema_version", "ts", "trace_id", "span_id", "service", "tenant", "feature")},
+        "event_id": uid(3),
+        "type": "tool_call",
+        "tool": {"name": "db", "arguments": {"q": "secret"}, "result": "the secret"},
+    }
     pipeline = build_pipeline(prices=PriceBook(), redactor=UpperRedactor())
-    batch = pipeline.process(inbound({**prompt(uid(1), user="my secret"), "user_id": "alice@example.com"}, output(uid(2), "a secret"), tool, b"secret garbage"))
+    batch = pipeline.process(
+        inbound(
+            {**prompt(uid(1), user="my secret"), "user_id": "alice@example.com"},
+            output(uid(2), "a secret"),
+            tool,
+            b"secret garbage",
+        )
+    )
     payloads = " ".join(r["payload"] for r in batch.rows["events"])
     assert "secret" not in payloads.replace("<SECRET>", "")
     assert batch.rows["events"][0]["user"] == "<USER:17>"

@@ -15,18 +15,31 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from expected import per_call_cost
+from kafka_harness import (
+    committed_and_end,
+    consume_all,
+    produce,
+    read_store,
+    start_worker,
+    stop,
+    wait_caught_up,
+    wait_until,
+)
 
 import tokentrail.collectors as tt
 from tokentrail.collectors.events import InvalidEvent, decode_event
 from tokentrail.collectors.kafka import KafkaTransport
 from tokentrail.stream.generator import GeneratorConfig, generate
 
-from expected import per_call_cost
-from kafka_harness import committed_and_end, consume_all, produce, read_store, start_worker, stop, wait_caught_up, wait_until
-
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-0"), ("openai", "gpt-4o-mini"), ("vllm", "acme-llama-70b-ft")]
+MODELS = [
+    ("openai", "gpt-4o"),
+    ("anthropic", "claude-sonnet-4-0"),
+    ("openai", "gpt-4o-mini"),
+    ("vllm", "acme-llama-70b-ft"),
+]
 MALFORMED = [
     (b"{truncated", "not_json"),
     (b"[1, 2, 3]", "not_object"),
@@ -44,14 +57,28 @@ COUNTS = {
 
 
 def emit_with_collector(bootstrap: str, topic: str, spool: Path, calls: int) -> None:
-    collector = tt.Collector(service="e2e", transport=KafkaTransport(tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=spool)),
-                             register_atexit=False, settings=tt.CollectorSettings(max_queue=100_000))
+    collector = tt.Collector(
+        service="e2e",
+        transport=KafkaTransport(tt.KafkaSettings(bootstrap_servers=bootstrap, topic=topic, spool_dir=spool)),
+        register_atexit=False,
+        settings=tt.CollectorSettings(max_queue=100_000),
+    )
     for i in range(calls):
         provider, model = MODELS[i % len(MODELS)]
         with collector.trace(feature=f"feature-{i % 5}", tenant=f"tenant-{i % 3}"):
-            with collector.model_call(provider=provider, model=model, messages=[{"role": "user", "content": f"question {i}"}]) as call:
-                call.finish(response_model=model, output=f"answer {i}", finish_reason="stop",
-                            usage={"input_tokens": 500 + i % 700, "output_tokens": 20 + i % 90, "cached_input_tokens": (i % 4) * 100})
+            with collector.model_call(
+                provider=provider, model=model, messages=[{"role": "user", "content": f"question {i}"}]
+            ) as call:
+                call.finish(
+                    response_model=model,
+                    output=f"answer {i}",
+                    finish_reason="stop",
+                    usage={
+                        "input_tokens": 500 + i % 700,
+                        "output_tokens": 20 + i % 90,
+                        "cached_input_tokens": (i % 4) * 100,
+                    },
+                )
     assert collector.flush(60)
     assert collector.stats()["delivered"] == 2 * calls
     collector.close()
@@ -89,8 +116,12 @@ def traffic():
 
 def expected_from(traffic) -> dict:
     truth = traffic.truth
-    return {"stored": [(truth.valid_events,)], "distinct": [(truth.valid_events,)], "dead": truth.malformed,
-            "duplicates": truth.redeliveries}
+    return {
+        "stored": [(truth.valid_events,)],
+        "distinct": [(truth.valid_events,)],
+        "dead": truth.malformed,
+        "duplicates": truth.redeliveries,
+    }
 
 
 def check_store(store: Path, traffic) -> None:
@@ -125,7 +156,9 @@ def test_sigkill_mid_stream_keeps_counts_exact(kafka_bootstrap, new_topic, tmp_p
     check_store(store, traffic)
 
 
-def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly(kafka_bootstrap, new_topic, tmp_path, traffic):
+def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly(
+    kafka_bootstrap, new_topic, tmp_path, traffic
+):
     """The worker's pipeline process dies (OOM killer): the worker exits non-zero, so that its supervisor
     restarts it, instead of idling with a dead pipeline; after the restart every count is exact."""
     topic = new_topic(partitions=2)
@@ -133,7 +166,9 @@ def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly
     store = tmp_path / "store"
     worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
     wait_until(lambda: committed_and_end(kafka_bootstrap, topic, "child")[0] >= 500, 120, "the first batches", worker)
-    pipeline_process = [pid for pid in _children(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    pipeline_process = [
+        pid for pid in _children(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     assert len(pipeline_process) == 1, "the worker runs its pipeline in one child process"
     os.kill(pipeline_process[0], signal.SIGKILL)
     assert worker.wait(60) != 0
@@ -144,7 +179,9 @@ def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly
 
 
 def _children(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
 
 
 def test_a_second_worker_takes_half_the_partitions_and_nothing_is_lost(kafka_bootstrap, new_topic, tmp_path, traffic):
@@ -158,7 +195,12 @@ def test_a_second_worker_takes_half_the_partitions_and_nothing_is_lost(kafka_boo
     second.parent.mkdir()
     # Small batches slow the first worker down, so the second joins with most of the backlog left.
     workers = [start_worker(kafka_bootstrap, topic, first, group="pair", batch_size=100)]
-    wait_until(lambda: committed_and_end(kafka_bootstrap, topic, "pair")[0] >= 2000, 120, "the first worker to get going", workers[0])
+    wait_until(
+        lambda: committed_and_end(kafka_bootstrap, topic, "pair")[0] >= 2000,
+        120,
+        "the first worker to get going",
+        workers[0],
+    )
     workers.append(start_worker(kafka_bootstrap, topic, second, group="pair", batch_size=100))
     wait_caught_up(kafka_bootstrap, topic, "pair", workers[1])
     for worker in workers:
@@ -166,8 +208,10 @@ def test_a_second_worker_takes_half_the_partitions_and_nothing_is_lost(kafka_boo
     # A batch stored but not yet acknowledged when its partition moved is stored again by the
     # other worker (at-least-once), so compare the union of ids: dead-letter ids are derived from
     # the message's topic/partition@offset and content, the same in both stores.
-    query = {"events": "SELECT DISTINCT toString(event_id) FROM tokentrail.events",
-             "dead": "SELECT DISTINCT toString(id) FROM tokentrail.deadletter"}
+    query = {
+        "events": "SELECT DISTINCT toString(event_id) FROM tokentrail.events",
+        "dead": "SELECT DISTINCT toString(id) FROM tokentrail.deadletter",
+    }
     a, b = read_store(first, query), read_store(second, query)
     assert a["events"] and b["events"], "both workers stored events"
     assert len({r[0] for r in a["events"]} | {r[0] for r in b["events"]}) == traffic.truth.valid_events
