@@ -1,4 +1,4 @@
-"""faust's own per-message cost: its stock Kafka transport against the worker's (stream/kafka_transport.py).
+"""faust's own per-message cost: its stock Kafka transport against the worker's (stream/faust_worker/transport.py).
 
     .venv/bin/python benchmarks/faust_handoff.py                  # starts a local Kafka broker
     .venv/bin/python benchmarks/faust_handoff.py --kafka 127.0.0.1:9092 --messages 100000 --rounds 5
@@ -36,7 +36,7 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from tokentrail.stream.kafka_transport import broker_url
+    from tokentrail.stream.faust_worker.transport import broker_url
 
     topic = f"bench-handoff-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -110,7 +110,7 @@ def trace_key(line: bytes) -> bytes | None:
 
 
 def generate_lines(events: int, seed: int) -> tuple[list[bytes], Any]:
-    from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
+    from tokentrail.stream.synthetic import GeneratorConfig, Truth, iter_lines
 
     duration = timedelta(hours=1)
     config = GeneratorConfig(seed=seed, events=events, start=datetime.now(UTC) - duration, duration=duration)
@@ -261,7 +261,7 @@ def worker_main(argv: list[str]) -> None:
 
     from tokentrail.sinks.writer import ClickHouseSink
     from tokentrail.stream import runtime
-    from tokentrail.stream.worker import build_app, parse_args
+    from tokentrail.stream.faust_worker import build_app, parse_args
 
     record_path = Path(argv[0])
     record_ts = argv[1:2] == ["--record-ts"]
@@ -749,7 +749,7 @@ def versions() -> str:
 
 
 def main(argv: list[str]) -> int:
-    from tokentrail.stream.worker import WorkerConfig  # the worker's defaults are the benchmark's defaults
+    from tokentrail.stream.faust_worker import WorkerConfig  # the worker's defaults are the benchmark's defaults
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

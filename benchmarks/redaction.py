@@ -44,7 +44,7 @@ GOAL = 20.0
 
 def traffic(events: int, seed: int) -> list[Any]:
     """Free-text parts of valid generated events (malformed lines and re-deliveries dropped)."""
-    from tokentrail.stream.generator import GeneratorConfig, generate
+    from tokentrail.stream.synthetic import GeneratorConfig, generate
 
     try:
         from tokentrail.stream.stages import free_text

@@ -158,9 +158,9 @@ def _schema_apply(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tokentrail.stream import generator
+    from tokentrail.stream import synthetic
 
-    return int(generator.main(args.rest) or 0)
+    return int(synthetic.main(args.rest) or 0)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -219,7 +219,7 @@ def _grafana(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .worker import main as worker_main
+    from .faust_worker import main as worker_main
 
     return worker_main(args.rest)
 

@@ -27,7 +27,7 @@ def run_demo(
 ) -> int:
     from tqdm import tqdm
 
-    from .generator import GeneratorConfig, Truth, iter_lines
+    from .synthetic import GeneratorConfig, Truth, iter_lines
 
     if dsn is None:
         store = DEMO_DIR.resolve()

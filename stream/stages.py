@@ -231,7 +231,7 @@ def short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def normalise(text: str) -> str:
+def normalise_output_text(text: str) -> str:
     """Case and whitespace do not make two answers different."""
     return " ".join(text.lower().split())
 
@@ -338,7 +338,7 @@ class BuildRows:
             "tool_call_count": len(tool_calls),
             "tool_names": [t["name"] for t in tool_calls],
             "output_text": text,
-            "output_hash": short_hash(normalise(text) + "\x00" + tool_part),
+            "output_hash": short_hash(normalise_output_text(text) + "\x00" + tool_part),
         }
 
     def _tool_row(self, item: Accepted) -> dict[str, Any]:

@@ -268,7 +268,7 @@ def test_the_tokentrail_services_run_real_commands(
 ) -> None:
     """migrate runs `tokentrail schema apply`; the worker's command and environment parse with its own flags."""
     from tokentrail.sinks.connection import resolve_dsn
-    from tokentrail.stream.worker import parse_args
+    from tokentrail.stream.faust_worker import parse_args
 
     assert "entrypoint" not in services["migrate"] and services["migrate"]["command"] == ["schema", "apply"]
     assert "entrypoint" not in services["worker"]

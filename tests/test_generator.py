@@ -1,4 +1,4 @@
-"""Tests for tokentrail.stream.generator: deterministic synthetic traffic and its ground truth."""
+"""Tests for tokentrail.stream.synthetic: deterministic synthetic traffic and its ground truth."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tokentrail.collectors.events import REASONS, InvalidEvent, decode_event
-from tokentrail.stream import generator_text as text
-from tokentrail.stream.generator import (
+from tokentrail.stream.synthetic import (
     DEFAULT_START,
     LEGIT_KINDS,
     LOOP_KINDS,
@@ -23,6 +22,7 @@ from tokentrail.stream.generator import (
     generate,
     iter_lines,
     main,
+    text,
 )
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -443,7 +443,7 @@ def test_output_does_not_depend_on_the_process():
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         run = subprocess.run(
-            [sys.executable, "-m", "tokentrail.stream.generator", "400"], capture_output=True, env=env, check=True
+            [sys.executable, "-m", "tokentrail.stream.cli", "generate", "400"], capture_output=True, env=env, check=True
         )
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1]

@@ -22,7 +22,7 @@ from typing import Any
 
 from tokentrail.sinks import close_embedded
 from tokentrail.stream.embedded import EmbeddedRunner
-from tokentrail.stream.generator import GeneratorConfig, generate
+from tokentrail.stream.synthetic import GeneratorConfig, generate
 from tokentrail.stream.insights import BudgetConfig, run_insights
 from tokentrail.stream.insights.jobs import closing_time
 from tokentrail.stream.runtime import make_pipeline, open_store

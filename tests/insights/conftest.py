@@ -14,7 +14,7 @@ import pytest
 
 from tokentrail.sinks import ClickHouseSink, apply, close_embedded, connect
 from tokentrail.stream.embedded import EmbeddedRunner
-from tokentrail.stream.generator import GeneratorConfig, Traffic, generate
+from tokentrail.stream.synthetic import GeneratorConfig, Traffic, generate
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound, now_utc
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from tokentrail.collectors.events import OutputEvent, decode_event
-from tokentrail.stream.generator import DEFAULT_START, GeneratorConfig
+from tokentrail.stream.synthetic import DEFAULT_START, GeneratorConfig
 from tokentrail.stream.insights import BudgetConfig, CallSample, closing_time, run_insights, variance_stats
 from tokentrail.stream.insights.jobs import VARIANCE_KEY, VARIANCE_METRICS
 from tokentrail.stream.insights.report import change_entries, variance_entries

@@ -16,13 +16,15 @@ from tokentrail.stream.insights.variance import (
     similarity_sample,
     variance_stats,
 )
-from tokentrail.stream.stages import normalise, short_hash
+from tokentrail.stream.stages import normalise_output_text, short_hash
 
 
 def call(
     n: int, text: str, tokens: int = 40, latency: float | None = 1000.0, tools: tuple[str, ...] = ()
 ) -> CallSample:
-    return CallSample(f"00000000-0000-7000-8000-{n:012d}", tokens, latency, short_hash(normalise(text)), text, tools)
+    return CallSample(
+        f"00000000-0000-7000-8000-{n:012d}", tokens, latency, short_hash(normalise_output_text(text)), text, tools
+    )
 
 
 def sentence(rng: random.Random, words: int = 25) -> str:

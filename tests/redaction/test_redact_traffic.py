@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-generator = pytest.importorskip("tokentrail.stream.generator")
+generator = pytest.importorskip("tokentrail.stream.synthetic")
 
 
 def test_generated_secrets_and_pii_are_removed(ner_redactor):

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 
 from tokentrail.sinks import connect, migrations
 from tokentrail.sinks.writer import ClickHouseSink
-from tokentrail.stream.worker import build_app, parse_args
+from tokentrail.stream.faust_worker import build_app, parse_args
 
 
 class FailingForAWhile:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from loop_scenarios import all_traces
 
-from tokentrail.stream.engine import PipelineProcess, PipelineSettings, StateCache
-from tokentrail.stream.generator import GeneratorConfig, Truth, iter_lines
+from tokentrail.stream.pipeline_process import PipelineProcess, PipelineSettings, StateCache
+from tokentrail.stream.synthetic import GeneratorConfig, Truth, iter_lines
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound
 
@@ -121,7 +121,7 @@ def test_the_child_leaves_when_its_worker_is_killed(tmp_path):
     """SIGKILL gives the worker no chance to stop its child: the child must notice on its own."""
     script = (
         "import secrets, sys, time\n"
-        "from tokentrail.stream.engine import PipelineProcess, PipelineSettings\n"
+        "from tokentrail.stream.pipeline_process import PipelineProcess, PipelineSettings\n"
         "p = PipelineProcess(PipelineSettings(prices=None, redaction_key=secrets.token_bytes(32)))\n"
         "p.wait_started()\n"
         "print('started', flush=True)\n"

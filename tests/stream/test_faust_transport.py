@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tokentrail.stream.kafka_transport import TRANSPORT_SCHEME, Consumer, Transport, _Resumed, broker_url
+from tokentrail.stream.faust_worker.transport import TRANSPORT_SCHEME, Consumer, Transport, _Resumed, broker_url
 
 
 async def doubled(future: asyncio.Future) -> int:

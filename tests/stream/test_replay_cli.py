@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from expected import per_call_cost
 
-from tokentrail.stream.generator import GeneratorConfig, generate
+from tokentrail.stream.synthetic import GeneratorConfig, generate
 
 
 def tokentrail(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -30,7 +30,7 @@ from kafka_harness import (
 import tokentrail.collectors as tt
 from tokentrail.collectors.events import InvalidEvent, decode_event
 from tokentrail.collectors.kafka import KafkaTransport
-from tokentrail.stream.generator import GeneratorConfig, generate
+from tokentrail.stream.synthetic import GeneratorConfig, generate
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -14,66 +14,20 @@ more partitions and more workers in the same consumer group.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
 import logging
-import os
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .embedded import batch_token
-from .stages import Inbound, now_utc
+from ..embedded import batch_token
+from ..stages import Inbound, now_utc
+from .config import WorkerConfig
 
 log = logging.getLogger("tokentrail.worker")
-
-ENV_KAFKA = "TOKENTRAIL_KAFKA_BOOTSTRAP"
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything the worker needs; validated before anything connects."""
-
-    kafka: str
-    clickhouse: str | None = None
-    events_topic: str = "tokentrail.events"
-    deadletter_topic: str = "tokentrail.deadletter"
-    alerts_topic: str = "tokentrail.alerts"
-    control_topic: str = "tokentrail.control"
-    partitions: int = 6  # for a topic the worker has to create
-    halt_on: tuple[str, ...] = ()  # loop kinds that publish a halt record to the control topic
-    budgets: str | None = None  # spend budgets file (YAML/JSON)
-    insights_interval: float = 60.0  # seconds between variance/changes/budget runs; 0 turns them off
-    session_timeout: float = 15.0  # consumer-group session: how fast a dead worker's partitions move
-    loglevel: str = "warning"
-    group: str = "tokentrail-worker"
-    batch_size: int = 5_000  # each table insert costs ~10 ms whatever its size: fewer, bigger batches
-    batch_within: float = 0.2  # bounds end-to-end latency when traffic is light
-    prices: str | None = None
-    data_dir: str = ".tokentrail/worker"
-    allow_ephemeral_key: bool = False
-    inline_pipeline: bool = False  # run the stages in the worker's own process (one core) instead of a child
-
-    def __post_init__(self) -> None:
-        if not self.kafka:
-            raise ValueError(f"the worker needs Kafka: pass --kafka host:9092 or set {ENV_KAFKA}")
-        if self.batch_size <= 0 or self.batch_within <= 0:
-            raise ValueError("--batch-size and --batch-within must be positive")
-        if not all((self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)):
-            raise ValueError("topic names must not be empty")
-        from .detectors.loops import KINDS
-
-        if self.budgets:
-            from .insights.budgets import load_budgets
-
-            load_budgets(self.budgets)  # fail at startup, naming the fix
-        unknown = set(self.halt_on) - set(KINDS)
-        if unknown:
-            raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
 
 
 def dead_letter_message(row: dict[str, Any]) -> bytes:
@@ -88,10 +42,10 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
 
     import faust
 
-    from .detectors import LoopConfig, LoopDetector
-    from .engine import PipelineProcess, PipelineSettings
-    from .kafka_transport import broker_url
-    from .runtime import make_pipeline, open_store
+    from ..detectors import LoopConfig, LoopDetector
+    from ..pipeline_process import PipelineProcess, PipelineSettings
+    from ..runtime import make_pipeline, open_store
+    from .transport import broker_url
 
     key = _redaction_key(config)  # no key, no worker: checked before anything connects
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
@@ -282,7 +236,7 @@ class InsightsJob:
         self.last_now: datetime | None = None
 
     def run_once(self) -> None:
-        from .insights import run_insights
+        from ..insights import run_insights
 
         now = now_utc()
         since = (self.last_now - self.LATENESS) if self.last_now else now - self.FIRST_LOOKBACK
@@ -362,76 +316,12 @@ def _as_bytes(value: Any) -> bytes:
     return b"" if value is None else str(value).encode()
 
 
-def parse_args(argv: Sequence[str]) -> WorkerConfig:
-    parser = argparse.ArgumentParser(prog="tokentrail worker", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--kafka", default=os.environ.get(ENV_KAFKA, ""), help=f"bootstrap servers (default ${ENV_KAFKA})"
-    )
-    parser.add_argument(
-        "--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)"
-    )
-    parser.add_argument("--events-topic", default=os.environ.get("TOKENTRAIL_EVENTS_TOPIC", "tokentrail.events"))
-    parser.add_argument(
-        "--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter")
-    )
-    parser.add_argument("--alerts-topic", default=os.environ.get("TOKENTRAIL_ALERTS_TOPIC", "tokentrail.alerts"))
-    parser.add_argument("--control-topic", default=os.environ.get("TOKENTRAIL_CONTROL_TOPIC", "tokentrail.control"))
-    parser.add_argument(
-        "--halt-on",
-        default="",
-        metavar="KINDS",
-        help="comma-separated loop kinds that publish a halt for the trace (kill switch)",
-    )
-    parser.add_argument(
-        "--group",
-        default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"),
-        help="consumer group / faust app id",
-    )
-    parser.add_argument("--batch-size", type=int, default=5_000)
-    parser.add_argument("--batch-within", type=float, default=0.2, help="seconds to wait for a batch to fill")
-    parser.add_argument("--prices", help="price overrides file")
-    parser.add_argument("--budgets", help="spend budgets file (YAML/JSON)")
-    parser.add_argument("--session-timeout", type=float, default=15.0, help="consumer-group session timeout in seconds")
-    parser.add_argument(
-        "--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)"
-    )
-    parser.add_argument("--data-dir", default=".tokentrail/worker")
-    parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
-    parser.add_argument(
-        "--inline-pipeline",
-        action="store_true",
-        help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
-    )
-    parser.add_argument("--loglevel", default="warning")
-    args = parser.parse_args(list(argv))
-    config = WorkerConfig(
-        kafka=args.kafka,
-        clickhouse=args.clickhouse,
-        events_topic=args.events_topic,
-        deadletter_topic=args.deadletter_topic,
-        alerts_topic=args.alerts_topic,
-        control_topic=args.control_topic,
-        halt_on=tuple(k for k in args.halt_on.split(",") if k),
-        group=args.group,
-        batch_size=args.batch_size,
-        batch_within=args.batch_within,
-        prices=args.prices,
-        data_dir=args.data_dir,
-        allow_ephemeral_key=args.allow_ephemeral_key,
-        budgets=args.budgets,
-        insights_interval=args.insights_interval,
-        session_timeout=args.session_timeout,
-        loglevel=args.loglevel,
-        inline_pipeline=args.inline_pipeline,
-    )
-    return config
-
-
 def main(argv: Sequence[str]) -> int:
     """Run the worker until SIGTERM/SIGINT; faust commits acknowledged offsets on the way out."""
     import faust
 
-    from .runtime import tune_gc
+    from ..runtime import tune_gc
+    from .config import parse_args
 
     config = parse_args(argv)
     app = build_app(config)

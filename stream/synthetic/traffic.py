@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokentrail.stream import generator_text as text
+from . import text
 
 __all__ = [
     "GeneratorConfig",

@@ -1,6 +1,6 @@
-"""Text and catalog data for the synthetic traffic generator (`tokentrail.stream.generator`).
+"""Text and catalog data for the synthetic traffic generator (`tokentrail.stream.synthetic`).
 
-Kept apart so that generator.py reads as the structure of traffic (traces, scenarios, noise) and this
+Kept apart so that the generator's modules read as the structure of traffic (traces, scenarios, noise) and this
 file as its words. Every function takes the caller's `random.Random`, so text is reproducible for a
 seed. PII and secrets are fake but shaped like the real thing (Luhn-valid card numbers, mod-97-valid
 IBANs, the key prefixes secret scanners know) so redaction is exercised for real; they are built at
