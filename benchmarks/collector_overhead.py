@@ -374,7 +374,8 @@ def run_parent(args: argparse.Namespace) -> int:
                 results[name].append(res)
                 s = sorted(res["samples"])
                 print(
-                    f"  round {r + 1} {name:<13} median {statistics.median(s) / 1000:7.2f} us  p99 {p99(s) / 1000:8.2f} us  "
+                    f"  round {r + 1} {name:<13} median {statistics.median(s) / 1000:7.2f} us  "
+                    f"p99 {p99(s) / 1000:8.2f} us  "
                     f"cpu/call {res['cpu_ns'] / args.calls / 1000:7.2f} us | {res['report']['text']}",
                     flush=True,
                 )

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 from . import context
 from ._internal import guarded, rate_limited
 from .control import TraceHalted
+from .exporter import BatchExporter
 from .settings import CollectorSettings
 from .transports import Transport
-from .worker import BatchWorker
 
 F = TypeVar("F", bound=Callable[..., Any])
 UNKNOWN = "unknown"
@@ -46,7 +46,7 @@ class Collector:
         self.service = service
         self.environment = environment
         self.tenant = tenant
-        self._worker = BatchWorker(transport, settings or CollectorSettings())
+        self._exporter = BatchExporter(transport, settings or CollectorSettings())
         self.transport = transport
         self._halts: Any = None  # a HaltListener once the kill switch is on
         self._on_halt: Callable[[str, dict[str, Any]], None] | None = None
@@ -134,7 +134,7 @@ class Collector:
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver what is queued, waiting at most `timeout` seconds. True if everything went out."""
         try:
-            return self._worker.flush(timeout)
+            return self._exporter.flush(timeout)
         except Exception:
             rate_limited.warning("flush", "tokentrail: flush failed", exc_info=True)
             return False
@@ -144,14 +144,14 @@ class Collector:
         try:
             if self._halts is not None:
                 self._halts.close()
-            return self._worker.close(timeout)
+            return self._exporter.close(timeout)
         except Exception:
             rate_limited.warning("close", "tokentrail: close failed", exc_info=True)
             return False
 
     def stats(self) -> dict[str, Any]:
         """Counters: emitted, queued, delivered, spooled, replayed, dropped by reason."""
-        return self._worker.stats()
+        return self._exporter.stats()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ class ModelCall:
             self._messages = list(args[2])
             self._params = dict(args[6]) if args[6] else {}
             self._tools = list(args[7]) if args[7] else []
-            self._c._worker.submit((_build_prompt, self, time.time()))
+            self._c._exporter.submit((_build_prompt, self, time.time()))
         except TraceHalted:
             raise
         except Exception:
@@ -289,7 +289,7 @@ class ModelCall:
         self._finished = True
         try:
             fields = (response_model, output, tool_calls, usage, finish_reason, error, latency, self._ttft)
-            self._c._worker.submit((_build_output, self, time.time(), fields))
+            self._c._exporter.submit((_build_output, self, time.time(), fields))
         except Exception:
             rate_limited.warning("model_call finish", "tokentrail: internal error in model_call.finish", exc_info=True)
 
@@ -399,7 +399,7 @@ class ToolCall:
             self._token = None
         if self._ctx is not None:
             with guarded("tool_call exit"):
-                self._c._worker.submit((_build_tool_call, self, time.time(), exc, duration))
+                self._c._exporter.submit((_build_tool_call, self, time.time(), exc, duration))
 
     def __call__(self, fn: F) -> F:
         """Decorator form: each call of `fn` is a tool call with its bound arguments and return value."""

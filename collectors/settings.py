@@ -21,9 +21,9 @@ class CollectorSettings:
     """How the collector batches and bounds its memory. Every bound is a drop counter, not a wait."""
 
     max_queue: int = 20_000  # events waiting for the background thread; beyond it: drop `queue_full`
-    batch_size: int = 512  # the worker wakes when this many are waiting ...
+    batch_size: int = 512  # the exporter thread wakes when this many are waiting ...
     flush_interval: float = 0.2  # ... or after this many seconds
-    max_event_bytes: int = 1024 * 1024  # EVENTS.md: larger events are invalid; drop `too_large`
+    max_event_bytes: int = 1024 * 1024  # docs/events.md: larger events are invalid; drop `too_large`
 
     def __post_init__(self) -> None:
         for name in ("max_queue", "batch_size", "max_event_bytes"):
@@ -42,7 +42,7 @@ class KafkaSettings:
     spool_dir: Path | None = None  # None: a per-service folder under ~/.cache/tokentrail/spool
     spool_max_bytes: int = 256 * 1024 * 1024
     message_timeout_ms: int = 15_000  # after this, an undelivered event goes to the spool
-    probe_interval: float = 2.0  # how often a worker checks whether a down broker is back
+    probe_interval: float = 2.0  # how often the exporter thread checks whether a down broker is back
     producer_config: dict[str, object] = field(default_factory=dict)  # extra librdkafka settings
 
     def __post_init__(self) -> None:

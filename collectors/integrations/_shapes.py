@@ -52,7 +52,7 @@ def part_text(part: Any) -> str:
 
 
 def flatten(content: Any, sep: str = "\n") -> str:
-    """Message content (a string or a list of parts) as one string, as EVENTS.md requires."""
+    """Message content (a string or a list of parts) as one string, as docs/events.md requires."""
     if content is None:
         return ""
     if isinstance(content, str):

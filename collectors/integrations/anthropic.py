@@ -12,8 +12,8 @@ covered: `client.beta.messages`, batches, `with_raw_response` / `with_streaming_
 record the prompt and latency but no output), and server-side tool use (web search, code execution)
 is not reported as tool calls, since the caller did not run those tools.
 
-Mapping to EVENTS.md: `system` becomes a system message; text blocks become text, other blocks a
-placeholder ("[image]", "[document]"); `tool_result` blocks become `tool` messages carrying the
+Mapping to the v1 contract (docs/events.md): `system` becomes a system message; text blocks become
+text, other blocks a placeholder ("[image]", "[document]"); `tool_result` blocks become `tool` messages carrying the
 `tool_use_id`; `tool_use` blocks become `tool_calls`. `input_tokens` in the contract includes cached
 input, and Anthropic counts those separately, so input = input_tokens + cache_read_input_tokens +
 cache_creation_input_tokens, and cached_input_tokens = cache_read_input_tokens. Time to first

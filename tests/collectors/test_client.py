@@ -257,7 +257,7 @@ with tt.model_call(provider="openai", model="m", messages=[{{"role": "user", "co
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_keeps_emitting(tmp_path):
-    """After fork, the child gets its own worker thread and its events still go out."""
+    """After fork, the child gets its own exporter thread and its events still go out."""
     path = tmp_path / "events.jsonl"
     c = tt.Collector(service="s", transport=tt.JsonlFileTransport(path), register_atexit=False)
     with c.model_call(provider="openai", model="m", messages=MESSAGES, feature="parent") as call:

@@ -124,7 +124,7 @@ def streamed_reply(body: dict[str, Any], delay: float = 0.0) -> httpx2.Response:
 
 
 def test_plain_completion(collector, memory, sent):
-    """A completion emits a normalised prompt and an output with usage; the caller gets what the plain client returns."""
+    """A completion emits a normalised prompt and an output with usage; the caller gets what the plain client gives."""
     server = FakeOpenAI(lambda body: completion())
     client = instrument_openai(
         server.client(), collector, feature="order-support", prompt_id="order_assistant", prompt_version="v3"
@@ -160,7 +160,7 @@ def test_plain_completion(collector, memory, sent):
 
 
 def test_tool_calling_completion(collector, memory, sent):
-    """Offered tools, earlier tool calls and tool results in the history, and the calls the model asks for are recorded."""
+    """Offered tools, earlier tool calls and results in the history, and the calls the model asks for are recorded."""
     calls = [
         {"id": "call_1", "type": "function", "function": {"name": "search_orders", "arguments": '{"order": "7781"}'}}
     ]
@@ -228,7 +228,7 @@ def test_retries_are_one_call(collector, memory, sent):
 
 
 def test_streaming_with_usage_and_ttft(collector, memory, sent):
-    """A stream passes every chunk through unchanged, marks the first token, and finishes with the joined text and usage."""
+    """A stream passes every chunk through unchanged, marks the first token, and ends with the joined text and usage."""
     server = FakeOpenAI(lambda body: streamed_reply(body, delay=0.03))
     client = instrument_openai(server.client(), collector, feature="f")
     kwargs = dict(model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
@@ -414,7 +414,7 @@ RESPONSE = {
 
 
 def test_responses_api(collector, memory, sent):
-    """responses.create: instructions become a system message, input items messages, output items output and tool calls."""
+    """responses.create: instructions become a system message, input items messages, output items output/tool calls."""
     server = FakeOpenAI(lambda body: httpx2.Response(200, json=RESPONSE))
     client = instrument_openai(server.client(), collector, feature="f")
     result = client.responses.create(
@@ -502,7 +502,7 @@ def test_responses_stream_and_stored_prompt(collector, memory, sent):
 
 
 def test_calls_nest_under_a_trace(collector, memory, sent):
-    """Inside trace(feature=...), calls join that trace and take its feature; outside, the instrument default applies."""
+    """Inside trace(feature=...), calls join that trace and take its feature; outside, the instrument default holds."""
     server = FakeOpenAI(lambda body: httpx2.Response(200, json=RESPONSE) if "input" in body else completion())
     client = instrument_openai(server.client(), collector, feature="default-feature")
     with collector.trace(feature="refund-drafts", user_id="u-17") as scope:

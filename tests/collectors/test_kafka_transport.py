@@ -19,7 +19,7 @@ MESSAGES = [
     {"role": "system", "content": "You answer order questions. " * 10},
     {"role": "user", "content": "Where is 7781?"},
 ]
-# The documented bound (docs/collector.md): a call never waits on I/O or on the worker. Its
+# The documented bound (docs/collector.md): a call never waits on I/O or on the exporter thread. Its
 # median is microseconds and its p99 well under 5 ms; its maximum is what the OS scheduler allows
 # on a busy host (stalls of ~0.25 s were seen with 2 cores under load), so the hard bound is
 # 0.5 s: far below anything that waits on the broker (a probe takes 1 s, delivery timeouts 3 s).

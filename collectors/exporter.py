@@ -44,7 +44,7 @@ _second: tuple[int, str] = (-1, "")
 
 
 def format_ts(epoch_seconds: float) -> str:
-    """RFC 3339 with millisecond precision and a `Z`, as EVENTS.md shows."""
+    """RFC 3339 with millisecond precision and a `Z`, as docs/events.md shows."""
     global _second
     second = int(epoch_seconds)
     cached = _second
@@ -68,7 +68,7 @@ def encode(item: dict[str, Any] | tuple[Any, ...]) -> Record:
     return event["trace_id"], value.encode("utf-8", "surrogatepass")
 
 
-class BatchWorker:
+class BatchExporter:
     """Bounded queue + daemon thread in front of a `Transport`."""
 
     def __init__(self, transport: Transport, settings: CollectorSettings) -> None:
@@ -78,7 +78,7 @@ class BatchWorker:
         self._emitted = 0
         self._dropped: Counter[str] = Counter()
         self._closed = False
-        _workers.add(self)
+        _exporters.add(self)
 
     def _init_runtime_state(self) -> None:
         self._queue: deque[dict[str, Any] | tuple[Any, ...]] = deque()
@@ -90,7 +90,7 @@ class BatchWorker:
     # -- caller side ----------------------------------------------------------------------------
 
     def submit(self, event: dict[str, Any] | tuple[Any, ...]) -> bool:
-        """Queue one event (or a builder of one, see `encode`); False (and counted) if it was dropped. Never blocks, never raises."""
+        """Queue one event (or a builder of one, see `encode`); False (counted) if dropped. Never blocks or raises."""
         with self._lock:
             self._emitted += 1
             if self._closed:
@@ -130,7 +130,7 @@ class BatchWorker:
                     own[key] = value
         return own
 
-    # -- worker side ----------------------------------------------------------------------------
+    # -- exporter thread side -------------------------------------------------------------------
 
     def _start(self) -> None:
         with self._lock:
@@ -140,7 +140,7 @@ class BatchWorker:
         self._thread.start()
 
     def _request(self, kind: str, timeout: float) -> bool:
-        """Have the worker thread serve a flush or close; True only if the transport says all went out."""
+        """Have the exporter thread serve a flush or close; True only if the transport says all went out."""
         deadline = time.monotonic() + timeout
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
@@ -154,7 +154,7 @@ class BatchWorker:
         while True:
             self._wakeup.wait(self.settings.flush_interval)
             self._wakeup.clear()
-            with guarded("collector worker"):
+            with guarded("collector exporter"):
                 self._export_queued()
                 tick = getattr(self.transport, "tick", None)
                 if tick is not None:
@@ -211,12 +211,12 @@ class BatchWorker:
                 after_fork()
 
 
-_workers: weakref.WeakSet[BatchWorker] = weakref.WeakSet()
+_exporters: weakref.WeakSet[BatchExporter] = weakref.WeakSet()
 
 
 def _reinit_after_fork() -> None:
-    for worker in list(_workers):
-        worker._after_fork_in_child()
+    for exporter in list(_exporters):
+        exporter._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
