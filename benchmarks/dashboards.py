@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dashboard_seed import DAYS, seed_calls, seed_events, seed_side_tables
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.build import variable_query
 from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.macros import TimeRange, expand_macros, render

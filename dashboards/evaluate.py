@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .alerting import rule_api
-from .alerts import RULES, Rule
+from .alert_rules import RULES, Rule
+from .alerting_provisioning import rule_api
 from .macros import TimeRange, expand_macros
 from .spec import FOLDER_TITLE
 

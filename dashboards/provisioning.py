@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .alerting import contact_points_file, policies_file, rules_file
+from .alerting_provisioning import contact_points_file, policies_file, rules_file
 from .build import sdk_check, to_json
 from .catalog import built_dashboards
 from .spec import DATABASE, DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_TITLE

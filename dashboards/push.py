@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .alerting import ENV_VARS, contact_points_api, policy_api, rules_api
-from .alerts import GROUPS
+from .alert_rules import GROUPS
+from .alerting_provisioning import ENV_VARS, contact_points_api, policy_api, rules_api
 from .catalog import built_dashboards
 from .provisioning import datasource_file
 from .spec import FOLDER_TITLE, FOLDER_UID

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import all_panels
 from tokentrail.dashboards.evaluate import evaluate_alerts, evaluate_rule, render_alerts
 from tokentrail.dashboards.queries import Selection, last, run_panel

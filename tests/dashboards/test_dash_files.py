@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.build import SDK_VERSION
 from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.evaluate import render_template

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from dash_seed import ERRATIC_FEATURE, OUTAGE_MODEL
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import all_panels, dashboard
 from tokentrail.dashboards.cli import main
 from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.build import variable_query
 from tokentrail.dashboards.catalog import all_panels
 from tokentrail.dashboards.macros import (

@@ -11,7 +11,7 @@ import pytest
 from grafana_client import GrafanaApi
 from grafana_standin import GrafanaStandIn
 
-from tokentrail.dashboards.alerts import RULES
+from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.cli import main
 from tokentrail.dashboards.push import MissingEnvironment, push

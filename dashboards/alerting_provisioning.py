@@ -22,7 +22,7 @@ from grafana_foundation_sdk.builders import expr as eb
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import alerting as am
 
-from .alerts import GROUPS, RULES, Rule
+from .alert_rules import GROUPS, RULES, Rule
 from .build import _Query, clickhouse_target
 from .catalog import dashboard
 from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
