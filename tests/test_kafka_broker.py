@@ -11,10 +11,11 @@ import socket
 import time
 import uuid
 
-import kafka_broker
+import kafka_admin
+import kafka_config
 import pytest
 from confluent_kafka import Consumer, Producer
-from kafka_broker import KafkaBroker, KafkaBrokerError
+from kafka_broker import KafkaBroker, KafkaBrokerError, Listener
 
 pytestmark = pytest.mark.kafka
 
@@ -58,6 +59,7 @@ def _consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> l
 
 
 def test_round_trip_of_100_keyed_messages(kafka_bootstrap, new_topic):
+    """Every message produced comes back once, each key on one partition and in order."""
     topic = new_topic(kafka_bootstrap, partitions=3)
     sent = [(f"trace-{i % 10}".encode(), f"event-{i}".encode()) for i in range(100)]
     producer, errors = _producer(kafka_bootstrap)
@@ -79,6 +81,7 @@ def test_round_trip_of_100_keyed_messages(kafka_bootstrap, new_topic):
 
 
 def test_stop_then_start_keeps_address_and_data(kafka_broker, new_topic):
+    """A graceful stop keeps the address and the data; a message queued meanwhile is delivered."""
     bootstrap = kafka_broker.bootstrap
     topic = new_topic(bootstrap)
     producer, errors = _producer(bootstrap)
@@ -114,6 +117,7 @@ def test_kill_then_start_keeps_data(kafka_broker, new_topic):
 
 
 def test_missing_java_fails_clearly():
+    """No java binary: the error names it, and close() leaves no data directory behind."""
     broker = KafkaBroker(java="/nonexistent/bin/java")
     with pytest.raises(KafkaBrokerError, match=r"cannot run java .*/nonexistent/bin/java"):
         broker.start()
@@ -122,6 +126,7 @@ def test_missing_java_fails_clearly():
 
 
 def test_java_that_fails_is_reported():
+    """A java that exits non-zero fails the format step with its exit code in the message."""
     broker = KafkaBroker(java="false")
     with pytest.raises(KafkaBrokerError, match="StorageTool format failed with exit code 1"):
         broker.start()
@@ -144,13 +149,59 @@ def test_broker_that_dies_reports_its_log():
 
 def test_port_taken_after_choosing_it_is_chosen_again(monkeypatch):
     """Free ports are only free "as of now": a first start retries on new ones if beaten to it."""
-    real_free_ports = kafka_broker.free_ports
+    real_free_ports = kafka_admin.free_ports
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         offered = iter([[taken.getsockname()[1], real_free_ports(1)[0]]])
-        monkeypatch.setattr(kafka_broker, "free_ports", lambda n: next(offered, None) or real_free_ports(n))
+        # The broker process looks the function up on kafka_admin, so that is where it is replaced.
+        monkeypatch.setattr(kafka_admin, "free_ports", lambda n: next(offered, None) or real_free_ports(n))
         with KafkaBroker() as broker:
             assert broker.port != taken.getsockname()[1]
             assert broker.running
         assert next(offered, None) is None  # the taken port really was offered first
+
+
+def test_extra_listener_serves_clients_on_its_own_port(new_topic):
+    """A listener added beside PLAINTEXT (how a SASL_SSL one will be added) takes real traffic."""
+    with KafkaBroker(extra_listeners=[Listener("EXTERNAL")]) as broker:
+        external = broker.address("EXTERNAL")
+        assert external != broker.bootstrap
+        topic = new_topic(external)
+        producer, errors = _producer(external)
+        producer.produce(topic, value=b"through the extra listener")
+        assert producer.flush(15) == 0
+        assert errors == []
+        got = _consume(broker.bootstrap, topic, 1)
+        assert [v for _, v, _ in got] == [b"through the extra listener"]
+        with pytest.raises(KafkaBrokerError, match="no listener 'SASL_SSL'"):
+            broker.address("SASL_SSL")
+
+
+def test_listener_settings_are_rendered_under_their_prefix(tmp_path):
+    """Each listener gets its own listeners/advertised/protocol-map entry and prefixed settings."""
+    sasl = Listener("SASL_SSL", "SASL_SSL", port=9094, properties={"sasl.enabled.mechanisms": "PLAIN"})
+    text = kafka_config.server_properties(
+        host="127.0.0.1", port=9092, controller_port=9093, data_dir=tmp_path, extra_listeners=(sasl,)
+    )
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094"
+    assert props["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "PLAIN"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+
+
+@pytest.mark.parametrize(
+    ("name", "protocol", "error"),
+    [
+        ("PLAINTEXT", "PLAINTEXT", "the broker's own"),
+        ("CONTROLLER", "PLAINTEXT", "the broker's own"),
+        ("sasl", "SASL_SSL", "upper-case"),
+        ("EXTERNAL", "KERBEROS", "security protocol"),
+    ],
+)
+def test_listener_rejects_names_and_protocols_kafka_would_refuse(name, protocol, error):
+    """Mistakes in a listener fail when it is made, not as a JVM that exits at start."""
+    with pytest.raises(ValueError, match=error):
+        Listener(name, protocol)
