@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import (
     DEFAULT_ENTITIES,
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The Redactor pulls in tldextract, Presidio and spaCy: only when used, so that reading the
     # entity names (tokentrail.redaction.config) stays cheap for the stream stages and the CLI.
     if name == "Redactor":

@@ -7,7 +7,7 @@ test (`tests/redaction/test_redact_corpus.py`) holds them to account.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -182,6 +182,9 @@ class RedactionConfig:
 
 
 def _as_tuple(value: object, name: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):  # type: ignore[union-attr]
+    if isinstance(value, str) or not isinstance(value, Iterable):
         raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return tuple(value)  # type: ignore[arg-type]
+    items = tuple(value)
+    if not all(isinstance(v, str) for v in items):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    return items

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
 from .secret_rules import Finding
 
@@ -88,7 +89,7 @@ def _keep_ner(entity: str, span: str) -> bool:
     return True
 
 
-def ner_findings(doc, offset: int, entities: frozenset[str], thresholds: dict[str, float]) -> list[Finding]:
+def ner_findings(doc: Any, offset: int, entities: frozenset[str], thresholds: dict[str, float]) -> list[Finding]:
     """PERSON/LOCATION (and optional NER entities) from a spaCy Doc, shifted by `offset`."""
     out = []
     for ent in doc.ents:
@@ -134,7 +135,8 @@ _NAME_WORD = r"[A-Z][a-zà-ÿ'’-]+"
 _ADDRESSED = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?[ \t]+|\b(?:[Mm]y name is|[Nn]ame:|[Dd]ear|[Ss]igned by|[Ss]igned,"
     r"|[Uu]nder the name|[Nn]ame is|[Nn]amed|[Ss]poke (?:to|with)|[Aa]sk for|[Oo]n behalf of)[ \t]+"
-    r"|^[ \t]*(?:Thanks|Thank you|Regards|Best regards|Kind regards|Best|Cheers|Sincerely|Warm regards|Many thanks),?[ \t]*\n[ \t]*)"
+    r"|^[ \t]*(?:Thanks|Thank you|Regards|Best regards|Kind regards|Best|Cheers|Sincerely|Warm regards"
+    r"|Many thanks),?[ \t]*\n[ \t]*)"
     rf"({_NAME_WORD}(?:[ \t]+(?:(?:de|da|di|van|von|der|del|la|le)[ \t]+)?{_NAME_WORD}){{0,3}})",
     re.M,
 )

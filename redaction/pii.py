@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .config import RedactionConfig
 from .names import context_findings
@@ -44,7 +45,7 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
     import tldextract
     from presidio_analyzer import predefined_recognizers as p
 
-    # Suffix data from tldextract's bundled snapshot: no network, no disk cache (DESIGN pitfall).
+    # Suffix data from tldextract's bundled snapshot: no network, no disk cache (never a download at run time).
     offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
     class OfflineEmailRecognizer(p.EmailRecognizer):
@@ -204,7 +205,7 @@ class PiiScanner:
         return out
 
     @staticmethod
-    def _windowed(p: _Pattern, text: str) -> list:
+    def _windowed(p: _Pattern, text: str) -> list[Any]:
         """Run a costly recognizer only on windows around its gate's matches, not the whole text.
 
         python-phonenumbers scans the whole text once per region; a phone number is local, so the

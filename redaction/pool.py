@@ -2,9 +2,9 @@
 
 Only detection is shared out (the CPU cost: regexes and NER); the calling process analyses one
 share itself instead of idling. The key never leaves it: workers return spans, and the caller turns
-them into tokens and caches the results, so one cache serves every worker. Workers are spawned, not forked, because the host process (faust,
-confluent-kafka) runs threads that fork would copy in an undefined state; each worker loads the
-model once, at pool start.
+them into tokens and caches the results, so one cache serves every worker. Workers are spawned, not
+forked, because the host process (faust, confluent-kafka) runs threads that fork would copy in an
+undefined state; each worker loads the model once, at pool start.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from .config import RedactionConfig
 from .secret_rules import Finding
 
+if TYPE_CHECKING:
+    from .detector import Detector
+
 __all__ = ["WorkerPool"]
 
-_detector = None
+_detector: Detector | None = None
 
 
-def _init(kwargs: dict) -> None:
+def _init(kwargs: dict[str, Any]) -> None:
     global _detector
-    from .engine import Detector
+    from .detector import Detector
 
     _detector = Detector(RedactionConfig(**kwargs))
 
@@ -40,7 +44,7 @@ class WorkerPool:
     """Analysis on `processes` cores: the calling process takes one share of each batch, and
     `processes - 1` spawned workers, each with its own Detector (model loaded now), the others."""
 
-    def __init__(self, config: RedactionConfig, processes: int, local) -> None:
+    def __init__(self, config: RedactionConfig, processes: int, local: Detector) -> None:
         kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         kwargs["thresholds"] = dict(kwargs["thresholds"])  # a mappingproxy does not pickle
         self.processes, self._local = processes, local
@@ -54,7 +58,9 @@ class WorkerPool:
     def find_many(self, texts: list[str]) -> list[list[Finding]]:
         """Spans per text, in order; texts are split into one contiguous run per worker by size."""
         total = sum(map(len, texts)) or 1
-        runs, current, size = [], [], 0
+        runs: list[list[str]] = []
+        current: list[str] = []
+        size = 0
         for text in texts:
             current.append(text)
             size += len(text)

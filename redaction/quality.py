@@ -125,11 +125,11 @@ def load_corpus(path: Path | str | None = None) -> list[Snippet]:
     return [_expand(item) for item in items]
 
 
-def _expand(item: dict) -> Snippet:
+def _expand(item: dict[str, Any]) -> Snippet:
     labels, keep = [], []
     form = item["form"]
 
-    def replace(m: re.Match) -> str:
+    def replace(m: re.Match[str]) -> str:
         entity, raw = m.group(1), m.group(2)
         value = raw
         if raw.startswith("@"):
@@ -176,7 +176,8 @@ class Report:
             f"{sum(v[1] for v in self.by_entity.values()):>9}{self.recall:>8.1%}"
         )
         lines.append(
-            f"precision (replacements covering a labelled value): {self.true_tokens}/{self.tokens} = {self.precision:.1%}"
+            "precision (replacements covering a labelled value): "
+            f"{self.true_tokens}/{self.tokens} = {self.precision:.1%}"
         )
         lines.append(f"technical tokens surviving: {self.keep_survived}/{self.keep_total} = {self.survival:.1%}")
         return "\n".join(lines)
@@ -213,7 +214,8 @@ def evaluate(redactor: Any, snippets: list[Snippet] | None = None, entities: set
 
     def recording_token(entity: str, value: str) -> str:
         recorded.append((entity, value))
-        return real_token(entity, value)
+        token: str = real_token(entity, value)
+        return token
 
     saved_cache = redactor._cache
     redactor.token, redactor._cache = recording_token, _LRU(0)  # every string analysed afresh

@@ -20,11 +20,11 @@ from functools import lru_cache
 from typing import Any
 
 from .config import SECRET_ENTITIES, RedactionConfig
-from .engine import MODEL_INSTALL_HINT, Detector
+from .detector import MODEL_INSTALL_HINT, Detector
 from .names import pii_key_entity, pii_value_fits
 from .secret_rules import Finding, is_placeholder, secret_name_entity
 
-__all__ = ["Redactor", "normalise"]
+__all__ = ["Redactor", "canonical_value"]
 
 log = logging.getLogger("tokentrail.redaction")
 
@@ -33,10 +33,12 @@ _SEPARATORS = re.compile(r"[\s\-./()]")
 _TOKEN = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}>$")  # already redacted
 _POOL_MIN_CHARS = 20_000  # below this a batch is analysed in-process: IPC would cost more than it saves
 _announced: set[str] = set()
-_CLEAN: tuple[None, tuple] = (None, ())  # the result for a string with nothing found: shared, compared by identity
+# What redacting one string gives: the new text (None: unchanged) and the findings counted by entity.
+Result = tuple[str | None, tuple[tuple[str, int], ...]]
+_CLEAN: Result = (None, ())  # the result for a string with nothing found: shared, compared by identity
 
 
-def normalise(entity: str, value: str) -> str:
+def canonical_value(entity: str, value: str) -> str:
     """The form that is hashed: spelling variants of one value must give one token."""
     value = value.strip()
     if entity in ("PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "US_BANK_NUMBER"):
@@ -61,10 +63,11 @@ class _LRU:
     """Bounded map from a content hash to a result; the oldest entries go first."""
 
     def __init__(self, size: int) -> None:
-        self.size, self.data = size, OrderedDict()
+        self.size = size
+        self.data: OrderedDict[bytes, Result] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, key: bytes):
+    def get(self, key: bytes) -> Result | None:
         hit = self.data.get(key)
         if hit is None:
             self.misses += 1
@@ -73,7 +76,7 @@ class _LRU:
         self.data.move_to_end(key)
         return hit
 
-    def put(self, key: bytes, value) -> None:
+    def put(self, key: bytes, value: Result) -> None:
         if self.size <= 0:
             return
         self.data[key] = value
@@ -139,7 +142,7 @@ class Redactor:
             unique.update(dict.fromkeys(strings))
         results = self._results(list(unique))
         out = []
-        for value, (strings, keyed) in zip(values, plans):
+        for value, (strings, keyed) in zip(values, plans, strict=True):
             counts: Counter[str] = Counter()
             if keyed or any(results[text] is not _CLEAN for text in strings):
                 value = self._rebuild(value, results, counts, None)
@@ -149,7 +152,7 @@ class Redactor:
     def token(self, entity: str, value: str) -> str:
         """`<ENTITY:xxxxxxxx>` for a value: stable under this key, meaningless without it."""
         mac = self._mac.copy()
-        mac.update(normalise(entity, value).encode("utf-8", "surrogatepass"))
+        mac.update(canonical_value(entity, value).encode("utf-8", "surrogatepass"))
         return f"<{entity}:{mac.hexdigest()[:8]}>"
 
     def pseudonym(self, value: str) -> str:
@@ -206,8 +209,8 @@ class Redactor:
             unexpected = d.pattern_only and d.ner_entities and self.config.nlp_model is not None
             (log.warning if unexpected else log.info)(message)
 
-    def _results(self, texts: list[str]) -> dict[str, tuple[str | None, tuple]]:
-        results: dict[str, tuple[str | None, tuple]] = {}
+    def _results(self, texts: list[str]) -> dict[str, Result]:
+        results: dict[str, Result] = {}
         misses, keys = [], []
         for text in texts:
             key = _digest(text)
@@ -222,13 +225,13 @@ class Redactor:
                 found = self._pool.find_many(misses)
             else:
                 found = self.detector.find_many(misses)
-            for text, key, spans in zip(misses, keys, found):
+            for text, key, spans in zip(misses, keys, found, strict=True):
                 result = self._apply(text, spans)
                 self._cache.put(key, result)
                 results[text] = result
         return results
 
-    def _apply(self, text: str, spans: list[Finding]) -> tuple[str | None, tuple]:
+    def _apply(self, text: str, spans: list[Finding]) -> Result:
         counts: Counter[str] = Counter()
         parts, pos = [], 0
         for f in spans:
@@ -246,7 +249,7 @@ class Redactor:
         parts.append(text[pos:])
         return "".join(parts), tuple(counts.items())
 
-    def _rebuild(self, value: Any, results: dict, counts: Counter[str], key_entity: str | None) -> Any:
+    def _rebuild(self, value: Any, results: dict[str, Result], counts: Counter[str], key_entity: str | None) -> Any:
         if isinstance(value, str):
             redacted, found = results[value]
             if key_entity is not None and key_entity in self._entities and self._whole_value(key_entity, value, found):
@@ -263,7 +266,7 @@ class Redactor:
             return [self._rebuild(v, results, counts, key_entity) for v in value]
         return value
 
-    def _whole_value(self, entity: str, value: str, found: tuple) -> bool:
+    def _whole_value(self, entity: str, value: str, found: tuple[tuple[str, int], ...]) -> bool:
         """A string under a secret- or person-named key ("password", "customer_name") is that thing.
 
         Unless the text rules already found a secret in it (then their finer spans are used), or,

@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .config import AUTO_MODEL, RedactionConfig
 
@@ -70,10 +71,10 @@ def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) ->
     return raw
 
 
-def config_from_env(environ: Mapping[str, str] | None = None, **overrides) -> RedactionConfig:
+def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> RedactionConfig:
     """A RedactionConfig from the environment; keyword overrides win."""
     env = os.environ if environ is None else environ
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     model = env.get(MODEL_ENV, "").strip()
     if model:
         kwargs["nlp_model"] = None if model.lower() in ("none", "off", "") else model

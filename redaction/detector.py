@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .config import AUTO_MODEL, AUTO_MODEL_CANDIDATES, NER_ENTITIES, OPTIONAL_NER_ENTITIES, RedactionConfig
 from .names import ner_findings
@@ -48,12 +49,15 @@ def _model_dir(name: str) -> Path:
         return Path(name)
     import spacy.util
 
-    package = Path(importlib.util.find_spec(name).origin).parent  # type: ignore[union-attr]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"spaCy model {name!r} is not installed")
+    package = Path(spec.origin).parent
     meta = spacy.util.get_model_meta(package)
     return package / f"{meta['lang']}_{meta['name']}-{meta['version']}"
 
 
-def _load_ner(name: str):
+def _load_ner(name: str) -> Any:
     """The model with every component NER does not need excluded (not just disabled: not loaded)."""
     import spacy
 
@@ -74,7 +78,7 @@ def _load_ner(name: str):
     return nlp
 
 
-def _chunks(text: str):
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
     """Pieces of at most _CHUNK characters, cut at whitespace so no name is split in two."""
     offset = 0
     while offset < len(text):
@@ -116,7 +120,7 @@ class Detector:
         self.ner_entities = frozenset(e for e in config.entities if e in NER_ENTITIES + OPTIONAL_NER_ENTITIES)
         self.thresholds = dict(config.thresholds)
         self.model_name: str | None = None
-        self.nlp = None
+        self.nlp: Any = None  # a spaCy Language once loaded; spaCy is imported only then
         if self.ner_entities:
             self.model_name = self._choose_model(config.nlp_model)
             if self.model_name is not None:
@@ -155,6 +159,6 @@ class Detector:
                     pieces.append(piece)
                     where.append((i, offset))
             docs = self.nlp.pipe(pieces, batch_size=self.config.ner_batch_size)
-            for (i, offset), doc in zip(where, docs):
+            for (i, offset), doc in zip(where, docs, strict=True):
                 found[i].extend(ner_findings(doc, offset, self.ner_entities, self.thresholds))
         return [resolve_overlaps(f) for f in found]
