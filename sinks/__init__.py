@@ -6,8 +6,19 @@ clickhouse-connect but not chdb; chdb loads only when an embedded client is open
 """
 
 from .connection import ENV_CLICKHOUSE_URL, close_embedded, connect, resolve_dsn
-from .migrations import DEFAULT_DATABASE, Migration, apply, available, default_ttl_days, pending
-from .writer import ClickHouseSink, SinkClosedError, SinkWriteError
+from .migrations import (
+    DEFAULT_DATABASE,
+    Migration,
+    SchemaVersionError,
+    apply,
+    available,
+    check_schema_version,
+    default_ttl_days,
+    pending,
+    required_version,
+)
+from .outcomes import Rejection, SinkClosedError, SinkWriteError, StoreUnavailable, WriteResult
+from .writer import ClickHouseSink
 
 __all__ = [
     "ENV_CLICKHOUSE_URL",
@@ -20,7 +31,13 @@ __all__ = [
     "available",
     "pending",
     "default_ttl_days",
+    "check_schema_version",
+    "required_version",
+    "SchemaVersionError",
     "ClickHouseSink",
     "SinkWriteError",
     "SinkClosedError",
+    "StoreUnavailable",
+    "Rejection",
+    "WriteResult",
 ]

@@ -23,6 +23,11 @@ __all__ = ["coercer_for"]
 
 Coercer = Callable[[Any], Any]
 _INT_RE = re.compile(r"^(U?)Int(\d+)$")
+# What the server can store: outside these ranges ClickHouse does not refuse a value, it wraps
+# or clamps it (year 1 is stored as written and then breaks every reader's date parsing), so the
+# range is checked here and an out-of-range value becomes a rejected row.
+_DATETIME64_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+_DATETIME_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC))
 
 
 def _wrapped(type_name: str, prefix: str) -> str | None:
@@ -50,7 +55,7 @@ def coercer_for(type_name: str) -> Coercer:
     if inner is not None:
         element = coercer_for(inner)
 
-        def array(v: Any) -> list:
+        def array(v: Any) -> list[Any]:
             if v is None:
                 return []
             if isinstance(v, (str, bytes, dict)):
@@ -62,8 +67,10 @@ def coercer_for(type_name: str) -> Coercer:
         return _string
     if type_name == "UUID":
         return _uuid
+    if type_name.startswith("DateTime64"):
+        return _bounded_datetime(_DATETIME64_RANGE, "DateTime64")
     if type_name.startswith("DateTime"):
-        return _datetime
+        return _bounded_datetime(_DATETIME_RANGE, "DateTime")
     if type_name == "Bool":
         return _bool
     match = _INT_RE.match(type_name)
@@ -114,8 +121,23 @@ def _datetime(v: Any) -> datetime:
         except ValueError:
             raise ValueError(f"not an ISO 8601 timestamp: {v!r}") from None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return datetime.fromtimestamp(v, tz=UTC)
+        try:
+            return datetime.fromtimestamp(v, tz=UTC)
+        except (OverflowError, OSError):
+            raise ValueError(f"timestamp {v!r} out of range") from None
     raise ValueError(f"expected a datetime, got {type(v).__name__}")
+
+
+def _bounded_datetime(bounds: tuple[datetime, datetime], kind: str) -> Coercer:
+    low, high = bounds
+
+    def bounded(v: Any) -> datetime:
+        value = _datetime(v)
+        if not low <= value <= high:
+            raise ValueError(f"{value.isoformat()} outside the {kind} range [{low.date()}, {high.date()}]")
+        return value
+
+    return bounded
 
 
 def _bool(v: Any) -> bool:

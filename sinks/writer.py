@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,67 +11,85 @@ from functools import partial
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DataError, NotSupportedError, ProgrammingError
 
-from .columns import coercer_for
+from .blocks import Block, Converted, TableShape, convert, group_by_partition, partition_function
+from .identifiers import check_identifier
+from .outcomes import (
+    Failure,
+    Rejection,
+    SinkClosedError,
+    SinkWriteError,
+    StoreUnavailable,
+    WriteResult,
+    classify,
+    column_named_in,
+)
 
-__all__ = ["ClickHouseSink", "SinkWriteError", "SinkClosedError"]
+__all__ = ["ClickHouseSink", "SinkWriteError", "SinkClosedError", "StoreUnavailable", "Rejection", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Raised while turning Python values into a block: the same rows fail the same way every time,
-# so retrying would only stall the stream. Everything else (server errors, dropped connections,
-# a missing table during a deploy) is worth retrying.
-_PERMANENT = (
-    ValueError,
-    TypeError,
-    AttributeError,
-    KeyError,
-    OverflowError,
-    struct.error,
-    DataError,
-    ProgrammingError,
-    NotSupportedError,
-)
 _RETRY_LOG_EVERY_S = 30.0
 _T = TypeVar("_T")
-_Block = tuple[list[str], list[str], list[list[Any]]]  # column names, types, column-major data
 
 
-class SinkWriteError(RuntimeError):
-    """An insert gave up after ``max_attempts``; the batch was not (fully) stored."""
+class _NotRetried(Exception):
+    """Carries a row, split or bug failure out of the retry loop, which retries only the store's."""
 
-
-class SinkClosedError(SinkWriteError):
-    """The sink was closed before, or while, the batch was being written."""
+    def __init__(self, kind: Failure, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.kind = kind
+        self.cause = cause
 
 
 class ClickHouseSink:
     """Write batches of rows into tokentrail's ClickHouse tables.
 
     Guarantee: at-least-once; idempotent on the dedup key (``event_id``; ``id`` for deadletter,
-    ``(event_id, source)`` for receipts).
-    ``write_batch`` returns only once every table's rows are stored; an insert that fails is
-    retried with exponential backoff and jitter, forever by default (or ``max_attempts`` times,
-    then ``SinkWriteError``), so a caller never acknowledges input whose rows were lost.
+    ``(event_id, source)`` for receipts). ``write_batch`` returns only once every row it does not
+    report as rejected is stored, so a caller never acknowledges input whose rows were lost.
 
-    Idempotency has two layers. Each table's insert carries
-    ``insert_deduplication_token = f"{token}:{table}"``; the tables keep the last 1000 tokens
-    (``non_replicated_deduplication_window``), so a retried or replayed batch with the same token
-    is dropped as a whole block and even plain ``count()`` stays exact. The token must therefore
-    identify the batch's content (e.g. Kafka partition + first/last offset): ClickHouse does not
-    compare rows, and a *different* batch under a reused token is silently dropped. Rows that
-    arrive again under another token are collapsed by ``ReplacingMergeTree`` on the dedup key:
-    exact with ``FINAL`` at once, and in storage after merges. Tables are written one after
-    another, so a batch that gave up may be partly stored; writing it again with the same token
-    is the way to finish it.
+    **Rows the store cannot take** never fail the batch. Before any insert every value is
+    converted for its column type and checked against the range the type holds (UInt32, UInt16,
+    DateTime64's 1900-2299, Decimal precision, UUID syntax, ...); a row with a value that does
+    not fit is left out and reported as a :class:`Rejection` with its identity, table and column.
+    Other rows of the same ``event_id`` in the batch are withheld too (counted in
+    ``WriteResult.withheld``), so an event is stored whole or not at all. As a safety net, an
+    insert the store refuses for a data reason (see :mod:`.outcomes`) is split in halves until
+    the refused rows are isolated; those become rejections and the rest is stored (rows of the
+    same event in tables written earlier in the batch stay stored: the net cannot withhold them).
+
+    **Partitions** per insert are bounded: each table's rows are grouped by the table's
+    partition key (``toYYYYMM(ts)``) and each group is one insert, so a backfill across 130
+    months never meets ``max_partitions_per_insert_block``.
+
+    **Idempotency** has two layers. Each insert carries ``insert_deduplication_token =
+    f"{token}:{table}:{partition}"`` (a split part appends ``/a`` or ``/b``); tables keep the
+    last 1000 tokens (``non_replicated_deduplication_window``). A retry of the *same* batch under
+    the same token (same rows, hence the same groups, rejections and splits) is dropped block by
+    block, so plain ``count()`` does not grow. The token must identify the batch's content (e.g.
+    Kafka partition + first/last offset): ClickHouse does not compare rows, and a *different*
+    batch under a reused token is silently dropped. Rows that arrive again in a *different*
+    batch (after a worker crash faust forms batches anew) are new blocks: they are collapsed by
+    ``ReplacingMergeTree`` on the dedup key, exactly with ``FINAL`` (or ``uniqExact`` of the key)
+    at once, and in storage only after merges. Tables are written one after another, so a batch
+    that gave up may be partly stored; writing it again with the same token finishes it.
+
+    **Store failures** (unreachable, connection reset, timeout, overloaded, any error not known
+    to be about the data) are retried with exponential backoff and jitter. Policy after N
+    failures: with ``max_attempts=None`` (the default) the insert is retried until it succeeds or
+    the sink is closed, i.e. the caller pauses in place without acknowledging anything; with
+    ``max_attempts=N`` the N-th failed attempt of one insert raises :class:`StoreUnavailable`
+    (a :class:`SinkWriteError`) so the worker stops and its supervisor restarts it from the last
+    committed offset. Either way ``stats["consecutive_failures"]`` counts failed attempts since
+    the last successful insert (reset on success) and ``stats["failing_since"]`` holds the
+    ``time.time()`` of the first of them (0.0 when healthy): alert on them.
 
     Rows are dicts keyed by column name; values are normalised per column type (aware or naive
     UTC datetimes or ISO strings, ``UUID`` or str, ``Decimal``/int/float/str for Decimal,
-    ``None`` for Nullable, ``None`` -> '' / 0 / [] elsewhere). Bad data raises ``ValueError``
-    before any insert and is not retried. Column names and types are read from the table once
-    (``DESCRIBE``) and re-read when a row carries an unknown key, e.g. after a migration.
+    ``None`` for Nullable, ``None`` -> '' / 0 / [] elsewhere). A row naming a column the table
+    does not have is a programming error: ``ValueError`` before any insert. Column names, types
+    and the partition key are read once per table and re-read when a row carries an unknown key.
 
     The client is injected (never created, never closed here): share ``connect()``'s client, or
     wrap it to inject faults in tests. Calls are blocking; serialise them per sink.
@@ -87,8 +103,7 @@ class ClickHouseSink:
         max_attempts: int | None = None,
         backoff: tuple[float, float] = (0.2, 5.0),
     ) -> None:
-        if not _IDENT_RE.match(database or ""):
-            raise ValueError(f"database {database!r} must be a plain identifier")
+        check_identifier(database, "database")
         if max_attempts is not None and (
             isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
         ):
@@ -104,30 +119,77 @@ class ClickHouseSink:
         self._max_attempts = max_attempts
         self._backoff = (first, cap)
         self._closed = threading.Event()
-        self._schemas: dict[str, list[tuple[str, str]]] = {}
+        self._shapes: dict[str, TableShape] = {}
         self._last_retry_log = float("-inf")
-        self.stats = {"batches": 0, "rows": 0, "retries": 0, "gave_up": 0}
+        self.stats: dict[str, float] = {
+            "batches": 0,
+            "rows": 0,
+            "inserts": 0,
+            "retries": 0,
+            "gave_up": 0,
+            "rejected": 0,
+            "withheld": 0,
+            "splits": 0,
+            "consecutive_failures": 0,
+            "failing_since": 0.0,
+        }
 
-    def write_batch(self, rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]], token: str) -> None:
-        """Store every table's rows; return only when all are stored (see class docstring)."""
+    def write_batch(self, rows_by_table: Mapping[str, Sequence[Mapping[str, Any]]], token: str) -> WriteResult:
+        """Store every table's rows except the rejected ones, and say which (see class docstring).
+
+        Raises ``SinkClosedError`` if closed, ``StoreUnavailable`` when ``max_attempts`` is spent
+        on store failures, ``ValueError`` for a bad token, table name or unknown column.
+        """
         if self._closed.is_set():
             raise SinkClosedError("ClickHouseSink is closed")
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string identifying the batch content")
         for table in rows_by_table:
-            if not _IDENT_RE.match(table):
-                raise ValueError(f"table name {table!r} must be a plain identifier")
-        # Convert every table first: bad data then fails before any table was written.
-        blocks = {
-            table: self._retrying(table, token, partial(self._prepare, table, rows))
-            for table, rows in rows_by_table.items()
-            if rows
-        }
-        for table, block in blocks.items():
-            dedup_token = f"{token}:{table}"
-            self._retrying(table, dedup_token, partial(self._insert, table, block, dedup_token))
-            self.stats["rows"] += len(rows_by_table[table])
+            check_identifier(table, "table name")
+        result = WriteResult()
+        # Convert every table first: a rejected row then withholds its event's rows everywhere.
+        converted = {table: self._convert(table, rows) for table, rows in rows_by_table.items() if rows}
+        for table, (conversion, _) in converted.items():
+            for index, (column, reason) in sorted(conversion.failures.items()):
+                result.rejected.append(
+                    Rejection(self._identity(table, rows_by_table[table][index]), table, column, reason, index)
+                )
+        rejected_ids = result.rejected_event_ids
+        for table, (conversion, shape) in converted.items():
+            rows = rows_by_table[table]
+            keep = [
+                i
+                for i in range(len(rows))
+                if i not in conversion.failures
+                and (not rejected_ids or self._identity(table, rows[i]) not in rejected_ids)
+            ]
+            withheld = len(rows) - len(keep) - len(conversion.failures)
+            if withheld:
+                result.withheld[table] = withheld
+            block = conversion.block.take(keep) if len(keep) < len(rows) else conversion.block
+            stored = 0
+            for partition, group in group_by_partition(block, shape):
+                refused = self._insert_or_split(table, group, f"{token}:{table}:{partition}")
+                for index, exc in refused:
+                    column = column_named_in(exc)
+                    reason = f"{column + ': ' if column else ''}store refused the row: {exc}"
+                    result.rejected.append(Rejection(self._identity(table, rows[index]), table, column, reason, index))
+                stored += len(group) - len(refused)
+            result.stored[table] = stored
+            self.stats["rows"] += stored
         self.stats["batches"] += 1
+        self.stats["rejected"] += len(result.rejected)
+        self.stats["withheld"] += sum(result.withheld.values())
+        for rejection in result.rejected:
+            log.warning(
+                "%s.%s rejected row %d (%s): %s",
+                self._database,
+                rejection.table,
+                rejection.index,
+                rejection.event_id or "no id",
+                rejection.reason,
+            )
+        return result
 
     def close(self) -> None:
         """Refuse further batches and abort a retry loop in progress (it raises SinkClosedError).
@@ -138,47 +200,103 @@ class ClickHouseSink:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _identity(self, table: str, row: Mapping[str, Any]) -> str:
+        column = self._shapes[table].identity_column
+        value = row.get(column) if column else None
+        return "" if value is None else str(value)
+
+    def _convert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Converted, TableShape]:
+        keys: set[str] = set()
+        for row in rows:
+            keys.update(row)
+        shape = self._read_shape(table, refresh=False)
+        if not keys <= {name for name, _ in shape.columns}:
+            shape = self._read_shape(table, refresh=True)  # a migration may have added columns
+            missing = keys - {name for name, _ in shape.columns}
+            if missing:
+                raise ValueError(f"{self._database}.{table} has no column(s) {sorted(missing)}")
+        return convert(rows, shape), shape
+
+    def _read_shape(self, table: str, *, refresh: bool) -> TableShape:
+        try:
+            return self._retrying(table, "schema", partial(self._shape, table, refresh=refresh))
+        except _NotRetried as failure:
+            raise failure.cause from None
+
+    def _insert_or_split(self, table: str, block: Block, dedup_token: str) -> list[tuple[int, Exception]]:
+        """Insert ``block``; on a row or width failure split it. Returns (row index, error) refused."""
+        try:
+            self._retrying(table, dedup_token, partial(self._insert, table, block, dedup_token))
+            return []
+        except _NotRetried as failure:
+            if failure.kind is Failure.BUG:
+                raise failure.cause from None
+            if len(block) == 1:
+                if failure.kind is Failure.SPLIT:  # one row is one partition: cannot happen, but never drop it
+                    raise SinkWriteError(
+                        f"insert into {self._database}.{table} refused: {failure.cause}"
+                    ) from failure.cause
+                return [(block.rows[0], failure.cause)]
+            self.stats["splits"] += 1
+            left, right = block.halves()
+            return self._insert_or_split(table, left, f"{dedup_token}/a") + self._insert_or_split(
+                table, right, f"{dedup_token}/b"
+            )
+
     def _retrying(self, table: str, token: str, operation: Callable[[], _T]) -> _T:
-        """Run ``operation`` until it succeeds; data errors propagate, anything else is retried."""
+        """Run ``operation`` until it succeeds; only store failures are retried (see class docstring)."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 result = operation()
-            except _PERMANENT:
-                raise
             except Exception as exc:
-                if self._max_attempts is not None and attempt >= self._max_attempts:
-                    self.stats["gave_up"] += 1
-                    raise SinkWriteError(
-                        f"insert into {self._database}.{table} failed {attempt} times (token {token!r}): {exc}"
-                    ) from exc
-                self.stats["retries"] += 1
-                self._log_retry(table, attempt, exc)
+                kind = classify(exc)
+                if kind is not Failure.STORE:
+                    raise _NotRetried(kind, exc) from exc
+                self._failed(table, token, attempt, exc)
                 if self._closed.wait(self._delay(attempt)):
                     raise SinkClosedError(f"sink closed while retrying insert into {table}") from exc
                 continue
             if attempt > 1:
                 log.info("insert into %s.%s succeeded after %d attempts", self._database, table, attempt)
+            self.stats["consecutive_failures"] = 0
+            self.stats["failing_since"] = 0.0
             return result
 
-    def _insert(self, table: str, block: _Block, dedup_token: str) -> None:
-        names, types, columns = block
+    def _failed(self, table: str, token: str, attempt: int, exc: Exception) -> None:
+        """Account for one store failure; raise StoreUnavailable once the budget is spent."""
+        self.stats["consecutive_failures"] += 1
+        if not self.stats["failing_since"]:
+            self.stats["failing_since"] = time.time()
+        if self._max_attempts is not None and attempt >= self._max_attempts:
+            self.stats["gave_up"] += 1
+            raise StoreUnavailable(
+                f"insert into {self._database}.{table} failed {attempt} times (token {token!r}): {exc}",
+                table=table,
+                attempts=attempt,
+                consecutive_failures=int(self.stats["consecutive_failures"]),
+            ) from exc
+        self.stats["retries"] += 1
+        self._log_retry(table, attempt, exc)
+
+    def _insert(self, table: str, block: Block, dedup_token: str) -> None:
         self._client.insert(
             table,
-            columns,
-            column_names=names,
+            block.columns,
+            column_names=block.names,
             database=self._database,
-            column_type_names=types,
+            column_type_names=block.types,
             column_oriented=True,
             settings={"insert_deduplication_token": dedup_token},
         )
+        self.stats["inserts"] += 1
 
     def _delay(self, attempt: int) -> float:
         first, cap = self._backoff
         # Equal jitter: at least half the exponential step, so workers that failed together
         # do not retry in lockstep, yet the backoff still grows.
-        step = min(cap, first * 2 ** (attempt - 1))
+        step = min(cap, first * 2.0 ** (attempt - 1))
         return step * random.uniform(0.5, 1.0)
 
     def _log_retry(self, table: str, attempt: int, exc: Exception) -> None:
@@ -186,54 +304,28 @@ class ClickHouseSink:
         if now - self._last_retry_log >= _RETRY_LOG_EVERY_S:
             self._last_retry_log = now
             log.warning(
-                "insert into %s.%s failed (attempt %d, retrying; %d retries so far): %s",
+                "insert into %s.%s failed (attempt %d, retrying; %d failures in a row): %s",
                 self._database,
                 table,
                 attempt,
-                self.stats["retries"],
+                self.stats["consecutive_failures"],
                 exc,
             )
         else:
             log.debug("insert into %s.%s failed (attempt %d): %s", self._database, table, attempt, exc)
 
-    def _schema(self, table: str, *, refresh: bool = False) -> list[tuple[str, str]]:
-        if refresh or table not in self._schemas:
+    def _shape(self, table: str, *, refresh: bool = False) -> TableShape:
+        if refresh or table not in self._shapes:
             described = self._client.query(f"DESCRIBE TABLE {self._database}.{table}").named_results()
-            self._schemas[table] = [
+            columns = tuple(
                 (row["name"], row["type"]) for row in described if row["default_type"] not in ("MATERIALIZED", "ALIAS")
-            ]
-        return self._schemas[table]
-
-    def _prepare(self, table: str, rows: Sequence[Mapping[str, Any]]) -> _Block:
-        """Column names, types and column-oriented data, in the table's column order."""
-        keys: set[str] = set()
-        for row in rows:
-            keys.update(row)
-        schema = self._schema(table)
-        known = {name for name, _ in schema}
-        if not keys <= known:
-            schema = self._schema(table, refresh=True)  # a migration may have added columns
-            known = {name for name, _ in schema}
-            if not keys <= known:
-                raise ValueError(f"{self._database}.{table} has no column(s) {sorted(keys - known)}")
-        names, types, columns = [], [], []
-        for name, type_name in schema:
-            if name not in keys:
-                continue  # left to the column's DEFAULT
-            coerce = coercer_for(type_name)
-            try:
-                columns.append([coerce(row.get(name)) for row in rows])
-            except ValueError:
-                _raise_located(f"{self._database}.{table}.{name} ({type_name})", coerce, rows, name)
-            names.append(name)
-            types.append(type_name)
-        return names, types, columns
-
-
-def _raise_located(where: str, coerce: Any, rows: Sequence[Mapping[str, Any]], name: str) -> None:
-    """Re-run a failed column conversion row by row to name the offending row in the error."""
-    for index, row in enumerate(rows):
-        try:
-            coerce(row.get(name))
-        except ValueError as exc:
-            raise ValueError(f"{where}, row {index}: {exc}") from None
+            )
+            keys = self._client.query(
+                "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                parameters={"db": self._database, "t": table},
+            ).result_rows
+            column, partition_of = partition_function(str(keys[0][0]) if keys else "")
+            if column not in {name for name, _ in columns}:
+                column, partition_of = None, None
+            self._shapes[table] = TableShape(columns, column, partition_of)
+        return self._shapes[table]

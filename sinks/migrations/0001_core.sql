@@ -9,8 +9,13 @@
 --   slipped past block deduplication (a different batch token) collapses to one row on merge,
 --   and immediately under FINAL. Duplicates share every ORDER BY / PARTITION BY value because
 --   all of them derive from the event itself (never from ingest time).
--- * non_replicated_deduplication_window: a retried insert with the same
---   insert_deduplication_token is dropped as a block, so even counts without FINAL are exact.
+-- * non_replicated_deduplication_window: an insert repeating one of the table's last 1000
+--   insert_deduplication_tokens is dropped as a block. So a retry of the *same* batch (same rows,
+--   same token: the writer's retry loop, or a re-run of the same input batch) adds nothing and
+--   count() without FINAL stays exact for it. It does not hold across different batches: after a
+--   worker crash faust re-reads from the committed offset and forms new batches (new tokens), so
+--   re-delivered events are stored again as extra rows until a merge collapses them. Exact counts
+--   need FINAL (or uniqExact of the key); plain count() may over-count until merges, never under-count.
 -- * TTL on received_at (ingest time), not on the event time ts: ClickHouse drops rows whose TTL
 --   has already passed at insert time, so a replay of last quarter's events would vanish on
 --   arrival with an event-time TTL. calls and tool_calls get received_at DEFAULT now64(3) so the

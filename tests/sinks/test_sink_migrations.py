@@ -190,7 +190,7 @@ def test_bad_database_name_raises(clickhouse):
 
 def test_adding_a_migration_is_one_file(clickhouse, db, tmp_path, monkeypatch):
     """A new NNNN_*.sql file is applied on top, with its declared retention and overrides."""
-    shipped = resources.files("tokentrail.sinks").joinpath("migrations")
+    shipped = resources.files("tokentrail.sinks.migrations")
     for entry in shipped.iterdir():
         if entry.name.endswith(".sql"):
             shutil.copy(str(entry), tmp_path / entry.name)
@@ -209,8 +209,12 @@ def test_adding_a_migration_is_one_file(clickhouse, db, tmp_path, monkeypatch):
 
 def test_edited_migration_is_warned_about(clickhouse, db, tmp_path, monkeypatch, caplog):
     """Changing an applied file does not re-run it, but says so."""
-    shipped = resources.files("tokentrail.sinks").joinpath("migrations/0001_core.sql").read_text()
-    (tmp_path / "0001_core.sql").write_text(shipped + "\n-- an edit\n")
+    shipped = resources.files("tokentrail.sinks.migrations").joinpath("0001_core.sql").read_text()
+    (tmp_path / "0001_core.sql").write_text(shipped + "\n-- a corrected comment\n")
     monkeypatch.setattr(migrations, "available", lambda: migrations.load(tmp_path))
+    assert apply(clickhouse, database=db) == []
+    assert "changed after it was applied" not in caplog.text  # comments may be corrected
+    edited = shipped.replace("DEFAULT 'production'", "DEFAULT 'prod'", 1)
+    (tmp_path / "0001_core.sql").write_text(edited)
     assert apply(clickhouse, database=db) == []
     assert "changed after it was applied" in caplog.text

@@ -12,9 +12,16 @@ Applied versions are recorded in ``<database>.schema_migrations``. Retention is 
 changes after tables exist, so an explicit ``ttl_days`` also rewrites the TTL of existing tables
 (``ALTER TABLE ... MODIFY TTL``) when it differs; omitted tables keep whatever they have.
 
-A read-only Grafana user is deliberately not created here: it needs a password from deployment
-configuration and admin rights the writer may lack, and the embedded chDB engine rejects
-``CREATE USER`` (ACCESS_DENIED). That belongs to the dashboards/deployment work.
+Applying is a deployment step (``tokentrail schema apply``), not something a worker does as it
+starts: the worker calls :func:`check_schema_version` and refuses to run against an older schema.
+Concurrent ``apply`` runs are safe: every statement is idempotent (``IF NOT EXISTS``), a version's
+row is written only after its statements ran (whoever ran them), ``schema_migrations`` is a
+``ReplacingMergeTree`` read with ``FINAL`` so two runs recording the same version collapse, and an
+"already exists" error from a racing ``CREATE`` counts as done. The checksum covers the statements,
+not the comments, so correcting a comment in an applied file is allowed; editing a statement is not.
+
+Users, roles, grants and row policies are in :mod:`tokentrail.sinks.privileges` (they need
+administrator rights the migrator role should not hold).
 """
 
 from __future__ import annotations
@@ -29,16 +36,42 @@ from pathlib import Path
 from string import Template
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
-__all__ = ["Migration", "available", "load", "apply", "pending", "default_ttl_days", "DEFAULT_DATABASE"]
+from ..identifiers import check_identifier
+
+__all__ = [
+    "Migration",
+    "available",
+    "load",
+    "apply",
+    "pending",
+    "default_ttl_days",
+    "DEFAULT_DATABASE",
+    "required_version",
+    "store_version",
+    "check_schema_version",
+    "SchemaVersionError",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "tokentrail"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _RETENTION_RE = re.compile(r"^--\s*retention-days:\s*(.+)$", re.MULTILINE)
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TTL_RE = re.compile(r"TTL (.+?) \+ toIntervalDay\((\d+)\)")
+# A concurrent `schema apply` created it between our IF NOT EXISTS check and our CREATE.
+_ALREADY_EXISTS_CODES = {"44", "57", "82"}  # ILLEGAL_COLUMN (duplicate), TABLE_/DATABASE_ALREADY_EXISTS
+_CODE_RE = re.compile(r"\bCode: (\d+)\b")
+
+
+class SchemaVersionError(RuntimeError):
+    """The store's schema is older than this code needs; ``found`` and ``required`` are versions."""
+
+    def __init__(self, message: str, *, found: int, required: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.required = required
 
 
 @dataclass(frozen=True)
@@ -52,20 +85,26 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """SHA-256 of the statements (comment lines and blank lines left out)."""
+        code = "\n".join(line.rstrip() for line in self.sql.splitlines() if line.strip() and not _is_comment(line))
+        return hashlib.sha256(code.encode()).hexdigest()
 
     def statements(self, database: str, ttl_days: dict[str, int]) -> list[str]:
         """The SQL statements with placeholders filled; a missing placeholder raises KeyError."""
         mapping = {"database": database, **{f"ttl_{t}": str(d) for t, d in ttl_days.items()}}
         # Comments go first: they may mention placeholders by way of documentation.
-        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        body = "\n".join(line for line in self.sql.splitlines() if not _is_comment(line))
         body = Template(body).substitute(mapping)
         return [s.strip() for s in re.split(r";[ \t]*$", body, flags=re.MULTILINE) if s.strip()]
 
 
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("--")
+
+
 def available() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
-    return load(resources.files(__package__).joinpath("migrations"))
+    return load(resources.files(__name__))
 
 
 def load(folder: Traversable | Path) -> list[Migration]:
@@ -98,9 +137,7 @@ def default_ttl_days() -> dict[str, int]:
 
 
 def _check_database(database: str) -> str:
-    if not _IDENT_RE.match(database or ""):
-        raise ValueError(f"database name {database!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    return database
+    return check_identifier(database, "database name")
 
 
 def _resolve_ttl(ttl_days: dict[str, int] | None) -> dict[str, int]:
@@ -158,7 +195,7 @@ def apply(client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[st
                 )
             continue
         for statement in migration.statements(database, ttl):
-            client.command(statement)
+            _run_idempotent(client, statement)
         client.insert(
             f"{database}.schema_migrations",
             [[migration.version, migration.name, migration.checksum]],
@@ -183,3 +220,49 @@ def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int]) -> N
             continue
         client.command(f"ALTER TABLE {database}.{table} MODIFY TTL {match.group(1)} + INTERVAL {days} DAY")
         log.info("retention of %s.%s changed from %s to %d days", database, table, match.group(2), days)
+
+
+def _run_idempotent(client: Client, statement: str) -> None:
+    try:
+        client.command(statement)
+    except DatabaseError as exc:
+        match = _CODE_RE.search(str(exc))
+        if match is None or match.group(1) not in _ALREADY_EXISTS_CODES:
+            raise
+        log.info("a concurrent schema apply got there first: %s", str(exc).splitlines()[0])
+
+
+def required_version() -> int:
+    """The schema version this code needs: the highest migration shipped with it."""
+    return max((m.version for m in available()), default=0)
+
+
+def store_version(client: Client, *, database: str = DEFAULT_DATABASE) -> int:
+    """The store's schema version: the highest version N such that 1..N are all applied (0 if none)."""
+    done = _applied(client, _check_database(database))
+    version = 0
+    for migration in available():
+        if migration.version not in done:
+            break
+        version = migration.version
+    newer = [v for v in done if v > required_version()]
+    return max([version, *newer]) if version == required_version() else version
+
+
+def check_schema_version(client: Client, *, database: str = DEFAULT_DATABASE) -> int:
+    """Return the store's schema version, or raise :class:`SchemaVersionError` if it is too old.
+
+    What a worker calls at start instead of migrating. A store ahead of this code (a newer
+    ``schema apply`` ran) is accepted: migrations only add. A store that cannot be reached
+    raises the driver's error (an infrastructure failure, not a version problem).
+    """
+    found = store_version(client, database=database)
+    required = required_version()
+    if found < required:
+        raise SchemaVersionError(
+            f"the store {database!r} is at schema version {found}, this worker needs {required}: "
+            f"run `tokentrail schema apply` (with the migrator's credentials) first",
+            found=found,
+            required=required,
+        )
+    return found
