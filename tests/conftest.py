@@ -1,6 +1,6 @@
 """Shared pytest fixtures.
 
-Tests run against real services, not mocks (DESIGN.md, "Real services in tests"). This file is
+Tests run against real services, not mocks (docs/architecture.md). This file is
 organised by service: each section owns its fixtures and helpers. Add new services as new
 sections.
 
@@ -19,6 +19,9 @@ Kafka fixtures
     ``new_topic(bootstrap=None, partitions=1, *, prefix="t", config=None) -> str`` creates a
     uniquely named topic (on ``kafka_bootstrap`` when no bootstrap is given), waits until every
     partition has a leader, and returns its name.
+
+Reading a topic back is a plain helper, not a fixture: ``consume_all`` and ``consume_events`` in
+``tests/kafka_helpers.py`` (importable by name, since pytest puts this folder on ``sys.path``).
 """
 
 from __future__ import annotations

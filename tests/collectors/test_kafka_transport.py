@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from kafka_helpers import consume_events
 
 import tokentrail.collectors as tt
 from tokentrail.collectors.kafka import KafkaTransport
@@ -25,35 +24,6 @@ MESSAGES = [
 # 0.5 s: far below anything that waits on the broker (a probe takes 1 s, delivery timeouts 3 s).
 CALLER_P99_S = 0.005
 CALLER_BOUND_S = 0.5
-
-
-def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[tuple[str, dict[str, Any]]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{topic}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[tuple[str, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=5000, timeout=0.5):
-                if msg.error():
-                    continue
-                out.append((msg.key().decode(), json.loads(msg.value())))
-            if len(out) >= expected:
-                # Linger briefly: more than expected would mean duplicates we must see.
-                for msg in consumer.consume(num_messages=5000, timeout=1.0):
-                    if not msg.error():
-                        out.append((msg.key().decode(), json.loads(msg.value())))
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 def emit_calls(collector: tt.Collector, n_calls: int) -> list[float]:
@@ -94,7 +64,7 @@ def test_10k_events_arrive_once_keyed_by_trace(kafka_bootstrap, new_topic, tmp_p
     assert stats["delivered"] == 10_000 and stats["dropped"] == {} and stats.get("spooled", 0) == 0
     collector.close()
 
-    records = consume_all(kafka_bootstrap, topic, 10_000)
+    records = consume_events(kafka_bootstrap, topic, 10_000)
     ids = Counter(event["event_id"] for _, event in records)
     assert len(ids) == 10_000 and max(ids.values()) == 1
     assert all(key == event["trace_id"] for key, event in records)
@@ -130,7 +100,7 @@ def test_broker_down_spools_and_replays_without_blocking(kafka_broker, new_topic
         f"caller time while the broker was down: p99 {p99 * 1e3:.2f} ms, max {worst * 1e3:.1f} ms"
     )
 
-    records = consume_all(kafka_broker.bootstrap, topic, 5_100)
+    records = consume_events(kafka_broker.bootstrap, topic, 5_100)
     ids = {event["event_id"] for _, event in records}
     assert len(ids) == 5_100  # nothing lost (a replay may duplicate; the processor dedupes by event_id)
 
@@ -154,7 +124,7 @@ def test_events_still_queued_at_exit_are_replayed_by_the_next_process(kafka_brok
         pass
     assert second.stats()["replayed"] == 200
     second.close()
-    ids = {event["event_id"] for _, event in consume_all(kafka_broker.bootstrap, topic, 220)}
+    ids = {event["event_id"] for _, event in consume_events(kafka_broker.bootstrap, topic, 220)}
     assert len(ids) == 220
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka_helpers import consume_all as consume_all  # re-exported: the worker tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 STARTED: list[subprocess.Popen[bytes]] = []  # every worker a test started; conftest kills leftovers
@@ -36,22 +37,6 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
         n += 1
     assert producer.flush(30) == 0
     return n
-
-
-def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[tuple[bytes | None, bytes]]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time_ns()}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    out: list[tuple[bytes | None, bytes]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out += [(m.key(), m.value()) for m in consumer.consume(5000, 0.5) if not m.error()]
-        out += [(m.key(), m.value()) for m in consumer.consume(5000, 1.0) if not m.error()]
-    finally:
-        consumer.close()
-    return out
 
 
 def group_id(topic: str, group: str) -> str:
