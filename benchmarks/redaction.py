@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/redaction.py                      # defaults: modest, 2-core friendly
     .venv/bin/python benchmarks/redaction.py --events 3000 --naive-events 200 --rounds 5
 
-Traffic comes from the demo generator (`tokentrail.stream.generator`): agent traces whose every
+Traffic comes from the demo generator (`tokentrail.stream.synthetic`): agent traces whose every
 prompt event repeats the system prompt and the conversation so far, unique user messages, tool
 arguments and results, outputs, and a share of traces carrying PII and secrets. The unit of work is
 what the pipeline redacts per event: its free text (`tokentrail.stream.stages.free_text`: messages

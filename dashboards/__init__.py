@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(evaluate, name)
     if name == "main":
-        from .cli import main
+        from tokentrail.stream.cli import main  # the one `tokentrail` command line
 
         return main
     raise AttributeError(f"module 'tokentrail.dashboards' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The replay report (DESIGN.md, "The command line"), read back from what ClickHouse stored.
+"""The replay report (docs/architecture.md), read back from what ClickHouse stored.
 
 Only `events.read` comes from the run; every other number is a query over the store, so
 replaying the same input twice into one store prints the same report twice.

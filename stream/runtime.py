@@ -6,12 +6,15 @@ import gc
 import logging
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines
 from .pricing import PriceBook
 from .stages import Pipeline, build_pipeline
+
+if TYPE_CHECKING:
+    from tokentrail.redaction.redactor import Redactor
 
 log = logging.getLogger("tokentrail.stream")
 
@@ -37,12 +40,10 @@ def open_store(dsn: str | None) -> tuple[Any, Any]:
     return client, ClickHouseSink(client)
 
 
-def make_redactor(*, allow_ephemeral_key: bool, key: bytes | None = None) -> Any | None:
-    """The redactor the pipeline plugs in (None until tokentrail.redaction provides one)."""
-    try:
-        from tokentrail.redaction import build_redactor
-    except ImportError:
-        return None
+def make_redactor(*, allow_ephemeral_key: bool, key: bytes | None = None) -> Redactor:
+    """The redactor the pipeline plugs in, configured from the environment (ValueError names a missing key)."""
+    from tokentrail.redaction import build_redactor
+
     return build_redactor(allow_ephemeral_key=allow_ephemeral_key, key=key)
 
 

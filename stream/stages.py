@@ -1,8 +1,8 @@
 """The processor's stages: small callables with one signature, `stage(batch) -> None`.
 
 Each stage reads and extends a `Batch`; none does I/O. The faust worker and the embedded runner
-both call `Pipeline.process`, so there is one code path with two drivers (DESIGN.md, "Data
-flow"). Expensive things (the redactor, the price book) are built once and passed in. Stateful
+both call `Pipeline.process`, so there is one code path with two drivers (docs/architecture.md,
+the data flow). Expensive things (the redactor, the price book) are built once and passed in. Stateful
 stages keep bounded, in-memory state keyed by event or span.
 """
 
@@ -109,7 +109,7 @@ def now_utc() -> datetime:
 
 
 class Validate:
-    """Decode and validate; invalid messages become dead letters with a reason (EVENTS.md 'Validity')."""
+    """Decode and validate; invalid messages become dead letters with a reason (docs/events.md, the validity rules)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -175,17 +175,12 @@ def free_text(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Redact:
-    """Replaces PII and secrets in every free-text part of each event and in dead-letter payloads.
+    """Replaces PII and secrets in every free-text part of each event and in dead-letter payloads."""
 
-    With no redactor this is a pass-through: the redaction package plugs in here.
-    """
-
-    def __init__(self, redactor: TextRedactor | None = None) -> None:
+    def __init__(self, redactor: TextRedactor) -> None:
         self.redactor = redactor
 
     def __call__(self, batch: Batch) -> None:
-        if self.redactor is None:
-            return
         texts: list[Any] = [free_text(item.doc) for item in batch.accepted]
         texts += [dead.payload for dead in batch.dead]
         results = self.redactor.redact_many(texts)
@@ -390,11 +385,21 @@ class BuildRows:
 def build_pipeline(
     *,
     prices: PriceBook,
-    redactor: TextRedactor | None = None,
+    redactor: TextRedactor | None,
+    allow_raw_text: bool = False,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     detectors: Iterable[Stage] = (),
 ) -> Pipeline:
-    """The standard stage list; per-trace detectors run last, over redacted, priced events."""
-    return Pipeline(
-        [Validate(max_event_bytes), Dedupe(), Redact(redactor), PriceCalls(prices), BuildRows(), *detectors]
-    )
+    """The standard stage list; per-trace detectors run last, over redacted, priced events.
+
+    Fails closed: without a `redactor` the pipeline would store prompts and outputs as sent, so
+    that is a construction error unless `allow_raw_text=True` says raw storage is intended (the
+    Redact stage is then left out; tests of the other stages use it).
+    """
+    if redactor is None and not allow_raw_text:
+        raise ValueError(
+            "a pipeline without a redactor would store raw prompts and outputs: pass "
+            "redactor=tokentrail.redaction.build_redactor(...), or allow_raw_text=True if raw storage is intended"
+        )
+    redact: list[Stage] = [] if redactor is None else [Redact(redactor)]
+    return Pipeline([Validate(max_event_bytes), Dedupe(), *redact, PriceCalls(prices), BuildRows(), *detectors])

@@ -14,15 +14,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tokentrail.collectors.events import REASONS, InvalidEvent, decode_event
+from tokentrail.stream.cli import main
 from tokentrail.stream.synthetic import (
     DEFAULT_START,
     LEGIT_KINDS,
     LOOP_KINDS,
     GeneratorConfig,
+    catalog,
     generate,
     iter_lines,
-    main,
-    text,
+    sensitive,
 )
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -134,7 +135,7 @@ def test_counts_match_the_lines(traffic, events):
     assert t.traces == len({e["trace_id"] for e in events})
     assert t.model_calls == len(_only(events, "prompt"))
     assert t.error_calls == sum(1 for e in _only(events, "output") if e["finish_reason"] == "error")
-    unpriced = [e for e in _only(events, "prompt") if e["model"] in text.UNPRICED_MODELS]
+    unpriced = [e for e in _only(events, "prompt") if e["model"] in catalog.UNPRICED_MODELS]
     assert t.unpriced["calls"] == len(unpriced) > 0 and {e["provider"] for e in unpriced} == {"vllm"}
 
 
@@ -194,7 +195,7 @@ def test_traffic_is_varied_and_realistic(events):
     """Tenants, features, providers, finish reasons and token fields all show up as real traffic has them."""
     outputs = _only(events, "output")
     assert {e["tenant"] for e in events} == {"northwind", "acme", "globex", "initech"}
-    assert {e["feature"] for e in events} == set(text.FEATURES)
+    assert {e["feature"] for e in events} == set(catalog.FEATURES)
     assert {e["provider"] for e in outputs} == {"openai", "anthropic", "google", "vllm"}
     assert {"stop", "tool_calls", "length", "error"} <= {e["finish_reason"] for e in outputs}
     for e in outputs:
@@ -357,11 +358,11 @@ def test_pii_and_secrets_appear_in_a_modest_share(traffic, events):
 def test_every_sensitive_kind_is_generated_and_well_formed():
     """All PII and secret kinds occur, shaped so validators accept them (Luhn, mod-97, key prefixes)."""
     t = generate(GeneratorConfig(events=4000, sensitive_ratio=1.0, with_anomalies=False)).truth
-    assert set(t.sensitive) == set(text.SENSITIVE)
+    assert set(t.sensitive) == set(sensitive.SENSITIVE)
     samples = t.sensitive_samples
     for card in samples["CREDIT_CARD"]:
         digits = re.sub(r"\D", "", card)
-        assert len(digits) == 16 and text.luhn_complete(digits[:-1]) == digits
+        assert len(digits) == 16 and sensitive.luhn_complete(digits[:-1]) == digits
     for iban in samples["IBAN_CODE"]:
         code = iban.replace(" ", "")
         assert int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
@@ -411,6 +412,7 @@ def test_main_writes_json_lines_and_truth(tmp_path, capsys):
     assert (
         main(
             [
+                "generate",
                 "300",
                 "--seed",
                 "3",

@@ -1,6 +1,6 @@
 """Token-spend loops, per trace: what repeats without progress, and what it has burned.
 
-Shapes caught (DESIGN.md, "Token-spend loops"):
+Shapes caught (docs/architecture.md, token-spend loops):
 - `repeated_tool_call`: the same tool with the same arguments returning the same result, again
   and again. Pagination (arguments change) and polling (results change) are different calls.
 - `tool_cycle`: a cycle of 2 to 4 different tool calls repeating, also after genuine progress

@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ENV_KAFKA = "TOKENTRAIL_KAFKA_BOOTSTRAP"
 
@@ -52,7 +53,17 @@ class WorkerConfig:
             raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
 
 
-def parse_args(argv: Sequence[str]) -> WorkerConfig:
+def _default(name: str) -> Any:
+    """The dataclass's default for a field: the one place worker defaults are written."""
+    return WorkerConfig.__dataclass_fields__[name].default
+
+
+def _env_or_default(env: str, name: str) -> Any:
+    return os.environ.get(env, _default(name))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The worker's flags; every default comes from `WorkerConfig` (or its environment variable)."""
     parser = argparse.ArgumentParser(
         prog="tokentrail worker", description="the faust stream-processing worker on Kafka"
     )
@@ -62,58 +73,51 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     parser.add_argument(
         "--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)"
     )
-    parser.add_argument("--events-topic", default=os.environ.get("TOKENTRAIL_EVENTS_TOPIC", "tokentrail.events"))
-    parser.add_argument(
-        "--deadletter-topic", default=os.environ.get("TOKENTRAIL_DEADLETTER_TOPIC", "tokentrail.deadletter")
-    )
-    parser.add_argument("--alerts-topic", default=os.environ.get("TOKENTRAIL_ALERTS_TOPIC", "tokentrail.alerts"))
-    parser.add_argument("--control-topic", default=os.environ.get("TOKENTRAIL_CONTROL_TOPIC", "tokentrail.control"))
+    for topic in ("events", "deadletter", "alerts", "control"):
+        parser.add_argument(
+            f"--{topic}-topic", default=_env_or_default(f"TOKENTRAIL_{topic.upper()}_TOPIC", f"{topic}_topic")
+        )
     parser.add_argument(
         "--halt-on",
-        default="",
+        default=",".join(_default("halt_on")),
         metavar="KINDS",
         help="comma-separated loop kinds that publish a halt for the trace (kill switch)",
     )
     parser.add_argument(
-        "--group",
-        default=os.environ.get("TOKENTRAIL_WORKER_GROUP", "tokentrail-worker"),
-        help="consumer group / faust app id",
+        "--group", default=_env_or_default("TOKENTRAIL_WORKER_GROUP", "group"), help="consumer group / faust app id"
     )
-    parser.add_argument("--batch-size", type=int, default=5_000)
-    parser.add_argument("--batch-within", type=float, default=0.2, help="seconds to wait for a batch to fill")
-    parser.add_argument("--prices", help="price overrides file")
-    parser.add_argument("--budgets", help="spend budgets file (YAML/JSON)")
-    parser.add_argument("--session-timeout", type=float, default=15.0, help="consumer-group session timeout in seconds")
+    parser.add_argument("--batch-size", type=int, default=_default("batch_size"))
     parser.add_argument(
-        "--insights-interval", type=float, default=60.0, help="seconds between variance/changes/budget runs (0: off)"
+        "--batch-within", type=float, default=_default("batch_within"), help="seconds to wait for a batch to fill"
     )
-    parser.add_argument("--data-dir", default=".tokentrail/worker")
+    parser.add_argument("--prices", default=_default("prices"), help="price overrides file")
+    parser.add_argument("--budgets", default=_default("budgets"), help="spend budgets file (YAML/JSON)")
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=_default("session_timeout"),
+        help="consumer-group session timeout in seconds",
+    )
+    parser.add_argument(
+        "--insights-interval",
+        type=float,
+        default=_default("insights_interval"),
+        help="seconds between variance/changes/budget runs (0: off)",
+    )
+    parser.add_argument("--data-dir", default=_default("data_dir"))
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")
     parser.add_argument(
         "--inline-pipeline",
         action="store_true",
         help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
     )
-    parser.add_argument("--loglevel", default="warning")
-    args = parser.parse_args(list(argv))
-    config = WorkerConfig(
-        kafka=args.kafka,
-        clickhouse=args.clickhouse,
-        events_topic=args.events_topic,
-        deadletter_topic=args.deadletter_topic,
-        alerts_topic=args.alerts_topic,
-        control_topic=args.control_topic,
-        halt_on=tuple(k for k in args.halt_on.split(",") if k),
-        group=args.group,
-        batch_size=args.batch_size,
-        batch_within=args.batch_within,
-        prices=args.prices,
-        data_dir=args.data_dir,
-        allow_ephemeral_key=args.allow_ephemeral_key,
-        budgets=args.budgets,
-        insights_interval=args.insights_interval,
-        session_timeout=args.session_timeout,
-        loglevel=args.loglevel,
-        inline_pipeline=args.inline_pipeline,
-    )
-    return config
+    parser.add_argument("--loglevel", default=_default("loglevel"))
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> WorkerConfig:
+    """`tokentrail worker` flags -> a validated `WorkerConfig` (ValueError names the fix)."""
+    args = build_parser().parse_args(list(argv))
+    fields = {name: getattr(args, name) for name in WorkerConfig.__dataclass_fields__ if hasattr(args, name)}
+    fields["halt_on"] = tuple(k for k in args.halt_on.split(",") if k)
+    return WorkerConfig(**fields)

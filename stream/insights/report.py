@@ -1,4 +1,4 @@
-"""The replay report's `variance` and `changes` lists (DESIGN.md, "The command line"), from the store.
+"""The replay report's `variance` and `changes` lists (docs/architecture.md), from the store.
 
 `variance` has one entry per (tenant, feature, prompt_version, model) over everything stored:
 the report summarises a whole replay, and the contract's entries carry no window. It is

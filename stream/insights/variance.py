@@ -1,6 +1,6 @@
 """Output variance of one group (tenant, feature, prompt_version, model) in one window.
 
-Why these statistics (DESIGN.md, "What the processor computes"): a prompt or model that answers
+Why these statistics (docs/architecture.md): a prompt or model that answers
 the same question differently each time is a quality risk nobody sees in averages. Per group:
 
 * ``calls``: successful calls (errored calls have no output to compare and are left out);

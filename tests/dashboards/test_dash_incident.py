@@ -12,7 +12,7 @@ from dash_seed import ERRATIC_FEATURE, OUTAGE_MODEL
 
 from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import all_panels, dashboard
-from tokentrail.dashboards.cli import main
+from tokentrail.stream.cli import main
 from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts
 from tokentrail.dashboards.queries import Selection, last, run_panel, variable_options
 

@@ -13,7 +13,7 @@ from grafana_standin import GrafanaStandIn
 
 from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import DASHBOARDS
-from tokentrail.dashboards.cli import main
+from tokentrail.stream.cli import main
 from tokentrail.dashboards.push import MissingEnvironment, push
 
 ENV = {

@@ -1,4 +1,4 @@
-"""`tokentrail redact` (redaction.cli.run): JSON Lines through, bad lines reported, exit statuses."""
+"""`tokentrail redact` (tokentrail.stream.cli.redact.run): JSON Lines through, bad lines reported, exit statuses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tokentrail.redaction.cli import run
+from tokentrail.stream.cli.redact import run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 20, tzinfo=UTC)
 def run(traces, detector: LoopDetector | None = None, batch_size: int = 7):
     """Feed the traces' events (interleaved, as a topic would deliver them) through the real pipeline."""
     detector = detector or LoopDetector()
-    pipeline = build_pipeline(prices=PriceBook(), detectors=[detector])
+    pipeline = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True, detectors=[detector])
     events = []
     for i in range(max(len(t.events) for t in traces)):
         events += [t.events[i] for t in traces if i < len(t.events)]

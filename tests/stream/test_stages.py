@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tokentrail.stream.pricing import PriceBook
 from tokentrail.stream.stages import Inbound, build_pipeline
 
@@ -67,7 +69,7 @@ def uid(n: int) -> str:
 
 def test_invalid_messages_become_dead_letters_and_valid_ones_flow():
     """Invalid input is a dead-letter row with its reason; it does not stop the valid events around it."""
-    pipeline = build_pipeline(prices=PriceBook())
+    pipeline = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True)
     batch = pipeline.process(
         inbound(
             prompt(uid(1)),
@@ -87,14 +89,14 @@ def test_invalid_messages_become_dead_letters_and_valid_ones_flow():
 
 def test_dead_letter_ids_are_deterministic():
     """The same raw message at the same source gets the same id, so re-delivery stores it once."""
-    first = build_pipeline(prices=PriceBook()).process(inbound(b"oops"))
-    again = build_pipeline(prices=PriceBook()).process(inbound(b"oops"))
+    first = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True).process(inbound(b"oops"))
+    again = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True).process(inbound(b"oops"))
     assert first.rows["deadletter"][0]["id"] == again.rows["deadletter"][0]["id"]
 
 
 def test_dedupe_drops_repeated_event_ids_across_batches():
     """A re-delivered event is processed once; its delivery still leaves a receipt."""
-    pipeline = build_pipeline(prices=PriceBook())
+    pipeline = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True)
     first = pipeline.process(inbound(prompt(uid(1))))
     second = pipeline.process(inbound(prompt(uid(1)), prompt(uid(2), span="s2")))
     assert len(first.rows["events"]) == 1 and len(second.rows["events"]) == 1
@@ -103,7 +105,9 @@ def test_dedupe_drops_repeated_event_ids_across_batches():
 
 def test_call_row_joins_its_prompt_and_is_priced():
     """The output's call row carries its prompt's hashes, tokens, and the genai-prices cost."""
-    batch = build_pipeline(prices=PriceBook()).process(inbound(prompt(uid(1)), output(uid(2))))
+    batch = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True).process(
+        inbound(prompt(uid(1)), output(uid(2)))
+    )
     (call,) = batch.rows["calls"]
     assert call["system_prompt_hash"] and call["prompt_hash"]
     expected = PriceBook().price("openai", "gpt-4o", 1000, 400, 100, T0)
@@ -114,7 +118,9 @@ def test_call_row_joins_its_prompt_and_is_priced():
 
 def test_unknown_model_is_unpriced_not_free():
     """A model without a price is marked unpriced."""
-    batch = build_pipeline(prices=PriceBook()).process(inbound(output(uid(1), model="in-house-7b")))
+    batch = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True).process(
+        inbound(output(uid(1), model="in-house-7b"))
+    )
     (call,) = batch.rows["calls"]
     assert call["priced"] == 0 and call["cost_usd"] == 0
 
@@ -122,7 +128,7 @@ def test_unknown_model_is_unpriced_not_free():
 def test_same_answer_same_output_hash_regardless_of_case_and_spacing():
     """Output hashes normalise case and whitespace; different answers differ."""
     rows = (
-        build_pipeline(prices=PriceBook())
+        build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True)
         .process(
             inbound(
                 output(uid(1), "Refund approved.", span="a"),
@@ -138,7 +144,7 @@ def test_same_answer_same_output_hash_regardless_of_case_and_spacing():
 def test_error_output_has_error_status():
     """An output with an error is a call with status error and the error type."""
     doc = output(uid(1), error={"type": "RateLimitError", "message": "429"}, finish_reason="error")
-    (call,) = build_pipeline(prices=PriceBook()).process(inbound(doc)).rows["calls"]
+    (call,) = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True).process(inbound(doc)).rows["calls"]
     assert (call["status"], call["error_type"], call["finish_reason"]) == ("error", "RateLimitError", "error")
 
 
@@ -192,8 +198,15 @@ def test_redact_stage_cleans_text_payloads_and_dead_letters():
     assert [dict(a.findings) for a in batch.accepted] == [{"SECRET": 1}, {"SECRET": 1}, {"SECRET": 2}]
 
 
-def test_pass_through_redact_leaves_text_alone():
-    """Without a redactor, the redact stage changes nothing."""
-    batch = build_pipeline(prices=PriceBook()).process(inbound(prompt(uid(1), user="keep me")))
+def test_raw_text_is_stored_only_when_asked_for():
+    """Without a redactor, text is stored as sent only with allow_raw_text=True; otherwise building fails."""
+    raw = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True)
+    batch = raw.process(inbound(prompt(uid(1), user="keep me")))
     assert "keep me" in batch.rows["events"][0]["payload"]
     assert batch.rows["pii_findings"] == [] and batch.accepted[0].findings == {}
+
+
+def test_pipeline_without_redactor_fails_closed():
+    """Forgetting the redactor is a construction error that names both fixes, not silent raw storage."""
+    with pytest.raises(ValueError, match="redactor=.*allow_raw_text=True"):
+        build_pipeline(prices=PriceBook(), redactor=None)

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from child_processes import child_pids
 from expected import per_call_cost
 from kafka_harness import (
     committed_and_end,
@@ -167,7 +168,7 @@ def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly
     worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
     wait_until(lambda: committed_and_end(kafka_bootstrap, topic, "child")[0] >= 500, 120, "the first batches", worker)
     pipeline_process = [
-        pid for pid in _children(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        pid for pid in child_pids(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert len(pipeline_process) == 1, "the worker runs its pipeline in one child process"
     os.kill(pipeline_process[0], signal.SIGKILL)
@@ -176,12 +177,6 @@ def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly
     wait_caught_up(kafka_bootstrap, topic, "child", worker)
     stop(worker)
     check_store(store, traffic)
-
-
-def _children(pid: int) -> list[int]:
-    return [
-        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
-    ]
 
 
 def test_a_second_worker_takes_half_the_partitions_and_nothing_is_lost(kafka_bootstrap, new_topic, tmp_path, traffic):

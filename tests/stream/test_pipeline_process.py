@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -12,12 +11,13 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from child_processes import child_pids, is_running
 from loop_scenarios import all_traces
 
 from tokentrail.stream.pipeline_process import PipelineProcess, PipelineSettings, StateCache
-from tokentrail.stream.synthetic import GeneratorConfig, Truth, iter_lines
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound
+from tokentrail.stream.synthetic import GeneratorConfig, Truth, iter_lines
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 KEY = secrets.token_bytes(32)
@@ -130,29 +130,14 @@ def test_the_child_leaves_when_its_worker_is_killed(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout.readline().strip() == "started"
-        children = _children(parent.pid)
-        assert children and all(map(_alive, children))  # the pipeline process (and multiprocessing's tracker)
+        children = child_pids(parent.pid)
+        assert children and all(map(is_running, children))  # the pipeline process (and multiprocessing's tracker)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(map(_alive, children)):
+        while time.monotonic() < deadline and any(map(is_running, children)):
             time.sleep(0.1)
-        assert not any(map(_alive, children)), "the pipeline process outlived its killed worker"
+        assert not any(map(is_running, children)), "the pipeline process outlived its killed worker"
     finally:
         if parent.poll() is None:
             parent.kill()
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        found += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

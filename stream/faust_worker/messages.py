@@ -1,0 +1,36 @@
+"""What the worker sends to Kafka: dead letters, detections and the kill switch's halt records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def to_json(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, default=str, sort_keys=True).encode()
+
+
+def dead_letter_message(row: dict[str, Any]) -> bytes:
+    out = {k: (str(v) if k in ("id", "received_at") else v) for k, v in row.items()}
+    return json.dumps(out, ensure_ascii=False).encode()
+
+
+def halt_record(detection: dict[str, Any]) -> bytes:
+    """What a collector's kill switch reads from the control topic (compacted, keyed by trace)."""
+    return to_json(
+        {
+            "trace_id": detection["trace_id"],
+            "halt": True,
+            "kind": detection["kind"],
+            "repeats": detection["repeats"],
+            "detection_id": detection["detection_id"],
+            "detected_at": detection["detected_at"],
+        }
+    )
+
+
+def as_bytes(value: Any) -> bytes:
+    """A message value as bytes (faust hands raw values over as bytes; None is an empty line)."""
+    if isinstance(value, bytes):
+        return value
+    return b"" if value is None else str(value).encode()

@@ -1,0 +1,69 @@
+"""`tokentrail replay`: JSON Lines of wire events through the embedded pipeline into ClickHouse.
+
+Then the insights over everything stored, and either a one-line count on stderr or the report
+read back from the store (`report.build_report`) as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .embedded import RunStats
+from .runtime import finish_run, open_store, replay_source
+
+__all__ = ["ReplaySettings", "run_replay"]
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """What to replay where; validated when built (a bad budgets file or a missing input fails before any work)."""
+
+    source: str  # a JSON Lines file, or "-" for stdin
+    clickhouse: str | None = None  # DSN; None: $TOKENTRAIL_CLICKHOUSE_URL, else the embedded store
+    prices: str | None = None
+    batch_size: int = 5_000
+    budgets: str | None = None
+    report_json: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ValueError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.source != "-" and not Path(self.source).is_file():
+            raise ValueError(f"no such file: {self.source} (give a JSON Lines file, or - for stdin)")
+        if self.budgets:
+            from .insights.budgets import load_budgets
+
+            load_budgets(self.budgets)
+
+
+def run_replay(settings: ReplaySettings, *, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    """Replay `settings.source` into the store, run the insights, print the outcome. Returns the exit status."""
+    stdout = stdout or sys.stdout
+    client, sink = open_store(settings.clickhouse)
+    stats: RunStats
+    if settings.source == "-":
+        source = stdin or sys.stdin.buffer
+        stats = replay_source(source, "stdin", client, sink, prices=settings.prices, batch_size=settings.batch_size)
+    else:
+        path = Path(settings.source)
+        with open(path, "rb") as stream:
+            stats = replay_source(
+                stream, path.name, client, sink, prices=settings.prices, batch_size=settings.batch_size
+            )
+    finish_run(client, budgets=settings.budgets)
+    if settings.report_json:
+        from .report import build_report
+
+        json.dump(build_report(client, stats.read), stdout, indent=2, sort_keys=True)
+        stdout.write("\n")
+    else:
+        print(
+            f"read {stats.read} lines: {stats.accepted} accepted, {stats.duplicates} duplicates, "
+            f"{stats.deadletter} dead letters",
+            file=sys.stderr,
+        )
+    return 0
