@@ -1,13 +1,31 @@
-"""Identifiers: UUIDv7 event ids (time-ordered, so ClickHouse parts stay sorted) and W3C-sized trace ids."""
+"""Identifiers: UUIDv7 event ids (time-ordered, so ClickHouse parts stay sorted) and W3C-sized trace ids.
+
+The random bits come from a generator of the collector's own, never the process-global `random`:
+a host that calls `random.seed(...)` (ML code, simulations, tests) would otherwise make every
+replica draw the same trace ids and event ids (the processor then drops the "duplicates"), and
+our draws would shift the host's seeded sequence. The generator is seeded from `os.urandom` at
+import and reseeded in a forked child, so parent and children never share a stream. Ids need
+uniqueness, not secrecy: a Mersenne Twister draw is several times cheaper than a syscall per id.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
-# Ids need uniqueness, not secrecy: `random` (seeded from os.urandom, reseeded by CPython in a
-# forked child) is several times cheaper than a syscall per id.
-_bits = random.getrandbits
+_generator = random.Random()  # no seed given: seeded from os.urandom
+_bits = _generator.getrandbits
+
+
+def _reseed_in_child() -> None:
+    # After fork the child holds a copy of the parent's state: reseed in place (the bound `_bits`
+    # keeps pointing at this generator) so the two processes stop drawing the same ids.
+    _generator.seed(os.urandom(32))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_in_child)
 
 
 def uuid7() -> str:
