@@ -78,7 +78,7 @@ def test_the_documented_example_validates():
         (variant(usage={"input_tokens": "5", "output_tokens": 1}), "wrong_type", "usage.input_tokens"),
         (variant(tenant=42), "wrong_type", "tenant"),
         (variant(trace_id=""), "invalid_value", "trace_id"),
-        (variant(trace_id="x" * 129), "invalid_value", "trace_id"),
+        (variant(trace_id="x" * 129), "too_long", "trace_id"),
         (variant(latency_ms=-1), "invalid_value", "latency_ms"),
         (variant(tool_calls=[{"id": "c1"}]), "missing_field", "tool_calls.0.name"),
     ],
