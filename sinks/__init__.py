@@ -1,4 +1,4 @@
-"""ClickHouse storage for tokentrail: connection, versioned schema, idempotent batch writer.
+"""ClickHouse storage for tokentrail: connection, versioned schema, idempotent batch writer, access SQL.
 
 One client API for a ClickHouse server (``http(s)://``) and the embedded chDB engine
 (``chdb:///path``, the default when nothing is configured). Importing this package imports
@@ -18,6 +18,7 @@ from .migrations import (
     required_version,
 )
 from .outcomes import Rejection, SinkClosedError, SinkWriteError, StoreUnavailable, WriteResult
+from .privileges import ReaderLimits, apply_access, reader_user_sql, render_access_sql
 from .writer import ClickHouseSink
 
 __all__ = [
@@ -40,4 +41,8 @@ __all__ = [
     "StoreUnavailable",
     "Rejection",
     "WriteResult",
+    "ReaderLimits",
+    "render_access_sql",
+    "reader_user_sql",
+    "apply_access",
 ]
