@@ -119,15 +119,21 @@ WITH
     {_array([RATES[m][0] for m in models])}[mi] AS rate_in,
     {_array([RATES[m][1] for m in models])}[mi] AS rate_cached,
     {_array([RATES[m][2] for m in models])}[mi] AS rate_out,
-    toFloat64(if(failed AND r_call < 0.004, 30000 + rand(6) % 30000, 200 + randLogNormal(6.3, 0.6) + output_ * 12)) AS latency_
+    toFloat64(
+        if(failed AND r_call < 0.004, 30000 + rand(6) % 30000, 200 + randLogNormal(6.3, 0.6) + output_ * 12)
+    ) AS latency_
 SELECT
     generateUUIDv4(i), ts_, ts_ + toIntervalMillisecond(200 + rand(7) % 3000), lower(hex(sipHash128(trace))),
-    lower(hex(cityHash64(i))), concat(tenant_, '-session-', toString(trace % 60)), tenant_, service_, 'production', feature_,
+    lower(hex(cityHash64(i))), concat(tenant_, '-session-', toString(trace % 60)),
+    tenant_, service_, 'production', feature_,
     concat(tenant_, '-user-', toString(cityHash64(trace, 9) % 300)), provider_, model_,
     if(failed, '', concat(model_, '-2024-08-06')), prompt_id_,
     {_array([f[3] for f in FEATURES])}[f][1 + (trace % length({_array([f[3] for f in FEATURES])}[f]))],
-    lower(hex(cityHash64(prompt_id_))), lower(hex(cityHash64(i, 10))), input_, cached_, output_ + reasoning_, reasoning_,
-    toDecimal128((greatest(input_ - cached_, 0) * rate_in + cached_ * rate_cached + (output_ + reasoning_) * rate_out), 12),
+    lower(hex(cityHash64(prompt_id_))), lower(hex(cityHash64(i, 10))),
+    input_, cached_, output_ + reasoning_, reasoning_,
+    toDecimal128(
+        (greatest(input_ - cached_, 0) * rate_in + cached_ * rate_cached + (output_ + reasoning_) * rate_out), 12
+    ),
     provider_ != 'vllm', latency_, if(failed, NULL, latency_ * 0.3),
     if(failed, 'error', 'ok'), if(failed, 'error', {_array(FINISH)}[1 + (r_call > 0.5) + (r_call > 0.97)]),
     if(failed, {_array(ERRORS)}[1 + (i % 4)], ''), toUInt16(r_call > 0.5), if(r_call > 0.5, ['search_orders'], []),
@@ -143,8 +149,8 @@ FROM numbers({n})""")
 def seed_events(client: Any, *, db: str = "tokentrail") -> float:
     """One prompt and one output event per call plus one tool_call event per tool call (payload left empty)."""
     started = time.perf_counter()
-    client.command(f"""INSERT INTO {db}.events (event_id, type, ts, received_at, trace_id, span_id, tenant, service, feature,
-            provider, model)
+    client.command(f"""INSERT INTO {db}.events (event_id, type, ts, received_at, trace_id, span_id, tenant,
+            service, feature, provider, model)
         SELECT generateUUIDv4(cityHash64(event_id, t)), t,
                if(t = 'prompt', ts - toIntervalMillisecond(toUInt32(ifNull(latency_ms, 0))), ts), received_at, trace_id,
                span_id, tenant, service, feature, provider, if(t = 'tool_call', '', model)
@@ -163,11 +169,14 @@ def seed_side_tables(client: Any, calls: int, *, db: str = "tokentrail") -> floa
                now64(3) - {span} FROM numbers({int(calls * 2.7)})""")
     client.command(f"""INSERT INTO {db}.deadletter (id, received_at, reason, field, detail, source, payload)
         SELECT generateUUIDv4(number), now64(3) - {span},
-               ['not_json', 'missing_field', 'invalid_value', 'unknown_type', 'unsupported_schema_version'][1 + number % 5],
+               ['not_json', 'missing_field', 'invalid_value', 'unknown_type', 'unsupported_schema_version']
+                   [1 + number % 5],
                '', 'detail', concat('tokentrail.events/0@', toString(number)), '{{"broken": true'
         FROM numbers({int(calls * 0.027)})""")
-    client.command(f"""INSERT INTO {db}.pii_findings (event_id, entity, count, is_secret, ts, type, trace_id, tenant, service, feature)
-        SELECT generateUUIDv4(number), e, 1 + rand(2) % 3, e IN ('PASSWORD', 'JWT', 'OPENAI_API_KEY', 'AWS_ACCESS_KEY_ID'),
+    client.command(f"""INSERT INTO {db}.pii_findings (event_id, entity, count, is_secret, ts, type, trace_id, tenant,
+            service, feature)
+        SELECT generateUUIDv4(number), e, 1 + rand(2) % 3,
+               e IN ('PASSWORD', 'JWT', 'OPENAI_API_KEY', 'AWS_ACCESS_KEY_ID'),
                now64(3) - {span}, ['prompt', 'output', 'tool_call'][1 + rand(3) % 3], lower(hex(sipHash128(number))),
                {_array(TENANTS)}[1 + rand(4) % {len(TENANTS)}], s, f
         FROM numbers({int(calls * 0.03)})
@@ -175,29 +184,37 @@ def seed_side_tables(client: Any, calls: int, *, db: str = "tokentrail") -> floa
                      'AWS_ACCESS_KEY_ID', 'CREDIT_CARD'][1 + number % 9]] AS e,
                    [{_array([f[1] for f in FEATURES])}[1 + number % {len(FEATURES)}]] AS s,
                    [{_array([f[0] for f in FEATURES])}[1 + number % {len(FEATURES)}]] AS f""")
-    client.command(f"""INSERT INTO {db}.loop_detections (detection_id, version, trace_id, tenant, service, feature, kind,
-            repeats, tokens, cost_usd, trace_started, first_seen, detected_at, event_id, events_in_trace, evidence)
-        SELECT generateUUIDv4(number), 8, lower(hex(sipHash128(number, 5))), {_array(TENANTS)}[1 + number % {len(TENANTS)}],
-               {_array([f[1] for f in FEATURES])}[1 + number % {len(FEATURES)}], {_array([f[0] for f in FEATURES])}[1 + number % {len(FEATURES)}],
-               ['repeated_tool_call', 'tool_cycle', 'repeated_prompt', 'repeated_output'][1 + number % 4], 8 + number % 20,
-               5000 + rand(6) % 50000, toDecimal128((rand(7) % 100000) / 1e6, 12), t, t, t + INTERVAL 2 MINUTE, generateUUIDv4(number + 1),
-               20 + number % 40, '{{"pattern": "get_order_status(order_id=7781) -> same result"}}'
+    client.command(f"""INSERT INTO {db}.loop_detections (detection_id, version, trace_id, tenant, service,
+            feature, kind, repeats, tokens, cost_usd, trace_started, first_seen, detected_at, event_id,
+            events_in_trace, evidence)
+        SELECT generateUUIDv4(number), 8, lower(hex(sipHash128(number, 5))),
+               {_array(TENANTS)}[1 + number % {len(TENANTS)}],
+               {_array([f[1] for f in FEATURES])}[1 + number % {len(FEATURES)}],
+               {_array([f[0] for f in FEATURES])}[1 + number % {len(FEATURES)}],
+               ['repeated_tool_call', 'tool_cycle', 'repeated_prompt', 'repeated_output'][1 + number % 4],
+               8 + number % 20, 5000 + rand(6) % 50000, toDecimal128((rand(7) % 100000) / 1e6, 12),
+               t, t, t + INTERVAL 2 MINUTE, generateUUIDv4(number + 1), 20 + number % 40,
+               '{{"pattern": "get_order_status(order_id=7781) -> same result"}}'
         FROM (SELECT number, now64(3) - {span} AS t FROM numbers({max(calls // 10_000, 10)}))""")
     # One variance row per 5-minute window per (tenant, feature, version, model) with traffic.
-    client.command(f"""INSERT INTO {db}.variance (window_start, window_seconds, tenant, feature, prompt_version, model, calls,
-            output_tokens_mean, output_tokens_stddev, output_tokens_cv, latency_p50, latency_p95, distinct_output_ratio,
-            similarity, similarity_sample, tool_path_diversity)
+    client.command(f"""INSERT INTO {db}.variance (window_start, window_seconds, tenant, feature, prompt_version,
+            model, calls, output_tokens_mean, output_tokens_stddev, output_tokens_cv, latency_p50, latency_p95,
+            distinct_output_ratio, similarity, similarity_sample, tool_path_diversity)
         SELECT toStartOfFiveMinutes(ts), 300, tenant, feature, prompt_version, model, count(), avg(output_tokens),
-               stddevPop(output_tokens), stddevPop(output_tokens) / nullIf(avg(output_tokens), 0), quantile(0.5)(latency_ms),
-               quantile(0.95)(latency_ms), 0.9, 0.1, least(count(), 50), 0.2
+               stddevPop(output_tokens), stddevPop(output_tokens) / nullIf(avg(output_tokens), 0),
+               quantile(0.5)(latency_ms), quantile(0.95)(latency_ms), 0.9, 0.1, least(count(), 50), 0.2
         FROM {db}.calls GROUP BY 1, 3, 4, 5, 6""")
-    client.command(f"""INSERT INTO {db}.changes (change_id, kind, silent, tenant, feature, model, prompt_id, prompt_version,
-            from_value, to_value, first_seen)
-        SELECT generateUUIDv4(number), ['response_model', 'system_prompt', 'prompt_version'][1 + number % 3], number % 3 != 2,
-               if(number % 3 = 0, {_array(TENANTS)}[1 + number % {len(TENANTS)}], ''), {_array([f[0] for f in FEATURES])}[1 + number % {len(FEATURES)}],
+    client.command(f"""INSERT INTO {db}.changes (change_id, kind, silent, tenant, feature, model, prompt_id,
+            prompt_version, from_value, to_value, first_seen)
+        SELECT generateUUIDv4(number), ['response_model', 'system_prompt', 'prompt_version'][1 + number % 3],
+               number % 3 != 2,
+               if(number % 3 = 0, {_array(TENANTS)}[1 + number % {len(TENANTS)}], ''),
+               {_array([f[0] for f in FEATURES])}[1 + number % {len(FEATURES)}],
                if(number % 3 = 0, 'gpt-4o', ''), '', '', 'a', 'b', now64(3) - {span} FROM numbers(40)""")
-    client.command(f"""INSERT INTO {db}.budget_breaches (breach_id, scope, key, window, level, window_start, window_end, spend, threshold)
-        SELECT generateUUIDv4(number), 'tenant', {_array(TENANTS)}[1 + number % {len(TENANTS)}], ['hour', 'day'][1 + number % 2],
-               ['warning', 'critical'][1 + intDiv(number, 2) % 2], t - INTERVAL 1 HOUR, t, 120, 100
+    client.command(f"""INSERT INTO {db}.budget_breaches (breach_id, scope, key, window, level, window_start,
+            window_end, spend, threshold)
+        SELECT generateUUIDv4(number), 'tenant', {_array(TENANTS)}[1 + number % {len(TENANTS)}],
+               ['hour', 'day'][1 + number % 2], ['warning', 'critical'][1 + intDiv(number, 2) % 2],
+               t - INTERVAL 1 HOUR, t, 120, 100
         FROM (SELECT number, toStartOfFiveMinutes(now64(3) - {span}) AS t FROM numbers(200))""")
     return time.perf_counter() - started

@@ -4,8 +4,9 @@ Run: .venv/bin/python benchmarks/dashboards.py [--calls 10000000] [--path DIR] [
 
 The store is seeded in SQL (benchmarks/dashboard_seed.py: 10M calls over 7 days, plus receipts,
 dead letters, PII findings, loops, variance, changes and breaches in proportion, and 1% of calls
-re-delivered into their own part so FINAL has duplicates to collapse; events derived from the calls). `--path` keeps the store
-between runs (seeding is skipped when it already holds the calls). Each query is the exact SQL
+re-delivered into their own part so FINAL has duplicates to collapse; events derived from the
+calls). `--path` keeps the store between runs: seeding is skipped when it already holds exactly
+`--calls` calls, and a store seeded for another count is emptied and seeded afresh. Each query is the exact SQL
 Grafana would send: variables set to "All", macros expanded for the range (`default` = each
 dashboard's own default range, 6h, or 1h for Pipeline health), one warm-up run, then the median
 of `--repeat` runs. Goal: every panel <= 300 ms median.
@@ -14,13 +15,13 @@ of `--repeat` runs. Goal: every panel <= 300 ms median.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
+from _common import median, print_table
 from dashboard_seed import DAYS, seed_calls, seed_events, seed_side_tables
 
 from tokentrail.dashboards.alert_rules import RULES
@@ -32,6 +33,17 @@ from tokentrail.dashboards.spec import FILTER_VARIABLES
 from tokentrail.sinks import apply, close_embedded, connect
 
 GOAL_MS = 300.0
+SEEDED_TABLES = (
+    "calls",
+    "events",
+    "receipts",
+    "deadletter",
+    "pii_findings",
+    "loop_detections",
+    "variance",
+    "changes",
+    "budget_breaches",
+)
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=DAYS)}
 
 
@@ -47,7 +59,7 @@ def timed(client, sql: str, repeat: int) -> tuple[float, int]:
         started = time.perf_counter()
         client.query(sql)
         samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), rows
+    return median(samples), rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     close_embedded()
     client = connect(f"chdb://{path.resolve()}")
     apply(client)
-    have = client.query("SELECT count() FROM tokentrail.calls").result_rows[0][0]
-    if have < args.calls:
-        client.command("TRUNCATE TABLE IF EXISTS tokentrail.calls")
+    # Distinct ids: the seed adds 1% re-delivered duplicates on purpose.
+    have = client.query("SELECT uniqExact(event_id) FROM tokentrail.calls").result_rows[0][0]
+    if have != args.calls:
+        # Every seeded table goes, not only calls: side tables and events are derived from the count.
+        for table in SEEDED_TABLES:
+            client.command(f"TRUNCATE TABLE IF EXISTS tokentrail.{table}")
         print(f"seeding {args.calls:,} calls in {path} ...", file=sys.stderr)
-        print(
-            f"  calls: {seed_calls(client, args.calls):.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s",
-            file=sys.stderr,
-        )
+        calls_s = seed_calls(client, args.calls)
+        print(f"  calls: {calls_s:.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s", file=sys.stderr)
     if client.query("SELECT count() FROM tokentrail.events").result_rows[0][0] == 0:
         print(f"  events: {seed_events(client):.1f}s", file=sys.stderr)
     counts = {
@@ -103,14 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     results.sort(reverse=True)
     panels = [r for r in results if "/ variable" not in r[1] and not r[1].startswith("alert")]
     print(
-        f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; slowest {args.top}:"
+        f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; "
+        f"slowest {args.top}:"
     )
-    for ms, name, rows in results[: args.top]:
-        print(f"  {ms:8.1f} ms  {name}  ({rows} rows)")
+    print_table(
+        ("median", "query", "rows"),
+        [(f"{ms:.1f} ms", name, str(rows)) for ms, name, rows in results[: args.top]],
+        right=(0, 2),
+    )
     over = [r for r in panels if r[0] > GOAL_MS]
     print(
-        f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; "
-        f"median panel {statistics.median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})"
+        f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; median panel "
+        f"{median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})"
     )
     close_embedded()
     return 0

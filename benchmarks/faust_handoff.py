@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
-from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from _common import kafka, median, new_topic, print_table
+
 TRANSPORTS = {"faust kafka://": "stock", "tokentrail+kafka://": "ours"}
 
 
@@ -34,13 +34,11 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
 
     import faust
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     from tokentrail.stream.faust_worker.transport import broker_url
 
-    topic = f"bench-handoff-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result()
+    topic = new_topic(bootstrap, "bench-handoff", 4)
+    datadir = tempfile.mkdtemp(prefix=f"tt-{topic}-")  # faust's table metadata; removed before exiting
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
     payload = b"x" * 1100
     for i in range(messages):
@@ -56,7 +54,7 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
         store="memory://",
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
-        datadir=f"/tmp/{topic}",
+        datadir=datadir,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
@@ -74,6 +72,7 @@ def drain(bootstrap: str, transport: str, messages: int) -> None:
                 await stream.ack(event)
             if seen["first"] + seen["rest"] >= messages:
                 print(f"RATE {seen['rest'] / (time.perf_counter() - seen['t0']):.0f}", flush=True)
+                shutil.rmtree(datadir, ignore_errors=True)
                 os._exit(0)
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
@@ -101,32 +100,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(SCRIPTS))
-    broker = None
-    bootstrap = args.kafka
-    if not bootstrap:
-        from kafka_broker import KafkaBroker
-
-        broker = KafkaBroker().start()
-        bootstrap = broker.bootstrap
     rates: dict[str, list[float]] = {name: [] for name in TRANSPORTS}
-    try:
+    with kafka(args.kafka) as bootstrap:
         for round_ in range(args.rounds):
             order = list(TRANSPORTS.items()) if round_ % 2 == 0 else list(reversed(TRANSPORTS.items()))
             for name, transport in order:
                 rates[name].append(run_child(bootstrap, transport, args.messages))
-    finally:
-        if broker is not None:
-            broker.close()
-    anchor = statistics.median(rates["faust kafka://"])
+    anchor = median(rates["faust kafka://"])
     print(
         f"\nfaust noack_take + ack, {args.messages:,} messages of 1.1 KB, 4 partitions, median of {args.rounds} rounds"
     )
-    for name, values in rates.items():
-        median = statistics.median(values)
-        print(
-            f"  {name:22s} {median:9,.0f} messages/s  ({median / anchor:.2f}x)  rounds: {', '.join(f'{v:,.0f}' for v in values)}"
-        )
+    print_table(
+        ("transport", "messages/s", "vs faust", "rounds"),
+        [
+            (name, f"{median(values):,.0f}", f"{median(values) / anchor:.2f}x", ", ".join(f"{v:,.0f}" for v in values))
+            for name, values in rates.items()
+        ],
+        right=(1, 2),
+    )
     return 0
 
 

@@ -1,0 +1,115 @@
+"""The pipeline benchmark's printed report: a summary table against the goals, then the details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _common import print_table
+
+GOAL_SUSTAINED = 5_000.0  # events/s
+GOAL_P99 = 2.0  # seconds, at GOAL_RATE
+GOAL_RATE = 1_000  # events/s offered in the latency run
+
+
+def report(r: dict[str, Any]) -> None:
+    before, after = r["loadavg_before"][0], r["loadavg_after"][0]
+    print(f"\nPipeline benchmark: {r['machine']}")
+    print(f"{r['versions']}; redactor: {r['redactor']}")
+    print(f"run took {r['elapsed_s']:.0f} s; load average (1 min) {before:.1f} before, {after:.1f} after\n")
+    print_table(("what", "measured", "goal", "holds"), summary_rows(r))
+    for key, title in (("sustained", "Sustained"), ("sustained_inline", "Sustained, --inline-pipeline")):
+        if key in r:
+            report_sustained(title, r[key])
+    for lat in r.get("latency", []):
+        report_latency(lat)
+    if "replay" in r:
+        report_replay(r["replay"])
+
+
+def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    if "sustained" in r:
+        rate = r["sustained"]["messages_per_s"]
+        holds = "yes" if rate >= GOAL_SUSTAINED else "NO"
+        rows.append(
+            ("Sustained, Kafka -> worker -> ClickHouse", f"{rate:,.0f} events/s", f">= {GOAL_SUSTAINED:,.0f}", holds)
+        )
+        with_startup = r["sustained"]["messages_per_s_with_startup"]
+        rows.append(("  same, including worker start-up", f"{with_startup:,.0f} events/s", "", ""))
+    if "sustained_inline" in r:
+        rate = r["sustained_inline"]["messages_per_s"]
+        rows.append(("  same, pipeline in the worker's process", f"{rate:,.0f} events/s", "", ""))
+    for lat in r.get("latency", []):
+        rows.append(
+            (
+                f"Latency p50 / p99 / max, --batch-within {lat['batch_within']}",
+                f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f} s",
+                f"p99 <= {GOAL_P99:.0f} s",
+                "yes" if lat["p99"] <= GOAL_P99 else "NO",
+            )
+        )
+    if "replay" in r:
+        rows.append(("Embedded replay (tokentrail replay path)", f"{r['replay']['lines_per_s']:,.0f} events/s", "", ""))
+    return rows
+
+
+def report_sustained(title: str, s: dict[str, Any]) -> None:
+    expected = s["expected"]
+    print(
+        f"\n{title}: {s['lines']:,} lines ({expected['stored']:,} distinct events, {expected['dead']:,} malformed, "
+        f"{expected['deliveries'] - expected['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} "
+        f"partitions in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within "
+        f"{s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in "
+        f"{s['drain_s']:.1f} s ({s['batches']} batches, median {s['batch_median']:,.0f} messages); "
+        f"distinct events stored/s {s['events_per_s']:,.0f}."
+    )
+    split = s["worker_cpu_split_us"]
+    print(
+        f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
+        f"{s['worker_cpu_share_draining']:.0%} while draining = {s['worker_cpu_us_per_msg']:.0f} us of CPU per "
+        f"message (worker process {split['worker process']:.0f}, pipeline process {split['pipeline process']:.0f})"
+    )
+    per_msg = dict(s["per_msg_us"])
+    if s["pipeline_process"]:
+        busy = per_msg.pop("pipeline")
+        print(
+            "  worker process wall time per message: "
+            + ", ".join(f"{k} {v:.0f} us" for k, v in per_msg.items())
+            + f" (total {sum(per_msg.values()):.0f} us; 'kafka+faust' includes waiting for the pipeline process, "
+            f"busy {busy:.0f} us per message in parallel)"
+        )
+    else:
+        print(
+            "  worker wall time per message: "
+            + ", ".join(f"{k} {v:.0f} us" for k, v in per_msg.items())
+            + f" (total {sum(per_msg.values()):.0f} us)"
+        )
+    print("  pipeline per message: " + ", ".join(f"{k} {v:.0f} us" for k, v in s["worker_stages_us"].items()))
+    print(f"  store check: {s['store']} expected {expected}: {'exact' if s['exact'] else 'MISMATCH'}")
+
+
+def report_latency(lat: dict[str, Any]) -> None:
+    print(
+        f"\nLatency, --batch-within {lat['batch_within']}: offered {lat['offered_rate']:,.0f} events/s "
+        f"(pacing fell behind by at most {lat['pacing_lag_max_s'] * 1000:.0f} ms), {lat['events']:,} events "
+        f"measured; until the worker took the batch p50 {lat['taken_p50']:.2f} s / p99 {lat['taken_p99']:.2f} s, "
+        f"pipeline + insert p50 {lat['processing_p50']:.2f} s / p99 {lat['processing_p99']:.2f} s; "
+        f"median batch {lat['batch_median']:,.0f} messages, {lat['batch_ms_median']:.0f} ms to process and store "
+        f"(of which {lat['insert_ms_median']:.0f} ms in chDB inserts); "
+        f"store check: {lat['stored_distinct']:,} distinct events {'(exact)' if lat['exact'] else '(MISMATCH)'}"
+    )
+
+
+def report_replay(rp: dict[str, Any]) -> None:
+    print(
+        f"\nEmbedded replay: {rp['lines']:,} lines in batches of {rp['batch_size']:,}, runs {rp['runs']} lines/s "
+        f"(median {rp['lines_per_s']:,.0f}; {rp['lines_per_s_after_build']:,.0f} without the "
+        f"{rp['build_s']:.1f} s spent building the pipeline)"
+    )
+    print("Cost per inbound message, in-process (no Kafka), microseconds, median of the replay runs:")
+    for name, us in rp["stages_us"].items():
+        print(f"  {name:<24} {us:8.1f}")
+    print(f"  {'pipeline total':<24} {sum(rp['stages_us'].values()):8.1f}")
+    print(f"  {'sink: normalise values':<24} {rp['normalise_us']:8.1f}")
+    print(f"  {'sink: chDB insert':<24} {rp['insert_us']:8.1f}")
+    print(f"  {'replay, all in':<24} {rp['total_us']:8.1f}")
