@@ -320,7 +320,7 @@ def _explain(exc: ValidationError, raw: bytes) -> InvalidEvent:
         return (
             InvalidEvent("forbidden_character", field, problem, raw)
             if problem
-            else InvalidEvent("blank", field, "a label must not be whitespace only", raw)
+            else InvalidEvent("blank", field, "a label must not be empty or whitespace only", raw)
         )
     if field == "ts" and kind in ("greater_than_equal", "less_than"):
         return InvalidEvent("ts_out_of_range", "ts", first["msg"], raw)

@@ -1,4 +1,7 @@
-"""The v1 contract: the EVENTS.md example validates; every kind of invalid event is named by a reason."""
+"""The v1 contract: the example in docs/events.md validates; every kind of invalid event is named by a reason.
+
+The bounds (a clarification of v1) have their own tests in test_event_bounds.py.
+"""
 
 from __future__ import annotations
 
@@ -44,16 +47,32 @@ def variant(**changes: object) -> bytes:
     return json.dumps(event).encode()
 
 
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+
+
+def doc_section(title: str) -> str:
+    """The text of one `## title` section of docs/events.md (the file must exist: no skipping)."""
+    text = CONTRACT.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
 def test_the_documented_example_validates():
-    """The example in EVENTS.md is a valid output event."""
-    shared = Path(__file__).resolve().parents[3] / "shared" / "EVENTS.md"
-    if shared.exists():  # keep this test honest against the document itself when it is at hand
-        doc_example = shared.read_text().split("```json")[1].split("```")[0]
-        assert json.loads(doc_example) == EXAMPLE
-    event = decode_event(json.dumps(EXAMPLE))
+    """The example in docs/events.md, read from the document itself, is a valid output event."""
+    doc_example = doc_section("Example").split("```json")[1].split("```")[0]
+    assert json.loads(doc_example) == EXAMPLE
+    event = decode_event(doc_example)
     assert isinstance(event, OutputEvent)
     assert event.usage.cached_input_tokens == 512
     assert event.tool_calls[0].arguments == {"order": "7781"}
+
+
+def test_the_documented_reasons_are_the_code_reasons():
+    """The reason table in docs/events.md 'Validity' lists exactly the reasons the validator produces."""
+    rows = [line for line in doc_section("Validity").splitlines() if line.startswith("| `")]
+    documented = [row.split("`")[1] for row in rows]
+    assert documented == list(REASONS)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +103,7 @@ def test_the_documented_example_validates():
     ],
 )
 def test_invalid_events_carry_a_machine_readable_reason(raw, reason, field):
-    """Each kind of invalid event in EVENTS.md 'Validity' is rejected with its reason and field."""
+    """Each kind of invalid event in docs/events.md 'Validity' is rejected with its reason and field."""
     result = decode_event(raw)
     assert isinstance(result, InvalidEvent)
     assert result.reason in REASONS
