@@ -12,6 +12,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import Token
 from typing import Any, TypeVar
 
 from . import context
@@ -188,7 +189,7 @@ class TraceScope:
             "attributes": attributes,
         }
         self._trace_id = trace_id
-        self._token = None
+        self._token: Token[context.SpanContext | None] | None = None
         self.context: context.SpanContext | None = None
 
     def __enter__(self) -> TraceScope:
@@ -222,7 +223,7 @@ class ModelCall:
         self._c = collector
         self._args = args
         self._ctx: context.SpanContext | None = None
-        self._token = None
+        self._token: Token[context.SpanContext | None] | None = None
         self._t0 = 0.0
         self._ttft: float | None = None
         self._finished = False
@@ -380,7 +381,7 @@ class ToolCall:
         self._feature = feature
         self.result: Any = None
         self._ctx: context.SpanContext | None = None
-        self._token = None
+        self._token: Token[context.SpanContext | None] | None = None
 
     def set_result(self, result: Any) -> None:
         self.result = result

@@ -84,7 +84,8 @@ class BatchExporter:
         self._queue: deque[dict[str, Any] | tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
-        self._requests: deque[tuple[str, float, threading.Event]] = deque()
+        # (flush or close, deadline, set when served, [outcome]) for the exporter thread to serve
+        self._requests: deque[tuple[str, float, threading.Event, list[bool]]] = deque()
         self._thread: threading.Thread | None = None
 
     # -- caller side ----------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class BatchExporter:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            own = {"emitted": self._emitted, "queued": len(self._queue), "dropped": dict(self._dropped)}
+            own: dict[str, Any] = {"emitted": self._emitted, "queued": len(self._queue), "dropped": dict(self._dropped)}
         with guarded("transport stats"):
             for key, value in self.transport.stats().items():
                 if key == "dropped":
