@@ -9,6 +9,7 @@ from _common import print_table
 GOAL_SUSTAINED = 5_000.0  # events/s
 GOAL_P99 = 2.0  # seconds, at GOAL_RATE
 GOAL_RATE = 1_000  # events/s offered in the latency run
+MIN_BATCHES = 5  # fewer, and a sustained rate is one or two batch intervals: noise, not a rate
 
 
 def report(r: dict[str, Any]) -> None:
@@ -63,6 +64,11 @@ def report_sustained(title: str, s: dict[str, Any]) -> None:
         f"{s['drain_s']:.1f} s ({s['batches']} batches, median {s['batch_median']:,.0f} messages); "
         f"distinct events stored/s {s['events_per_s']:,.0f}."
     )
+    if s["batches"] < MIN_BATCHES:
+        print(
+            f"  NOTE: only {s['batches']} batches; the rate rests on the {s['batches'] - 1} after the first. "
+            "Use more --events for a figure worth quoting."
+        )
     split = s["worker_cpu_split_us"]
     print(
         f"  worker CPU {s['worker_cpu_s']:.1f} s: {s['worker_cpu_share']:.0%} of one core over its lifetime, "
