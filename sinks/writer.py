@@ -30,6 +30,7 @@ __all__ = ["ClickHouseSink", "SinkWriteError", "SinkClosedError", "StoreUnavaila
 log = logging.getLogger(__name__)
 
 _RETRY_LOG_EVERY_S = 30.0
+_REASON_MAX = 300  # a server message can quote a whole block; a dead letter's detail need not
 _T = TypeVar("_T")
 
 
@@ -172,7 +173,8 @@ class ClickHouseSink:
                 refused = self._insert_or_split(table, group, f"{token}:{table}:{partition}")
                 for index, exc in refused:
                     column = column_named_in(exc)
-                    reason = f"{column + ': ' if column else ''}store refused the row: {exc}"
+                    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    reason = f"{column + ': ' if column else ''}store refused the row: {detail[:_REASON_MAX]}"
                     result.rejected.append(Rejection(self._identity(table, rows[index]), table, column, reason, index))
                 stored += len(group) - len(refused)
             result.stored[table] = stored
