@@ -62,6 +62,14 @@ def test_uuid_and_datetime_forms():
         ("UUID", "nope"),
         ("DateTime64(3, 'UTC')", None),
         ("DateTime64(3, 'UTC')", "yesterday"),
+        ("DateTime64(3, 'UTC')", "0001-01-01T00:00:00+00:00"),
+        ("DateTime64(3, 'UTC')", "1899-12-31T23:59:59+00:00"),
+        ("DateTime64(3, 'UTC')", "2300-01-01T00:00:00+00:00"),
+        ("DateTime64(3, 'UTC')", 1e300),
+        ("DateTime('UTC')", "1969-12-31T23:59:59+00:00"),
+        ("DateTime('UTC')", "2106-02-07T06:28:16+00:00"),
+        ("UInt32", 5_000_000_000_000),
+        ("UInt32", 1e308),
         ("UInt32", -1),
         ("UInt16", 70000),
         ("UInt32", "12"),
@@ -79,3 +87,17 @@ def test_bad_values_raise_value_error(type_name, value):
     """Values that cannot be stored faithfully are a ValueError, never a silent substitute."""
     with pytest.raises(ValueError):
         coercer_for(type_name)(value)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value"),
+    [
+        ("DateTime64(3, 'UTC')", "1900-01-01T00:00:00+00:00"),
+        ("DateTime64(3, 'UTC')", "2299-12-31T23:59:59+00:00"),
+        ("DateTime('UTC')", "1970-01-01T00:00:00+00:00"),
+        ("UInt32", 4_294_967_295),
+    ],
+)
+def test_range_edges_are_accepted(type_name, value):
+    """The first and last values a type holds pass: the bounds are inclusive, not off by one."""
+    coercer_for(type_name)(value)
