@@ -2,70 +2,25 @@
 
 Caller side (`submit`): one uncontended lock and a deque append, so it costs well under a
 microsecond and never waits for I/O. When the queue is full the event is dropped and counted
-(`queue_full`). Everything slow — JSON encoding, the transport, delivery reports, the spool —
-happens on this thread. `flush` and `close` are requests the thread serves, so the transport is
-only ever touched from one thread. After `fork`, the child starts with an empty queue and its own
-thread (the parent still owns what it had queued).
+(`queue_full`). Everything slow — building and encoding events (`encoding.py`), the transport,
+delivery reports, the spool — happens on this thread. `flush` and `close` are requests the thread
+serves, so the transport is only ever touched from one thread. After `fork`, the child starts with
+an empty queue and its own thread (the parent still owns what it had queued).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 import weakref
 from collections import Counter, deque
-from datetime import UTC, datetime
 from typing import Any
 
 from ._internal import guarded, rate_limited
-from .ids import uuid7
+from .encoding import encode
 from .settings import CollectorSettings
 from .transports import Record, Transport
-
-
-def _json_fallback(value: Any) -> Any:
-    # Tool results and arguments are the user's objects: keep what we can rather than drop the event.
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return repr(value)
-
-
-# The last whole second, formatted: events cluster in time. One tuple, swapped atomically, so
-# several collectors' threads never see a second paired with another second's text.
-_second: tuple[int, str] = (-1, "")
-
-
-def format_ts(epoch_seconds: float) -> str:
-    """RFC 3339 with millisecond precision and a `Z`, as docs/events.md shows."""
-    global _second
-    second = int(epoch_seconds)
-    cached = _second
-    if cached[0] != second:
-        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{cached[1]}{int((epoch_seconds - second) * 1000):03d}Z"
-
-
-_encoder = json.JSONEncoder(default=_json_fallback, ensure_ascii=False, separators=(",", ":"))
-
-
-def encode(item: dict[str, Any] | tuple[Any, ...]) -> Record:
-    """Turn a submitted item into wire bytes: an event dict, or `(build, *args)` that makes one here."""
-    event = item if isinstance(item, dict) else item[0](*item[1:])
-    # Made here, off the caller's thread; once encoded, a spooled or retried event keeps its id.
-    if "event_id" not in event:
-        event["event_id"] = uuid7()
-    if isinstance(event["ts"], float):
-        event["ts"] = format_ts(event["ts"])
-    value = _encoder.encode(event)
-    return event["trace_id"], value.encode("utf-8", "surrogatepass")
 
 
 class BatchExporter:
