@@ -338,7 +338,18 @@ def spawn(name: str, args: argparse.Namespace) -> dict:
 
 def versions() -> str:
     names = ("tokentrail", "opentelemetry-sdk", "langfuse", "confluent-kafka")
-    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
+    return ", ".join(f"{name} {metadata.version(name)}" for name in names) + f"; tokentrail encodes with {encoder()}"
+
+
+def encoder() -> str:
+    """Which JSON encoder tokentrail's exporter uses here (the `orjson` extra, or the standard library)."""
+    try:
+        from tokentrail.collectors import encoding
+    except ImportError:
+        return "the standard library's json"
+    if encoding.dumps is encoding.dumps_stdlib:
+        return "the standard library's json"
+    return f"orjson {metadata.version('orjson')}"
 
 
 def run_parent(args: argparse.Namespace) -> int:
