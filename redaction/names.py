@@ -30,7 +30,7 @@ NER_LABELS = {
     "DATE": "DATE_TIME",
     "TIME": "DATE_TIME",
 }
-_TOKEN_RE = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}>$")
+_TOKEN_RE = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}(?:[0-9a-f]{8})?>$")  # a token from an earlier pass
 
 # Names spaCy's small English model tags as PERSON/LOCATION in technical text; never personal.
 TECH_TERMS = frozenset(

@@ -22,6 +22,7 @@ from typing import Any
 from .config import RedactionConfig
 from .names import context_findings
 from .secret_rules import Finding
+from .structured import email_address_valid
 
 __all__ = ["PiiScanner"]
 
@@ -42,20 +43,19 @@ _PRIORITY = {
 
 
 def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
-    import tldextract
     from presidio_analyzer import predefined_recognizers as p
 
-    # Suffix data from tldextract's bundled snapshot: no network, no disk cache (never a download at run time).
-    offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
-
-    class OfflineEmailRecognizer(p.EmailRecognizer):
-        """Presidio's email recognizer, validating TLDs against the bundled suffix snapshot."""
+    class AnyDomainEmailRecognizer(p.EmailRecognizer):
+        """Presidio's email pattern, valid at any syntactically valid domain. Presidio validates the
+        top-level domain against the public suffix list (tldextract), so `jane.doe@corp.internal`
+        and `ops@build.local` passed through; internal addresses belong to people too. No suffix
+        list also means nothing to download or go stale."""
 
         def validate_result(self, pattern_text: str) -> bool:
-            return offline_tld(pattern_text).fqdn != ""
+            return email_address_valid(pattern_text)
 
     return {
-        "EMAIL_ADDRESS": lambda c: OfflineEmailRecognizer(),
+        "EMAIL_ADDRESS": lambda c: AnyDomainEmailRecognizer(),
         "PHONE_NUMBER": lambda c: p.PhoneRecognizer(supported_regions=c.phone_regions),
         "CREDIT_CARD": lambda c: p.CreditCardRecognizer(),
         "IBAN_CODE": lambda c: p.IbanRecognizer(),

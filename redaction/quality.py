@@ -184,11 +184,12 @@ class Report:
 
 
 def _strings(value: Any) -> list[str]:
-    """Every scalar of a JSON value as text (numbers too: a technical token may be a number)."""
+    """Every key and scalar of a JSON value as text (numbers too: a technical token may be a
+    number; keys too: an email may be a key)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for k, v in value.items() for s in (str(k), *_strings(v))]
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return [json.dumps(value)]

@@ -1,11 +1,15 @@
 """The Redactor: keyed pseudonyms in place of what the detector finds, for strings and JSON.
 
 Built once per worker (the detector and the spaCy model load in __init__), then called per batch.
-A found value becomes `<ENTITY:xxxxxxxx>`, eight hex digits of HMAC-SHA256 over the normalised
-value under the deployment's key: the same value gives the same token under one key (so joins,
-loop detection and "which customer" questions still work), and nothing about it can be learned
-without the key. Results are cached by a hash of the string, because in telemetry the same system
-prompt, template and conversation history arrive again with every call of a trace.
+A found value becomes `<ENTITY:xxxxxxxxxxxxxxxx>`, 16 hex digits (64 bits) of HMAC-SHA256 over the
+canonical value under the deployment's key: the same value gives the same token under one key (so
+joins, loop detection and "which customer" questions still work), nothing about it can be learned
+without the key, and collisions stay unlikely up to billions of distinct values (32 bits collide
+around 10^5). The first 8 digits are what tokens were before they grew, so older rows still match
+by prefix. Identifiers stored in their own columns (user_id, session_id) get `pseudonym()`: 16 hex
+digits under a separate domain of the same key. `key_id` names the key without revealing it, so a
+rotated key shows in the stored rows. Results are cached by a hash of the string, because in
+telemetry the same system prompt, template and conversation history arrive again with every call.
 """
 
 from __future__ import annotations
@@ -23,19 +27,26 @@ from .config import SECRET_ENTITIES, RedactionConfig
 from .detector import MODEL_INSTALL_HINT, Detector
 from .names import pii_key_entity, pii_value_fits
 from .secret_rules import Finding, is_placeholder, secret_name_entity
+from .settings import is_ephemeral_key
+from .structured import digits_entity, iban_valid, number_entity, number_key_entity, plain_key
 
-__all__ = ["Redactor", "canonical_value"]
+__all__ = ["Redactor", "canonical_value", "TOKEN_HEX_DIGITS", "PSEUDONYM_HEX_DIGITS"]
 
 log = logging.getLogger("tokentrail.redaction")
 
 _SECRETS = frozenset(SECRET_ENTITIES)
 _SEPARATORS = re.compile(r"[\s\-./()]")
-_TOKEN = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}>$")  # already redacted
+TOKEN_HEX_DIGITS = 16  # 64 bits inline: see the module docstring
+PSEUDONYM_HEX_DIGITS = 16  # 64 bits for identifier columns (unchanged, so stored user ids still join)
+_TOKEN = re.compile(r"^<[A-Z_]+:[0-9a-f]{8}(?:[0-9a-f]{8})?>$")  # already redacted (older 8-digit tokens too)
+_DIGIT_SEPARATORS = re.compile(r"[\s\-./()+]")
+_KEY_ID_MESSAGE = b"tokentrail-key-id\x00"
 _POOL_MIN_CHARS = 20_000  # below this a batch is analysed in-process: IPC would cost more than it saves
 _announced: set[str] = set()
 # What redacting one string gives: the new text (None: unchanged) and the findings counted by entity.
 Result = tuple[str | None, tuple[tuple[str, int], ...]]
 _CLEAN: Result = (None, ())  # the result for a string with nothing found: shared, compared by identity
+TOO_DEEP = "<REDACTED:nested too deep to redact>"  # what a value deeper than the stack can walk becomes
 
 
 def canonical_value(entity: str, value: str) -> str:
@@ -54,9 +65,14 @@ def canonical_value(entity: str, value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-@lru_cache(maxsize=4096)
-def _key_entity(name: str) -> str | None:
-    return secret_name_entity(name) or pii_key_entity(name)
+# What a dict key says about the values under it, and whether the key itself needs analysing:
+# (entity of a string under it, entity of a number under it, analyse the key).
+KeyPlan = tuple[str | None, str | None, bool]
+
+
+@lru_cache(maxsize=8192)
+def _key_plan(name: str) -> KeyPlan:
+    return secret_name_entity(name) or pii_key_entity(name), number_key_entity(name), not plain_key(name)
 
 
 class _LRU:
@@ -105,6 +121,8 @@ class Redactor:
             )
         self.config = config or RedactionConfig()
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self.key_id = hmac.new(key, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:8]
+        self.key_is_ephemeral = is_ephemeral_key(key)
         self.detector = Detector(self.config)
         self._cache = _LRU(self.config.cache_size)
         self._allow = frozenset(self.config.allow_list)
@@ -125,8 +143,22 @@ class Redactor:
         return value, counts
 
     def redact_json(self, value: Any) -> tuple[Any, Counter[str]]:
-        """Every string in a JSON value, recursively; keys, numbers and structure untouched."""
+        """Every string in a JSON value at any depth, keys included, and the numbers that are PII:
+        under a key naming a PII kind (`card_number`, `phoneNo`, `iban`, `ssn`, `account_id`) or
+        valid card numbers anywhere. Structure is kept; a replaced number becomes its token string.
+        Use it (or `redact_many`) for free-form `attributes` and error messages too."""
         return self.redact_many([value])[0]
+
+    def redact_raw(self, payload: bytes | str) -> tuple[str, Counter[str]]:
+        """A dead letter's payload: as JSON when it parses (identifier fields pseudonymised as in
+        valid events, everything else as `redact_json`), as text when it does not."""
+        return self.redact_raw_many([payload])[0]
+
+    def redact_raw_many(self, payloads: list[bytes | str]) -> list[tuple[str, Counter[str]]]:
+        """`redact_raw` for a batch: one detector pass for all."""
+        from .dead_letters import redact_payloads
+
+        return redact_payloads(self, payloads)
 
     def redact_many(self, values: list[Any]) -> list[tuple[Any, Counter[str]]]:
         """A batch of JSON values (events' free text, dead-letter payloads): one NER pass for all.
@@ -135,31 +167,43 @@ class Redactor:
         copied: most telemetry has nothing to hide, and rebuilding it costs more than finding that out.
         """
         unique: dict[str, None] = {}
-        plans = []
+        plans: list[tuple[list[str], bool | None]] = []
         for value in values:
             strings: list[str] = []
-            plans.append((strings, _collect(value, strings)))
+            try:
+                keyed: bool | None = _collect(value, strings)
+            except RecursionError:
+                strings, keyed = [], None
+            plans.append((strings, keyed))
             unique.update(dict.fromkeys(strings))
         results = self._results(list(unique))
         out = []
         for value, (strings, keyed) in zip(values, plans, strict=True):
             counts: Counter[str] = Counter()
-            if keyed or any(results[text] is not _CLEAN for text in strings):
-                value = self._rebuild(value, results, counts, None)
+            if keyed or keyed is None or any(results[text] is not _CLEAN for text in strings):
+                try:
+                    if keyed is None:
+                        raise RecursionError
+                    value = self._rebuild(value, results, counts, None, None)
+                except RecursionError:  # deeper than the stack can walk: fail closed, none of it is stored
+                    log.warning("redaction: a value nested too deep to walk was replaced whole")
+                    value, counts = TOO_DEEP, Counter()
             out.append((value, counts))
         return out
 
     def token(self, entity: str, value: str) -> str:
-        """`<ENTITY:xxxxxxxx>` for a value: stable under this key, meaningless without it."""
+        """`<ENTITY:xxxxxxxxxxxxxxxx>` for a value: stable under this key, meaningless without it."""
         mac = self._mac.copy()
         mac.update(canonical_value(entity, value).encode("utf-8", "surrogatepass"))
-        return f"<{entity}:{mac.hexdigest()[:8]}>"
+        return f"<{entity}:{mac.hexdigest()[:TOKEN_HEX_DIGITS]}>"
 
     def pseudonym(self, value: str) -> str:
-        """A stable 16-hex-digit pseudonym for an identifier stored in its own column (user_id)."""
+        """The pseudonym of an identifier stored in its own column (user_id, session_id): 16 hex
+        digits, stable under this key. The one function for identifiers: valid events and dead
+        letters both use it, so a user's dead letters join their events."""
         mac = self._mac.copy()
         mac.update(b"id\x00" + value.encode("utf-8", "surrogatepass"))
-        return mac.hexdigest()[:16]
+        return mac.hexdigest()[:PSEUDONYM_HEX_DIGITS]
 
     @property
     def pattern_only(self) -> bool:
@@ -249,22 +293,75 @@ class Redactor:
         parts.append(text[pos:])
         return "".join(parts), tuple(counts.items())
 
-    def _rebuild(self, value: Any, results: dict[str, Result], counts: Counter[str], key_entity: str | None) -> Any:
+    def _rebuild(
+        self,
+        value: Any,
+        results: dict[str, Result],
+        counts: Counter[str],
+        key_entity: str | None,
+        number_kind: str | None,
+    ) -> Any:
+        """`value` with what was found replaced. `key_entity`: what the enclosing key says a string
+        under it is ("password", "customer_name"); `number_kind`: what it says a number is."""
         if isinstance(value, str):
             redacted, found = results[value]
             if key_entity is not None and key_entity in self._entities and self._whole_value(key_entity, value, found):
-                counts[key_entity] += 1
-                return value if self._raw_pii and key_entity not in _SECRETS else self.token(key_entity, value)
+                return self._replace_whole(key_entity, value, counts)
+            if number_kind is not None and not found:
+                entity = self._digits_value(number_kind, value)
+                if entity is not None:
+                    return self._replace_whole(entity, value, counts)
             counts.update(dict(found))
             return value if redacted is None else redacted
         if isinstance(value, dict):
-            return {
-                k: self._rebuild(v, results, counts, _key_entity(k) if isinstance(k, str) else None)
-                for k, v in value.items()
-            }
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                if isinstance(k, str):
+                    string_kind, number_key, analyse = _key_plan(k)
+                    if analyse:
+                        k = self._rebuild_key(k, results, counts, out)
+                    out[k] = self._rebuild(v, results, counts, string_kind, number_key)
+                else:
+                    out[k] = self._rebuild(v, results, counts, None, None)
+            return out
         if isinstance(value, (list, tuple)):
-            return [self._rebuild(v, results, counts, key_entity) for v in value]
+            return [self._rebuild(v, results, counts, key_entity, number_kind) for v in value]
+        entity = number_entity(value, number_kind)
+        if entity is not None and entity in self._entities and str(value) not in self._allow:
+            return self._replace_whole(entity, str(value), counts, original=value)
         return value
+
+    def _replace_whole(self, entity: str, text: str, counts: Counter[str], original: Any = None) -> Any:
+        counts[entity] += 1
+        if self._raw_pii and entity not in _SECRETS:
+            return text if original is None else original
+        return self.token(entity, text)
+
+    @staticmethod
+    def _rebuild_key(key: str, results: dict[str, Result], counts: Counter[str], siblings: dict[Any, Any]) -> str:
+        """A key with its PII replaced (an email used as a key); never overwriting a sibling."""
+        redacted, found = results[key]
+        counts.update(dict(found))
+        if redacted is None:
+            return key
+        unique, n = redacted, 1
+        while unique in siblings:  # two spellings of one address canonicalise to one token
+            n += 1
+            unique = f"{redacted}#{n}"
+        return unique
+
+    def _digits_value(self, number_kind: str, value: str) -> str | None:
+        """The entity a string under a number-kind key is when it is that number written out
+        ("4915 1123 4567"), or a valid IBAN under an `iban` key; else None."""
+        stripped = value.strip()
+        if not stripped or stripped in self._allow:
+            return None
+        if number_kind == "IBAN_CODE" and iban_valid(stripped):
+            entity: str | None = "IBAN_CODE"
+        else:
+            digits = _DIGIT_SEPARATORS.sub("", stripped)
+            entity = digits_entity(digits, number_kind) if digits.isdigit() and digits.isascii() else None
+        return entity if entity in self._entities else None
 
     def _whole_value(self, entity: str, value: str, found: tuple[tuple[str, int], ...]) -> bool:
         """A string under a secret- or person-named key ("password", "customer_name") is that thing.
@@ -285,17 +382,25 @@ class Redactor:
 
 
 def _collect(value: Any, out: list[str]) -> bool:
-    """Append every string in `value` to `out`; True if a dict key names a secret or PII ("password")."""
+    """Append every string in `value` to `out`, keys that need analysing too; True if the value
+    must be rebuilt whatever the detector finds: a key names a secret or a PII kind ("password",
+    "card_number"), or a number is a valid card number."""
     if isinstance(value, str):
         out.append(value)
         return False
     keyed = False
     if isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str) and _key_entity(k) is not None:
-                keyed = True
+            if isinstance(k, str):
+                string_kind, number_kind, analyse = _key_plan(k)
+                if analyse:
+                    out.append(k)
+                if string_kind is not None or number_kind is not None:
+                    keyed = True
             keyed = _collect(v, out) or keyed
     elif isinstance(value, (list, tuple)):
         for v in value:
             keyed = _collect(v, out) or keyed
+    else:
+        return number_entity(value, None) is not None
     return keyed

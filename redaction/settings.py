@@ -15,10 +15,20 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .config import AUTO_MODEL, RedactionConfig
 
-__all__ = ["load_key", "config_from_env", "KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_CHARS"]
+__all__ = [
+    "load_key",
+    "config_from_env",
+    "is_ephemeral_key",
+    "require_persistent_key",
+    "EphemeralKey",
+    "KEY_ENV",
+    "KEY_FILE_ENV",
+    "MIN_KEY_CHARS",
+]
 
 log = logging.getLogger("tokentrail.redaction")
 
@@ -34,12 +44,44 @@ _HOW = (
 )
 
 
+class EphemeralKey(bytes):
+    """A key made up for this process (no key configured): bytes like any key, marked so that
+    whoever stores pseudonyms can refuse it (`require_persistent_key`)."""
+
+
+def is_ephemeral_key(key: bytes) -> bool:
+    """True for a key `load_key` made up because none was configured."""
+    return isinstance(key, EphemeralKey)
+
+
+def require_persistent_key(dsn: str, key_is_ephemeral: bool) -> None:
+    """Refuse an ephemeral key unless the store is embedded (a `chdb://` DSN).
+
+    Pseudonyms under a throwaway key join nothing from any other run: fine for a demo's embedded
+    store, silent damage in a shared ClickHouse. Pass the DSN the sink will actually use, resolved
+    (`tokentrail.sinks.connection.resolve_dsn`), not the flag's value, which may be unset.
+    Raises ValueError saying the fix.
+    """
+    if not key_is_ephemeral:
+        return
+    try:
+        scheme = urlparse(dsn.strip()).scheme.lower()
+    except (AttributeError, ValueError):
+        scheme = ""
+    if scheme == "chdb":
+        return
+    raise ValueError(
+        "refusing an ephemeral redaction key with a ClickHouse server: pseudonyms in it would match "
+        f"no other run's. Configure a key ({_HOW}); an ephemeral key is only for an embedded chdb:// store"
+    )
+
+
 def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) -> bytes:
     """The pseudonym key. Pseudonyms are only stable (and only joinable across runs) under one key.
 
     Without a configured key this raises ValueError saying how to set one, unless
-    `allow_ephemeral` (demo, replay, tests): then a random key for this process, with a warning,
-    because tokens from this run will not match any other run's.
+    `allow_ephemeral` (demo, replay, tests): then a random key for this process (an EphemeralKey),
+    with a warning, because tokens from this run will not match any other run's.
     """
     env = os.environ if environ is None else environ
     value, path = env.get(KEY_ENV, ""), env.get(KEY_FILE_ENV, "")
@@ -61,7 +103,7 @@ def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) ->
             "will not match any other run's (%s for stable ones)",
             KEY_ENV,
         )
-        return secrets.token_bytes(32)
+        return EphemeralKey(secrets.token_bytes(32))
     else:
         raise ValueError(f"no redaction key: {_HOW}. The key makes pseudonyms stable; keep it secret.")
     if len(raw) < MIN_KEY_CHARS:

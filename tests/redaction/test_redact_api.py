@@ -9,12 +9,12 @@ import pytest
 
 from tokentrail.redaction import DEFAULT_ENTITIES, SECRET_ENTITIES, RedactionConfig, Redactor, build_redactor, load_key
 
-TOKEN = re.compile(r"<([A-Z_]+):([0-9a-f]{8})>")
+TOKEN = re.compile(r"<([A-Z_]+):([0-9a-f]{16})>")
 EMAIL_TEXT = "Contact maria.garcia84@gmail.com about ORD-2026-3718739."
 
 
 def test_value_becomes_typed_token(pattern_redactor):
-    """A found value is replaced by <ENTITY:8 hex digits> and counted by entity type."""
+    """A found value is replaced by <ENTITY:16 hex digits> and counted by entity type."""
     out, counts = pattern_redactor.redact_text(EMAIL_TEXT)
     assert "maria.garcia84@gmail.com" not in out
     assert TOKEN.search(out).group(1) == "EMAIL_ADDRESS"
@@ -55,21 +55,23 @@ def test_different_values_different_tokens(pattern_redactor):
     assert counts["EMAIL_ADDRESS"] == 2
 
 
-def test_json_keys_and_structure_untouched(pattern_redactor):
-    """Every string value is redacted recursively; keys, numbers, booleans, nulls and order stay."""
+def test_json_structure_kept_and_keys_redacted(pattern_redactor):
+    """Every string is redacted recursively, keys included; numbers, booleans, nulls and order stay."""
     value = {
-        "messages": [{"role": "user", "content": "mail jo.doe@gmail.com"}],
-        "jo.doe@gmail.com": {"n": 3, "ok": True, "none": None, "f": 1.5, "list": ["x", "jo.doe@gmail.com"]},
+        "messages": [{"role": "user", "content": "mail kai.berg@posteo.de"}],
+        "kai.berg@posteo.de": {"n": 3, "ok": True, "none": None, "f": 1.5, "list": ["x", "kai.berg@posteo.de"]},
     }
     out, counts = pattern_redactor.redact_json(value)
-    assert list(out) == list(value)
+    assert list(out)[0] == "messages" and len(out) == 2
     assert out["messages"][0]["role"] == "user"
-    assert "jo.doe@gmail.com" not in out["messages"][0]["content"]
-    inner = out["jo.doe@gmail.com"]
+    assert "kai.berg@posteo.de" not in out["messages"][0]["content"]
+    (key,) = [k for k in out if k != "messages"]
+    assert TOKEN.fullmatch(key) and key == TOKEN.search(out["messages"][0]["content"]).group(0)
+    inner = out[key]
     assert inner["n"] == 3 and inner["ok"] is True and inner["none"] is None and inner["f"] == 1.5
-    assert inner["list"][0] == "x" and TOKEN.fullmatch(inner["list"][1])
-    assert counts["EMAIL_ADDRESS"] == 2
-    assert value["messages"][0]["content"] == "mail jo.doe@gmail.com"  # the input is not mutated
+    assert inner["list"][0] == "x" and inner["list"][1] == key
+    assert counts["EMAIL_ADDRESS"] == 3
+    assert value["messages"][0]["content"] == "mail kai.berg@posteo.de"  # the input is not mutated
 
 
 def test_secret_named_fields_are_redacted_whole(pattern_redactor):

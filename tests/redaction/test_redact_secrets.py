@@ -9,7 +9,7 @@ import pytest
 from tokentrail.redaction.quality import SECRET_MAKERS
 from tokentrail.redaction.secret_rules import entropy, secret_name_entity
 
-TOKEN = re.compile(r"<([A-Z_]+):[0-9a-f]{8}>")
+TOKEN = re.compile(r"<([A-Z_]+):[0-9a-f]{16}>")
 
 # (maker in quality.SECRET_MAKERS, entity, sentence): values are generated so no live-looking
 # credential sits in this file.
