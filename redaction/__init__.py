@@ -3,6 +3,7 @@
     from tokentrail.redaction import Redactor, RedactionConfig, load_key
     redactor = Redactor(RedactionConfig(), load_key(allow_ephemeral=False))
     clean, counts = redactor.redact_json({"messages": [...]})   # counts: Counter by entity type
+    text, counts = redactor.redact_raw(dead_letter_payload)       # JSON if it parses, else text
     results = redactor.redact_many(batch_of_values)              # one NER pass for the batch
 
 `build_redactor()` does the same from the environment (see settings.py for the variables).
@@ -21,7 +22,7 @@ from .config import (
     SECRET_ENTITIES,
     RedactionConfig,
 )
-from .settings import config_from_env, load_key
+from .settings import config_from_env, is_ephemeral_key, load_key, require_persistent_key
 
 if TYPE_CHECKING:
     from .redactor import Redactor
@@ -30,6 +31,8 @@ __all__ = [
     "Redactor",
     "RedactionConfig",
     "load_key",
+    "is_ephemeral_key",
+    "require_persistent_key",
     "build_redactor",
     "config_from_env",
     "DEFAULT_ENTITIES",
@@ -42,7 +45,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The Redactor pulls in tldextract, Presidio and spaCy: only when used, so that reading the
+    # The Redactor pulls in Presidio and spaCy: only when used, so that reading the
     # entity names (tokentrail.redaction.config) stays cheap for the stream stages and the CLI.
     if name == "Redactor":
         from .redactor import Redactor

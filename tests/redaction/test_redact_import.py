@@ -1,4 +1,4 @@
-"""Reading redaction's names is cheap: the stream stages import them without loading the engine."""
+"""Reading redaction's names is cheap: the stream stages import them without loading the detector."""
 
 import subprocess
 import sys
