@@ -207,7 +207,7 @@ def _survives(label: Label, output: str) -> bool:
 
 def evaluate(redactor: Any, snippets: list[Snippet] | None = None, entities: set[str] | None = None) -> Report:
     """Score `redactor` on the corpus (or `snippets`); labels outside `entities` are not scored."""
-    from .redactor import _LRU
+    from .result_cache import ResultCache
 
     snippets = load_corpus() if snippets is None else snippets
     report, recorded = Report(snippets=len(snippets)), []
@@ -219,7 +219,7 @@ def evaluate(redactor: Any, snippets: list[Snippet] | None = None, entities: set
         return token
 
     saved_cache = redactor._cache
-    redactor.token, redactor._cache = recording_token, _LRU(0)  # every string analysed afresh
+    redactor.token, redactor._cache = recording_token, ResultCache(0)  # every string analysed afresh
     try:
         for snip in snippets:
             recorded.clear()

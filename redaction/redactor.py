@@ -19,13 +19,15 @@ import hmac
 import ipaddress
 import logging
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from .config import SECRET_ENTITIES, RedactionConfig
+from .dead_letters import redact_payloads
 from .detector import MODEL_INSTALL_HINT, Detector
 from .names import pii_key_entity, pii_value_fits
+from .result_cache import Result, ResultCache, content_digest
 from .secret_rules import Finding, is_placeholder, secret_name_entity
 from .settings import is_ephemeral_key
 from .structured import digits_entity, iban_valid, number_entity, number_key_entity, plain_key
@@ -43,8 +45,6 @@ _DIGIT_SEPARATORS = re.compile(r"[\s\-./()+]")
 _KEY_ID_MESSAGE = b"tokentrail-key-id\x00"
 _POOL_MIN_CHARS = 20_000  # below this a batch is analysed in-process: IPC would cost more than it saves
 _announced: set[str] = set()
-# What redacting one string gives: the new text (None: unchanged) and the findings counted by entity.
-Result = tuple[str | None, tuple[tuple[str, int], ...]]
 _CLEAN: Result = (None, ())  # the result for a string with nothing found: shared, compared by identity
 TOO_DEEP = "<REDACTED:nested too deep to redact>"  # what a value deeper than the stack can walk becomes
 
@@ -75,35 +75,6 @@ def _key_plan(name: str) -> KeyPlan:
     return secret_name_entity(name) or pii_key_entity(name), number_key_entity(name), not plain_key(name)
 
 
-class _LRU:
-    """Bounded map from a content hash to a result; the oldest entries go first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict[bytes, Result] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def get(self, key: bytes) -> Result | None:
-        hit = self.data.get(key)
-        if hit is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.data.move_to_end(key)
-        return hit
-
-    def put(self, key: bytes, value: Result) -> None:
-        if self.size <= 0:
-            return
-        self.data[key] = value
-        if len(self.data) > self.size:
-            self.data.popitem(last=False)
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
 class Redactor:
     """Replaces PII and secrets in strings and JSON values. Not thread-safe: one per worker.
 
@@ -124,7 +95,7 @@ class Redactor:
         self.key_id = hmac.new(key, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:8]
         self.key_is_ephemeral = is_ephemeral_key(key)
         self.detector = Detector(self.config)
-        self._cache = _LRU(self.config.cache_size)
+        self._cache = ResultCache(self.config.cache_size)
         self._allow = frozenset(self.config.allow_list)
         self._entities = frozenset(self.config.entities)
         self._raw_pii = self.config.store_raw_text
@@ -156,8 +127,6 @@ class Redactor:
 
     def redact_raw_many(self, payloads: list[bytes | str]) -> list[tuple[str, Counter[str]]]:
         """`redact_raw` for a batch: one detector pass for all."""
-        from .dead_letters import redact_payloads
-
         return redact_payloads(self, payloads)
 
     def redact_many(self, values: list[Any]) -> list[tuple[Any, Counter[str]]]:
@@ -215,7 +184,7 @@ class Redactor:
 
     def clear_cache(self) -> None:
         """Forget cached results (benchmarks measure a cold start with it)."""
-        self._cache = _LRU(self.config.cache_size)
+        self._cache = ResultCache(self.config.cache_size)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -257,7 +226,7 @@ class Redactor:
         results: dict[str, Result] = {}
         misses, keys = [], []
         for text in texts:
-            key = _digest(text)
+            key = content_digest(text)
             hit = self._cache.get(key)
             if hit is None:
                 misses.append(text)

@@ -75,6 +75,8 @@ def number_key_entity(key: str) -> str | None:
     for token in tokens:
         if token in _KIND_WORDS:
             return _KIND_WORDS[token]
+        if token.endswith("s") and token[:-1] in _KIND_WORDS:  # phones, cards, accounts, ibans
+            return _KIND_WORDS[token[:-1]]
     joined = "".join(tokens)  # social_security_number, sort-code, phoneNo
     return next((entity for word, entity in _KIND_WORDS.items() if len(word) > 5 and word in joined), None)
 

@@ -97,6 +97,7 @@ def test_keys_that_collide_after_redaction_keep_both_values(pattern_redactor):
         ("customer_ssn", "621418593", "US_SSN"),
         ("accountNumber", "73920461", "ACCOUNT_NUMBER"),
         ("bank_account", "1029384756", "ACCOUNT_NUMBER"),
+        ("contact_phones", "14155550187", "PHONE_NUMBER"),
     ],
 )
 def test_numbers_under_pii_named_keys(pattern_redactor, key, number, entity):
