@@ -58,7 +58,9 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = [f"\n{title}"]
     for i, row in enumerate(cells):
-        lines.append("  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     if not rows:
@@ -76,7 +78,11 @@ def _fmt(value: Any) -> str:
 
 def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
     """What the dashboards would show, as terminal tables."""
-    q = lambda sql: client.query(sql.format(db=database)).result_rows  # noqa: E731
+
+    def q(sql: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = client.query(sql.format(db=database)).result_rows
+        return rows
+
     calls = "{db}.calls FINAL"
     out = [f"\n=== tokentrail demo: {read:,} lines read ==="]
     for column in ("tenant", "feature", "model"):
@@ -85,7 +91,8 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
                 f"Spend by {column}",
                 (column, "calls", "cost", "unpriced calls"),
                 q(
-                    f"SELECT {column}, count(), sum(cost_usd), countIf(NOT priced) FROM {calls} GROUP BY {column} ORDER BY sum(cost_usd) DESC"
+                    f"SELECT {column}, count(), sum(cost_usd), countIf(NOT priced) FROM {calls} "
+                    f"GROUP BY {column} ORDER BY sum(cost_usd) DESC"
                 ),
             )
         )
@@ -111,7 +118,9 @@ def render_summary(client: Any, read: int, database: str = "tokentrail") -> str:
         _table(
             "Silent changes and prompt versions",
             ("kind", "where", "from", "to", "first seen"),
-            q("""SELECT kind, arrayStringConcat(arrayFilter(x -> x != '', [tenant, feature, model, prompt_id, prompt_version]), '/'),
+            q("""SELECT kind,
+                                  arrayStringConcat(arrayFilter(x -> x != '',
+                                      [tenant, feature, model, prompt_id, prompt_version]), '/'),
                                   from_value, to_value, first_seen FROM {db}.changes FINAL ORDER BY first_seen"""),
         )
     )

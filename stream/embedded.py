@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from .stages import Batch, Inbound, Pipeline, now_utc
 
 
 class Sink(Protocol):
-    def write_batch(self, rows_by_table: dict[str, list[dict]], token: str) -> None: ...
+    def write_batch(self, rows_by_table: dict[str, list[dict[str, Any]]], token: str) -> None: ...
 
 
 @dataclass

@@ -59,7 +59,7 @@ class Processed:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # cumulative, per stage (benchmarks)
 
 
-class StateCache(MutableMapping):
+class StateCache(MutableMapping[str, dict[str, Any]]):
     """The loop detector's state in the child: newest first, bounded, and a record of what changed.
 
     Evicting the least recently touched trace is not a change: the worker's table keeps it, and
@@ -175,7 +175,7 @@ class PipelineProcess:
         self._forget = False
         self.started = self._executor.submit(_ready)  # builds the pipeline now, while faust starts
 
-    def submit(self, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future:
+    def submit(self, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future[Processed]:
         """Queue a batch; the future gives its `Processed`. `seeds`: the state table's entries for its traces."""
         forget, self._forget = self._forget, False
         return self._executor.submit(_process, inbound, seeds, forget)

@@ -67,7 +67,8 @@ def load_overrides(path: str | Path | None) -> dict[tuple[str, str], Rates]:
     entries = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise ValueError(
-            f"price overrides file {path} must hold {{'models': [{{provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok?}}]}}"
+            f"price overrides file {path} must hold {{'models': [{{provider, model, input_per_mtok, "
+            "output_per_mtok, cached_input_per_mtok?}}]}}"
         )
     rates: dict[tuple[str, str], Rates] = {}
     for i, entry in enumerate(entries):
@@ -78,7 +79,8 @@ def load_overrides(path: str | Path | None) -> dict[tuple[str, str], Rates]:
             key = (str(entry["provider"]), str(entry["model"]))
         except (KeyError, TypeError, ArithmeticError) as exc:
             raise ValueError(
-                f"price overrides file {path}, models[{i}]: needs provider, model, input_per_mtok, output_per_mtok ({exc!r})"
+                f"price overrides file {path}, models[{i}]: needs provider, model, input_per_mtok, "
+                f"output_per_mtok ({exc!r})"
             ) from exc
         if min(inp, out, cached) < 0:
             raise ValueError(f"price overrides file {path}, models[{i}]: prices must be >= 0")
@@ -109,7 +111,8 @@ class PriceBook:
             return Price(found.cost(input_tokens, cached_input_tokens, output_tokens), True)
         return Price(self._full(found, input_tokens, cached_input_tokens, output_tokens), True)
 
-    @lru_cache(maxsize=4096)
+    # One PriceBook per process, kept for the process's life: the cache holding `self` leaks nothing.
+    @lru_cache(maxsize=4096)  # noqa: B019
     def _rates(self, provider: str, model: str, month: str) -> Rates | Any | None:
         """Linear rates for the model in that month, the genai-prices ModelPrice if tiered, or None."""
         from genai_prices.types import TieredPrices

@@ -20,8 +20,9 @@ def _usd(value: Any) -> float:
 def build_report(client: Any, read: int, database: str = "tokentrail") -> dict[str, Any]:
     """Everything the report holds, as plain JSON-ready values."""
 
-    def rows(sql: str) -> list[tuple]:
-        return client.query(sql.format(db=database)).result_rows
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = client.query(sql.format(db=database)).result_rows
+        return result
 
     def scalar(sql: str) -> Any:
         result = rows(sql)

@@ -94,7 +94,7 @@ class Pipeline:
     def process(self, inbound: list[Inbound]) -> Batch:
         batch = Batch(inbound)
         seconds, clock = self.stage_seconds, time.perf_counter
-        for name, stage in zip(self._names, self.stages):
+        for name, stage in zip(self._names, self.stages, strict=True):
             started = clock()
             stage(batch)
             seconds[name] += clock() - started
@@ -184,12 +184,12 @@ class Redact:
         texts: list[Any] = [free_text(item.doc) for item in batch.accepted]
         texts += [dead.payload for dead in batch.dead]
         results = self.redactor.redact_many(texts)
-        for item, (clean, findings) in zip(batch.accepted, results):
+        for item, (clean, findings) in zip(batch.accepted, results, strict=False):  # results: accepted, then dead
             _put_back(item.doc, clean)
             item.findings = findings
             if item.doc.get("user_id"):
                 item.doc["user_id"] = self.redactor.pseudonym(item.doc["user_id"])
-        for dead, (clean, _) in zip(batch.dead, results[len(batch.accepted) :]):
+        for dead, (clean, _) in zip(batch.dead, results[len(batch.accepted) :], strict=True):
             dead.payload = clean
 
 

@@ -163,7 +163,7 @@ class LoopDetector:
         reports = (self._report(st, item, ts_ms, *f) for f in found if f is not None)
         return [r for r in reports if r is not None]
 
-    def _tool(self, st: dict[str, Any], doc: dict[str, Any], ts_ms: int) -> list[tuple | None]:
+    def _tool(self, st: dict[str, Any], doc: dict[str, Any], ts_ms: int) -> list[tuple[Any, ...] | None]:
         tool = doc["tool"]
         sig = _sig(tool["name"], tool.get("arguments"), tool.get("result"))
         st["step_info"].setdefault(
@@ -175,7 +175,7 @@ class LoopDetector:
             st["step_first"].pop(next(iter(st["step_first"])), None)
         st["steps"] = (st["steps"] + [sig])[-MAX_STEPS:]
         count = _bump(st["tool_counts"], sig)
-        out: list[tuple | None] = []
+        out: list[tuple[Any, ...] | None] = []
         cycle = self._cycle(st["steps"])
         if cycle is not None:
             period, cycles = cycle
@@ -201,7 +201,7 @@ class LoopDetector:
                 return period, cycles
         return None
 
-    def _prompt(self, st: dict[str, Any], doc: dict[str, Any], ts_ms: int) -> list[tuple | None]:
+    def _prompt(self, st: dict[str, Any], doc: dict[str, Any], ts_ms: int) -> list[tuple[Any, ...] | None]:
         messages = doc["messages"]
         hashes = [_sig(m["role"], m["content"]) for m in messages]
         prompt = _sig(hashes)
@@ -227,13 +227,15 @@ class LoopDetector:
             return [("repeated_prompt", count, evidence, st["prompt_first"][prompt])]
         return []
 
-    def _output(self, st: dict[str, Any], item: Accepted, ts_ms: int) -> list[tuple | None]:
+    def _output(self, st: dict[str, Any], item: Accepted, ts_ms: int) -> list[tuple[Any, ...] | None]:
         e, doc = item.event, item.doc
         cost = Decimal(st["cost"]) + (item.price.cost_usd if item.price else 0)
         tokens = e.usage.input_tokens + e.usage.output_tokens
         st["tokens"] += tokens
         st["cost"] = str(cost)
-        out: list[tuple | None] = [self._spend(st, ts_ms, tokens, item.price.cost_usd if item.price else Decimal(0))]
+        out: list[tuple[Any, ...] | None] = [
+            self._spend(st, ts_ms, tokens, item.price.cost_usd if item.price else Decimal(0))
+        ]
         if e.error is not None or doc["tool_calls"]:
             # A failed call answers nothing (retries are the prompt detector's business); a model
             # asking for tools is judged by what the tools return (the tool detectors).
@@ -252,7 +254,7 @@ class LoopDetector:
             out.append(("repeated_output", streak, evidence, since))
         return out
 
-    def _spend(self, st: dict[str, Any], ts_ms: int, tokens: int, cost: Decimal) -> tuple | None:
+    def _spend(self, st: dict[str, Any], ts_ms: int, tokens: int, cost: Decimal) -> tuple[Any, ...] | None:
         horizon = ts_ms - self.config.spend_window_s * 1000
         st["spend"] = [s for s in st["spend"] if s[0] >= horizon] + [[ts_ms, tokens, str(cost)]]
         window_tokens = sum(s[1] for s in st["spend"])
@@ -272,7 +274,14 @@ class LoopDetector:
     # -- reporting ------------------------------------------------------------------------------
 
     def _report(
-        self, st: dict[str, Any], item: Accepted, ts_ms: int, kind: str, repeats: int, evidence: dict, first_ms: int
+        self,
+        st: dict[str, Any],
+        item: Accepted,
+        ts_ms: int,
+        kind: str,
+        repeats: int,
+        evidence: dict[str, Any],
+        first_ms: int,
     ) -> dict[str, Any] | None:
         """The detection row, stored on every new repeat; `notify` on the first and when repeats double."""
         notified = st["reported"].get(kind)

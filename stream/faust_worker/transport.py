@@ -88,9 +88,10 @@ class Consumer(_aiokafka.Consumer):
         tests/stream/test_kill_switch.py. Changelog messages (the recovery itself) pass.
         """
         app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            if message.topic not in app.tables.changelog_topics:
-                while app.rebalancing or not app.tables.recovery.completed.is_set():
+        tables: Any = app.tables  # faust's TableManager: its type stub lacks `recovery`
+        if app.rebalancing or not tables.recovery.completed.is_set():
+            if message.topic not in tables.changelog_topics:
+                while app.rebalancing or not tables.recovery.completed.is_set():
                     await asyncio.sleep(0.05)
         return await self._conductor_callback(message)
 

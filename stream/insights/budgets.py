@@ -91,7 +91,8 @@ class BudgetConfig:
         step = self.step_seconds
         if isinstance(step, bool) or not isinstance(step, int) or step < 1 or 3600 % step:
             raise ValueError(
-                f"{self.source}: step_seconds must be a whole number of seconds dividing 3600 (e.g. 60, 300, 900), got {step!r}"
+                f"{self.source}: step_seconds must be a whole number of seconds dividing 3600 "
+                f"(e.g. 60, 300, 900), got {step!r}"
             )
 
     @classmethod
@@ -102,9 +103,11 @@ class BudgetConfig:
             raise ValueError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: budgets, step_seconds")
         if not isinstance(data, dict) or not isinstance(data.get("budgets"), list):
             raise ValueError(
-                f"{source}: expected a mapping with a 'budgets' list, e.g. budgets: [{{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}]"
+                f"{source}: expected a mapping with a 'budgets' list, e.g. "
+                "budgets: [{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}]"
             )
-        rules, seen = [], {}
+        rules: list[BudgetRule] = []
+        seen: dict[tuple[str, str, str], int] = {}
         for index, item in enumerate(data["budgets"]):
             rule = _rule(item, f"{source}: budgets[{index}]")
             ident = (rule.scope, rule.key, rule.window)
@@ -151,7 +154,8 @@ def _amount(value: Any, where: str) -> Decimal | None:
 def _rule(item: Any, where: str) -> BudgetRule:
     if not isinstance(item, dict):
         raise ValueError(
-            f"{where} must be a mapping like {{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}, got {item!r}"
+            f"{where} must be a mapping like {{scope: tenant, key: '*', window: hour, warning: 5, critical: 20}}, "
+            f"got {item!r}"
         )
     unknown = set(item) - _RULE_FIELDS
     if unknown:
@@ -301,8 +305,10 @@ def evaluate_budgets(
         for i in indexes:
             cumulative.append(cumulative[-1] + buckets[i])
 
-        def window_spend(end: int, length: int) -> Decimal:
-            """Spend in buckets [end - length, end)."""
+        def window_spend(
+            end: int, length: int, cumulative: list[Decimal] = cumulative, indexes: list[int] = indexes
+        ) -> Decimal:
+            """Spend in buckets [end - length, end) of this series (bound now: the loop moves on)."""
             return cumulative[bisect_left(indexes, end)] - cumulative[bisect_left(indexes, end - length)]
 
         for window, seconds in WINDOWS.items():

@@ -137,7 +137,7 @@ def compute_variance(
                 LIMIT {SAMPLE_LIMIT} BY {window}, {_GROUP})""",
         parameters=params,
     ).result_rows
-    texts: dict[tuple, list[tuple[bytes, str]]] = defaultdict(list)
+    texts: dict[tuple[Any, ...], list[tuple[bytes, str]]] = defaultdict(list)
     for window_start, tenant, feature, version, model, event_id, text, tools in sample:
         texts[(utc(window_start), tenant, feature, version, model)].append(
             (sample_order(event_id), similarity_document(text, tools))
@@ -158,14 +158,20 @@ def compute_variance(
             int(paths),
         )
         documents = [doc for _, doc in sorted(texts.get(key, []))]
-        rows.append({**dict(zip(VARIANCE_KEY, key)), "window_seconds": window_seconds or 0, **metrics(agg, documents)})
+        rows.append(
+            {
+                **dict(zip(VARIANCE_KEY, key, strict=True)),
+                "window_seconds": window_seconds or 0,
+                **metrics(agg, documents),
+            }
+        )
     rows.sort(key=lambda r: tuple(r[k] for k in VARIANCE_KEY))
     return rows
 
 
 def _stored_variance(
     client: Any, database: str, window_seconds: int, lo: datetime | None, hi: datetime
-) -> dict[tuple, tuple]:
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     where = "window_seconds = {ws:UInt32} AND window_start < {hi:DateTime64(3, 'UTC')}"
     where += " AND window_start >= {lo:DateTime64(3, 'UTC')}" if lo else ""
     result = client.query(
@@ -194,7 +200,9 @@ def _first_occurrences(client: Any, database: str, now: datetime) -> list[Observ
         ).result_rows
         width = len(kind.group)
         out += [
-            Observation(kind.name, ChangeKey(**dict(zip(kind.group, row[:width]))), row[width], utc(row[width + 1]))
+            Observation(
+                kind.name, ChangeKey(**dict(zip(kind.group, row[:width], strict=True))), row[width], utc(row[width + 1])
+            )
             for row in result
         ]
     return out

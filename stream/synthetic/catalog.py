@@ -6,6 +6,21 @@ PII in it). Plain data: reading it needs no random numbers.
 
 from __future__ import annotations
 
+from typing import Any, NotRequired, TypedDict
+
+
+class Feature(TypedDict):
+    """One product feature: how its traces look, which service sends them, which models serve them."""
+
+    shape: str  # "agent", "chat" or "single"
+    service: str
+    prompt: tuple[str, str]  # (prompt_id, version)
+    models: list[tuple[str, str, int]]  # (provider, model, weight)
+    params: dict[str, Any]
+    tools: NotRequired[tuple[str, ...]]  # agents only
+    sensitive: tuple[str, ...]  # PII/secret kinds that plausibly show up there
+
+
 # --- catalog ------------------------------------------------------------------------------------
 
 # What each provider reports as `response_model` for the name that was requested.
@@ -39,8 +54,8 @@ MODEL_SPEED = {
 
 # feature -> shape, service, models [(provider, model, weight)], prompt template, params, tools,
 # sensitive kinds that plausibly show up there.
-FEATURES: dict[str, dict] = {
-    "order-support": dict(
+FEATURES: dict[str, Feature] = {
+    "order-support": Feature(
         shape="agent",
         service="order-agent",
         prompt=("order_assistant", "v3"),
@@ -49,7 +64,7 @@ FEATURES: dict[str, dict] = {
         tools=("search_orders", "get_order_status", "get_shipping_quote", "issue_refund"),
         sensitive=("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "PERSON", "LOCATION", "IBAN_CODE"),
     ),
-    "code-review": dict(
+    "code-review": Feature(
         shape="agent",
         service="review-bot",
         prompt=("pr_reviewer", "v7"),
@@ -58,7 +73,7 @@ FEATURES: dict[str, dict] = {
         tools=("list_changed_files", "read_file", "run_tests", "search_code"),
         sensitive=("OPENAI_KEY", "AWS_ACCESS_KEY", "GITHUB_TOKEN", "PRIVATE_KEY", "DATABASE_URL", "JWT"),
     ),
-    "sql-analyst": dict(
+    "sql-analyst": Feature(
         shape="agent",
         service="analytics-agent",
         prompt=("sql_analyst", "v2"),
@@ -67,7 +82,7 @@ FEATURES: dict[str, dict] = {
         tools=("list_tables", "describe_table", "run_sql"),
         sensitive=("DATABASE_URL", "IP_ADDRESS", "EMAIL_ADDRESS"),
     ),
-    "refund-drafts": dict(
+    "refund-drafts": Feature(
         shape="single",
         service="support-api",
         prompt=("refund_email", "v4"),
@@ -75,7 +90,7 @@ FEATURES: dict[str, dict] = {
         params={"temperature": 0.7, "max_tokens": 600},
         sensitive=("EMAIL_ADDRESS", "PERSON", "LOCATION", "IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER"),
     ),
-    "search-summaries": dict(
+    "search-summaries": Feature(
         shape="single",
         service="search-api",
         prompt=("search_summary", "v1"),
@@ -83,7 +98,7 @@ FEATURES: dict[str, dict] = {
         params={"temperature": 0.3, "max_output_tokens": 400},
         sensitive=("PERSON", "EMAIL_ADDRESS", "IP_ADDRESS"),
     ),
-    "ticket-triage": dict(
+    "ticket-triage": Feature(
         shape="classify",
         service="helpdesk",
         prompt=("ticket_classifier", "v2"),
@@ -91,7 +106,7 @@ FEATURES: dict[str, dict] = {
         params={"temperature": 0.0, "max_tokens": 50, "response_format": "json_object"},
         sensitive=("EMAIL_ADDRESS", "PHONE_NUMBER", "PERSON", "CREDIT_CARD"),
     ),
-    "sales-assistant": dict(
+    "sales-assistant": Feature(
         shape="chat",
         service="crm-chat",
         prompt=("sales_chat", "v5"),
@@ -99,7 +114,7 @@ FEATURES: dict[str, dict] = {
         params={"temperature": 0.8, "max_tokens": 800},
         sensitive=("EMAIL_ADDRESS", "PHONE_NUMBER", "PERSON", "LOCATION"),
     ),
-    "internal-qa": dict(
+    "internal-qa": Feature(
         shape="chat",
         service="kb-bot",
         prompt=("kb_answer", "v1"),

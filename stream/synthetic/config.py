@@ -75,18 +75,18 @@ class Truth:
     malformed_lines: dict[int, str] = field(default_factory=dict)  # line index -> reason
     redeliveries: int = 0
     redelivered_lines: dict[int, int] = field(default_factory=dict)  # duplicate's index -> original's
-    loops: list[dict] = field(default_factory=list)  # {trace_id, kind, tenant, feature, model, repeats, ts}
-    legit_repetition: list[dict] = field(default_factory=list)  # same shape, kind in LEGIT_KINDS
-    model_swap: dict | None = None  # {tenant, feature, provider, model, from, to, ts}
-    prompt_change: dict | None = None  # {feature, prompt_id, prompt_version, from_sha256, to_sha256, ts}
-    prompt_bump: dict | None = None  # announced (version bumped): must NOT be flagged
-    spend_spike: dict | None = None  # {tenant, start, end, extra_rate, extra_traces}
+    loops: list[dict[str, Any]] = field(default_factory=list)  # {trace_id, kind, tenant, feature, model, repeats, ts}
+    legit_repetition: list[dict[str, Any]] = field(default_factory=list)  # same shape, kind in LEGIT_KINDS
+    model_swap: dict[str, Any] | None = None  # {tenant, feature, provider, model, from, to, ts}
+    prompt_change: dict[str, Any] | None = None  # {feature, prompt_id, prompt_version, from_sha256, to_sha256, ts}
+    prompt_bump: dict[str, Any] | None = None  # announced (version bumped): must NOT be flagged
+    spend_spike: dict[str, Any] | None = None  # {tenant, start, end, extra_rate, extra_traces}
     sensitive: dict[str, int] = field(default_factory=dict)  # entity kind -> values injected
     sensitive_samples: dict[str, list[str]] = field(default_factory=dict)  # up to 5 values per kind
     sensitive_traces: int = 0
     technical_samples: list[str] = field(default_factory=list)  # non-PII look-alikes, up to 20
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
 
 from . import catalog, text
 from .config import EDITED, SPIKE, SWAP
-from .traces import TraceWriter
+from .traces import ToolRound, TraceWriter
 
 Scenario = Callable[[], None]
 
@@ -26,9 +25,13 @@ def sha256_hex(s: str) -> str:
 class ScenarioWriter(TraceWriter):
     """A `TraceWriter` that also writes the scenarios, at the points `_scenarios` schedules."""
 
-    def _scenarios(self) -> list[tuple[float, Any]]:
+    def _scenarios(self) -> list[tuple[float, Scenario]]:
+        """(share of the events produced, scenario) for each scenario; sets the spike's truth."""
         t = self.c.tenants
-        first_with = lambda f: next((x for x in t if f in self.mix[x]), t[0])  # noqa: E731
+
+        def first_with(feature: str) -> str:
+            return next((x for x in t if feature in self.mix[x]), t[0])
+
         a, w, e = SPIKE
         self.truth.spend_spike = {
             "tenant": self.spike_tenant,
@@ -67,7 +70,7 @@ class ScenarioWriter(TraceWriter):
         ]
         hit = [{"path": "lib/retry.py", "line": 42}]
         code = "from config import BACKOFF\n\ndef retry(fn):\n    return with_backoff(fn, BACKOFF)\n"
-        pair = [
+        pair: list[ToolRound] = [
             ("search_code", {"query": "retry_backoff"}, hit),
             ("read_file", {"path": "lib/retry.py", "start_line": 1}, code),
         ]
@@ -111,7 +114,9 @@ class ScenarioWriter(TraceWriter):
         self._record(tr, "polling", 6)
         msgs, qid = self._opening(tr), f"q-{self.rng.getrandbits(32):08x}"
         tools = (*tr.spec["tools"], "get_query_status")
-        rounds = [("run_sql", {"sql": "SELECT region, sum(amount) FROM orders GROUP BY region"}, {"query_id": qid})]
+        rounds: list[ToolRound] = [
+            ("run_sql", {"sql": "SELECT region, sum(amount) FROM orders GROUP BY region"}, {"query_id": qid})
+        ]
         rounds += [
             ("get_query_status", {"query_id": qid}, {"status": "running", "progress": pct})
             for pct in (5, 22, 47, 71, 93)

@@ -11,6 +11,7 @@ import base64
 import json
 import random
 import string
+from collections.abc import Callable
 
 from .catalog import CITIES, ERROR_CODES, FIRST, LAST, PATHS, STREETS, TABLES
 from .text import SLOTS, digits, hex_digits
@@ -69,7 +70,7 @@ def _token(rng: random.Random, n: int, alphabet: str = _ALNUM) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-SENSITIVE = {
+SENSITIVE: dict[str, tuple[Callable[[random.Random], str], str]] = {
     "EMAIL_ADDRESS": (
         lambda r: (
             f"{r.choice(FIRST).lower()}.{r.choice(LAST).lower().replace(chr(39), '')}"
@@ -113,7 +114,7 @@ SENSITIVE = {
     "PRIVATE_KEY": (_private_key, "This key was committed to the repo:\n{v}"),
 }
 # Technical strings that look like numbers or identifiers but are not personal data.
-TECHNICAL = {
+TECHNICAL: dict[str, tuple[str, Callable[[random.Random], str]]] = {
     "version": ("Running {v} in production.", lambda r: SLOTS["version"](r)),
     "order_id": ("Reference: {v}.", lambda r: SLOTS["order"](r)),
     "error_code": ("The log shows {v}.", lambda r: r.choice(ERROR_CODES)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
+from typing import Any
 
 from .catalog import CARRIERS, ERROR_CODES, LABELS, PATHS, PRODUCTS, SUBJECTS, TABLES, TOPICS
 
@@ -21,7 +23,7 @@ def hex_digits(rng: random.Random, n: int) -> str:
     return f"{rng.getrandbits(4 * n):0{n}x}"
 
 
-SLOTS = {
+SLOTS: dict[str, Callable[[random.Random], str]] = {
     "order": lambda r: f"ORD-2026-{digits(r, 7)}",
     "ticket": lambda r: f"TCK-{digits(r, 5)}",
     "product": lambda r: r.choice(PRODUCTS),
@@ -45,7 +47,7 @@ SLOTS = {
 }
 
 
-class Slots(dict):
+class Slots(dict[str, str]):
     """Fills {slot}s lazily and remembers them: share one between a question and its answer."""
 
     def __init__(self, rng: random.Random):
@@ -250,8 +252,8 @@ def label_text(rng: random.Random) -> str:
 # --- tools: arguments and results -------------------------------------------------------------
 
 
-def tool_args(name: str, rng: random.Random) -> dict:
-    return {
+def tool_args(name: str, rng: random.Random) -> dict[str, Any]:
+    makers: dict[str, Callable[[], dict[str, Any]]] = {
         "search_orders": lambda: {"query": rng.choice(PRODUCTS), "status": rng.choice(["open", "any"])},
         "get_order_status": lambda: {"order_id": SLOTS["order"](rng)},
         "get_shipping_quote": lambda: {"order_id": SLOTS["order"](rng), "carrier": rng.choice(CARRIERS)},
@@ -268,10 +270,11 @@ def tool_args(name: str, rng: random.Random) -> dict:
             "sql": f"SELECT region, sum(amount) FROM {rng.choice(TABLES)} "
             f"WHERE day >= today() - {rng.randint(7, 90)} GROUP BY region LIMIT 100"
         },
-    }[name]()
+    }
+    return makers[name]()
 
 
-def tool_result(name: str, args: dict, rng: random.Random):
+def tool_result(name: str, args: dict[str, Any], rng: random.Random) -> Any:
     if name in ("get_order_status", "get_shipping_quote", "issue_refund"):
         return {
             "order_id": args.get("order_id"),

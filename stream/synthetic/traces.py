@@ -16,6 +16,7 @@ from . import catalog, sensitive, text
 from .config import EDITED, ENCODE, LOOP_KINDS, SPIKE, SWAP, TENANT_WEIGHT, GeneratorConfig, Truth
 
 Message = dict[str, Any]
+ToolRound = tuple[str, dict[str, Any], Any]  # (tool name, arguments, result)
 
 
 def uuid7(ms: int, rng: random.Random) -> str:
@@ -49,6 +50,20 @@ class Trace:
         "model",
         "slots",
     )
+    id: str
+    tenant: str
+    feature: str
+    spec: catalog.Feature
+    base: dict[str, Any]  # the fields every event of the trace shares
+    call: dict[str, Any]  # provider, model, prompt id and version
+    params: dict[str, Any]
+    system: str
+    t: int  # the trace's own clock, ms
+    cached: int  # prompt tokens the provider has cached
+    leaks: dict[str, list[tuple[str, str, str]]]  # where -> [(kind, value, sentence)] still to place
+    leaked: bool
+    model: str
+    slots: text.Slots
 
 
 class TraceWriter:
@@ -57,15 +72,15 @@ class TraceWriter:
     def __init__(self, config: GeneratorConfig, truth: Truth) -> None:
         self.c, self.truth = config, truth
         self.rng = random.Random(f"traffic:{config.seed}")
-        self.heap: list = []
+        self.heap: list[tuple[int, int, str, str, str | None]] = []
         self.seq = self.produced = 0
         self.t0 = int(config.start.timestamp() * 1000)
         self.span = int(config.duration.total_seconds() * 1000)
         self.sec_cache: dict[int, str] = {}
         self.system = dict(catalog.SYSTEM_PROMPTS)
         self.version = {f: s["prompt"][1] for f, s in catalog.FEATURES.items()}
-        self.swap: tuple | None = None  # (new response_model, from ms), once the scenario ran
-        self.prompt_edit: tuple | None = None  # (new system text, from ms), once the scenario ran
+        self.swap: tuple[str, int] | None = None  # (new response_model, from ms), once the scenario ran
+        self.prompt_edit: tuple[str, int] | None = None  # (new system text, from ms), once the scenario ran
         # Events the silent changes may touch are tagged when built, and rewritten when emitted.
         self.watch = ((config.tenants[0], *SWAP[:2]), (EDITED, self.version[EDITED])) if config.with_anomalies else None
         self.tenant_w = [TENANT_WEIGHT.get(t, 2) for t in config.tenants]
@@ -94,7 +109,7 @@ class TraceWriter:
             prefix = self.sec_cache[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         return f"{prefix}.{milli:03d}Z"
 
-    def _push(self, tr: Trace, kind: str, ts: int, span: str, parent: str | None, fields: dict) -> None:
+    def _push(self, tr: Trace, kind: str, ts: int, span: str, parent: str | None, fields: dict[str, Any]) -> None:
         ev = {
             "schema_version": 1,
             "event_id": uuid7(ts, self.rng),
@@ -120,12 +135,12 @@ class TraceWriter:
     def _call(
         self,
         tr: Trace,
-        msgs: list,
+        msgs: list[Message],
         out: str = "",
-        calls: list | None = None,
+        calls: list[dict[str, Any]] | None = None,
         finish: str = "stop",
         error: tuple[str, str] | None = None,
-        tools: tuple = (),
+        tools: tuple[str, ...] = (),
     ) -> str:
         """One model call: a prompt, then its output after the latency. Returns the span id."""
         rng, span, t = self.rng, f"{self.rng.getrandbits(64):016x}", tr.t
@@ -140,7 +155,7 @@ class TraceWriter:
         if error:
             self.truth.error_calls += 1
             latency = rng.uniform(30_000, 60_000) if error[0] == "timeout" else rng.uniform(80, 900)
-            out_fields = {
+            out_fields: dict[str, Any] = {
                 "response_model": None,
                 "output": [],
                 "tool_calls": [],
@@ -180,7 +195,7 @@ class TraceWriter:
         tr.t = t + int(latency) + rng.randint(5, 400)
         return span
 
-    def _tool(self, tr: Trace, parent: str, call: dict, result: Any, status: str = "ok") -> None:
+    def _tool(self, tr: Trace, parent: str, call: dict[str, Any], result: Any, status: str = "ok") -> None:
         duration = self.rng.uniform(15, 1200)
         tool = {
             "name": call["name"],
@@ -193,7 +208,7 @@ class TraceWriter:
         self._push(tr, "tool_call", tr.t, f"{self.rng.getrandbits(64):016x}", parent, {"tool": tool})
         tr.t += int(duration) + 1
 
-    def _request(self, name: str, args: dict) -> dict:
+    def _request(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"id": f"call_{self.rng.getrandbits(96):024x}", "name": name, "arguments": args}
 
     # --- traces --------------------------------------------------------------------------------
@@ -225,9 +240,11 @@ class TraceWriter:
 
     def _ordinary(self) -> None:
         rng, e = self.rng, SPIKE[2]
-        if self.spike_window[0] <= self.produced / self.c.events < self.spike_window[1] and rng.random() < e / (1 + e):
-            tenant = self.spike_tenant
-            self.truth.spend_spike["extra_traces"] += 1
+        spike, spike_truth = self.spike_tenant, self.truth.spend_spike  # both set when anomalies are on
+        in_window = self.spike_window[0] <= self.produced / self.c.events < self.spike_window[1]
+        if spike is not None and spike_truth is not None and in_window and rng.random() < e / (1 + e):
+            tenant = spike
+            spike_truth["extra_traces"] += 1
         else:
             tenant = rng.choices(self.c.tenants, self.tenant_w)[0]
         mix = self.mix[tenant]
@@ -267,7 +284,14 @@ class TraceWriter:
                 truth.sensitive_traces += 1
         return " ".join([s, *(sentence for *_, sentence in leaks)])
 
-    def _complete(self, tr: Trace, msgs: list, out: str, tools: tuple = (), calls: list | None = None) -> str | None:
+    def _complete(
+        self,
+        tr: Trace,
+        msgs: list[Message],
+        out: str,
+        tools: tuple[str, ...] = (),
+        calls: list[dict[str, Any]] | None = None,
+    ) -> str | None:
         """A call that may fail like real providers do (~1.5%); half the failures are retried once."""
         rng = self.rng
         if rng.random() < 0.015:
@@ -281,7 +305,7 @@ class TraceWriter:
             out = self._with(tr, "output", out)
         return self._call(tr, msgs, out, calls, finish, tools=tools)
 
-    def _opening(self, tr: Trace) -> list[dict]:
+    def _opening(self, tr: Trace) -> list[Message]:
         return [
             {"role": "system", "content": tr.system},
             {"role": "user", "content": self._with(tr, "user", text.user_text(tr.feature, self.rng, tr.slots))},
@@ -331,7 +355,7 @@ class TraceWriter:
         }
         (self.truth.loops if kind in LOOP_KINDS else self.truth.legit_repetition).append(entry)
 
-    def _tool_rounds(self, tr: Trace, msgs: list, rounds: list[tuple[str, dict, Any]], tools: tuple) -> None:
+    def _tool_rounds(self, tr: Trace, msgs: list[Message], rounds: list[ToolRound], tools: tuple[str, ...]) -> None:
         """The model asks for each (tool, args) in turn and gets `result` back; the context grows."""
         for name, args, result in rounds:
             call = self._request(name, args)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import atexit
 import sys
 import time
+from typing import cast
 
 import faust
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from tokentrail.sinks import connect, migrations
@@ -47,7 +49,8 @@ def main() -> None:
     migrations.apply(real)
     client = FailingForAWhile(real, seconds)
     atexit.register(lambda: print(f"injected_failures={client.injected}", flush=True))
-    app = build_app(config, sink=ClickHouseSink(client, backoff=(0.05, 0.5)))
+    # FailingForAWhile stands in for the Client: inserts fail for a while, everything else delegates.
+    app = build_app(config, sink=ClickHouseSink(cast(Client, client), backoff=(0.05, 0.5)))
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 

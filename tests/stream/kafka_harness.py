@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def start_worker(
     group: str,
     batch_size: int = 2000,
     script: list[str] | None = None,
-    extra: list[str] = (),
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     command = script or [sys.executable, "-m", "tokentrail.stream.cli", "worker", "--loglevel", "info"]
     args = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,7 +60,7 @@ class Trace:
     def call(
         self,
         answer: str = "",
-        tools: list[tuple[str, Any]] = (),
+        tools: Sequence[tuple[str, Any]] = (),
         error: bool = False,
         input_tokens: int | None = None,
         output_tokens: int = 40,

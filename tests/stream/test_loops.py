@@ -78,7 +78,9 @@ def test_detections_carry_evidence_and_spend():
 
 
 def test_state_survives_a_handover():
-    """Detector state is plain data: a new detector on the same state continues the count (a restart with a restored table)."""
+    """Detector state is plain data: a new detector on the same state continues the count.
+
+    (A restart with a restored table.)"""
     loops, _ = all_traces()
     stuck = loops[0]
     state: dict = {}

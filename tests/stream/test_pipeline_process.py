@@ -49,7 +49,7 @@ def test_same_rows_and_detections_as_in_process(engine):
     local = make_pipeline(prices=None, allow_ephemeral_key=False, redaction_key=KEY)
     expected = [local.process(inbound[i : i + 1000]) for i in range(0, len(inbound), 1000)]
     got = [engine.submit(inbound[i : i + 1000], {}).result(60) for i in range(0, len(inbound), 1000)]
-    for want, have in zip(expected, got):
+    for want, have in zip(expected, got, strict=True):
         assert have.rows == want.rows
         assert have.detections == want.detections
     assert sum(len(b.rows["deadletter"]) for b in got) > 0 and sum(len(b.rows["calls"]) for b in got) > 0

@@ -47,7 +47,8 @@ def test_overrides_win(tmp_path):
     """A negotiated rate in the overrides file replaces the public price; self-hosted models get one."""
     path = tmp_path / "prices.yaml"
     path.write_text(
-        "models:\n  - {provider: openai, model: gpt-4o, input_per_mtok: 1, cached_input_per_mtok: 0.5, output_per_mtok: 4}\n"
+        "models:\n"
+        "  - {provider: openai, model: gpt-4o, input_per_mtok: 1, cached_input_per_mtok: 0.5, output_per_mtok: 4}\n"
         "  - {provider: vllm, model: acme-llama-70b-ft, input_per_mtok: 0.2, output_per_mtok: 0.2}\n"
     )
     book = PriceBook(path)

@@ -86,7 +86,8 @@ def emit_with_collector(bootstrap: str, topic: str, spool: Path, calls: int) -> 
 
 
 def test_end_to_end_exact_counts(kafka_bootstrap, new_topic, tmp_path):
-    """20,000 collector events + 1% malformed + 1% exact re-deliveries: stored exactly once, dead letters with reasons, costs add up."""
+    """20,000 collector events + 1% malformed + 1% exact re-deliveries: stored exactly once, dead letters
+    with reasons, costs add up."""
     topic = new_topic(partitions=3)
     emit_with_collector(kafka_bootstrap, topic, tmp_path / "spool", 10_000)
     sent = consume_all(kafka_bootstrap, topic, 20_000)
