@@ -187,8 +187,6 @@ _REASON_BY_ERROR = {
     "string_too_long": "too_long",
     "too_long": "too_long",
 }
-# Objects whose keys are the sender's data: a key never becomes part of a reported field name.
-_FREE_KEYED = frozenset({"attributes", "params", "arguments", "result"})
 
 
 def decode_event(
@@ -274,10 +272,11 @@ def _nfc_labels(event: AnyEvent) -> AnyEvent:
 
 def _field_name(loc: list[int | str]) -> str:
     parts: list[str] = []
-    masked = False
     for part in loc:
-        parts.append("*" if masked and isinstance(part, str) and part != "[key]" else str(part))
-        masked = part in _FREE_KEYED and not masked
+        if parts and parts[-1] == "arguments":
+            break  # below `arguments` pydantic names the union member it tried (`str`, `dict[str,any]`)
+        # A key of `attributes` is the sender's data (it may be an email): it never becomes a field name.
+        parts.append("*" if parts[-1:] == ["attributes"] and part != "[key]" else str(part))
     return ".".join(parts)
 
 

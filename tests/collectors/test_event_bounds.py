@@ -307,6 +307,12 @@ def test_attributes_are_bounded_and_their_keys_never_become_field_names():
     assert rejected({**OUTPUT, "attributes": {email: 5}}) == ("wrong_type", "attributes.*")
 
 
+def test_a_bad_arguments_value_names_the_field_not_the_union_member():
+    """arguments of the wrong type is reported at `tool.arguments` / `tool_calls.N.arguments`."""
+    assert rejected(event(TOOL, "tool.arguments", 5)) == ("wrong_type", "tool.arguments")
+    assert rejected(event(OUTPUT, "tool_calls.0.arguments", [1])) == ("wrong_type", "tool_calls.0.arguments")
+
+
 def test_tool_call_and_tool_list_counts():
     """An output may ask for 1024 tools (tool_call_count is UInt16), a prompt may offer 1024."""
     call = OUTPUT["tool_calls"][0]
