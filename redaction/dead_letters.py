@@ -30,15 +30,25 @@ def redact_payloads(redactor: Redactor, payloads: list[bytes | str]) -> list[tup
     """
     texts = [p.decode("utf-8", errors="replace") if isinstance(p, (bytes, bytearray)) else p for p in payloads]
     docs = [_parse(text) for text in texts]
-    results = redactor.redact_many([text if doc is _NOT_JSON else doc for text, doc in zip(texts, docs, strict=True)])
+    identifiers = [_identifiers(doc) for doc in docs]
+    bodies = [
+        text if doc is _NOT_JSON else _without(doc, ids)
+        for text, doc, ids in zip(texts, docs, identifiers, strict=True)
+    ]
     out = []
-    for text, doc, (clean, counts) in zip(texts, docs, results, strict=True):
+    for text, doc, ids, body, (clean, counts) in zip(
+        texts, docs, identifiers, bodies, redactor.redact_many(bodies), strict=True
+    ):
         if doc is _NOT_JSON:
             out.append((clean, counts))
-            continue
-        if isinstance(clean, dict):
-            clean = _pseudonymise_identifiers(redactor, doc, clean)
-        out.append((text if clean is doc else _dump(clean), counts))
+        elif clean is body and not ids:
+            out.append((text, counts))
+        elif ids and isinstance(clean, dict):
+            # Back in the original order, each identifier as valid events store it.
+            pseudonyms = {name: redactor.pseudonym(value) for name, value in ids.items()}
+            out.append((_dump({k: pseudonyms[k] if k in pseudonyms else clean[k] for k in doc}), counts))
+        else:
+            out.append((_dump(clean), counts))
     return out
 
 
@@ -49,20 +59,25 @@ def _parse(text: str) -> Any:
         return _NOT_JSON
 
 
-def _pseudonymise_identifiers(redactor: Redactor, original: dict[str, Any], clean: dict[str, Any]) -> dict[str, Any]:
-    """Identifier fields replaced by the pseudonyms of their original values (as valid events get
-    them), not by tokens of what the text rules found in them. Numbers are identifiers too."""
-    found = {
-        name: value
-        for name in IDENTIFIER_FIELDS
-        if (value := original.get(name)) and isinstance(value, (str, int, float)) and not isinstance(value, bool)
-    }
-    if not found:
-        return clean
-    clean = dict(clean)  # `clean` may be the caller's own dict when nothing else was found
-    for name, value in found.items():
-        clean[name] = redactor.pseudonym(value if isinstance(value, str) else json.dumps(value))
-    return clean
+def _identifiers(doc: Any) -> dict[str, str]:
+    """The identifier fields of a top-level object with a value, as the text pseudonymised: a
+    number is an identifier too. Other values (objects, lists) are left to redaction."""
+    if not isinstance(doc, dict):
+        return {}
+    found = {}
+    for name in IDENTIFIER_FIELDS:
+        value = doc.get(name)
+        if isinstance(value, str) and value:
+            found[name] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[name] = json.dumps(value)
+    return found
+
+
+def _without(doc: Any, identifiers: dict[str, str]) -> Any:
+    """What is redacted as JSON: the document without its identifier fields (pseudonymised whole,
+    not searched: `session_id` would otherwise count as a secret-named field)."""
+    return {k: v for k, v in doc.items() if k not in identifiers} if identifiers else doc
 
 
 def _dump(value: Any) -> str:
