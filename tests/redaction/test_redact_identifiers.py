@@ -122,3 +122,10 @@ def test_persistent_key_allowed_anywhere():
     """A configured key passes the check for any store."""
     require_persistent_key("http://clickhouse:8123", key_is_ephemeral=False)
     assert is_ephemeral_key(EphemeralKey(b"x" * 32)) and not is_ephemeral_key(b"x" * 32)
+
+
+def test_dead_letter_nested_beyond_the_parser_is_redacted_as_text(pattern_redactor):
+    """3,000 levels of nesting do not parse (RecursionError): the payload is redacted as text."""
+    payload = "[" * 3000 + '"runa.eik@corp.internal"' + "]" * 3000
+    text, counts = pattern_redactor.redact_raw(payload)
+    assert "runa.eik" not in text and counts == {"EMAIL_ADDRESS": 1} and text.startswith("[[[")
