@@ -174,3 +174,23 @@ def test_too_deep_to_walk_fails_closed(pattern_redactor):
     (out, counts), (shallow, _) = pattern_redactor.redact_many([value, {"a": "wen.li@corp.internal"}])
     assert isinstance(out, str) and "wen.li" not in out and counts == {}
     assert "wen.li" not in shallow["a"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call me back on <PHONE_NUMBER:08b1e2041c3c55e2> if anything is unclear.",
+        "My mobile is <PHONE_NUMBER:e0e1a1e9b40ebf92>, card <CREDIT_CARD:4716038822945173>.",
+        "older token <EMAIL_ADDRESS:1a2b3c4d> stays",
+    ],
+)
+def test_tokens_are_not_redacted_again(pattern_redactor, text):
+    """Redacting redacted text changes nothing: a phone matcher would read a token's hex letters
+    as vanity digits, and an all-digit token passes the card checks."""
+    assert pattern_redactor.redact_text(text) == (text, {})
+
+
+def test_pii_next_to_a_token_is_still_found(pattern_redactor):
+    """Skipping tokens does not hide what follows them."""
+    out, counts = pattern_redactor.redact_text("<PERSON:0123456789abcdef> wrote from ria.sen@corp.internal")
+    assert "ria.sen" not in out and counts == {"EMAIL_ADDRESS": 1}
