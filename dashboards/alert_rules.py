@@ -11,8 +11,8 @@ range is the rule's window, and no dashboard variable exists in alerting.
 Why the regression conditions live in the SQL (value = the metric when regressed, else 0) rather
 than in a math expression: Grafana 11.6's threshold has no ">= baseline x 3" form, and one SQL
 statement keeps the baseline and the recent window consistent. The thresholds below are
-calibrated on the demo generator: every scenario built to fire does, clean traffic stays quiet
-(tests/dashboards/test_dash_alerts.py).
+calibrated on the demo generator: every scenario built to fire does (tests/dashboards/test_dash_incident.py),
+clean traffic stays quiet (tests/dashboards/test_dash_clean.py).
 """
 
 from __future__ import annotations
@@ -72,9 +72,11 @@ WHERE scope = 'tenant' AND window = '{window}' AND level = 'critical' AND $__tim
 GROUP BY tenant""",
             ),
         ),
-        summary=f'Tenant {{{{ $labels.tenant }}}} spent ${{{{ printf "%.2f" $values.B.Value }}}} in a rolling {window}, '
+        summary=f'Tenant {{{{ $labels.tenant }}}} spent ${{{{ printf "%.2f" $values.B.Value }}}} '
+        f"in a rolling {window}, "
         f'over its ${{{{ printf "%.2f" $values.budget.Value }}}} budget',
-        description="The insights job found a rolling-window spend at or above the critical budget (tokentrail --budgets). "
+        description="The insights job found a rolling-window spend at or above the critical budget "
+        "(tokentrail --budgets). "
         "Check the Spend dashboard for the feature and traces driving it; halt runaway traces via the control topic.",
     )
 
@@ -119,7 +121,8 @@ GROUP BY tenant, budget_window""",
     WHERE $__timeFilter(ts)
     GROUP BY tenant
 )""",
-        summary='Tenant {{ $labels.tenant }} is spending {{ printf "%.1f" $values.B.Value }}x its trailing rate (last 20 minutes)',
+        summary='Tenant {{ $labels.tenant }} is spending {{ printf "%.1f" $values.B.Value }}x its trailing rate '
+        "(last 20 minutes)",
         description="Spend per second over the last 20 minutes against the rate over the rest of the last 6 hours "
         "(at least 20 minutes of history and $0.25 recent spend). Look for a new feature, a loop or a model change.",
     ),
@@ -152,11 +155,12 @@ WHERE $__timeFilter(detected_at)
 GROUP BY tenant, service, feature, trace_id, kind""",
             ),
         ),
-        summary="{{ $labels.kind }} loop in trace {{ $labels.trace_id }} ({{ $labels.tenant }} / {{ $labels.feature }}): "
+        summary="{{ $labels.kind }} loop in trace {{ $labels.trace_id }} "
+        "({{ $labels.tenant }} / {{ $labels.feature }}): "
         '{{ printf "%.0f" $values.B.Value }} repeats, {{ printf "%.0f" $values.tokens.Value }} tokens, '
         '${{ printf "%.4f" $values.cost_usd.Value }} burned',
-        description="An agent is repeating itself with no progress. The evidence column on the Loops dashboard shows the "
-        "repeating call; a halt signal for the trace can be sent on the control topic (kill switch).",
+        description="An agent is repeating itself with no progress. The evidence column on the Loops dashboard "
+        "shows the repeating call; a halt signal for the trace can be sent on the control topic (kill switch).",
     ),
     Rule(
         uid="tt-secret-in-prompt",
@@ -193,14 +197,16 @@ GROUP BY tenant, service, feature, trace_id""",
            countIf(ts <= {RECENT.format(minutes=10)} AND status = 'error') AS baseline_errors,
            recent_errors / greatest(recent_calls, 1) AS recent_rate,
            baseline_errors / greatest(baseline_calls, 1) AS baseline_rate,
-           if(recent_calls >= 20 AND recent_errors >= 5 AND recent_rate > greatest(3 * baseline_rate, 0.05), recent_rate, 0) AS value
+           if(recent_calls >= 20 AND recent_errors >= 5 AND recent_rate > greatest(3 * baseline_rate, 0.05),
+              recent_rate, 0) AS value
     FROM {CALLS}
     WHERE $__timeFilter(ts)
     GROUP BY provider, model
 )""",
-        summary="{{ $labels.provider }} / {{ $labels.model }} failing {{ humanizePercentage $values.B.Value }} of calls (last 10 minutes)",
-        description="Error rate over the last 10 minutes is above 5% and more than 3x the rate over the previous 3 hours "
-        "(at least 20 calls and 5 errors). Check the provider's status and the error types table.",
+        summary="{{ $labels.provider }} / {{ $labels.model }} failing {{ humanizePercentage $values.B.Value }} "
+        "of calls (last 10 minutes)",
+        description="Error rate over the last 10 minutes is above 5% and more than 3x the rate over the previous "
+        "3 hours (at least 20 calls and 5 errors). Check the provider's status and the error types table.",
     ),
     Rule(
         uid="tt-latency-p95",
@@ -216,13 +222,16 @@ GROUP BY tenant, service, feature, trace_id""",
            countIf(ts > {RECENT.format(minutes=10)}) AS recent_calls,
            quantileIf(0.95)(latency_ms, ts > {RECENT.format(minutes=10)}) AS recent_p95,
            quantileIf(0.95)(latency_ms, ts <= {RECENT.format(minutes=10)}) AS baseline_p95,
-           if(recent_calls >= 20 AND recent_p95 > 2 * baseline_p95 AND recent_p95 > baseline_p95 + 1000, recent_p95, 0) AS value
+           if(recent_calls >= 20 AND recent_p95 > 2 * baseline_p95 AND recent_p95 > baseline_p95 + 1000,
+              recent_p95, 0) AS value
     FROM {CALLS}
     WHERE $__timeFilter(ts) AND latency_ms IS NOT NULL
     GROUP BY provider, model
 )""",
-        summary='{{ $labels.provider }} / {{ $labels.model }} p95 latency {{ printf "%.0f" $values.B.Value }} ms (last 10 minutes)',
-        description="p95 latency over the last 10 minutes is more than twice (and a second above) the p95 of the previous 3 hours.",
+        summary='{{ $labels.provider }} / {{ $labels.model }} p95 latency {{ printf "%.0f" $values.B.Value }} ms '
+        "(last 10 minutes)",
+        description="p95 latency over the last 10 minutes is more than twice (and a second above) the p95 of the "
+        "previous 3 hours.",
     ),
     Rule(
         uid="tt-model-change",
@@ -237,7 +246,8 @@ GROUP BY tenant, service, feature, trace_id""",
 FROM {table("changes")} FINAL
 WHERE kind = 'response_model' AND silent AND $__timeFilter(first_seen)
 GROUP BY tenant, feature, model, from_value, to_value""",
-        summary="{{ $labels.model }} for {{ $labels.tenant }} / {{ $labels.feature }} is now served as {{ $labels.to_value }} "
+        summary="{{ $labels.model }} for {{ $labels.tenant }} / {{ $labels.feature }} is now served as "
+        "{{ $labels.to_value }} "
         "(was {{ $labels.from_value }})",
         description="The provider swapped the snapshot behind the model name: outputs, cost and latency may shift. "
         "Compare the Variance dashboard before and after.",
@@ -257,7 +267,8 @@ WHERE kind = 'system_prompt' AND silent AND $__timeFilter(first_seen)
 GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
         summary="System prompt of {{ $labels.prompt_id }} {{ $labels.prompt_version }} ({{ $labels.feature }}) changed "
         "without a version bump",
-        description="Two different system prompts now run under the same prompt version: evaluations and variance per version mix them.",
+        description="Two different system prompts now run under the same prompt version: evaluations and variance "
+        "per version mix them.",
     ),
     Rule(
         uid="tt-variance-spike",
@@ -273,21 +284,23 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
            sumIf(calls, window_start >= {RECENT.format(minutes=15)}) AS recent_calls,
            sumIf(calls, window_start < {RECENT.format(minutes=15)}) AS baseline_calls,
            quantileExactWeightedIf(0.5)(output_tokens_cv, calls,
-                                        window_start >= {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS recent_cv,
+               window_start >= {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS recent_cv,
            quantileExactWeightedIf(0.5)(output_tokens_cv, calls,
-                                        window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv,
+               window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv,
            quantileExactWeightedIf(0.75)(output_tokens_cv, calls,
-                                         window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv_p75,
-           if(recent_calls >= 60 AND baseline_calls >= 150 AND recent_cv >= 2 * baseline_cv AND recent_cv >= baseline_cv_p75 + 0.6,
+               window_start < {RECENT.format(minutes=15)} AND output_tokens_cv IS NOT NULL) AS baseline_cv_p75,
+           if(recent_calls >= 60 AND baseline_calls >= 150
+              AND recent_cv >= 2 * baseline_cv AND recent_cv >= baseline_cv_p75 + 0.6,
               recent_cv, 0) AS value
     FROM {table("variance")} FINAL
     WHERE $__timeFilter(window_start)
     GROUP BY feature, prompt_version
 )""",
-        summary='Output-token CV of {{ $labels.feature }} {{ $labels.prompt_version }} jumped to {{ printf "%.2f" $values.B.Value }}',
-        description="Output lengths became much less consistent: the median (call-weighted) output-token CV of the 5-minute "
-        "windows of the last 15 minutes is at least twice the median of the previous 6 hours and 0.6 above their "
-        "upper quartile. Medians and quartiles, because one window with a single very long answer is not a "
+        summary="Output-token CV of {{ $labels.feature }} {{ $labels.prompt_version }} jumped to "
+        '{{ printf "%.2f" $values.B.Value }}',
+        description="Output lengths became much less consistent: the median (call-weighted) output-token CV of the "
+        "5-minute windows of the last 15 minutes is at least twice the median of the previous 6 hours and 0.6 above "
+        "their upper quartile. Medians and quartiles, because one window with a single very long answer is not a "
         "spike, and agents whose answers alternate between short tool steps and long reports swing by nature; "
         "at least 60 recent and 150 earlier calls. Often a model or prompt change: "
         "check the Changes dashboard.",
@@ -305,11 +318,14 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
     SELECT (SELECT count() FROM {table("deadletter")} FINAL WHERE $__timeFilter(received_at)) AS dead,
            (SELECT count() FROM {table("receipts")} WHERE $__timeFilter(received_at)) AS accepted
 )""",
-        summary="{{ humanizePercentage $values.B.Value }} of incoming lines went to the dead-letter table (last 10 minutes)",
+        summary="{{ humanizePercentage $values.B.Value }} of incoming lines went to the dead-letter table "
+        "(last 10 minutes)",
         description="A producer is sending events the contract rejects (see reasons on the Pipeline dashboard); valid "
-        "events keep flowing, invalid ones are kept with their reason for replay. Both sides are counted by "
-        "arrival time; receipts without FINAL (a duplicate receipt needs the same source position inserted "
-        "under two batch tokens, and would move a rate by nothing visible).",
+        "events keep flowing. Each rejected line is stored in the deadletter table with its reason, field and "
+        "source position, its payload redacted like any event (PII and secrets replaced): enough to find and fix "
+        "the producer, not to replay the original. Both sides are counted by arrival time; receipts without "
+        "FINAL (a duplicate receipt needs the same source position inserted under two batch tokens, and would "
+        "move a rate by nothing visible).",
     ),
     Rule(
         uid="tt-pipeline-stalled",
@@ -325,8 +341,8 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
 FROM {table("events")}
 WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
         summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds',
-        description="Nothing reached ClickHouse for 10 minutes: check the workers (consumer lag, crash loop), Kafka and "
-        "ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
+        description="Nothing reached ClickHouse for 10 minutes: check the workers (consumer lag, crash loop), "
+        "Kafka and ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
         "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule.",
     ),
 )

@@ -14,6 +14,7 @@ macros).
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -37,6 +38,10 @@ __all__ = [
     "contact_points_api",
     "contact_points_file",
     "policy_api",
+    "tokentrail_route",
+    "merge_policy_tree",
+    "is_tokentrail_route",
+    "ROUTE_MATCHER",
     "policies_file",
     "panel_id",
     "ORG_ID",
@@ -44,7 +49,11 @@ __all__ = [
 
 ORG_ID = 1
 CHAT, PAGER = "tokentrail-chat", "tokentrail-pagerduty"
-TEAM_LABELS = {"component": "tokentrail"}  # not "service": query labels carry the emitting service
+# `managed_by` is what tokentrail's branch of a shared notification policy tree matches on (see
+# `tokentrail_route`); not "service": query labels carry the emitting service.
+TEAM_LABELS = {"component": "tokentrail", "managed_by": "tokentrail"}
+ROUTE_MATCHER = ["managed_by", "=", "tokentrail"]
+LINK_LABELS = ("tenant", "feature", "model")  # labels a dashboard link carries as var-<name>
 # Every secret or URL a contact point needs, by the environment variable that carries it.
 ENV_VARS = {
     "TOKENTRAIL_SLACK_WEBHOOK_URL": "Slack incoming-webhook URL for the chat channel",
@@ -52,6 +61,12 @@ ENV_VARS = {
     "TOKENTRAIL_ALERT_EMAILS": "email addresses (';'-separated) for the chat route",
     "TOKENTRAIL_PAGERDUTY_KEY": "PagerDuty Events API v2 integration key for severity=page",
 }
+
+
+def _plain(built: Any) -> dict[str, Any]:
+    """An SDK object as the JSON-like dict Grafana receives."""
+    document: dict[str, Any] = json.loads(json.dumps(built, cls=JSONEncoder))
+    return document
 
 
 def _env(name: str) -> str:
@@ -67,9 +82,9 @@ def panel_id(dashboard_uid: str, title: str) -> int:
 
 def _annotations(rule: Rule) -> dict[str, str]:
     labels = _label_columns(rule.sql)
-    query = "&".join(
-        f"var-{name}={{{{ $labels.{name} }}}}" for name in ("tenant", "feature", "model") if name in labels
-    )
+    # Label values come from the data (a tenant can name itself `x&var-tenant=other`): Go's
+    # `urlquery` (text/template's built-in, url.QueryEscape) encodes every reserved character.
+    query = "&".join(f"var-{name}={{{{ urlquery $labels.{name} }}}}" for name in LINK_LABELS if name in labels)
     return {
         "summary": rule.summary,
         "description": rule.description,
@@ -141,7 +156,7 @@ def rule_api(rule: Rule) -> dict[str, Any]:
         builder = builder.with_query(_data_query(f"{ref_id}_query", sql, rule)).with_query(
             _reduce(ref_id, f"{ref_id}_query")
         )
-    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return _plain(builder.build())
 
 
 def rules_api() -> list[dict[str, Any]]:
@@ -211,13 +226,14 @@ def _contact_points() -> list[tuple[str, ab.ContactPoint]]:
 
 def contact_points_api() -> list[dict[str, Any]]:
     """One entry per integration (POST /api/v1/provisioning/contact-points), still with `$__env{}` references."""
-    return [json.loads(json.dumps(c.build(), cls=JSONEncoder)) for _, c in _contact_points()]
+    return [_plain(c.build()) for _, c in _contact_points()]
 
 
 def contact_points_file() -> dict[str, Any]:
     by_name: dict[str, list[dict[str, Any]]] = {}
     for point in contact_points_api():
-        receiver = {k: point[k] for k in ("uid", "type", "settings", "disableResolveMessage") if k in point}
+        keys: tuple[str, ...] = ("uid", "type", "settings", "disableResolveMessage")
+        receiver = {k: point[k] for k in keys if k in point}
         by_name.setdefault(point["name"], []).append(receiver)
     return {
         "apiVersion": 1,
@@ -227,16 +243,55 @@ def contact_points_file() -> dict[str, Any]:
     }
 
 
-def policy_api() -> dict[str, Any]:
-    """The notification policy tree (PUT /api/v1/provisioning/policies): pages to PagerDuty, everything to chat."""
+def _route(receiver: str, matchers: list[list[str]]) -> ab.NotificationPolicy:
+    return ab.NotificationPolicy().receiver(receiver).object_matchers(matchers)
+
+
+def tokentrail_route() -> dict[str, Any]:
+    """tokentrail's branch of the policy tree: its alerts (managed_by=tokentrail) to chat, pages to PagerDuty.
+
+    `continue` stays false: routes after it (another team's catch-all) do not also get tokentrail's alerts.
+    """
     page = (
-        ab.NotificationPolicy()
-        .receiver(PAGER)
-        .object_matchers([["severity", "=", "page"]])
+        _route(PAGER, [["severity", "=", "page"]])
         .group_by(["alertname", "tenant", "trace_id"])
         .repeat_interval("1h")
         .continue_val(True)
     )
+    branch = (
+        _route(CHAT, [ROUTE_MATCHER])
+        .group_by(["grafana_folder", "alertname", "tenant"])
+        .group_wait("30s")
+        .group_interval("5m")
+        .repeat_interval("4h")
+        .routes([page])
+    )
+    return _plain(branch.build())
+
+
+def is_tokentrail_route(route: dict[str, Any]) -> bool:
+    return ROUTE_MATCHER in (route.get("object_matchers") or [])
+
+
+def merge_policy_tree(existing: dict[str, Any]) -> dict[str, Any]:
+    """The organisation's tree with tokentrail's branch added or replaced; every other route untouched.
+
+    The branch keeps its position when present (first occurrence; duplicates are dropped), else it
+    goes first so that a foreign catch-all route cannot take tokentrail's alerts.
+    """
+    tree = copy.deepcopy(existing)
+    tree.pop("provenance", None)
+    routes = list(tree.get("routes") or [])
+    ours = [i for i, route in enumerate(routes) if is_tokentrail_route(route)]
+    position = ours[0] if ours else 0
+    kept = [route for route in routes if not is_tokentrail_route(route)]
+    kept.insert(position, tokentrail_route())
+    tree["routes"] = kept
+    return tree
+
+
+def policy_api() -> dict[str, Any]:
+    """The whole tree for a Grafana tokentrail owns (file provisioning replaces the org's tree): chat by default."""
     root = (
         ab.NotificationPolicy()
         .receiver(CHAT)
@@ -244,9 +299,8 @@ def policy_api() -> dict[str, Any]:
         .group_wait("30s")
         .group_interval("5m")
         .repeat_interval("4h")
-        .routes([page])
     )
-    return json.loads(json.dumps(root.build(), cls=JSONEncoder))
+    return merge_policy_tree(_plain(root.build()))
 
 
 def policies_file() -> dict[str, Any]:

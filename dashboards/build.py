@@ -10,6 +10,7 @@ what lets a test compare the committed files with a fresh build byte for byte.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -115,8 +116,10 @@ def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
     )
 
 
-def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder:
+def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder[Any]:
     target = _Query(clickhouse_target(spec.sql, table_format=spec.shape != "timeseries"))
+    # One name for three SDK builder classes that share the panel-level methods used below.
+    builder: Any
     if spec.kind == "stat":
         builder = (
             stat.Panel()
@@ -156,11 +159,13 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder:
         builder = builder.unit(spec.unit)
     if spec.decimals is not None:
         builder = builder.decimals(spec.decimals)
-    return builder
+    panel: cogbuilder.Builder[Any] = builder
+    return panel
 
 
 def _annotation(spec: Annotation) -> db.AnnotationQuery:
-    target = _Query(clickhouse_target(spec.sql, table_format=True, ref_id="Anno"))
+    # The SDK types an annotation's target as AnnotationTarget; Grafana takes the datasource's own query model.
+    target: Any = _Query(clickhouse_target(spec.sql, table_format=True, ref_id="Anno"))
     return (
         db.AnnotationQuery().name(spec.name).datasource(DATASOURCE).enable(True).icon_color(spec.color).target(target)
     )
@@ -179,7 +184,7 @@ def layout(panels: tuple[Panel, ...]) -> list[tuple[Panel, int, int]]:
 
 
 def build_dashboard(
-    spec: Dashboard, annotations: tuple[Annotation, ...] = (), links: list[tuple[str, str]] = ()
+    spec: Dashboard, annotations: tuple[Annotation, ...] = (), links: Sequence[tuple[str, str]] = ()
 ) -> dict[str, Any]:
     """The dashboard JSON Grafana provisions from a file (dashboard model, not the HTTP envelope)."""
     builder = (
@@ -207,7 +212,8 @@ def build_dashboard(
         )
     for panel_id, (panel, x, y) in enumerate(layout(spec.panels), start=1):
         builder = builder.with_panel(_panel(panel, panel_id, x, y))
-    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    document: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return document
 
 
 def to_json(document: Any) -> str:

@@ -25,7 +25,8 @@ PII = Dashboard(
             width=24,
             height=5,
             sql=f"""SELECT sum(count) AS findings, sumIf(count, is_secret = 1) AS secrets,
-       uniqExact(trace_id) AS traces, uniqExactIf(trace_id, is_secret = 1 AND type = 'prompt') AS traces_with_secret_in_prompt
+       uniqExact(trace_id) AS traces,
+       uniqExactIf(trace_id, is_secret = 1 AND type = 'prompt') AS traces_with_secret_in_prompt
 FROM {PII_TABLE}
 WHERE {PII_FILTER}""",
         ),
@@ -141,7 +142,8 @@ FROM {RECENT_EVENTS}""",
             unit="short",
             width=8,
             height=5,
-            sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs, countIf(type = 'tool_call') AS tool_calls
+            sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs,
+       countIf(type = 'tool_call') AS tool_calls
 FROM {EVENTS}
 WHERE {filters("tenant", "service", "feature", "model")}""",
         ),
@@ -176,7 +178,8 @@ ORDER BY time""",
             title="End-to-end lag p50 / p95",
             unit="ms",
             width=12,
-            description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker. No FINAL: a "
+            description="Event time to stored time for model calls: producer clock skew plus Kafka plus the worker. "
+            "No FINAL: a "
             "re-delivered copy has its own lag and belongs in the distribution.",
             sql=f"""SELECT $__timeInterval(ts) AS time,
        quantile(0.5)(dateDiff('millisecond', ts, received_at)) AS lag_p50,

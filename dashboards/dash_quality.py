@@ -145,7 +145,8 @@ def _weighted(column: str) -> str:
 VARIANCE = Dashboard(
     uid="tokentrail-variance",
     title="tokentrail / Variance",
-    description="How consistent the outputs are per feature and prompt version: similarity (1 = every answer the same), "
+    description="How consistent the outputs are per feature and prompt version: "
+    "similarity (1 = every answer the same), "
     "distinct-output ratio and the coefficient of variation of output tokens, per 5-minute window.",
     panels=(
         _variance_metric(

@@ -7,7 +7,7 @@ docs in benchmarks/dashboards.py for what FINAL costs at 10M calls).
 
 from __future__ import annotations
 
-from .spec import Dashboard, Panel, filters, table, var_in
+from .spec import Dashboard, Panel, filters, grafana_text, table, var_in
 
 CALLS = f"{table('calls')} FINAL"
 ALL4 = ("tenant", "service", "feature", "model")
@@ -53,8 +53,10 @@ WHERE {filters(*ALL4)}""",
             shape="stat",
             width=6,
             height=5,
-            description="Calls on models with no price (self-hosted, or missing from the price data): their cost is unknown, not zero.",
-            sql=f"""SELECT countIf(NOT priced) AS unpriced_calls, sumIf(input_tokens + output_tokens, NOT priced) AS unpriced_tokens
+            description="Calls on models with no price (self-hosted, or missing from the price data): "
+            "their cost is unknown, not zero.",
+            sql=f"""SELECT countIf(NOT priced) AS unpriced_calls,
+       sumIf(input_tokens + output_tokens, NOT priced) AS unpriced_tokens
 FROM {CALLS}
 WHERE {filters(*ALL4)}""",
         ),
@@ -77,7 +79,8 @@ WHERE {filters(*ALL4)}""",
             unit="short",
             width=6,
             height=5,
-            description="Input tokens served from the provider's prompt cache (billed at a discount, typically 50-90% off).",
+            description="Input tokens served from the provider's prompt cache "
+            "(billed at a discount, typically 50-90% off).",
             sql=f"""SELECT sum(cached_input_tokens) AS cached_input_tokens
 FROM {CALLS}
 WHERE {filters(*ALL4)}""",
@@ -89,10 +92,12 @@ WHERE {filters(*ALL4)}""",
             title="Burn rate against hourly budget",
             unit="percentunit",
             width=12,
-            description="Spend per hour at each interval's pace, as a share of the 'Hourly budget' variable: above 100% "
+            description="Spend per hour at each interval's pace, as a share of the 'Hourly budget' variable: "
+            "above 100% "
             "the tenant will overrun its hourly budget if the pace holds.",
             sql=f"""SELECT $__timeInterval(ts) AS time, tenant,
-       sum(cost_usd) * 3600 / ($__interval_s) / greatest(toFloat64OrZero(${{hourly_budget_usd:sqlstring}}), 0.000001) AS budget_share
+       sum(cost_usd) * 3600 / ($__interval_s)
+         / greatest(toFloat64OrZero({grafana_text("hourly_budget_usd")}), 0.000001) AS budget_share
 FROM {CALLS}
 WHERE {filters(*ALL4)}
 GROUP BY time, tenant
@@ -105,7 +110,8 @@ ORDER BY time""",
             shape="table",
             width=12,
             min_rows=1,
-            description="Episodes where a rolling hour/day window reached a budget (from the insights job; configure with --budgets).",
+            description="Episodes where a rolling hour/day window reached a budget "
+            "(from the insights job; configure with --budgets).",
             sql=f"""SELECT window_end, scope, key, window, level, spend, threshold
 FROM {table("budget_breaches")} FINAL
 WHERE $__timeFilter(window_end)
@@ -147,7 +153,8 @@ ORDER BY time""",
             width=12,
             unit="short",
             stack=True,
-            description="Input tokens served from cache per interval, by model: each one billed at the cached rate, not the full rate.",
+            description="Input tokens served from cache per interval, by model: "
+            "each one billed at the cached rate, not the full rate.",
             sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(cached_input_tokens) AS cached_tokens
 FROM {CALLS}
 WHERE {filters(*ALL4)} AND cached_input_tokens > 0
@@ -233,7 +240,8 @@ ORDER BY cost_usd DESC, tokens DESC""",
             shape="table",
             width=24,
             height=12,
-            description="The repeating pattern as the detector saw it: the evidence column is what on-call reads first.",
+            description="The repeating pattern as the detector saw it: "
+            "the evidence column is what on-call reads first.",
             sql=f"""SELECT trace_id, tenant, service, feature, kind, repeats, tokens, cost_usd, events_in_trace,
        first_seen, detected_at, if(halt = 1, 'halt sent', '') AS halt, evidence
 FROM {LOOPS_TABLE}

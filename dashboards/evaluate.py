@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote_plus
 
 from .alert_rules import RULES, Rule
 from .alerting_provisioning import rule_api
@@ -85,7 +86,10 @@ def _passes(value: float | None, evaluator: str, threshold: float) -> bool:
 def evaluate_rule(client: Any, rule: Rule, now: datetime) -> list[FiringAlert]:
     """The instances of one rule that are firing at `now` (pending periods are not modelled: rules use for=0s)."""
     time_range = TimeRange(now - timedelta(seconds=rule.window_seconds), now)
-    sql = lambda text: expand_macros(text, time_range, rule.interval_ms)  # noqa: E731
+
+    def sql(text: str) -> str:
+        return expand_macros(text, time_range, rule.interval_ms)
+
     main = numeric_data(client, sql(rule.sql))
     extras = {ref: numeric_data(client, sql(text)) for ref, text in rule.extras}
     static = {"alertname": rule.title, "grafana_folder": FOLDER_TITLE, **rule_api(rule)["labels"]}
@@ -96,12 +100,12 @@ def evaluate_rule(client: Any, rule: Rule, now: datetime) -> list[FiringAlert]:
         labels = {**static, "datasource_uid": "tokentrail-clickhouse", "ref_id": "A"}
         return [FiringAlert(rule.uid, rule.title, rule.severity, labels, {"summary": f"{rule.title}: no data"}, {})]
     firing = []
-    for labels, value in sorted(main.items()):
+    for series, value in sorted(main.items()):
         if not _passes(value, rule.evaluator, rule.threshold):
             continue
         values: dict[str, float | None] = {"B": value, "C": 1.0}
-        values.update({ref: found.get(labels) for ref, found in extras.items()})
-        instance = {**static, **dict(labels)}
+        values.update({ref: found.get(series) for ref, found in extras.items()})
+        instance = {**static, **dict(series)}
         rendered = {k: render_template(v, instance, values) for k, v in annotations.items() if not k.startswith("__")}
         firing.append(FiringAlert(rule.uid, rule.title, rule.severity, instance, rendered, values))
     return firing
@@ -138,10 +142,13 @@ def _value(ref: str, values: dict[str, float | None]) -> float | None:
 def render_template(template: str, labels: dict[str, str], values: dict[str, float | None]) -> str:
     """The subset of Grafana's annotation templating the provisioned rules use; anything else is refused."""
 
-    def action(match: re.Match) -> str:
+    def action(match: re.Match[str]) -> str:
         body = match.group(1)
         if m := re.fullmatch(r"\$labels\.(\w+)", body):
             return labels.get(m.group(1), "")
+        if m := re.fullmatch(r"urlquery\s+\$labels\.(\w+)", body):
+            # text/template's built-in urlquery is url.QueryEscape: only A-Z a-z 0-9 - _ . ~ kept, space as +.
+            return quote_plus(labels.get(m.group(1), ""), safe="")
         if m := re.fullmatch(_VALUE, body):
             return _go_number(_value(m.group(1), values))
         if m := re.fullmatch(r'printf\s+"([^"]*)"\s+' + _VALUE, body):
@@ -168,7 +175,8 @@ def render_alerts(alerts: list[FiringAlert], now: datetime | None = None, per_ru
             continue
         route = "PAGE -> PagerDuty" if alert.severity == "page" else "warn -> chat"
         lines.append(f"  [{route}] {alert.title}: {alert.summary}")
-        keys = [k for k in alert.labels if k not in ("alertname", "grafana_folder", "severity", "component")]
+        hidden_labels = ("alertname", "grafana_folder", "severity", "component", "managed_by")
+        keys = [k for k in alert.labels if k not in hidden_labels]
         if keys:
             lines.append("      " + "  ".join(f"{k}={alert.labels[k]}" for k in keys))
         if alert.annotations.get("dashboard"):

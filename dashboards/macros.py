@@ -23,11 +23,13 @@ macros in Go map order (random); ``order`` lets tests prove a query does not dep
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 __all__ = [
     "TimeRange",
@@ -40,6 +42,7 @@ __all__ = [
     "panel_interval_ms",
     "render",
     "MACRO_NAMES",
+    "encode_uri_component_strict",
 ]
 
 ALL = "$__all"  # Grafana's internal value for an "All" selection
@@ -71,19 +74,26 @@ class TimeRange:
 
 @dataclass(frozen=True)
 class VariableValue:
-    """A dashboard variable as selected: `selected` is a list of values, or [ALL]."""
+    """A dashboard variable as selected: `selected` is a list of values, or [ALL].
+
+    `multi`: a multi-value variable's value is an array in Grafana even with one value selected,
+    which changes what `json`, `percentencode` and `glob` print.
+    """
 
     selected: Sequence[str]
     options: Sequence[str] = ()
     all_value: str | None = None
+    multi: bool = False
 
-    def values(self) -> tuple[list[str], bool]:
-        """(values to format, is a custom all value that must not be formatted)."""
+    def value(self) -> tuple[str | list[str], bool]:
+        """(the value to format: a string or an array, is a custom all value)."""
         if list(self.selected) == [ALL]:
             if self.all_value is not None:
-                return [self.all_value], True
+                return self.all_value, True
             return list(self.options), False
-        return list(self.selected), False
+        if self.multi or len(self.selected) != 1:
+            return list(self.selected), False
+        return self.selected[0], False
 
 
 # -- pass 1: template variables ---------------------------------------------------------------
@@ -91,20 +101,61 @@ class VariableValue:
 # Grafana's variableRegex (public/app/features/variables/utils.ts).
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\${(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?}")
 
-
-def _quote(value: str, quote: str, escaped: str) -> str:
-    return quote + value.replace(quote, escaped) + quote
+Value = str | list[str]
 
 
-_FORMATS: dict[str, Callable[[list[str]], str]] = {
-    "singlequote": lambda vs: ",".join(_quote(v, "'", "\\'") for v in vs),
-    "doublequote": lambda vs: ",".join(_quote(v, '"', '\\"') for v in vs),
-    "sqlstring": lambda vs: ",".join(_quote(v, "'", "''") for v in vs),
-    "csv": lambda vs: ",".join(vs),
-    "raw": lambda vs: ",".join(vs),
-    "text": lambda vs: " + ".join(vs),
-    "pipe": lambda vs: "|".join(vs),
-    "glob": lambda vs: vs[0] if len(vs) == 1 else "{" + ",".join(vs) + "}",
+def _each(mark: str, escape: Callable[[str], str]) -> Callable[[Value], str]:
+    def fmt(value: Value) -> str:
+        values = value if isinstance(value, list) else [value]
+        return ",".join(mark + escape(v) + mark for v in values)
+
+    return fmt
+
+
+def _joined(separator: str) -> Callable[[Value], str]:
+    return lambda value: separator.join(value) if isinstance(value, list) else value
+
+
+def encode_uri_component_strict(text: str) -> str:
+    """Grafana's encodeURIComponentStrict: encodeURIComponent (UTF-8) that also encodes !'()*.
+
+    Leaves exactly A-Z a-z 0-9 - _ . ~ unencoded, which is `quote(..., safe="")`.
+    """
+    return quote(text, safe="")
+
+
+def _percentencode(value: Value) -> str:
+    # Grafana: "like glob, but url escaped": an array becomes the encoding of "{v1,v2}".
+    return encode_uri_component_strict("{" + ",".join(value) + "}" if isinstance(value, list) else value)
+
+
+def _json(value: Value) -> str:
+    # scenes' formatter returns a plain string as is, and JSON.stringify's an array.
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _glob(value: Value) -> str:
+    return "{" + ",".join(value) + "}" if isinstance(value, list) and len(value) > 1 else _joined(",")(value)
+
+
+def _plugin_default(value: Value) -> str:
+    # No format named: the ClickHouse plugin's own formatter (CHDatasource.format) quotes an array
+    # as '${value.join("','")}' without escaping, and passes a string through.
+    return "'" + "','".join(value) + "'" if isinstance(value, list) else value
+
+
+# @grafana/scenes formatRegistry (the dashboards of Grafana 11 interpolate through it).
+_FORMATS: dict[str, Callable[[Value], str]] = {
+    "singlequote": _each("'", lambda v: v.replace("'", "\\'")),
+    "doublequote": _each('"', lambda v: v.replace('"', '\\"')),
+    "sqlstring": _each("'", lambda v: v.replace("'", "''")),
+    "csv": _joined(","),
+    "raw": _joined(","),
+    "text": _joined(" + "),
+    "pipe": _joined("|"),
+    "glob": _glob,
+    "json": _json,
+    "percentencode": _percentencode,
 }
 
 
@@ -143,7 +194,7 @@ def interpolate_variables(
     """Grafana's templateSrv.replace: unknown names (and the plugin's own macros) are left alone."""
     builtins = _builtins(time_range, interval_ms)
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2) or match.group(4)
         fmt = match.group(3) or match.group(6)
         if name in builtins:
@@ -151,17 +202,19 @@ def interpolate_variables(
         variable = variables.get(name)
         if variable is None:
             return match.group(0)
-        values, custom_all = variable.values()
-        if custom_all and fmt not in ("text", "percentencode"):
-            return interpolate_variables(values[0], variables, time_range=time_range, interval_ms=interval_ms)
+        value, custom_all = variable.value()
+        if custom_all:
+            # scenes' CustomAllValue: "All" for text, encoded for percentencode, verbatim otherwise.
+            if fmt == "text":
+                return "All"
+            if fmt == "percentencode":
+                return _percentencode(value)
+            return interpolate_variables(str(value), variables, time_range=time_range, interval_ms=interval_ms)
         if fmt is None:
-            # Grafana's default for a multi-value without a format is a glob; queries here always name one.
-            fmt = "glob" if len(values) != 1 else "raw"
+            return _plugin_default(value)
         if fmt not in _FORMATS:
-            raise MacroError(
-                f"variable format {fmt!r} is not supported by this expander (use singlequote, sqlstring, csv, raw)"
-            )
-        return _FORMATS[fmt](values)
+            raise MacroError(f"variable format {fmt!r} is not supported by this expander (known: {sorted(_FORMATS)})")
+        return _FORMATS[fmt](value)
 
     return _VARIABLE.sub(replace, sql)
 
@@ -250,7 +303,7 @@ _NO_ARGS = {"fromTime", "toTime", "fromTime_ms", "toTime_ms", "interval_s", "tab
 
 def _matches(sql: str, name: str) -> list[tuple[str, str | None]]:
     """sqlutil.getMacroMatches: (matched text, raw argument string or None) for each occurrence."""
-    found = []
+    found: list[tuple[str, str | None]] = []
     for m in re.finditer(r"\$__" + re.escape(name) + r"\b", sql):
         rest, depth, arg_start, end = sql[m.start() :], 0, 0, 0
         for idx, ch in enumerate(rest):

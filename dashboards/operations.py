@@ -18,7 +18,7 @@ __all__ = ["build_provisioning", "push_to_grafana", "check_alerts"]
 
 def build_provisioning(*, check_only: bool, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Regenerate the provisioning files from the code, or with `check_only` list the stale ones (exit 1 if any)."""
-    from .provisioning import PROVISIONING_DIR, check, write
+    from .provisioning_files import PROVISIONING_DIR, check, write
 
     out, err = out or sys.stdout, err or sys.stderr
 
@@ -41,7 +41,7 @@ def push_to_grafana(*, grafana_url: str, token: str | None, timeout: float, out:
 
     `token`: a service-account token, else $TOKENTRAIL_GRAFANA_TOKEN, else the URL's credentials.
     """
-    from grafana_client import GrafanaApi
+    from grafana_client.api import GrafanaApi
 
     from .push import push
 

@@ -2,10 +2,11 @@
 
 For a Grafana whose provisioning directory we do not control (a shared or hosted instance). It
 sends the same objects the files describe, in the HTTP API's shapes: folder, datasource,
-dashboards, contact points, the notification policy tree, then the alert rules and their group
-intervals. Every step is create-or-update keyed by a fixed uid, so pushing twice changes nothing
-the second time. The HTTP API does not read `$__env{...}`, so this module substitutes the
-environment itself, and refuses to push when a variable is missing (a Slack contact point with
+dashboards, contact points, tokentrail's branch of the notification policy tree (merged into the
+organisation's tree, never replacing it), then the alert rules and their group intervals. Every
+step is create-or-update keyed by a fixed uid, so pushing twice changes nothing the second time.
+The HTTP API does not read `$__env{...}`, so this module substitutes the environment itself
+(and reads `$__file{...}`), and refuses to push when a variable is missing (a Slack contact point with
 an empty URL would be accepted and then fail at 3 a.m.).
 """
 
@@ -16,15 +17,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from .alert_rules import GROUPS
-from .alerting_provisioning import ENV_VARS, contact_points_api, policy_api, rules_api
+from .alerting_provisioning import ENV_VARS, contact_points_api, merge_policy_tree, rules_api
 from .catalog import built_dashboards
-from .provisioning import datasource_file
+from .provisioning_files import datasource_file, datasource_tls_from_env
 from .spec import FOLDER_TITLE, FOLDER_UID
 
-__all__ = ["push", "PushReport", "substitute_env", "MissingEnvironment", "DATASOURCE_ENV"]
+__all__ = ["push", "PushReport", "substitute_env", "MissingEnvironment", "DATASOURCE_ENV", "DATASOURCE_TLS_ENV"]
 
 DATASOURCE_ENV = {
     "CLICKHOUSE_HOST": "ClickHouse host as Grafana reaches it",
@@ -32,7 +35,14 @@ DATASOURCE_ENV = {
     "GRAFANA_CLICKHOUSE_USER": "Grafana's read-only ClickHouse user (provisioning/clickhouse/readonly_user.sql)",
     "GRAFANA_CLICKHOUSE_PASSWORD": "its password",
 }
+# Optional: a TLS ClickHouse (see provisioning.datasource_tls_from_env).
+DATASOURCE_TLS_ENV = {
+    "TOKENTRAIL_CLICKHOUSE_URL": "the project's ClickHouse DSN: https:// makes the datasource secure",
+    "CLICKHOUSE_SECURE": "true: the datasource uses TLS whatever the DSN says",
+    "CLICKHOUSE_CA_FILE": "PEM file of the CA that signed ClickHouse's certificate (read by push)",
+}
 _ENV_REF = re.compile(r"\$__env\{(\w+)\}|\$\{(\w+)\}")
+_FILE_REF = re.compile(r"\$__file\{([^}]+)\}")
 
 
 class MissingEnvironment(ValueError):
@@ -43,7 +53,7 @@ def substitute_env(value: Any, env: Mapping[str, str], missing: set[str]) -> Any
     """Replace `$__env{X}` / `${X}` in every string of a JSON-like value; collect unset names in `missing`."""
     if isinstance(value, str):
 
-        def repl(m: re.Match) -> str:
+        def repl(m: re.Match[str]) -> str:
             name = m.group(1) or m.group(2)
             if name not in env:
                 missing.add(name)
@@ -85,10 +95,31 @@ def _exists(get: Callable[[], Any]) -> bool:
         raise
 
 
+def _read_file_refs(value: Any) -> Any:
+    """Replace `$__file{path}` (Grafana reads the file when provisioning; the HTTP API does not)."""
+    if isinstance(value, str):
+
+        def read(m: re.Match[str]) -> str:
+            try:
+                return Path(m.group(1)).read_text()
+            except OSError as exc:
+                raise MissingEnvironment(f"cannot read {m.group(1)} for the datasource: {exc}") from None
+
+        return _FILE_REF.sub(read, value)
+    if isinstance(value, dict):
+        return {k: _read_file_refs(v) for k, v in value.items()}
+    return value
+
+
 def _datasource(env: Mapping[str, str], missing: set[str]) -> dict[str, Any]:
-    body = substitute_env(copy.deepcopy(datasource_file()["datasources"][0]), env, missing)
+    try:
+        tls = datasource_tls_from_env(env)
+    except ValueError as exc:
+        raise MissingEnvironment(str(exc)) from None
+    body = substitute_env(copy.deepcopy(datasource_file(tls)["datasources"][0]), env, missing)
     body.pop("editable", None)
-    return body
+    resolved: dict[str, Any] = _read_file_refs(body)
+    return resolved
 
 
 def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
@@ -140,12 +171,16 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
             alerting.create_contactpoint(point)
             report.created.append(f"contact point {point['uid']}")
 
-    alerting.set_notification_policy_tree(policy_api())
-    report.updated.append("notification policy tree")
+    # Merge, never replace: the tree is the whole organisation's, other teams route through it too.
+    # No provenance, so those teams can still edit their routes in the UI afterwards.
+    tree = merge_policy_tree(alerting.get_notification_policy_tree() or {})
+    alerting.set_notification_policy_tree(tree, disable_provenance=True)
+    report.updated.append("notification policy tree (tokentrail's route)")
 
     rules = rules_api()
     for rule in rules:
-        if _exists(lambda: alerting.get_alertrule(rule["uid"])):
+        uid = rule["uid"]
+        if _exists(partial(alerting.get_alertrule, uid)):
             alerting.update_alertrule(rule["uid"], rule)
             report.updated.append(f"alert rule {rule['uid']}")
         else:

@@ -34,7 +34,7 @@ class Selection:
         for name in dashboard.variables:
             opts = (options or {}).get(name, [])
             selected = list(chosen.get(name, ())) or [ALL]
-            out[name] = VariableValue(selected, opts, all_value=ALL_SENTINEL)
+            out[name] = VariableValue(selected, opts, all_value=ALL_SENTINEL, multi=True)
         for name, _label, default in dashboard.textboxes:
             out[name] = VariableValue([(self.textboxes or {}).get(name, default)])
         return out
@@ -70,7 +70,7 @@ def variable_options(client: Any, name: str, time_range: TimeRange) -> list[str]
 class PanelResult:
     columns: list[str]
     types: list[str]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     sql: str
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "Annotation",
     "filters",
     "var_in",
+    "grafana_text",
+    "grafana_values",
     "table",
     "Shape",
 ]
@@ -40,13 +42,36 @@ DATASOURCE_NAME = "tokentrail ClickHouse"
 FOLDER_UID = "tokentrail"
 FOLDER_TITLE = "tokentrail"
 DATABASE = "tokentrail"  # table names are qualified so the queries do not depend on the user's default db
-ALL_SENTINEL = "'__all__'"  # the variables' custom "All" value, inserted verbatim by Grafana
+ALL_SENTINEL = "__all__"  # the variables' custom "All" value; Grafana passes it through percentencode
 FILTER_VARIABLES = ("tenant", "service", "feature", "model")
 
 # timeseries: first column a time, then string label columns, then numbers (long format, Grafana
 # turns it into one series per label set). table: any columns, at least one row expected.
 # stat: exactly one row of numbers.
 Shape = Literal["timeseries", "table", "stat"]
+
+
+def grafana_text(variable: str) -> str:
+    """SQL for a variable's value as Grafana renders it, that no value can break out of.
+
+    Grafana's quoting formats are not safe for ClickHouse: `:singlequote` escapes `'` as `\\'`
+    but leaves a backslash alone, and `:sqlstring` doubles `'` but ClickHouse also reads
+    backslash escapes, so a value ending in a backslash closes the literal early. `:percentencode`
+    (encodeURIComponent plus `!'()*`) leaves only `A-Z a-z 0-9 - _ . ~ %`: nothing that ends a
+    string literal, starts a comment, or forms a plugin macro (`$`, `(`). ClickHouse decodes it
+    back. A multi-value variable renders as the encoding of `{v1,v2}`.
+    """
+    return f"decodeURLComponent('${{{variable}:percentencode}}')"
+
+
+def grafana_values(variable: str) -> str:
+    """SQL for a multi-value variable's selection as an array of strings (see `grafana_text`).
+
+    Grafana percent-encodes the glob form `{v1,v2}` as one string, so a value that itself contains
+    a comma is split there (it then matches the parts, never anything outside the literal).
+    `(?s)`: a value may hold a newline; `\\z`, not `$`, which Grafana would take for a variable.
+    """
+    return f"splitByChar(',', replaceRegexpOne({grafana_text(variable)}, '(?s)^[{{](.*)[}}]\\\\z', '\\\\1'))"
 
 
 def var_in(variable: str, column: str | None = None, *, blank_ok: bool = False) -> str:
@@ -56,13 +81,13 @@ def var_in(variable: str, column: str | None = None, *, blank_ok: bool = False) 
     condition constant-true, so ClickHouse drops it instead of comparing every row against a list
     of every tenant, and rows whose value is not among the options (a tenant with no calls yet)
     still show. `blank_ok` keeps rows where the column is '' (prompt changes have no tenant).
+    Values reach ClickHouse percent-encoded (`grafana_values`): a hostile value cannot change the query.
     """
     if variable not in FILTER_VARIABLES:
         raise ValueError(f"unknown filter variable {variable!r}; known: {FILTER_VARIABLES}")
     column = column or variable
-    var = f"${{{variable}:singlequote}}"
     blank = f" OR {column} = ''" if blank_ok else ""
-    return f"({ALL_SENTINEL} IN ({var}) OR {column} IN ({var}){blank})"
+    return f"({grafana_text(variable)} = '{ALL_SENTINEL}' OR {column} IN {grafana_values(variable)}{blank})"
 
 
 def filters(*columns: str, time: str | None = "ts", blank_ok: bool = False) -> str:

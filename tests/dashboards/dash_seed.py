@@ -1,4 +1,4 @@
-"""Seeded stores for the dashboard and alert tests (used by conftest.py): demo-generator traffic through the real pipeline.
+"""Seeded stores for the dashboard and alert tests (conftest.py): demo-generator traffic through the real pipeline.
 
 Traffic is the demo's (an hour ending now, so the rules' relative windows see it, and ingest time
 agrees with event time), replayed through `make_pipeline` + `EmbeddedRunner` into an embedded
@@ -22,11 +22,11 @@ from typing import Any
 
 from tokentrail.sinks import close_embedded
 from tokentrail.stream.embedded import EmbeddedRunner
-from tokentrail.stream.synthetic import GeneratorConfig, generate
 from tokentrail.stream.insights import BudgetConfig, run_insights
 from tokentrail.stream.insights.jobs import closing_time
 from tokentrail.stream.runtime import make_pipeline, open_store
 from tokentrail.stream.stages import Inbound, now_utc
+from tokentrail.stream.synthetic import GeneratorConfig, generate
 
 EVENTS = 10_000
 OUTAGE_MODEL = "gpt-4o-mini"

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CONTACT_TYPES = {"webhook", "slack", "pagerduty", "email"}
+DEFAULT_RECEIVER = "grafana-default-email"  # the contact point every Grafana org starts with
 STATES = {"noDataState": {"Alerting", "NoData", "OK"}, "execErrState": {"OK", "Alerting", "Error"}}
 
 
@@ -38,7 +39,9 @@ class GrafanaStandIn:
         self.datasources: dict[str, dict] = {}
         self.dashboards: dict[str, dict] = {}
         self.contact_points: dict[str, dict] = {}
-        self.policy: dict | None = None
+        # A fresh Grafana's tree: everything to the built-in default email contact point.
+        self.policy: dict = {"receiver": DEFAULT_RECEIVER, "group_by": ["grafana_folder", "alertname"]}
+        self.policy_headers: dict[str, str] = {}
         self.rules: dict[str, dict] = {}
         self.groups: dict[tuple[str, str], int] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -70,6 +73,7 @@ class GrafanaStandIn:
             ("GET", r"/api/v1/provisioning/contact-points", self.list_contact_points),
             ("POST", r"/api/v1/provisioning/contact-points", self.create_contact_point),
             ("PUT", r"/api/v1/provisioning/contact-points/([\w-]+)", self.update_contact_point),
+            ("GET", r"/api/v1/provisioning/policies", self.get_policy),
             ("PUT", r"/api/v1/provisioning/policies", self.set_policy),
             ("GET", r"/api/v1/provisioning/alert-rules/([\w-]+)", self.get_rule),
             ("POST", r"/api/v1/provisioning/alert-rules", self.create_rule),
@@ -158,17 +162,21 @@ class GrafanaStandIn:
         self.contact_points[uid] = body
         return 202, body
 
-    def set_policy(self, body: dict) -> tuple[int, Any]:
-        names = {p["name"] for p in self.contact_points.values()}
+    def get_policy(self, _body: Any) -> tuple[int, Any]:
+        return 200, self.policy
 
-        def walk(node: dict) -> None:
-            need(node.get("receiver") in names, f"receiver {node.get('receiver')!r} is not a contact point")
+    def set_policy(self, body: dict) -> tuple[int, Any]:
+        names = {p["name"] for p in self.contact_points.values()} | {DEFAULT_RECEIVER}
+
+        def walk(node: dict, root: bool = False) -> None:
+            if root or "receiver" in node:  # a nested route without a receiver inherits its parent's
+                need(node.get("receiver") in names, f"receiver {node.get('receiver')!r} is not a contact point")
             for matcher in node.get("object_matchers", []):
                 need(len(matcher) == 3 and matcher[1] in ("=", "!=", "=~", "!~"), f"bad matcher {matcher}")
             for child in node.get("routes", []):
                 walk(child)
 
-        walk(body)
+        walk(body, root=True)
         self.policy = body
         return 202, {"message": "policies updated"}
 
@@ -243,6 +251,8 @@ class GrafanaStandIn:
                 body = json.loads(raw) if raw else None
                 path = self.path.split("?", 1)[0]
                 standin.requests.append((self.command, path, body))
+                if self.command == "PUT" and path == "/api/v1/provisioning/policies":
+                    standin.policy_headers = dict(self.headers.items())
                 if self.headers.get("Authorization") != standin.auth:
                     status, answer = 401, {"message": "Unauthorized"}
                 else:

@@ -14,8 +14,14 @@ from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.build import SDK_VERSION
 from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.evaluate import render_template
-from tokentrail.dashboards.provisioning import PROVISIONING_DIR, check
-from tokentrail.dashboards.spec import DATASOURCE_TYPE, DATASOURCE_UID, FILTER_VARIABLES, GRAFANA_VERSION
+from tokentrail.dashboards.provisioning_files import PROVISIONING_DIR, check
+from tokentrail.dashboards.spec import (
+    ALL_SENTINEL,
+    DATASOURCE_TYPE,
+    DATASOURCE_UID,
+    FILTER_VARIABLES,
+    GRAFANA_VERSION,
+)
 from tokentrail.sinks import close_embedded, connect
 
 ENV_REF = re.compile(r"^\$__env\{[A-Z0-9_]+\}$")
@@ -59,12 +65,15 @@ def test_dashboard_json_has_variables_panels_and_change_annotations(dashboard):
     assert set(FILTER_VARIABLES) <= set(names)
     for var in doc["templating"]["list"]:
         if var["type"] == "query":
-            assert var["includeAll"] and var["multi"] and var["allValue"] == "'__all__'"
+            assert var["includeAll"] and var["multi"] and var["allValue"] == ALL_SENTINEL
     cells = set()
     for panel in doc["panels"]:
         (target,) = panel["targets"]
         assert target["datasource"]["uid"] == DATASOURCE_UID and target["editorType"] == "sql" and target["rawSql"]
         assert target["format"] == (0 if panel["type"] == "timeseries" else 1)
+        # Variables reach SQL only percent-encoded inside a literal (spec.grafana_text): no quoting formats.
+        refs = re.findall(r"\$\{[^}]*\}|\[\[[^\]]*\]\]|\$(?!__)\w+", target["rawSql"])
+        assert all(re.fullmatch(r"\$\{\w+:percentencode\}", ref) for ref in refs), refs
         grid = panel["gridPos"]
         mine = {
             (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
@@ -137,14 +146,16 @@ def test_contact_points_cover_the_four_integrations_with_secrets_from_the_enviro
     assert "http" not in text.replace("httpMethod", "")
 
 
-def test_policies_page_to_pagerduty_and_everything_else_to_chat():
-    """severity=page routes to PagerDuty (and continues to chat); the root receiver is chat."""
+def test_policies_route_tokentrail_alerts_to_chat_and_pages_to_pagerduty():
+    """tokentrail's branch (managed_by=tokentrail) goes to chat; severity=page under it to PagerDuty."""
     (policy,) = load("alerting/policies.yaml")["policies"]
     names = {p["name"] for p in load("alerting/contact-points.yaml")["contactPoints"]}
     assert policy["receiver"] == "tokentrail-chat" and policy["receiver"] in names
-    (route,) = policy["routes"]
-    assert route["object_matchers"] == [["severity", "=", "page"]] and route["receiver"] == "tokentrail-pagerduty"
-    assert route["receiver"] in names and route["continue"] is True
+    (branch,) = policy["routes"]
+    assert branch["object_matchers"] == [["managed_by", "=", "tokentrail"]] and branch["receiver"] == "tokentrail-chat"
+    (page,) = branch["routes"]
+    assert page["object_matchers"] == [["severity", "=", "page"]] and page["receiver"] == "tokentrail-pagerduty"
+    assert page["receiver"] in names and page["continue"] is True
 
 
 @pytest.fixture(scope="module")

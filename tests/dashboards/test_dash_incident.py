@@ -1,4 +1,4 @@
-"""Every panel and alert query against demo traffic (with its anomalies and an injected incident) stored by the pipeline."""
+"""Every panel and alert query against demo traffic (anomalies and an injected incident) stored by the pipeline."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from dash_seed import ERRATIC_FEATURE, OUTAGE_MODEL
 
 from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.catalog import all_panels, dashboard
-from tokentrail.stream.cli import main
 from tokentrail.dashboards.evaluate import evaluate_alerts, render_alerts
 from tokentrail.dashboards.queries import Selection, last, run_panel, variable_options
+from tokentrail.stream.cli import main
 
 pytestmark = pytest.mark.slow
 PANELS = [(f"{d.uid}/{p.title}", d, p) for d, _, p in all_panels()]
@@ -33,7 +33,7 @@ def selection(store):
 def _numbers(row, types):
     return [
         v
-        for v, t in zip(row, types)
+        for v, t in zip(row, types, strict=True)
         if t.startswith(("UInt", "Int", "Float", "Decimal", "Nullable(Float", "Nullable(UInt"))
     ]
 

@@ -86,12 +86,12 @@ def test_all_without_custom_all_value_lists_every_option():
 
 
 def test_multi_value_selection_and_other_syntaxes():
-    """$var, ${var}, [[var]] and the csv/pipe/raw formats; unknown names and plugin macros stay."""
+    """$var (the plugin's own quoting), [[var]] and the csv/pipe/raw formats; unknown names and plugin macros stay."""
     variables = {"model": VariableValue(["gpt-4o", "o3-mini"])}
     text = "$model|${model:csv}|[[model:pipe]]|${model:raw}|$unknown|$__timeFilter(ts)"
     assert (
         interpolate_variables(text, variables)
-        == "{gpt-4o,o3-mini}|gpt-4o,o3-mini|gpt-4o|o3-mini|gpt-4o,o3-mini|$unknown|$__timeFilter(ts)"
+        == "'gpt-4o','o3-mini'|gpt-4o,o3-mini|gpt-4o|o3-mini|gpt-4o,o3-mini|$unknown|$__timeFilter(ts)"
     )
 
 
