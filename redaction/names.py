@@ -131,7 +131,7 @@ _KV_TEXT = re.compile(
     r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))"""
 )
 _KV_CUT = re.compile(r"\s+[\w.-]+[:=]|\s{2,}|\s+\(")  # the next key=value on a log line
-_NAME_WORD = r"[A-Z][a-zà-ÿ'’-]+"
+_NAME_WORD = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž'’-]+"  # Latin-1 and Latin Extended-A: Ayşe, Łukasz, Wróbel
 _ADDRESSED = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?[ \t]+|\b(?:[Mm]y name is|[Nn]ame:|[Dd]ear|[Ss]igned by|[Ss]igned,"
     r"|[Uu]nder the name|[Nn]ame is|[Nn]amed|[Ss]poke (?:to|with)|[Aa]sk for|[Oo]n behalf of)[ \t]+"
@@ -153,6 +153,26 @@ _ADDRESS = re.compile(
     r"|(?<=, )[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # ", TX 78701"
     r"|(?<=[a-z] )[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
 )  # "London SW1A 2AA"
+
+
+# Two capitalised words in a row (particles allowed between): what _CONTACTED needs, searched
+# first because it is five times cheaper and rules out most telemetry text.
+_NAME_PARTICLES = r"(?:de|da|di|van|von|der|den|del|la|le|bin|al)"
+_NAME_PAIR = re.compile(rf"{_NAME_WORD}[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}[A-ZÀ-ÖØ-ÞĀ-Ž]")
+# "call <name> on <phone>": a person named right after a verb of contacting. Two or more capitalised
+# words, so "call Support" and "ask Claude" stay; names of tools are dropped by _keep_contacted.
+_CONTACTED = re.compile(
+    r"\b(?:[Cc]all|[Cc]ontact|[Aa]sk|[Pp]ing|[Tt]ext|[Rr]ing|[Tt]ell|[Ee]-?mail|[Mm]essage|[Vv]isit"
+    r"|(?:[Ee]scalate|[Ff]orward|[Rr]each out|[Aa]ssign(?:ed)?|[Hh]and(?: it)? over|[Tt]alk|[Ss]peak|[Rr]eply)"
+    r" to)[ \t]+"
+    rf"({_NAME_WORD}(?:[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}{_NAME_WORD}){{1,3}})"
+)
+
+
+def _keep_contacted(name: str) -> bool:
+    """A name after a contact verb: no word of it a tool, vendor or product ("ask Claude Code")."""
+    words = name.split()
+    return len(words) >= 2 and not any(w.lower().strip(".,'\"") in TECH_TERMS for w in words)
 
 
 def pii_key_entity(name: str, text: bool = False) -> str | None:
@@ -230,9 +250,19 @@ def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
         out.extend(Finding(m.start(), m.end(), "LOCATION", 0.7, NER_PRIORITY) for m in _ADDRESS.finditer(text))
     if "PERSON" in entities:
         for m in _ADDRESSED.finditer(text):
-            name = m.group(1)
-            while name.split() and name.split()[-1].lower() in NOT_NAMES | _PARTICLES:
-                name = name.rsplit(None, 1)[0] if " " in name else ""
+            name = _trim_name(m.group(1))
             if name and _keep_ner("PERSON", name):
                 out.append(Finding(m.start(1), m.start(1) + len(name), "PERSON", 0.7, NER_PRIORITY))
+        if _NAME_PAIR.search(text) is not None:
+            for m in _CONTACTED.finditer(text):
+                name = _trim_name(m.group(1))
+                if name and _keep_contacted(name) and _keep_ner("PERSON", name):
+                    out.append(Finding(m.start(1), m.start(1) + len(name), "PERSON", 0.7, NER_PRIORITY))
     return out
+
+
+def _trim_name(name: str) -> str:
+    """Without trailing words that are no part of a name ("Maria Garcia Thanks" -> "Maria Garcia")."""
+    while name.split() and name.split()[-1].lower() in NOT_NAMES | _PARTICLES:
+        name = name.rsplit(None, 1)[0] if " " in name else ""
+    return name

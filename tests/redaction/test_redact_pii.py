@@ -143,3 +143,27 @@ def test_ner_offsets_in_long_texts(ner_redactor):
     out, counts = ner_redactor.redact_text(text)
     assert "Garcia" not in out and "Berlin" not in out and out.startswith("filler filler")
     assert counts["PERSON"] == 1 and counts["LOCATION"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("note: call Radhika Subramanian on (415) 555-0148 re the refund", "Radhika Subramanian"),
+        ("Escalate to Şükrü Çelik before Friday.", "Şükrü Çelik"),
+        ("please text Łucja Wróblewska tomorrow", "Łucja Wróblewska"),
+        ("Reach out to Jan van der Berg about the invoice", "Jan van der Berg"),
+    ],
+)
+def test_names_after_a_contact_verb_without_ner(pattern_redactor, text, name):
+    """A capitalised pair after call/contact/text/escalate to... is a person, also pattern-only."""
+    out, counts = pattern_redactor.redact_text(text)
+    assert name.split()[0] not in out and name.split()[-1] not in out and counts["PERSON"] == 1, out
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ask Claude Code to refactor this", "call Support", "contact Customer Success", "ping Grafana Alerting now"],
+)
+def test_contact_verbs_before_tools_and_teams_keep_them(pattern_redactor, text):
+    """Tools, vendors, teams and single words after a contact verb are not people."""
+    assert pattern_redactor.redact_text(text) == (text, {})
