@@ -4,9 +4,12 @@ Two passes, in Grafana's order:
 
 1. Template variables (Grafana's frontend ``templateSrv.replace``): ``$var``, ``${var}``,
    ``${var:format}`` and ``[[var]]``, plus the built-ins ``$__from``, ``$__to``, ``$__interval``,
-   ``$__interval_ms``, ``$__range_s``... An "All" selection becomes the variable's custom
-   ``allValue`` verbatim (Grafana skips formatting a custom all value), else every option,
-   formatted. Alert rules skip this pass: Grafana has no dashboard variables there.
+   ``$__interval_ms``, ``$__range_s``... Formats are @grafana/scenes' formatRegistry (a
+   multi-value variable is an array, which `json`, `percentencode` and `glob` print differently);
+   no format means the ClickHouse plugin's own (`'a','b'`, unescaped). An "All" selection becomes
+   the variable's custom ``allValue`` verbatim (scenes' CustomAllValue: "All" for `text`,
+   encoded for `percentencode`), else every option, formatted. Alert rules skip this pass:
+   Grafana has no dashboard variables there.
 2. The ClickHouse plugin's macros (grafana/clickhouse-datasource ``pkg/macros``, matched by the
    plugin SDK's ``sqlutil.Interpolate``): ``$__timeFilter(c)`` -> ``c >= toDateTime(FROM) AND
    c <= toDateTime(TO)``, ``$__fromTime`` -> ``toDateTime(FROM)``, ``$__timeInterval(c)`` ->
@@ -23,13 +26,13 @@ macros in Go map order (random); ``order`` lets tests prove a query does not dep
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote
+
+from .variable_formats import FORMATS, encode_uri_component_strict, percentencode, plugin_default
 
 __all__ = [
     "TimeRange",
@@ -101,63 +104,6 @@ class VariableValue:
 # Grafana's variableRegex (public/app/features/variables/utils.ts).
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\${(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?}")
 
-Value = str | list[str]
-
-
-def _each(mark: str, escape: Callable[[str], str]) -> Callable[[Value], str]:
-    def fmt(value: Value) -> str:
-        values = value if isinstance(value, list) else [value]
-        return ",".join(mark + escape(v) + mark for v in values)
-
-    return fmt
-
-
-def _joined(separator: str) -> Callable[[Value], str]:
-    return lambda value: separator.join(value) if isinstance(value, list) else value
-
-
-def encode_uri_component_strict(text: str) -> str:
-    """Grafana's encodeURIComponentStrict: encodeURIComponent (UTF-8) that also encodes !'()*.
-
-    Leaves exactly A-Z a-z 0-9 - _ . ~ unencoded, which is `quote(..., safe="")`.
-    """
-    return quote(text, safe="")
-
-
-def _percentencode(value: Value) -> str:
-    # Grafana: "like glob, but url escaped": an array becomes the encoding of "{v1,v2}".
-    return encode_uri_component_strict("{" + ",".join(value) + "}" if isinstance(value, list) else value)
-
-
-def _json(value: Value) -> str:
-    # scenes' formatter returns a plain string as is, and JSON.stringify's an array.
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _glob(value: Value) -> str:
-    return "{" + ",".join(value) + "}" if isinstance(value, list) and len(value) > 1 else _joined(",")(value)
-
-
-def _plugin_default(value: Value) -> str:
-    # No format named: the ClickHouse plugin's own formatter (CHDatasource.format) quotes an array
-    # as '${value.join("','")}' without escaping, and passes a string through.
-    return "'" + "','".join(value) + "'" if isinstance(value, list) else value
-
-
-# @grafana/scenes formatRegistry (the dashboards of Grafana 11 interpolate through it).
-_FORMATS: dict[str, Callable[[Value], str]] = {
-    "singlequote": _each("'", lambda v: v.replace("'", "\\'")),
-    "doublequote": _each('"', lambda v: v.replace('"', '\\"')),
-    "sqlstring": _each("'", lambda v: v.replace("'", "''")),
-    "csv": _joined(","),
-    "raw": _joined(","),
-    "text": _joined(" + "),
-    "pipe": _joined("|"),
-    "glob": _glob,
-    "json": _json,
-    "percentencode": _percentencode,
-}
-
 
 def _builtins(time_range: TimeRange | None, interval_ms: int | None) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -208,13 +154,13 @@ def interpolate_variables(
             if fmt == "text":
                 return "All"
             if fmt == "percentencode":
-                return _percentencode(value)
+                return percentencode(value)
             return interpolate_variables(str(value), variables, time_range=time_range, interval_ms=interval_ms)
         if fmt is None:
-            return _plugin_default(value)
-        if fmt not in _FORMATS:
-            raise MacroError(f"variable format {fmt!r} is not supported by this expander (known: {sorted(_FORMATS)})")
-        return _FORMATS[fmt](value)
+            return plugin_default(value)
+        if fmt not in FORMATS:
+            raise MacroError(f"variable format {fmt!r} is not supported by this expander (known: {sorted(FORMATS)})")
+        return FORMATS[fmt](value)
 
     return _VARIABLE.sub(replace, sql)
 

@@ -69,7 +69,8 @@ def grafana_values(variable: str) -> str:
 
     Grafana percent-encodes the glob form `{v1,v2}` as one string, so a value that itself contains
     a comma is split there (it then matches the parts, never anything outside the literal).
-    `(?s)`: a value may hold a newline; `\\z`, not `$`, which Grafana would take for a variable.
+    `(?s)`: a value may hold a newline; `\\z` rather than `$` keeps the panel SQL free of `$` other than
+    variables and macros (the strict expansion checks that none is left).
     """
     return f"splitByChar(',', replaceRegexpOne({grafana_text(variable)}, '(?s)^[{{](.*)[}}]\\\\z', '\\\\1'))"
 
