@@ -182,8 +182,9 @@ def tool_span(
     start_ms: int = 0,
     parent: str = "",
     error: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Span:
-    attrs = {
+    attrs: dict[str, Any] = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": name,
         "gen_ai.tool.call.id": call_id,
@@ -192,6 +193,7 @@ def tool_span(
     }
     if error:
         attrs["error.type"] = error
+    attrs.update(extra or {})
     return span(
         trace_id,
         span_id,
