@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-from kafka_harness import group_id, produce, read_store, start_worker, stop, wait_caught_up, wait_until
+from confluent_kafka import Producer
+from kafka_harness import group_id, produce, read_store, start_worker, stop, wait_caught_up
 from otlp_builders import MS, T0, chat_current, chat_older, http_span, json_line, request, span, tool_span
+from otlp_kafka import wait_committed
 
 from tokentrail.stream.pricing import PriceBook
 
@@ -41,22 +42,6 @@ def cost(calls: list[tuple[str, str, int, int, int, int]]) -> Decimal:
         ts = datetime.fromtimestamp((T0 + end_ms * MS) / 1e9, UTC)
         total += book.price(provider, model, inp, cached, out, ts).cost_usd
     return total
-
-
-def wait_committed(bootstrap: str, topic: str, group: str, worker: Any, timeout: float = 300) -> None:
-    """The worker's group (named after its events topic) has committed every offset of `topic`."""
-
-    def caught_up() -> bool:
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-        try:
-            parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
-            committed = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
-            end = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
-        finally:
-            consumer.close()
-        return end > 0 and committed >= end
-
-    wait_until(caught_up, timeout, f"the worker to commit every offset of {topic}", worker)
 
 
 def exporter_messages(traces: int) -> tuple[list[tuple[bytes, bytes]], list[tuple[str, str, int, int, int, int]]]:
