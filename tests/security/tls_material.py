@@ -1,0 +1,101 @@
+"""Certificates made by the test itself: a CA, a broker certificate it signs, and a PKCS12 keystore.
+
+Generated with Python's `cryptography` (installed with the pipeline extra: presidio-anonymizer
+depends on it), so no `keytool` runs and nothing is downloaded. The broker certificate names
+127.0.0.1 and localhost, so clients verify the host name as they would in production.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A certificate authority: its PEM certificate on disk, and the key that signs."""
+
+    cert_file: Path
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return builder.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(
+        now + datetime.timedelta(days=2)
+    )
+
+
+def make_authority(directory: Path, name: str) -> Authority:
+    """A self-signed CA written to `<directory>/<name>-ca.pem`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"tokentrail test {name} CA"))
+        .issuer_name(_name(f"tokentrail test {name} CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    cert = _validity(builder).sign(key, hashes.SHA256())
+    cert_file = directory / f"{name}-ca.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return Authority(cert_file, cert, key)
+
+
+def make_broker_keystore(directory: Path, authority: Authority, password: str) -> Path:
+    """A PKCS12 keystore with the broker's key and a certificate for 127.0.0.1/localhost."""
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    )
+    cert = _validity(builder).sign(authority.key, hashes.SHA256())
+    # PBES2/AES-256 with a SHA-256 MAC: what Java 17's PKCS12 KeyStore reads.
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(10_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
+    blob = pkcs12.serialize_key_and_certificates(b"broker", key, cert, [authority.cert], encryption)
+    path = directory / "broker.p12"
+    path.write_bytes(blob)
+    return path
