@@ -10,10 +10,11 @@ The output is plain v1 dicts: the pipeline validates them like any event (stages
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .content import ContentError, read_content
@@ -23,6 +24,7 @@ __all__ = ["EVENT_NAMESPACE", "MODEL_OPERATIONS", "MappingSettings", "Skipped", 
 
 # event_id = uuid5(EVENT_NAMESPACE, "<trace hex>/<span hex>/<kind>"): a re-exported span is a duplicate.
 EVENT_NAMESPACE = uuid.UUID("3d0c6f9e-58a4-4b7e-9a1c-0e5f2d7b8a61")
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 CONTEXT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
 _OLDER_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
@@ -78,7 +80,12 @@ class Unmappable:
 
 
 def event_id(trace_id: str, span_id: str, kind: str) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{trace_id}/{span_id}/{kind}"))
+    """`str(uuid.uuid5(EVENT_NAMESPACE, name))`, computed directly (uuid5 builds a UUID object: 5x slower)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{trace_id}/{span_id}/{kind}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def operation_of(span: Span) -> str | None:
@@ -279,4 +286,6 @@ def _opt(value: Any) -> str | None:
 
 def _rfc3339(ns: int) -> str:
     seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1000:06d}Z"
+    t = time.gmtime(seconds)
+    date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    return f"{date}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{rest // 1000:06d}Z"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from otlp_builders import agent_span, chat_current, chat_older, http_span, json_
 
 from tokentrail.collectors.events import InvalidEvent, decode_event
 from tokentrail.stream.otlp import MappingSettings, Skipped, Unmappable, decode_request, event_id, map_span
+from tokentrail.stream.otlp.mapping import EVENT_NAMESPACE
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 RESOURCE = {"service.name": "order-agent", "deployment.environment.name": "staging", "tokentrail.tenant": "northwind"}
@@ -220,6 +222,9 @@ def test_event_ids_are_deterministic_per_span_and_kind() -> None:
     assert [e["event_id"] for e in first] == [e["event_id"] for e in again]
     assert first[0]["event_id"] != first[1]["event_id"]
     assert first[0]["event_id"] == event_id(TRACE, "00f067aa0ba902c8", "prompt")
+    assert event_id(TRACE, "00f067aa0ba902c8", "prompt") == str(
+        uuid.uuid5(EVENT_NAMESPACE, f"{TRACE}/00f067aa0ba902c8/prompt")
+    )
 
 
 def test_json_and_protobuf_decode_to_the_same_events() -> None:
