@@ -117,6 +117,15 @@ def test_replay_of_otlp_json_lines(tmp_path: Path) -> None:
     assert report["unpriced"] == {"calls": 0, "models": []}
     loops = [(loop["trace_id"], loop["kind"], loop["tenant"], loop["repeats"]) for loop in report["loops"]]
     assert loops == [(TRACE_A, "repeated_tool_call", "acme", 6)]
+    # 4 OTLP lines (the `{"resourceSpans": 3}` line is not one): the HTTP spans and agent spans skipped.
+    assert report["otlp"] == {
+        "messages": 4,
+        "spans": 15,
+        "events": 14,
+        "not_genai": 2,
+        "agent_context": 2,
+        "dead_letters": 0,
+    }
 
     from tokentrail.sinks import close_embedded, connect
 
