@@ -62,7 +62,13 @@ def make_pipeline(
     """
     detector = LoopDetector(loops, loop_state)
     redactor = make_redactor(allow_ephemeral_key=allow_ephemeral_key, key=redaction_key)
-    return build_pipeline(prices=PriceBook(prices), redactor=redactor, detectors=[detector])
+    book = PriceBook(prices)
+    pipeline = build_pipeline(prices=book, redactor=redactor, detectors=[detector])
+    # Content receipts (docs/evidence.md): keyed hashes of the raw text, taken before Redact.
+    from .evidence.receipts import load_evidence_key, with_receipts
+
+    key = load_evidence_key(allow_ephemeral_key or redactor.key_is_ephemeral)
+    return with_receipts(pipeline, key=key, redactor=redactor, overrides=book.overrides)
 
 
 def replay_source(
