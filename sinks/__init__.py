@@ -16,6 +16,7 @@ from .migrations import (
     default_ttl_days,
     pending,
     required_version,
+    schema_sql,
 )
 from .outcomes import Rejection, SinkClosedError, SinkWriteError, StoreUnavailable, WriteResult
 from .privileges import ReaderLimits, apply_access, reader_user_sql, render_access_sql
@@ -34,6 +35,7 @@ __all__ = [
     "default_ttl_days",
     "check_schema_version",
     "required_version",
+    "schema_sql",
     "SchemaVersionError",
     "ClickHouseSink",
     "SinkWriteError",

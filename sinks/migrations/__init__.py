@@ -38,6 +38,7 @@ from string import Template
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from ..cluster import cluster_form, local_name
 from ..identifiers import check_identifier
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "store_version",
     "check_schema_version",
     "SchemaVersionError",
+    "schema_sql",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,16 @@ _TTL_RE = re.compile(r"TTL (.+?) \+ toIntervalDay\((\d+)\)")
 # A concurrent `schema apply` created it between our IF NOT EXISTS check and our CREATE.
 _ALREADY_EXISTS_CODES = {"44", "57", "82"}  # ILLEGAL_COLUMN (duplicate), TABLE_/DATABASE_ALREADY_EXISTS
 _CODE_RE = re.compile(r"\bCode: (\d+)\b")
+# The bookkeeping table `apply` creates before reading which versions are applied.
+_BOOKKEEPING = (
+    "CREATE TABLE IF NOT EXISTS {database}.schema_migrations ("
+    " version UInt32, name String, checksum String,"
+    " applied_at DateTime64(3, 'UTC') DEFAULT now64(3)"
+    ") ENGINE = ReplacingMergeTree ORDER BY version"
+)
+# On a cluster: DDL waits for every host (a missing host fails the apply, it is not skipped), and
+# the bookkeeping insert through the Distributed table reaches its shard before apply returns.
+_CLUSTER_INSERT_SETTINGS = {"distributed_foreground_insert": 1}
 
 
 class SchemaVersionError(RuntimeError):
@@ -167,21 +179,47 @@ def pending(client: Client, *, database: str = DEFAULT_DATABASE) -> list[Migrati
     return [m for m in available() if m.version not in done]
 
 
-def apply(client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[str, int] | None = None) -> list[int]:
-    """Apply pending migrations to ``database``; return the versions applied by this call.
+def schema_sql(
+    *, database: str = DEFAULT_DATABASE, cluster: str | None = None, ttl_days: dict[str, int] | None = None
+) -> list[str]:
+    """Every statement ``apply`` would run on an empty store, in order, without a server.
 
-    Re-running is a no-op (returns ``[]``) unless ``ttl_days`` names a table whose current
-    retention differs, which is then altered in place.
+    ``cluster=None`` is the single-node form (the default); a cluster name gives the cluster form
+    (:mod:`tokentrail.sinks.cluster`). What ``tokentrail schema sql [--cluster NAME]`` prints.
     """
     _check_database(database)
     ttl = _resolve_ttl(ttl_days)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations ("
-        " version UInt32, name String, checksum String,"
-        " applied_at DateTime64(3, 'UTC') DEFAULT now64(3)"
-        ") ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    statements = [f"CREATE DATABASE IF NOT EXISTS {database}", _BOOKKEEPING.format(database=database)]
+    for migration in available():
+        statements += migration.statements(database, ttl)
+    if cluster is None:
+        return statements
+    return [out for statement in statements for out in cluster_form(statement, cluster)]
+
+
+def apply(
+    client: Client,
+    *,
+    database: str = DEFAULT_DATABASE,
+    ttl_days: dict[str, int] | None = None,
+    cluster: str | None = None,
+) -> list[int]:
+    """Apply pending migrations to ``database``; return the versions applied by this call.
+
+    Re-running is a no-op (returns ``[]``) unless ``ttl_days`` names a table whose current
+    retention differs, which is then altered in place. With ``cluster`` every statement runs in
+    its cluster form (``ON CLUSTER``, Replicated locals behind Distributed tables), from any one
+    node of that cluster.
+    """
+    _check_database(database)
+    ttl = _resolve_ttl(ttl_days)
+
+    def run(statement: str) -> None:
+        for one in [statement] if cluster is None else cluster_form(statement, cluster):
+            _run_idempotent(client, one)
+
+    run(f"CREATE DATABASE IF NOT EXISTS {database}")
+    run(_BOOKKEEPING.format(database=database))
     done = _applied(client, database)
     applied: list[int] = []
     for migration in available():
@@ -195,22 +233,27 @@ def apply(client: Client, *, database: str = DEFAULT_DATABASE, ttl_days: dict[st
                 )
             continue
         for statement in migration.statements(database, ttl):
-            _run_idempotent(client, statement)
+            run(statement)
         client.insert(
             f"{database}.schema_migrations",
             [[migration.version, migration.name, migration.checksum]],
             column_names=["version", "name", "checksum"],
+            settings=_CLUSTER_INSERT_SETTINGS if cluster else None,
         )
         log.info("applied migration %04d_%s to %s", migration.version, migration.name, database)
         applied.append(migration.version)
     if ttl_days:
-        _reconcile_ttl(client, database, ttl_days)
+        _reconcile_ttl(client, database, ttl_days, cluster)
     return applied
 
 
-def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int]) -> None:
-    """Bring existing tables' TTL to the requested days, keeping each table's TTL expression."""
-    for table, days in ttl_days.items():
+def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int], cluster: str | None) -> None:
+    """Bring existing tables' TTL to the requested days, keeping each table's TTL expression.
+
+    On a cluster the TTL lives on the local tables; this node's copy tells the current value.
+    """
+    for name, days in ttl_days.items():
+        table = name if cluster is None else local_name(name)
         rows = client.query(
             "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": database, "t": table},
@@ -218,7 +261,8 @@ def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int]) -> N
         match = _TTL_RE.search(rows[0][0]) if rows else None
         if match is None or int(match.group(2)) == days:
             continue
-        client.command(f"ALTER TABLE {database}.{table} MODIFY TTL {match.group(1)} + INTERVAL {days} DAY")
+        on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
+        client.command(f"ALTER TABLE {database}.{table}{on_cluster} MODIFY TTL {match.group(1)} + INTERVAL {days} DAY")
         log.info("retention of %s.%s changed from %s to %d days", database, table, match.group(2), days)
 
 

@@ -1,0 +1,145 @@
+"""The cluster form of tokentrail's schema: Replicated local tables ON CLUSTER behind Distributed tables.
+
+The migrations are written once, for a single node. :func:`cluster_form` turns each of their
+statements into what a sharded, replicated cluster runs, so both forms come from the same files
+and cannot drift apart (the tests compare their columns table by table):
+
+- ``CREATE DATABASE d`` -> ``CREATE DATABASE d ON CLUSTER c``.
+- ``CREATE TABLE d.t (...) ENGINE = XMergeTree(args) ...`` -> the same table as ``d.t_local ON
+  CLUSTER c`` with ``ENGINE = ReplicatedXMergeTree('/clickhouse/tables/{shard}/{database}/t_local',
+  '{replica}', args)`` (every replica of a shard shares one Keeper path; ``{shard}`` and
+  ``{replica}`` are each server's macros), ``non_replicated_deduplication_window`` becomes
+  ``replicated_deduplication_window`` (same window, kept in Keeper and shared by the replicas),
+  plus ``d.t ON CLUSTER c AS d.t_local ENGINE = Distributed(c, d, t_local, <sharding key>)``.
+  Readers and the sink keep using ``d.t``; partitioning, ORDER BY and TTL stay on the locals
+  (a Distributed table stores nothing).
+- ``CREATE MATERIALIZED VIEW d.v TO d.target AS SELECT ... FROM d.source`` -> the view ``ON
+  CLUSTER`` between the *local* tables: every shard's view sees the rows inserted on that shard
+  and writes into that shard's local target, which is correct because the source's and the
+  target's sharding keys agree (``SHARDING_KEYS`` gives a rolled-up table the key of its source).
+- ``ALTER TABLE d.t ...`` -> on the local table ON CLUSTER; a column change is also made on the
+  Distributed table, which must list the same columns.
+
+Why these sharding keys: ``FINAL``, ``ReplacingMergeTree`` merges and the insert deduplication
+log all work *within one shard*. So every row that may be a duplicate of another must land on
+the same shard, i.e. the key must be a function of values that duplicates share. A re-delivered
+event repeats its tenant and trace id (they come from the event itself), so ``cityHash64(tenant,
+trace_id)`` keeps every copy of an event on one shard, and keeps a whole trace there too (the
+per-trace panels and the loop detector's rows group locally). Tables with no trace are sharded
+by their own dedup key.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .identifiers import check_identifier
+
+__all__ = ["SHARDING_KEYS", "LOCAL_SUFFIX", "KEEPER_PATH", "cluster_form", "local_name"]
+
+LOCAL_SUFFIX = "_local"
+# {database} and {table} are expanded by the server too, but the table is spelled out so the path
+# survives a RENAME and reads the same in Keeper as in the DDL.
+KEEPER_PATH = "/clickhouse/tables/{{shard}}/{{database}}/{table}"
+
+# Every table of the schema and the expression its Distributed table shards rows by; a table
+# missing here is an error (a new migration must choose, see the module docstring).
+SHARDING_KEYS: dict[str, str] = {
+    "events": "cityHash64(tenant, trace_id)",
+    "calls": "cityHash64(tenant, trace_id)",
+    "tool_calls": "cityHash64(tenant, trace_id)",
+    "pii_findings": "cityHash64(tenant, trace_id)",  # with the event it came from
+    "loop_detections": "cityHash64(tenant, trace_id)",  # detection_id derives from (trace_id, kind)
+    "deadletter": "cityHash64(id)",  # no trustworthy tenant or trace
+    "receipts": "cityHash64(event_id)",  # dedup key (event_id, source); no tenant
+    "variance": "cityHash64(tenant, feature)",  # the key's prefix: recomputed windows collapse
+    "changes": "cityHash64(tenant, feature)",  # change_id derives from (tenant, feature, kind, ...)
+    "budget_breaches": "cityHash64(scope, key)",
+    "schema_migrations": "version",
+    # Rollups: a minute's rows of one (tenant, feature, model, ...) come from many traces and
+    # therefore many shards; each shard rolls up its own calls and readers sum over shards
+    # (sums, counts and aggregate states add up). The key only spreads the rows.
+    "calls_rollup": "cityHash64(tenant, feature, model)",
+    "rollup_dirty": "cityHash64(bucket)",
+}
+
+_CREATE_DATABASE = re.compile(r"^CREATE DATABASE IF NOT EXISTS (\w+)\s*$")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(", re.DOTALL)
+_ENGINE = re.compile(r"\bENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
+_CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+)\s+TO (\w+)\.(\w+)\b", re.DOTALL)
+_ALTER = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s+(.*)$", re.DOTALL)
+_COLUMN_CHANGE = re.compile(r"^\s*(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b", re.IGNORECASE)
+
+
+def local_name(table: str) -> str:
+    """The name of a table's per-shard (local) table in the cluster form."""
+    return f"{table}{LOCAL_SUFFIX}"
+
+
+def cluster_form(statement: str, cluster: str) -> list[str]:
+    """The statements a cluster named ``cluster`` runs for one single-node migration statement.
+
+    Raises ``ValueError`` for a statement shape this module does not know (so a migration that
+    would silently stay node-local on a cluster fails the tests instead) or a table with no
+    sharding key in :data:`SHARDING_KEYS`.
+    """
+    check_identifier(cluster, "cluster name")
+    text = statement.strip()
+    if match := _CREATE_DATABASE.match(text):
+        return [f"CREATE DATABASE IF NOT EXISTS {match.group(1)} ON CLUSTER {cluster}"]
+    if match := _CREATE_TABLE.match(text):
+        return _table(text, match, cluster)
+    if match := _CREATE_VIEW.match(text):
+        return [_view(text, match, cluster)]
+    if match := _ALTER.match(text):
+        database, table, action = match.groups()
+        local = f"ALTER TABLE {database}.{local_name(table)} ON CLUSTER {cluster} {action}"
+        if _COLUMN_CHANGE.match(action):
+            return [local, f"ALTER TABLE {database}.{table} ON CLUSTER {cluster} {action}"]
+        return [local]
+    raise ValueError(f"no cluster form for this statement (teach tokentrail.sinks.cluster): {text[:120]!r}")
+
+
+def _sharding_key(table: str) -> str:
+    try:
+        return SHARDING_KEYS[table]
+    except KeyError:
+        raise ValueError(
+            f"table {table!r} has no sharding key: add it to tokentrail.sinks.cluster.SHARDING_KEYS "
+            f"(a function of values every duplicate of a row shares)"
+        ) from None
+
+
+def _table(text: str, match: re.Match[str], cluster: str) -> list[str]:
+    database, table = match.groups()
+    key = _sharding_key(table)
+    local = local_name(table)
+    engine = _ENGINE.search(text)
+    if engine is None:
+        raise ValueError(f"{database}.{table}: only *MergeTree tables have a cluster form")
+    name, args = engine.group(1), (engine.group(2) or "").strip()
+    replicated_args = ", ".join(filter(None, [f"'{KEEPER_PATH.format(table=local)}'", "'{replica}'", args]))
+    body = text[match.end() :]
+    body = body.replace(engine.group(0), f"ENGINE = Replicated{name}({replicated_args})", 1)
+    body = body.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
+    return [
+        f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER {cluster}\n({body}",
+        f"CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster} AS {database}.{local}\n"
+        f"ENGINE = Distributed({cluster}, {database}, {local}, {key})",
+    ]
+
+
+def _view(text: str, match: re.Match[str], cluster: str) -> str:
+    database, view, target_db, target = match.groups()
+    _sharding_key(target)  # the target must be a sharded table of the schema
+    rest = text[match.end() :]
+    # Every table the view reads becomes its shard-local table.
+    rest = re.sub(
+        rf"\b{re.escape(database)}\.(\w+)\b",
+        lambda m: f"{database}.{local_name(m.group(1))}" if m.group(1) in SHARDING_KEYS else m.group(0),
+        rest,
+    )
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{local_name(view)} ON CLUSTER {cluster} "
+        f"TO {target_db}.{local_name(target)}{rest}"
+    )
