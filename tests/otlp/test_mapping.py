@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from otlp_builders import agent_span, chat_current, chat_older, http_span, json_line, request, span, tool_span
 
 from tokentrail.collectors.events import InvalidEvent, decode_event
@@ -169,7 +170,9 @@ def test_agent_name_gives_feature_and_is_kept() -> None:
         request(RESOURCE, [child, agent_span(TRACE, "00f067aa0ba902c4", "billing")]).SerializeToString()
     )
     assert map_span(spans[1], MappingSettings()) == Skipped("agent_context")
-    prompt, _ = map_span(spans[0], MappingSettings(), {"00f067aa0ba902c4": "billing"})
+    events = map_span(spans[0], MappingSettings(), {"00f067aa0ba902c4": "billing"})
+    assert isinstance(events, list)
+    prompt = events[0]
     assert prompt["feature"] == "billing" and prompt["parent_span_id"] == "00f067aa0ba902c4"
 
 
@@ -178,7 +181,7 @@ def test_errors_and_session() -> None:
     s = chat_current(
         TRACE, "00f067aa0ba902c5", extra={"error.type": "RateLimitError", "gen_ai.conversation.id": "conv-9"}
     )
-    s.status.code, s.status.message = 2, "429 Too Many Requests"
+    s.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="429 Too Many Requests"))
     prompt, output = mapped(s)
     assert output["error"] == {"type": "RateLimitError", "message": "429 Too Many Requests"}
     assert prompt["session_id"] == output["session_id"] == "conv-9"
