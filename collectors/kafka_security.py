@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity"]
+__all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "access_failure"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -160,6 +160,33 @@ class KafkaSecurity:
             except (ssl.SSLError, OSError) as exc:
                 raise ValueError(f"Kafka client certificate {self.cert_file} / key {self.key_file}: {exc}") from exc
         return context
+
+
+# librdkafka error names that mean "these credentials or this trust will never work", as opposed
+# to a broker that is down: retrying does not help, the configuration must change.
+_AUTH_ERRORS = frozenset({"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "ILLEGAL_SASL_STATE"})
+_TLS_ERRORS = frozenset({"_SSL"})
+
+
+def access_failure(error_name: str, detail: str, security: KafkaSecurity) -> str | None:
+    """What to tell the operator when a Kafka client error means bad credentials or an untrusted
+    certificate; None for any other error (a broker that is down is retried, not reported here).
+
+    `error_name` is librdkafka's `KafkaError.name()`, `detail` its `str()`.
+    """
+    if error_name in _AUTH_ERRORS:
+        return (
+            f"Kafka authentication failed ({security.describe()}): {detail}. Check the SASL mechanism, "
+            "username and password (TOKENTRAIL_KAFKA_SASL_MECHANISM, TOKENTRAIL_KAFKA_SASL_USERNAME, "
+            "TOKENTRAIL_KAFKA_SASL_PASSWORD_FILE); see docs/security.md#transport"
+        )
+    if error_name in _TLS_ERRORS:
+        return (
+            f"Kafka TLS handshake failed ({security.describe()}): {detail}. Check that the CA file "
+            "(TOKENTRAIL_KAFKA_SSL_CA_FILE) signed the broker's certificate and that the certificate names "
+            "the host in the bootstrap address; see docs/security.md#transport"
+        )
+    return None
 
 
 def _opt(path: str | Path | None) -> str | None:
