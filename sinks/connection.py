@@ -3,8 +3,9 @@
 One code path serves both: clickhouse-connect >= 1.12 with chdb >= 4.4 installed turns a
 ``chdb://`` DSN into a client with the same ``command`` / ``query`` / ``insert`` API as the
 HTTP client. Where the DSN comes from, in order: the ``dsn`` argument, the environment variable
-``TOKENTRAIL_CLICKHOUSE_URL`` (the only environment variable this package reads), else an
-embedded store in ``./.tokentrail/clickhouse`` under the current directory.
+``TOKENTRAIL_CLICKHOUSE_URL``, else an embedded store in ``./.tokentrail/clickhouse`` under the
+current directory. For a server, TLS and credentials kept out of the DSN (user, password or
+password file, CA file) come from the environment too: see ``server_credentials``.
 
 Why embedded clients are cached: chDB hosts one engine per process, bound to one path. Any
 number of handles may share that path, but opening a different path while a handle is open
@@ -24,6 +25,8 @@ from urllib.parse import unquote, urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+
+from .server_credentials import server_client_kwargs
 
 __all__ = ["ENV_CLICKHOUSE_URL", "DEFAULT_EMBEDDED_DIR", "resolve_dsn", "connect", "close_embedded"]
 
@@ -110,7 +113,7 @@ def connect(dsn: str | None = None) -> Client:
     dsn = resolve_dsn(dsn)
     kind, location = _parse(dsn)
     if kind == "http":
-        return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(**server_client_kwargs(dsn))
     assert location is not None
     with _lock:
         client = _embedded.get(location)

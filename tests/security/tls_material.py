@@ -1,4 +1,4 @@
-"""Certificates made by the test itself: a CA, a broker certificate it signs, and a PKCS12 keystore.
+"""Certificates made by the test itself: a CA, server certificates it signs (PKCS12 for the broker, PEM).
 
 Generated with Python's `cryptography` (installed with the pipeline extra: presidio-anonymizer
 depends on it), so no `keytool` runs and nothing is downloaded. The broker certificate names
@@ -8,6 +8,7 @@ depends on it), so no `keytool` runs and nothing is downloaded. The broker certi
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,8 @@ def make_authority(directory: Path, name: str) -> Authority:
     return Authority(cert_file, cert, key)
 
 
-def make_broker_keystore(directory: Path, authority: Authority, password: str) -> Path:
-    """A PKCS12 keystore with the broker's key and a certificate for 127.0.0.1/localhost."""
-    import ipaddress
-
+def _server_certificate(authority: Authority) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh key and a certificate for 127.0.0.1/localhost, signed by `authority`."""
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -86,7 +85,12 @@ def make_broker_keystore(directory: Path, authority: Authority, password: str) -
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
-    cert = _validity(builder).sign(authority.key, hashes.SHA256())
+    return key, _validity(builder).sign(authority.key, hashes.SHA256())
+
+
+def make_broker_keystore(directory: Path, authority: Authority, password: str) -> Path:
+    """A PKCS12 keystore with the broker's key and its certificate (what Kafka's listener loads)."""
+    key, cert = _server_certificate(authority)
     # PBES2/AES-256 with a SHA-256 MAC: what Java 17's PKCS12 KeyStore reads.
     encryption = (
         serialization.PrivateFormat.PKCS12.encryption_builder()
@@ -99,3 +103,14 @@ def make_broker_keystore(directory: Path, authority: Authority, password: str) -
     path = directory / "broker.p12"
     path.write_bytes(blob)
     return path
+
+
+def make_server_pem(directory: Path, authority: Authority) -> tuple[Path, Path]:
+    """(certificate, unencrypted key) PEM files for a Python TLS server on 127.0.0.1."""
+    key, cert = _server_certificate(authority)
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
