@@ -40,12 +40,14 @@ class TableShape:
     ``partition_column`` / ``partition_of``: the column the partition key reads and a function
     from that column's converted value to the partition's label; both ``None`` when the table is
     not partitioned or its key is an expression this module does not evaluate (then a batch is
-    one block, and a too-wide block is split by the writer instead).
+    one block, and a too-wide block is split by the writer instead). For a Distributed table
+    they describe its local table's partitioning (the Distributed table has none of its own).
     """
 
     columns: tuple[tuple[str, str], ...]
     partition_column: str | None = None
     partition_of: PartitionOf | None = None
+    distributed: bool = False  # a Distributed table (cluster form): rows go to their shards' local tables
 
     @property
     def identity_column(self) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from clickhouse_connect.driver.client import Client
 
 from .blocks import Block, Converted, TableShape, convert, group_by_partition, partition_function
+from .cluster import local_name
 from .identifiers import check_identifier
 from .outcomes import (
     Failure,
@@ -290,9 +291,18 @@ class ClickHouseSink:
             database=self._database,
             column_type_names=block.types,
             column_oriented=True,
-            settings={"insert_deduplication_token": dedup_token},
+            settings=self._insert_settings(table, dedup_token),
         )
         self.stats["inserts"] += 1
+
+    def _insert_settings(self, table: str, dedup_token: str) -> dict[str, Any]:
+        settings: dict[str, Any] = {"insert_deduplication_token": dedup_token}
+        if self._shapes[table].distributed:
+            # Foreground: the insert returns only once every shard stored its rows (write_batch's
+            # promise), and each shard's insert carries the token, deduplicated in that shard's
+            # Keeper log (docs/storage.md, "Cluster").
+            settings["distributed_foreground_insert"] = 1
+        return settings
 
     def _delay(self, attempt: int) -> float:
         first, cap = self._backoff
@@ -322,12 +332,17 @@ class ClickHouseSink:
             columns = tuple(
                 (row["name"], row["type"]) for row in described if row["default_type"] not in ("MATERIALIZED", "ALIAS")
             )
-            keys = self._client.query(
-                "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-                parameters={"db": self._database, "t": table},
+            # The cluster form's Distributed table has no partition key; its shard-local table does.
+            described_tables = self._client.query(
+                "SELECT name, engine, partition_key FROM system.tables "
+                "WHERE database = {db:String} AND name IN ({t:String}, {local:String})",
+                parameters={"db": self._database, "t": table, "local": local_name(table)},
             ).result_rows
-            column, partition_of = partition_function(str(keys[0][0]) if keys else "")
+            engines = {str(name): (str(engine), str(key)) for name, engine, key in described_tables}
+            distributed = engines.get(table, ("", ""))[0] == "Distributed"
+            key = engines.get(local_name(table) if distributed else table, ("", ""))[1]
+            column, partition_of = partition_function(key)
             if column not in {name for name, _ in columns}:
                 column, partition_of = None, None
-            self._shapes[table] = TableShape(columns, column, partition_of)
+            self._shapes[table] = TableShape(columns, column, partition_of, distributed)
         return self._shapes[table]
