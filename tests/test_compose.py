@@ -185,7 +185,7 @@ def test_the_traffic_command_sends_every_line_keyed_like_the_collector(kafka_boo
     env = {**os.environ, **{k: str(v) for k, v in SERVICES["traffic"]["environment"].items()}, "TRAFFIC_EVENTS": "300"}
     env.update(TOKENTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap, TOKENTRAIL_EVENTS_TOPIC=topic, TRAFFIC_INTERVAL_SECONDS="0")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `tokentrail` from this venv
-    script = ["/bin/sh", "-ec", SERVICES["traffic"]["command"][0]]
+    script = [*SERVICES["traffic"]["entrypoint"], SERVICES["traffic"]["command"][0]]
     run = subprocess.run(script, env=env, capture_output=True, text=True, timeout=240)
     delivered = re.search(r"traffic: (\d+) of (\d+) lines delivered", run.stderr)
     assert run.returncode == 0 and delivered and delivered[1] == delivered[2] and int(delivered[1]) >= 300, run.stderr
@@ -206,6 +206,16 @@ def test_the_traffic_command_sends_every_line_keyed_like_the_collector(kafka_boo
     for message in keyed:
         assert message.key() == json.loads(message.value())["trace_id"].encode()
         assert message.partition() == DefaultPartitioner()(message.key(), partitions, partitions)
+
+
+def test_the_traffic_command_fails_when_the_generator_fails() -> None:
+    """A failing `tokentrail generate` fails the traffic service (pipefail), not a silent "0 of 0 delivered"."""
+    env = {**os.environ, **{k: str(v) for k, v in SERVICES["traffic"]["environment"].items()}, "TRAFFIC_EVENTS": "-1"}
+    env.update(TOKENTRAIL_KAFKA_BOOTSTRAP="127.0.0.1:9", TRAFFIC_INTERVAL_SECONDS="0")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    script = [*SERVICES["traffic"]["entrypoint"], SERVICES["traffic"]["command"][0]]
+    run = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0, run.stderr
 
 
 @pytest.mark.kafka
