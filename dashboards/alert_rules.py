@@ -347,6 +347,12 @@ WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
     ),
 )
 
+# Every alert carries an `owner` label, from the owners file when there is one (dashboards/owners.py,
+# docs/owners.md); imported here, after Rule exists, because owners builds on it.
+from .owners import current_owners, owned_rules  # noqa: E402
+
+RULES = owned_rules(RULES, current_owners())
+
 GROUPS = {"spend": "1m", "safety": "1m", "quality": "1m", "pipeline": "1m"}
 
 

@@ -26,6 +26,7 @@ from grafana_foundation_sdk.models import alerting as am
 from .alert_rules import GROUPS, RULES, Rule
 from .build import _Query, clickhouse_target
 from .catalog import dashboard
+from .owners import contact_point_name, contact_point_settings, current_owners, owner_routes
 from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 
 __all__ = [
@@ -221,7 +222,18 @@ def _contact_points() -> list[tuple[str, ab.ContactPoint]]:
             }
         )
     ]
-    return [(CHAT, c) for c in chat] + [(PAGER, p) for p in pager]
+    return [(CHAT, c) for c in chat] + [(PAGER, p) for p in pager] + _owner_contact_points()
+
+
+def _owner_contact_points() -> list[tuple[str, ab.ContactPoint]]:
+    """One contact point per team of the owners file (none without one)."""
+    owners = current_owners()
+    points = []
+    for team in sorted(owners.teams if owners else [], key=lambda t: t.name):
+        kind, settings = contact_point_settings(team)
+        name = contact_point_name(team.name)
+        points.append((name, ab.ContactPoint().uid(f"tt-owner-{team.name}").name(name).type(kind).settings(settings)))
+    return points
 
 
 def contact_points_api() -> list[dict[str, Any]]:
@@ -266,7 +278,10 @@ def tokentrail_route() -> dict[str, Any]:
         .repeat_interval("4h")
         .routes([page])
     )
-    return _plain(branch.build())
+    route = _plain(branch.build())
+    # Each owner's alerts to the owner's contact point, ahead of the central pager (dashboards/owners.py).
+    route["routes"] = [*owner_routes(current_owners()), *route["routes"]]
+    return route
 
 
 def is_tokentrail_route(route: dict[str, Any]) -> bool:

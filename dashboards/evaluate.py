@@ -22,6 +22,7 @@ from urllib.parse import quote_plus
 from .alert_rules import RULES, Rule
 from .alerting_provisioning import rule_api
 from .macros import TimeRange, expand_macros
+from .owners import current_owners, who_is_paged
 from .spec import FOLDER_TITLE
 
 __all__ = ["FiringAlert", "evaluate_alerts", "evaluate_rule", "render_alerts", "render_template", "RuleError"]
@@ -173,7 +174,7 @@ def render_alerts(alerts: list[FiringAlert], now: datetime | None = None, per_ru
         shown[alert.uid] = shown.get(alert.uid, 0) + 1
         if shown[alert.uid] > per_rule:
             continue
-        route = "PAGE -> PagerDuty" if alert.severity == "page" else "warn -> chat"
+        route = who_is_paged(alert.labels, alert.severity, current_owners())  # the provisioned routes, in words
         lines.append(f"  [{route}] {alert.title}: {alert.summary}")
         hidden_labels = ("alertname", "grafana_folder", "severity", "component", "managed_by")
         keys = [k for k in alert.labels if k not in hidden_labels]

@@ -1,0 +1,316 @@
+"""Who owns what: the owners file (YAML, validated), the `owner` label on every alert, and routing.
+
+The file (docs/owners.md; example: `dashboards/owners.example.yaml`) maps features, services and
+tenants to teams; each team names one on-call receiver (PagerDuty, Slack, webhook or email) and
+an escalation level. `dashboards build` / `push` / `alerts check` read the file named by
+`TOKENTRAIL_OWNERS_FILE`; without one every alert is labelled `owner=unowned` and routing is
+unchanged.
+
+How the label gets onto alerts: a rule's labels come from its query's string columns, so the
+query is wrapped (`SELECT <its labels>, multiIf(...) AS owner, value FROM (<query>)`) with the
+ownership rules as a ClickHouse expression over whichever of tenant/service/feature the query
+returns. Names in the file are restricted to label-safe characters, so they need no escaping in
+SQL and never hold Grafana's `$`. Secrets are never in the file: receivers name environment
+variables (`$__env{VAR}` in the contact point, as for the built-in ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from .alert_rules import CALLS, Rule
+
+__all__ = [
+    "OWNERS_ENV",
+    "UNOWNED",
+    "Owners",
+    "Team",
+    "load_owners",
+    "current_owners",
+    "owner_expression",
+    "owned_rules",
+    "unowned_surface_rule",
+    "contact_point_name",
+    "who_is_paged",
+]
+
+OWNERS_ENV = "TOKENTRAIL_OWNERS_FILE"
+UNOWNED = "unowned"
+OWNED_COLUMNS = ("tenant", "service", "feature")
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")]
+TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+EnvVar = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PagerDuty(_Strict):
+    type: Literal["pagerduty"]
+    integration_key_env: EnvVar = Field(description="environment variable holding the Events API v2 key")
+    service: str = Field("", max_length=256, description="the PagerDuty service's name, for people")
+
+
+class Slack(_Strict):
+    type: Literal["slack"]
+    webhook_env: EnvVar = Field(description="environment variable holding the incoming-webhook URL")
+    channel: Annotated[str, StringConstraints(pattern=r"^#[a-z0-9_-]{1,80}$")]
+
+
+class Webhook(_Strict):
+    type: Literal["webhook"]
+    url_env: EnvVar
+
+
+class Email(_Strict):
+    type: Literal["email"]
+    addresses: list[Annotated[str, StringConstraints(pattern=r"^[^@\s;$]+@[^@\s;$]+$")]] = Field(min_length=1)
+
+
+Receiver = Annotated[PagerDuty | Slack | Webhook | Email, Field(discriminator="type")]
+
+
+class Team(_Strict):
+    """A team: its receiver, and what reaches it. `page`: all its alerts, pages included (it holds
+    the pager for what it owns); `notify`: its warnings, while its pages go to the central pager."""
+
+    name: TeamName
+    receiver: Receiver
+    escalation: Literal["page", "notify"] = "page"
+
+    def receiver_summary(self) -> str:
+        r = self.receiver
+        if isinstance(r, PagerDuty):
+            return f"PagerDuty {r.service or r.integration_key_env}"
+        if isinstance(r, Slack):
+            return f"Slack {r.channel}"
+        if isinstance(r, Webhook):
+            return f"webhook ${r.url_env}"
+        return "email " + ", ".join(r.addresses)
+
+
+class Ownership(_Strict):
+    """One line of the file: a feature or a service (or a tenant alone), optionally within a tenant."""
+
+    team: TeamName
+    feature: Name | None = None
+    service: Name | None = None
+    tenant: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Ownership:
+        if self.feature and self.service:
+            raise ValueError("name a feature or a service, not both")
+        if not (self.feature or self.service or self.tenant):
+            raise ValueError("name a feature, a service or a tenant")
+        return self
+
+    @property
+    def precedence(self) -> int:
+        """Most specific first: feature+tenant, feature, service+tenant, service, tenant."""
+        if self.feature:
+            return 0 if self.tenant else 1
+        if self.service:
+            return 2 if self.tenant else 3
+        return 4
+
+    def columns(self) -> set[str]:
+        return {c for c in OWNED_COLUMNS if getattr(self, c)}
+
+
+class Owners(_Strict):
+    version: Literal[1] = 1
+    teams: list[Team] = Field(min_length=1)
+    owners: list[Ownership] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Owners:
+        names = [t.name for t in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"team names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        for i, line in enumerate(self.owners):
+            if line.team not in names:
+                raise ValueError(f"owners[{i}] names team {line.team!r}, which is not in teams: {sorted(names)}")
+        keys = [(o.feature, o.service, o.tenant) for o in self.owners]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same feature/service/tenant is owned twice")
+        return self
+
+    def team(self, name: str) -> Team:
+        return next(t for t in self.teams if t.name == name)
+
+    def ordered(self) -> list[Ownership]:
+        return sorted(self.owners, key=lambda o: (o.precedence, o.feature or "", o.service or "", o.tenant or ""))
+
+    def owner_of(self, *, feature: str = "", service: str = "", tenant: str = "") -> Team | None:
+        """The team that owns calls of that feature/service in that tenant (the same rule the SQL applies)."""
+        given = {"feature": feature, "service": service, "tenant": tenant}
+        for line in self.ordered():
+            if all(given[c] == getattr(line, c) for c in line.columns()):
+                return self.team(line.team)
+        return None
+
+
+def load_owners(path: str | Path) -> Owners:
+    """Read and validate an owners file; ValueError says what is wrong and where."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"owners file {path} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"owners file {path} is not YAML: {exc}") from None
+    try:
+        return Owners.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"owners file {path}: {problems}") from None
+
+
+def current_owners() -> Owners | None:
+    """The owners file named by TOKENTRAIL_OWNERS_FILE, or None when the variable is unset."""
+    path = os.environ.get(OWNERS_ENV, "").strip()
+    if not path:
+        return None
+    stat = Path(path).stat() if Path(path).is_file() else None
+    return _load_cached(path, stat.st_mtime_ns if stat else 0)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, _mtime: int) -> Owners:
+    return load_owners(path)
+
+
+def owner_expression(owners: Owners | None, columns: set[str]) -> str:
+    """ClickHouse SQL naming the owning team of a row that has `columns` (some of tenant/service/feature)."""
+    if owners is None:
+        return f"'{UNOWNED}'"
+    arms = []
+    for line in owners.ordered():
+        if not line.columns() <= columns:
+            continue
+        condition = " AND ".join(f"{c} = '{getattr(line, c)}'" for c in OWNED_COLUMNS if getattr(line, c))
+        arms += [condition, f"'{line.team}'"]
+    return f"multiIf({', '.join(arms)}, '{UNOWNED}')" if arms else f"'{UNOWNED}'"
+
+
+def _label_columns(sql: str) -> list[str]:
+    """The label columns a rule query selects (as `alerting_provisioning` reads them; not imported
+    from there because that module imports the owned RULES)."""
+    head = sql.split("FROM", 1)[0].replace("SELECT", "", 1)
+    names = [part.strip().split(" AS ")[-1].strip() for part in head.split(",")]
+    return [n for n in names if n and n != "value" and n.isidentifier()]
+
+
+def _wrap(sql: str, owners: Owners) -> str:
+    labels = _label_columns(sql)
+    expression = owner_expression(owners, set(labels) & set(OWNED_COLUMNS))
+    head = ", ".join([*labels, f"{expression} AS owner", "value"])
+    return f"SELECT {head} FROM (\n{sql}\n)"
+
+
+def owned_rules(rules: tuple[Rule, ...], owners: Owners | None) -> tuple[Rule, ...]:
+    """The rules with an `owner` label: from the query when there is an owners file, else `unowned`.
+
+    With an owners file the "unowned model surface" rule is added.
+    """
+    if owners is None:
+        return tuple(dataclasses.replace(r, labels={**r.labels, "owner": UNOWNED}) for r in rules)
+    wrapped = tuple(
+        dataclasses.replace(r, sql=_wrap(r.sql, owners), extras=tuple((ref, _wrap(s, owners)) for ref, s in r.extras))
+        for r in rules
+    )
+    return (*wrapped, unowned_surface_rule(owners))
+
+
+def unowned_surface_rule(owners: Owners) -> Rule:
+    """Warning: a feature had model calls in the last hour and nobody owns it."""
+    expression = owner_expression(owners, {"tenant", "service", "feature"})
+    return Rule(
+        uid="tt-unowned-surface",
+        title="Unowned model surface",
+        group="spend",
+        severity="warning",
+        window_seconds=3600,
+        threshold=0,
+        dashboard="tokentrail-spend",
+        panel="Cost by feature",
+        sql=f"""SELECT tenant, feature, '{UNOWNED}' AS owner, toFloat64(count()) AS value
+FROM {CALLS}
+WHERE $__timeFilter(ts) AND {expression} = '{UNOWNED}'
+GROUP BY tenant, feature""",
+        summary="Feature {{ $labels.feature }} (tenant {{ $labels.tenant }}) made {{ $values.B.Value }} "
+        "model calls in the last hour and has no owner",
+        description="Nobody would be paged for this feature's alerts. Add it to the owners file "
+        "(TOKENTRAIL_OWNERS_FILE, docs/owners.md) and run `tokentrail dashboards build` / `push`.",
+    )
+
+
+def contact_point_name(team: str) -> str:
+    return f"tokentrail-owner-{team}"
+
+
+def contact_point_settings(team: Team) -> tuple[str, dict[str, Any]]:
+    """(Grafana integration type, settings with `$__env{}` references) for a team's receiver."""
+    r = team.receiver
+
+    def env(name: str) -> str:
+        return f"$__env{{{name}}}"
+
+    if isinstance(r, PagerDuty):
+        return "pagerduty", {
+            "integrationKey": env(r.integration_key_env),
+            "severity": "critical",
+            "class": "llm-telemetry",
+            "component": "tokentrail",
+            "group": "{{ .CommonLabels.alertname }}",
+        }
+    if isinstance(r, Slack):
+        return "slack", {
+            "url": env(r.webhook_env),
+            "recipient": r.channel,
+            "title": '{{ template "slack.default.title" . }}',
+        }
+    if isinstance(r, Webhook):
+        return "webhook", {"url": env(r.url_env), "httpMethod": "POST"}
+    return "email", {"addresses": ";".join(r.addresses), "singleEmail": True}
+
+
+def owner_routes(owners: Owners | None) -> list[dict[str, Any]]:
+    """Child routes of tokentrail's branch, one per team, ahead of the central pager route."""
+    if owners is None:
+        return []
+    routes = []
+    for team in sorted(owners.teams, key=lambda t: t.name):
+        matchers = [["owner", "=", team.name]]
+        if team.escalation == "notify":
+            matchers.append(["severity", "!=", "page"])
+        routes.append(
+            {
+                "receiver": contact_point_name(team.name),
+                "object_matchers": matchers,
+                "group_by": ["alertname", "owner", "tenant", "trace_id"],
+                "repeat_interval": "1h" if team.escalation == "page" else "4h",
+            }
+        )
+    return routes
+
+
+def who_is_paged(labels: dict[str, str], severity: str, owners: Owners | None) -> str:
+    """Where an alert goes, in words, following the same routes as the provisioned policy."""
+    owner = labels.get("owner", UNOWNED)
+    team = owners.team(owner) if owners is not None and owner in {t.name for t in owners.teams} else None
+    if team is not None and (team.escalation == "page" or severity != "page"):
+        verb = "PAGE" if severity == "page" else "warn"
+        return f"{verb} -> {team.name} ({team.receiver_summary()})"
+    central = "PAGE -> PagerDuty (central)" if severity == "page" else "warn -> chat (central)"
+    return central + (f", owner {owner}" if team is not None else ", unowned")
