@@ -166,6 +166,7 @@ class KafkaSecurity:
 # to a broker that is down: retrying does not help, the configuration must change.
 _AUTH_ERRORS = frozenset({"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "ILLEGAL_SASL_STATE"})
 _TLS_ERRORS = frozenset({"_SSL"})
+_TLS_MARKERS = ("SSL handshake failed", "SSL routines::")
 
 
 def access_failure(error_name: str, detail: str, security: KafkaSecurity) -> str | None:
@@ -180,11 +181,14 @@ def access_failure(error_name: str, detail: str, security: KafkaSecurity) -> str
             "username and password (TOKENTRAIL_KAFKA_SASL_MECHANISM, TOKENTRAIL_KAFKA_SASL_USERNAME, "
             "TOKENTRAIL_KAFKA_SASL_PASSWORD_FILE); see docs/security.md#transport"
         )
-    if error_name in _TLS_ERRORS:
+    # A broker that refuses the client's certificate (or gets none) ends the connection with a TLS
+    # alert: librdkafka reports that as a transport error ("... SSL routines::...bad certificate").
+    if error_name in _TLS_ERRORS or any(marker in detail for marker in _TLS_MARKERS):
         return (
             f"Kafka TLS handshake failed ({security.describe()}): {detail}. Check that the CA file "
-            "(TOKENTRAIL_KAFKA_SSL_CA_FILE) signed the broker's certificate and that the certificate names "
-            "the host in the bootstrap address; see docs/security.md#transport"
+            "(TOKENTRAIL_KAFKA_SSL_CA_FILE) signed the broker's certificate, that the certificate names "
+            "the host in the bootstrap address, and whether the broker requires a client certificate "
+            "(TOKENTRAIL_KAFKA_SSL_CERT_FILE, TOKENTRAIL_KAFKA_SSL_KEY_FILE); see docs/security.md#transport"
         )
     return None
 

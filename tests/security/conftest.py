@@ -4,7 +4,8 @@
     A :class:`SecureKafka`: the project's own broker (scripts/kafka_broker.py) with, beside its
     PLAINTEXT listener, a ``SASL_SSL`` one that accepts SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN,
     presents a certificate signed by a CA the test generated, and knows one user whose password
-    lives in a file (as it would in production). A second, unrelated CA is there to play the
+    lives in a file (as it would in production); and an ``SSL`` one that requires a client
+    certificate from the same CA (mutual TLS). A second, unrelated CA is there to play the
     untrusted one. The PLAINTEXT listener stays for the test's own observations (offsets, topic
     contents): the code under test only ever talks to the secure one.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from kafka_broker import KafkaBroker, Listener
-from tls_material import make_authority, make_broker_keystore
+from tls_material import make_authority, make_broker_keystore, make_client_pem
 
 from tokentrail.collectors.kafka_security import KafkaSecurity
 
@@ -32,6 +33,7 @@ if str(_STREAM_TESTS) not in sys.path:
     sys.path.append(str(_STREAM_TESTS))
 
 SECURE_LISTENER = "SASL_SSL"
+MUTUAL_TLS_LISTENER = "MUTUAL_TLS"
 USER = "alice"
 _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 
@@ -42,11 +44,14 @@ class SecureKafka:
 
     broker: KafkaBroker
     bootstrap: str  # the SASL_SSL listener: what the code under test connects to
+    mutual_tls: str  # the SSL listener that requires a client certificate
     plaintext: str  # the PLAINTEXT listener: for the test's own reads and offset checks
     ca_file: Path  # signs the broker's certificate
     untrusted_ca_file: Path  # a CA that signed nothing the broker presents
     username: str
     password_file: Path
+    client_cert_file: Path  # signed by ca_file: accepted by the mutual-TLS listener
+    client_key_file: Path
 
     def security(self, mechanism: str = "SCRAM-SHA-256", **overrides: object) -> KafkaSecurity:
         """Client settings for the secure listener; override fields to break them on purpose."""
@@ -106,6 +111,23 @@ def sasl_ssl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureK
     password = secrets.token_hex(16)
     password_file = tls / f"{USER}.password"
     password_file.write_text(password + "\n")  # the trailing newline `echo` leaves is not the password
+    client_cert, client_key = make_client_pem(tls, ca, "tokentrail-test-client")
+    keystore_properties = {
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(keystore),
+        "ssl.keystore.password": store_password,
+        "ssl.key.password": store_password,
+    }
+    mutual_tls = Listener(
+        name=MUTUAL_TLS_LISTENER,
+        security_protocol="SSL",
+        properties={
+            **keystore_properties,
+            "ssl.client.auth": "required",
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(ca.cert_file),
+        },
+    )
     listener = Listener(
         name=SECURE_LISTENER,
         security_protocol="SASL_SSL",
@@ -116,22 +138,22 @@ def sasl_ssl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureK
             "plain.sasl.jaas.config": (
                 f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}="{password}";'
             ),
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(keystore),
-            "ssl.keystore.password": store_password,
-            "ssl.key.password": store_password,
+            **keystore_properties,
         },
     )
-    with KafkaBroker(extra_listeners=[listener]) as broker:
+    with KafkaBroker(extra_listeners=[listener, mutual_tls]) as broker:
         _add_scram_user(broker.bootstrap, USER, password)
         secure = SecureKafka(
             broker=broker,
             bootstrap=broker.address(SECURE_LISTENER),
+            mutual_tls=broker.address(MUTUAL_TLS_LISTENER),
             plaintext=broker.bootstrap,
             ca_file=ca.cert_file,
             untrusted_ca_file=untrusted.cert_file,
             username=USER,
             password_file=password_file,
+            client_cert_file=client_cert,
+            client_key_file=client_key,
         )
         _wait_authenticated(secure.security(), secure.bootstrap)
         yield secure

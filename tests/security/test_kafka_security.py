@@ -123,3 +123,15 @@ def test_access_failure_names_the_fix_only_for_credential_and_trust_errors():
     assert tls is not None and "TLS handshake failed" in tls and "TOKENTRAIL_KAFKA_SSL_CA_FILE" in tls
     assert access_failure("_ALL_BROKERS_DOWN", "1/1 brokers are down", security) is None
     assert access_failure("_TRANSPORT", "Connection refused", security) is None
+
+
+def test_access_failure_recognises_a_refused_client_certificate():
+    """A broker that requires a client certificate closes the handshake: librdkafka calls that a
+    transport error, but it is a TLS configuration problem and is reported as one."""
+    security = KafkaSecurity(protocol="SSL")
+    detail = (
+        "ssl://127.0.0.1:9093/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls alert bad "
+        "certificate: SSL alert number 42 (after 28ms in state APIVERSION_QUERY)"
+    )
+    message = access_failure("_TRANSPORT", detail, security)
+    assert message is not None and "TOKENTRAIL_KAFKA_SSL_CERT_FILE" in message

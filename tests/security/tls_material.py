@@ -70,22 +70,39 @@ def make_authority(directory: Path, name: str) -> Authority:
     return Authority(cert_file, cert, key)
 
 
-def _server_certificate(authority: Authority) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A fresh key and a certificate for 127.0.0.1/localhost, signed by `authority`."""
+def _leaf(
+    authority: Authority, subject: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName] | None = None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh key and an end-entity certificate for it, signed by `authority`."""
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
+        .subject_name(_name(subject))
         .issuer_name(authority.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return key, _validity(builder).sign(authority.key, hashes.SHA256())
+
+
+def _server_certificate(authority: Authority) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A certificate for 127.0.0.1 and localhost, as a server on this machine presents it."""
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    return _leaf(authority, "127.0.0.1", x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, names)
+
+
+def _write_pem(
+    directory: Path, stem: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate
+) -> tuple[Path, Path]:
+    cert_file, key_file = directory / f"{stem}.pem", directory / f"{stem}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
 
 
 def make_broker_keystore(directory: Path, authority: Authority, password: str) -> Path:
@@ -107,10 +124,10 @@ def make_broker_keystore(directory: Path, authority: Authority, password: str) -
 
 def make_server_pem(directory: Path, authority: Authority) -> tuple[Path, Path]:
     """(certificate, unencrypted key) PEM files for a Python TLS server on 127.0.0.1."""
-    key, cert = _server_certificate(authority)
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
+    return _write_pem(directory, "server", *_server_certificate(authority))
+
+
+def make_client_pem(directory: Path, authority: Authority, name: str) -> tuple[Path, Path]:
+    """(certificate, unencrypted key) PEM files for a TLS client called `name` (mutual TLS)."""
+    key, cert = _leaf(authority, name, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _write_pem(directory, f"client-{name}", key, cert)
