@@ -151,6 +151,12 @@ def test_error_output_has_error_status():
 class UpperRedactor:
     """A stand-in for tokentrail.redaction: replaces 'secret' and counts it, so the hook's wiring is visible."""
 
+    key_id = "upper"
+
+    def redact_raw_many(self, payloads: list[bytes | str]) -> list[tuple[str, Counter[str]]]:
+        texts = [p.decode() if isinstance(p, bytes) else p for p in payloads]
+        return [(str(text), found) for text, found in self.redact_many(list(texts))]
+
     def redact_many(self, values: list[Any]) -> list[tuple[Any, Counter[str]]]:
         def walk(v: Any, found: Counter[str]) -> Any:
             if isinstance(v, str):
@@ -159,7 +165,7 @@ class UpperRedactor:
             if isinstance(v, list):
                 return [walk(x, found) for x in v]
             if isinstance(v, dict):
-                return {k: walk(x, found) for k, x in v.items()}
+                return {walk(k, found): walk(x, found) for k, x in v.items()}
             return v
 
         out = []
@@ -196,6 +202,29 @@ def test_redact_stage_cleans_text_payloads_and_dead_letters():
     assert json.loads(batch.rows["tool_calls"][0]["arguments"]) == {"q": "<SECRET>"}
     assert batch.rows["deadletter"][0]["payload"] == "<SECRET> garbage"
     assert [dict(a.findings) for a in batch.accepted] == [{"SECRET": 1}, {"SECRET": 1}, {"SECRET": 2}]
+    assert {r["redaction_key_id"] for t in ("events", "calls", "tool_calls", "deadletter") for r in batch.rows[t]} == {
+        "upper"
+    }
+
+
+def test_redact_stage_reaches_attributes_session_ids_and_ids_holding_pii():
+    """Attributes (keys and values), session ids (pseudonymised) and a trace id holding PII are redacted;
+    the rows and the event model both carry the redacted trace id."""
+    doc = {
+        **output(uid(1), "fine"),
+        "attributes": {"note": "a secret", "secret-key": "v"},
+        "session_id": "sess-secret",
+        "trace_id": "trace-secret",
+        "error": {"type": "E", "message": "the secret failed"},
+    }
+    batch = build_pipeline(prices=PriceBook(), redactor=UpperRedactor()).process(inbound(doc))
+    (event,) = batch.rows["events"]
+    (call,) = batch.rows["calls"]
+    assert "secret" not in event["payload"].replace("<SECRET>", "")
+    assert json.loads(event["payload"])["attributes"] == {"note": "a <SECRET>", "<SECRET>-key": "v"}
+    assert event["session_id"] == call["session_id"] == "<USER:11>"
+    assert event["trace_id"] == call["trace_id"] == batch.accepted[0].event.trace_id == "trace-<SECRET>"
+    assert json.loads(event["payload"])["error"]["message"] == "the <SECRET> failed"
 
 
 def test_raw_text_is_stored_only_when_asked_for():
