@@ -16,7 +16,7 @@ from typing import Any
 
 from tokentrail.collectors.events import InvalidEvent
 
-from ..stages import Batch, DeadLetter, Inbound
+from ..batch import Batch, DeadLetter, Inbound
 from .decode import OtlpDecodeError, Span, decode_request, looks_like_otlp_json
 from .mapping import CONTEXT_OPERATIONS, MappingSettings, Unmappable, map_span
 
