@@ -71,20 +71,32 @@ TEXT_FIELDS: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
     "error.message": ("output", lambda doc, t: doc.__setitem__("error", {"type": "provider_error", "message": t})),
 }
 IDENTIFIERS = ["session_id", "user_id"]
-# Labels and ids: Grafana variables, alert labels, join keys. Not free text, but strings that leave the processor.
-LABELS: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
-    **{
-        name: ("output", lambda doc, t, name=name: doc.__setitem__(name, t))
-        for name in ["tenant", "service", "environment", "feature", "model", "response_model", "prompt_id"]
-    },
+# Dimension labels: Grafana variables, legend entries, alert labels; stream/redact_stage.py stores them as sent.
+DIMENSION_LABELS: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
+    name: ("output", lambda doc, t, name=name: doc.__setitem__(name, t))
+    for name in [
+        "tenant",
+        "service",
+        "environment",
+        "feature",
+        "provider",
+        "model",
+        "response_model",
+        "prompt_id",
+        "prompt_version",
+        "finish_reason",
+    ]
+} | {"tool.name": ("tool_call", lambda doc, t: doc["tool"].__setitem__("name", t))}
+# Ids and names that are not dimensions: join keys, tool-call ids, requested tool names, error type, message name.
+IDS_AND_NAMES: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
     **{name: ("prompt", lambda doc, t, name=name: doc.__setitem__(name, t)) for name in ["trace_id", "span_id"]},
     "parent_span_id": ("tool_call", lambda doc, t: doc.__setitem__("parent_span_id", t)),
-    "finish_reason": ("output", lambda doc, t: doc.__setitem__("finish_reason", t)),
     "error.type": ("output", lambda doc, t: doc.__setitem__("error", {"type": t, "message": "x"})),
-    "tool.name": ("tool_call", lambda doc, t: doc["tool"].__setitem__("name", t)),
     "tool.call_id": ("tool_call", lambda doc, t: doc["tool"].__setitem__("call_id", t)),
+    "tool_calls.id": ("output", lambda doc, t: _tool_calls(doc)[0].__setitem__("id", t)),
     "tool_calls.name": ("output", lambda doc, t: _tool_calls(doc)[0].__setitem__("name", t)),
     "messages.name": ("prompt", lambda doc, t: doc["messages"][-1].__setitem__("name", t)),
+    "messages.tool_call_id": ("prompt", lambda doc, t: doc["messages"][-1].__setitem__("tool_call_id", t)),
 }
 
 
@@ -139,12 +151,16 @@ def identifier_in_event(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     return where, doc, needle
 
 
-@st.composite
-def label_in_event(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
-    """(where, event, needle): planted PII as a label or id (tenant, model, trace_id, tool name, ...)."""
-    text, needle = draw(st.sampled_from([(EMAIL, EMAIL), (PHONE, PHONE), (CARD, CARD), (IBAN, IBAN)]))
-    where = draw(st.sampled_from(sorted(LABELS)))
-    kind, put = LABELS[where]
-    doc = event_of(kind, with_tool_calls=where == "tool_calls.name")
-    put(doc, text)
-    return where, doc, needle
+def string_in(places: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]]) -> Any:
+    """(where, event, needle): planted PII as the whole value of one of `places`."""
+
+    @st.composite
+    def planted(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
+        text, needle = draw(st.sampled_from([(EMAIL, EMAIL), (PHONE, PHONE), (CARD, CARD), (IBAN, IBAN)]))
+        where = draw(st.sampled_from(sorted(places)))
+        kind, put = places[where]
+        doc = event_of(kind, with_tool_calls=where.startswith("tool_calls."))
+        put(doc, text)
+        return where, doc, needle
+
+    return planted()
