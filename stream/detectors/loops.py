@@ -15,8 +15,13 @@ would change if work were advancing (arguments, results, new input). Each kind i
 alerts topic) once per trace, again when its repeats have doubled; the stored row is updated on
 every repeat (same `detection_id`, higher `version`), so the store shows the loop still burning.
 
-State is one JSON-ready dict per trace in any MutableMapping: a dict in the embedded runner, a
-changelog-backed faust Table in the worker (so a restart keeps it). `expire` bounds memory.
+State is one JSON-ready dict per (tenant, trace) in any MutableMapping, keyed by `state_key`: a
+dict in the embedded runner, a changelog-backed faust Table in the worker (so a restart keeps it).
+Tenants are kept apart: a tenant that reuses another tenant's trace id gets a state, a detection
+id and a halt of its own, never the other's. Event time orders what happens inside a trace (spend
+windows, first seen); state expires by processing time (when the processor last touched the
+trace, `seen_ms`), so no event, however far in the future its `ts`, can expire other traces.
+`expire` bounds memory (idle time, then `max_traces`).
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ class LoopConfig:
     spend_tokens: int = 400_000  # tokens per trace within spend_window_s ...
     spend_usd: Decimal = Decimal("5")  # ... or cost
     spend_window_s: int = 900
-    trace_ttl_s: int = 6 * 3600  # state of a trace idle this long (event time) is dropped
+    trace_ttl_s: int = 6 * 3600  # state of a trace not seen for this long (processing time) is dropped
+    max_traces: int = 1_000_000  # at a sweep, beyond this many states the least recently seen go
     halt_on: frozenset[str] = field(default_factory=frozenset)  # kinds that also publish a halt record
 
     def __post_init__(self) -> None:
@@ -59,6 +65,29 @@ class LoopConfig:
         unknown = set(self.halt_on) - set(KINDS)
         if unknown:
             raise ValueError(f"halt_on names unknown detection kinds {sorted(unknown)}; known: {list(KINDS)}")
+
+
+def state_key(tenant: str, trace_id: str) -> str:
+    """The detector's state key for a trace of a tenant. A label cannot hold NUL (docs/events.md),
+    so the pair splits back unambiguously (`split_state_key`)."""
+    return f"{tenant}\x00{trace_id}"
+
+
+def split_state_key(key: str) -> tuple[str, str]:
+    """(tenant, trace_id) from a `state_key`."""
+    tenant, sep, trace_id = key.partition("\x00")
+    if not sep:
+        raise KeyError(f"not a (tenant, trace) state key: {key!r}")
+    return tenant, trace_id
+
+
+def detection_id(tenant: str, trace_id: str, kind: str) -> uuid.UUID:
+    """Stable per (tenant, trace, kind): each repeat updates one stored row; tenants never share one."""
+    return uuid.uuid5(DETECTION_NAMESPACE, f"{tenant}\x00{trace_id}\x00{kind}")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 KINDS = ("repeated_tool_call", "tool_cycle", "repeated_prompt", "repeated_output", "spend_guard")
@@ -85,7 +114,7 @@ def _bump(counts: dict[str, int], key: str) -> int:
     return counts[key]
 
 
-def _new_state(item: Accepted, ts_ms: int) -> dict[str, Any]:
+def _new_state(item: Accepted, ts_ms: int, seen_ms: int) -> dict[str, Any]:
     e = item.event
     return {
         "tenant": e.tenant,
@@ -93,6 +122,7 @@ def _new_state(item: Accepted, ts_ms: int) -> dict[str, Any]:
         "feature": e.feature,
         "first_ms": ts_ms,
         "last_ms": ts_ms,
+        "seen_ms": seen_ms,  # processing time of the last event: what expiry goes by
         "events": 0,
         "tokens": 0,
         "cost": "0",
@@ -125,26 +155,31 @@ class LoopDetector:
     def __call__(self, batch: Batch) -> None:
         touched: dict[str, dict[str, Any]] = {}
         rows = batch.rows.setdefault("loop_detections", [])
+        ttl_ms = self.config.trace_ttl_s * 1000
+        seen_ms = 0
         for item in batch.accepted:
-            trace_id = item.event.trace_id
-            st = touched.get(trace_id)
-            ts_ms = int(item.event.ts.timestamp() * 1000)
+            key = state_key(item.event.tenant, item.event.trace_id)
+            st = touched.get(key)
+            ts_ms = _ms(item.event.ts)
+            seen_ms = _ms(item.inbound.received_at)  # processing time: when the processor read it
             if st is None:
-                st = self.state.get(trace_id)
-                if st is not None and ts_ms - st["last_ms"] > self.config.trace_ttl_s * 1000:
+                st = self.state.get(key)
+                # States written before seen_ms existed count as seen now (kept one more TTL).
+                if st is not None and seen_ms - st.setdefault("seen_ms", seen_ms) > ttl_ms:
                     st = None  # expired, whether or not a sweep (expire) has removed it yet
             if st is None:
-                st = _new_state(item, ts_ms)
-            touched[trace_id] = st
+                st = _new_state(item, ts_ms, seen_ms)
+            st["seen_ms"] = max(st["seen_ms"], seen_ms)
+            touched[key] = st
             for detection in self.observe(st, item, ts_ms):
                 if detection.pop("notify"):
                     batch.detections.append(detection)
                 rows.append(detection)
-        for trace_id, st in touched.items():  # one write per trace per batch: one changelog record
-            self.state[trace_id] = st
+        for key, st in touched.items():  # one write per trace per batch: one changelog record
+            self.state[key] = st
         self._batches += 1
         if touched and self._batches % self.EXPIRE_EVERY == 0:
-            self.expire(max(st["last_ms"] for st in touched.values()))
+            self.expire(seen_ms)
 
     # -- per event ------------------------------------------------------------------------------
 
@@ -291,7 +326,7 @@ class LoopDetector:
         e = item.event
         return {
             "notify": notify,
-            "detection_id": uuid.uuid5(DETECTION_NAMESPACE, f"{e.trace_id}\x00{kind}"),
+            "detection_id": detection_id(e.tenant, e.trace_id, kind),
             "version": repeats,
             "is_update": 1 if notified is not None else 0,
             "trace_id": e.trace_id,
@@ -311,12 +346,22 @@ class LoopDetector:
             "evidence": _CANONICAL(evidence),
         }
 
-    def expire(self, now_ms: int) -> int:
-        """Drop traces idle (in event time) longer than trace_ttl_s. Returns how many went."""
+    def expire(self, now_ms: int | None = None) -> int:
+        """Drop traces the processor has not seen for trace_ttl_s (processing time, `now_ms`: the
+        wall clock by default), then the least recently seen beyond max_traces. Returns how many went.
+
+        Never by event time: one event stamped far ahead would otherwise expire every other trace.
+        """
+        now_ms = _ms(datetime.now(UTC)) if now_ms is None else now_ms
         horizon = now_ms - self.config.trace_ttl_s * 1000
-        stale = [trace for trace, st in list(self.state.items()) if st["last_ms"] < horizon]
-        for trace in stale:
-            del self.state[trace]
+        seen = {key: st.get("seen_ms", now_ms) for key, st in list(self.state.items())}
+        stale = [key for key, at in seen.items() if at < horizon]
+        over = len(seen) - len(stale) - self.config.max_traces
+        if over > 0:
+            fresh = sorted((at, key) for key, at in seen.items() if at >= horizon)
+            stale += [key for _, key in fresh[:over]]
+        for key in stale:
+            del self.state[key]
         return len(stale)
 
 
