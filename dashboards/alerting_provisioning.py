@@ -26,6 +26,7 @@ from grafana_foundation_sdk.models import alerting as am
 from .alert_rules import GROUPS, RULES, Rule
 from .build import _Query, clickhouse_target
 from .catalog import dashboard
+from .dash_trace import TRACE_UID
 from .owners import contact_point_name, contact_point_settings, current_owners, owner_routes
 from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 
@@ -90,6 +91,12 @@ def _annotations(rule: Rule) -> dict[str, str]:
         "summary": rule.summary,
         "description": rule.description,
         "dashboard": f"/d/{rule.dashboard}" + (f"?{query}" if query else ""),
+        # An alert naming a trace links to it (dash_trace.py), encoded like every link.
+        **(
+            {"trace": f"/d/{TRACE_UID}?var-trace_id={{{{ urlquery $labels.trace_id }}}}"}
+            if "trace_id" in labels
+            else {}
+        ),
         "__dashboardUid__": rule.dashboard,
         "__panelId__": str(panel_id(rule.dashboard, rule.panel)),
     }

@@ -10,6 +10,7 @@ what lets a test compare the committed files with a fresh build byte for byte.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any
@@ -23,6 +24,7 @@ from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
+from .dash_trace import trace_link
 from .spec import (
     ALL_SENTINEL,
     DATABASE,
@@ -116,6 +118,9 @@ def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
     )
 
 
+_TRACE_COLUMN = re.compile(r"\btrace_id\b")
+
+
 def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder[Any]:
     target = _Query(clickhouse_target(spec.sql, table_format=spec.shape != "timeseries"))
     # One name for three SDK builder classes that share the panel-level methods used below.
@@ -159,6 +164,10 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder[Any
         builder = builder.unit(spec.unit)
     if spec.decimals is not None:
         builder = builder.decimals(spec.decimals)
+    if spec.kind == "table" and _TRACE_COLUMN.search(spec.sql.split("FROM", 1)[0]):
+        # Every row naming a trace opens it in the Trace dashboard (dash_trace.py).
+        link = {"title": "Open trace", "url": trace_link("__value.raw")}
+        builder = builder.override_by_name("trace_id", [dm.DynamicConfigValue(id_val="links", value=[link])])
     panel: cogbuilder.Builder[Any] = builder
     return panel
 

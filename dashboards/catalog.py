@@ -8,11 +8,12 @@ from typing import Any
 from .dash_ops import PII, PIPELINE
 from .dash_quality import CHANGES, CHANGES_ANNOTATION, RELIABILITY, VARIANCE
 from .dash_spend import LOOPS, SPEND
+from .dash_trace import TRACE_DASHBOARD
 from .spec import Dashboard, Panel
 
 __all__ = ["DASHBOARDS", "dashboard", "built_dashboards", "all_panels", "DASHBOARD_UIDS"]
 
-DASHBOARDS: tuple[Dashboard, ...] = (SPEND, RELIABILITY, LOOPS, VARIANCE, CHANGES, PII, PIPELINE)
+DASHBOARDS: tuple[Dashboard, ...] = (SPEND, RELIABILITY, LOOPS, VARIANCE, CHANGES, PII, PIPELINE, TRACE_DASHBOARD)
 DASHBOARD_UIDS = {d.uid for d in DASHBOARDS}
 
 
@@ -37,6 +38,7 @@ def built_dashboards() -> dict[str, dict[str, Any]]:
     links = [(d.title.split(" / ", 1)[-1], d.uid) for d in DASHBOARDS]
     out = {}
     for d in DASHBOARDS:
-        extra = () if d is CHANGES else (CHANGES_ANNOTATION,)
+        # Trace has no tenant/feature variables for the annotation's query (its own panel lists changes).
+        extra = () if d in (CHANGES, TRACE_DASHBOARD) else (CHANGES_ANNOTATION,)
         out[d.uid] = build_dashboard(d, extra, [link for link in links if link[1] != d.uid])
     return out

@@ -37,6 +37,7 @@ def test_panels_answer_on_clean_traffic(clean_store):
         if not result.rows:
             empty.append(f"{dashboard.uid}/{panel.title}")
     assert all(
-        name.split("/")[0] in ("tokentrail-loops", "tokentrail-changes", "tokentrail-pii", "tokentrail-spend")
+        name.split("/")[0]
+        in ("tokentrail-loops", "tokentrail-changes", "tokentrail-pii", "tokentrail-spend", "tokentrail-trace")
         for name in empty
     ), empty
