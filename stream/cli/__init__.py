@@ -8,6 +8,7 @@ and calls one function of the package that owns the work:
 - `worker`: `worker` (stream.faust_worker).
 - `redact`: `redact` (redaction.json_lines).
 - `grafana`: `dashboards build|push`, `alerts check` (dashboards.operations).
+- `evidence`: `trace`, `evidence`, `verify`, `changes` (stream.evidence).
 
 Commands that need the `pipeline` extra check for it before importing anything heavy, so on the
 collector's base install they print one line naming the fix and exit 2; `schema events` and
@@ -21,7 +22,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import grafana, redact, schema, traffic, worker
+from . import evidence, grafana, redact, schema, traffic, worker
 from .options import EXIT_USAGE, pipeline_extra_missing
 
 __all__ = ["main"]
@@ -62,6 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentrail", description="Streaming observability for LLM telemetry.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details, libraries included")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (schema, traffic, redact, worker, grafana):
+    for group in (schema, traffic, redact, worker, grafana, evidence):
         group.register(commands)
     return parser
