@@ -262,7 +262,10 @@ def contact_point_name(team: str) -> str:
     return f"tokentrail-owner-{team}"
 
 
-def contact_point_settings(team: Team) -> tuple[str, dict[str, Any]]:
+IntegrationType = Literal["pagerduty", "slack", "webhook", "email"]
+
+
+def contact_point_settings(team: Team) -> tuple[IntegrationType, dict[str, Any]]:
     """(Grafana integration type, settings with `$__env{}` references) for a team's receiver."""
     r = team.receiver
 

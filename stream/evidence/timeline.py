@@ -88,7 +88,9 @@ def _query(client: Any, sql: str, database: str, params: dict[str, Any], tenant:
     return rows
 
 
-def load_timeline(client: Any, trace_id: str, *, tenant: str | None = None, database: str = "tokentrail") -> dict:
+def load_timeline(
+    client: Any, trace_id: str, *, tenant: str | None = None, database: str = "tokentrail"
+) -> dict[str, Any]:
     """The whole timeline of `trace_id` as plain JSON-ready values; raises TraceNotFound."""
     check_identifier(database, "database")
     params = {"trace": trace_id}
@@ -279,7 +281,7 @@ def money(value: Decimal) -> str:
     return "0" if text in ("-0", "0E-12") else text
 
 
-def _totals(steps: list[dict[str, Any]], detections: list[dict[str, Any]], pii: list[dict[str, Any]]) -> dict:
+def _totals(steps: list[dict[str, Any]], detections: list[dict[str, Any]], pii: list[dict[str, Any]]) -> dict[str, Any]:
     calls = [s for s in steps if s["kind"] == "model_call"]
     tools = [s for s in steps if s["kind"] == "tool_call"]
     return {
