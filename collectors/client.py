@@ -128,9 +128,13 @@ class Collector:
         self._halts = HaltListener(bootstrap_servers, topic)
         self._on_halt = on_halt
 
-    def halted(self, trace_id: str) -> dict[str, Any] | None:
-        """The halt record for a trace if the kill switch is on and the trace is halted."""
-        return self._halts.halted(trace_id) if self._halts is not None else None
+    def halted(self, trace_id: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """The halt record for a trace if the kill switch is on and the trace is halted. A halt is
+        per tenant (collectors/control.py): `tenant` defaults to this collector's own."""
+        if self._halts is None:
+            return None
+        record: dict[str, Any] | None = self._halts.halted(trace_id, tenant or self.tenant or UNKNOWN)
+        return record
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver what is queued, waiting at most `timeout` seconds. True if everything went out."""
@@ -238,7 +242,7 @@ class ModelCall:
             )
             self._token = context.activate(ctx)
             if self._c._halts is not None:
-                self._check_halt(ctx.trace_id)
+                self._check_halt(ctx.trace_id, ctx.tenant or self._c.tenant or UNKNOWN)
             # Snapshot: agents append to their message history after the call.
             self._messages = list(args[2])
             self._params = dict(args[6]) if args[6] else {}
@@ -251,9 +255,10 @@ class ModelCall:
         self._t0 = time.perf_counter()
         return self
 
-    def _check_halt(self, trace_id: str) -> None:
-        """The kill switch (opt-in): the one place the collector raises into the caller, by request."""
-        record = self._c._halts.halted(trace_id)
+    def _check_halt(self, trace_id: str, tenant: str) -> None:
+        """The kill switch (opt-in): the one place the collector raises into the caller, by request.
+        Only a halt of this tenant's trace counts (the tenant the call's events carry)."""
+        record = self._c._halts.halted(trace_id, tenant)
         if record is None:
             return
         if self._c._on_halt is not None:

@@ -1,9 +1,25 @@
 """The kill switch: the processor publishes halt records for looping traces; collectors honour them.
 
-Opt-in. A `HaltListener` reads the compacted control topic (`tokentrail.control`, keyed by
-trace_id) on a daemon thread from its beginning, so a process that starts late still knows every
-recent halt, and keeps the set of halted trace ids in memory (bounded by age). The check on the
-caller's path is one dict lookup.
+Opt-in. A `HaltListener` reads the compacted control topic (`tokentrail.control`) on a daemon
+thread from its beginning, so a process that starts late still knows every recent halt, and keeps
+the set of halted (tenant, trace) pairs in memory (bounded by age). The check on the caller's path
+is one dict lookup.
+
+Tenants are kept apart: a halt names the tenant whose trace looped, and a collector honours it
+only for a trace of that tenant. Two tenants may use the same trace id (ids come from the
+services, or from an incoming request); halting by trace id alone let one tenant's loop stop
+another's agent. The record is keyed by `halt_key(tenant, trace_id)` (tenant, NUL, trace id: a
+tenant label cannot hold NUL), so compaction keeps one record per tenant's trace, and the record
+carries both fields too.
+
+Compatibility, for a rolling upgrade:
+- a halt from an older worker is keyed by the trace id alone and names no tenant; it cannot say
+  whose trace it is, so this listener ignores it (a missed halt, never a wrong one);
+- an older collector reads a new record's key as a trace id, which matches none of its traces:
+  it halts nothing until upgraded (again missed, never wrong).
+So the kill switch works once the worker and its collectors both run this version; nothing is
+halted wrongly on the way there. Events on the events topic keep their key (the trace id alone,
+collectors/kafka.py): partitioning, and so the worker's per-trace state placement, is unchanged.
 """
 
 from __future__ import annotations
@@ -11,12 +27,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+import unicodedata
 import uuid
 from typing import Any
 
 from ._internal import logger, rate_limited
 
 DEFAULT_CONTROL_TOPIC = "tokentrail.control"
+
+
+def _nfc(label: str) -> str:
+    # The processor stores labels NFC-normalised; a collector's own tenant may not be.
+    return label if unicodedata.is_normalized("NFC", label) else unicodedata.normalize("NFC", label)
+
+
+def halt_key(tenant: str, trace_id: str) -> bytes:
+    """The control topic's message key for a halt of `tenant`'s trace `trace_id`."""
+    return f"{_nfc(tenant)}\x00{trace_id}".encode()
 
 
 class TraceHalted(RuntimeError):
@@ -43,7 +70,7 @@ class HaltListener:
             raise ValueError("the kill switch needs Kafka: pass bootstrap_servers='host:9092'")
         self.topic = topic
         self.max_age_s = max_age_s
-        self._halted: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._halted: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}  # (tenant, trace_id) ->
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
@@ -60,9 +87,10 @@ class HaltListener:
         self._thread = threading.Thread(target=self._run, name="tokentrail-halts", daemon=True)
         self._thread.start()
 
-    def halted(self, trace_id: str) -> dict[str, Any] | None:
-        """The halt record for the trace, or None."""
-        entry = self._halted.get(trace_id)
+    def halted(self, trace_id: str, tenant: str) -> dict[str, Any] | None:
+        """The halt record for `tenant`'s trace `trace_id`, or None (a halt of another tenant's
+        trace with the same id is not this trace's)."""
+        entry = self._halted.get((_nfc(tenant), trace_id))
         return entry[1] if entry is not None else None
 
     def close(self) -> None:
@@ -84,17 +112,21 @@ class HaltListener:
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
-        trace_id = key.decode("utf-8", "replace")
+        tenant, sep, trace_id = key.decode("utf-8", "replace").partition("\x00")
+        if not sep:  # an older worker's halt, keyed by trace alone: whose trace it is is unknown
+            rate_limited.warning("halt_without_tenant", "tokentrail: ignoring a halt record that names no tenant")
+            return
+        pair = (tenant, trace_id)
         if value is None:  # a tombstone lifts the halt
-            self._halted.pop(trace_id, None)
+            self._halted.pop(pair, None)
             return
         record = json.loads(value)
-        if record.get("halt"):
-            self._halted[trace_id] = (time.monotonic(), record)
+        if record.get("halt") and record.get("tenant") == tenant and record.get("trace_id") == trace_id:
+            self._halted[pair] = (time.monotonic(), record)
         else:
-            self._halted.pop(trace_id, None)
+            self._halted.pop(pair, None)
 
     def _forget_old(self) -> None:
         horizon = time.monotonic() - self.max_age_s
-        for trace_id in [t for t, (seen, _) in self._halted.items() if seen < horizon]:
-            del self._halted[trace_id]
+        for pair in [p for p, (seen, _) in self._halted.items() if seen < horizon]:
+            del self._halted[pair]

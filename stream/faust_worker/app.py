@@ -32,7 +32,7 @@ from ..stages import Inbound, Pipeline, now_utc
 from .config import WorkerConfig
 from .insights_job import InsightsJob
 from .loop_state import TraceKeyedTable
-from .messages import as_bytes, dead_letter_message, halt_record, to_json
+from .messages import as_bytes, dead_letter_message, halt_message_key, halt_record, to_json
 
 if TYPE_CHECKING:
     from ..pipeline_process import PipelineProcess, Processed
@@ -152,7 +152,7 @@ class Outputs:
             key = detection["trace_id"].encode()
             await self.alerts.send(key=key, value=to_json(detection))
             if detection.get("halt"):
-                await self.control.send(key=key, value=halt_record(detection))
+                await self.control.send(key=halt_message_key(detection), value=halt_record(detection))
         for event in taken:
             await stream.ack(event)
 
@@ -226,18 +226,12 @@ class BatchAgent:
                 self.state.pop(trace, None)
             else:
                 self.state[trace] = st
-        latest = [st["last_ms"] for st in changes.values() if st]
-        if next(self.finished) % LoopDetector.EXPIRE_EVERY == 0 and latest and self.expiry is not None:
-            self.expiry.expire(max(latest))
+        if next(self.finished) % LoopDetector.EXPIRE_EVERY == 0 and self.expiry is not None:
+            self.expiry.expire()  # by processing time (the clock), never by event time (issue 11 §3)
 
     def _seeds(self, taken: list[Any]) -> dict[str, Any]:
-        """The table's state for the traces in a batch (messages are keyed by trace_id)."""
-        out: dict[str, Any] = {}
-        for key in {e.message.key for e in taken if e.message.key}:
-            st = self.loop_table.get(key)
-            if st is not None:
-                out[key.decode("utf-8", "replace")] = st
-        return out
+        """The table's states for the traces in a batch (messages are keyed by trace_id), every tenant's."""
+        return self.state.seeds(e.message.key for e in taken if e.message.key)
 
     async def _stop_worker(self, exc: BaseException) -> None:
         """A batch could not be finished: stop the whole worker, so that it is restarted.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokentrail.collectors.control import halt_key
+
 
 def to_json(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, default=str, sort_keys=True).encode()
@@ -15,10 +17,17 @@ def dead_letter_message(row: dict[str, Any]) -> bytes:
     return json.dumps(out, ensure_ascii=False).encode()
 
 
+def halt_message_key(detection: dict[str, Any]) -> bytes:
+    """The control topic's key for a halt: the (tenant, trace) pair (collectors/control.py), so
+    compaction keeps one record per tenant's trace and a collector honours only its own tenant's."""
+    return halt_key(detection["tenant"], detection["trace_id"])
+
+
 def halt_record(detection: dict[str, Any]) -> bytes:
-    """What a collector's kill switch reads from the control topic (compacted, keyed by trace)."""
+    """What a collector's kill switch reads from the control topic (compacted, keyed by `halt_message_key`)."""
     return to_json(
         {
+            "tenant": detection["tenant"],
             "trace_id": detection["trace_id"],
             "halt": True,
             "kind": detection["kind"],

@@ -14,6 +14,7 @@ import pytest
 from child_processes import child_pids, is_running
 from loop_scenarios import all_traces
 
+from tokentrail.stream.detectors import state_key
 from tokentrail.stream.pipeline_process import PipelineProcess, PipelineSettings, StateCache
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound
@@ -63,7 +64,7 @@ def test_loop_state_hands_over_through_seeds(engine):
     first, second = stuck.events[:12], stuck.events[12:]
     before = engine.submit(as_inbound(first), {}).result(60)
     assert not before.rows["loop_detections"]
-    assert set(before.state_changes) == {stuck.trace_id}
+    assert set(before.state_changes) == {state_key("acme", stuck.trace_id)}  # keyed by (tenant, trace)
 
     fresh = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY))
     try:
@@ -85,12 +86,13 @@ def test_loop_state_hands_over_through_seeds(engine):
 def test_the_childs_newer_state_wins_over_a_stale_seed_until_it_is_told_to_forget(engine):
     stuck = all_traces()[0][0]
     first = engine.submit(as_inbound(stuck.events[:8]), {}).result(60)
-    stale = {stuck.trace_id: {**first.state_changes[stuck.trace_id], "events": 0}}
+    key = state_key("acme", stuck.trace_id)
+    stale = {key: {**first.state_changes[key], "events": 0}}
     second = engine.submit(as_inbound(stuck.events[8:10], 8), stale).result(60)
-    assert second.state_changes[stuck.trace_id]["events"] == 10  # its own state, not the stale seed
+    assert second.state_changes[key]["events"] == 10  # its own state, not the stale seed
     engine.forget_state()
     third = engine.submit(as_inbound(stuck.events[10:12], 10), stale).result(60)
-    assert third.state_changes[stuck.trace_id]["events"] == 2  # after a rebalance: the table's word
+    assert third.state_changes[key]["events"] == 2  # after a rebalance: the table's word
 
 
 def test_state_cache_records_changes_not_evictions():
