@@ -43,7 +43,9 @@ STEPS = Panel(
     description="Model calls and tool calls of the trace in time order: requested and answering model, "
     "prompt version, tokens, cost, latency, status. Text is as stored (redacted); "
     "`tokentrail trace ID` prints the same with parent/child order.",
-    sql=f"""SELECT ts, 'call' AS step, model AS name, response_model AS answered_by,
+    # ORDER BY after UNION ALL binds to the last SELECT alone in ClickHouse: sort the union as a whole.
+    sql=f"""SELECT * FROM (
+SELECT ts, 'call' AS step, model AS name, response_model AS answered_by,
        concat(prompt_id, if(prompt_version = '', '', concat('@', prompt_version))) AS prompt,
        input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, toFloat64(cost_usd) AS cost_usd,
        latency_ms, status, finish_reason, span_id, parent_span_id
@@ -55,6 +57,7 @@ SELECT ts, 'tool' AS step, tool_name AS name, '' AS answered_by, '' AS prompt,
        duration_ms AS latency_ms, status, '' AS finish_reason, span_id, parent_span_id
 FROM {TOOLS}
 WHERE trace_id = {TRACE}
+)
 ORDER BY ts, step, span_id""",
 )
 
