@@ -46,6 +46,7 @@ class PipelineSettings:
     redaction_key: bytes | None  # the worker's key, so pseudonyms are the worker's, not a child's own
     halt_on: frozenset[str] = frozenset()
     state_capacity: int = 200_000  # traces kept in the child; far more than two batches can touch
+    tenant_topics: tuple[tuple[str, str], ...] = ()  # (topic, tenant) bindings: stream/tenant_binding.py
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _start(settings: PipelineSettings, parent: int) -> None:
         redaction_key=settings.redaction_key,
         loops=LoopConfig(halt_on=settings.halt_on),
         loop_state=_state,
+        tenant_topics=dict(settings.tenant_topics),
     )
     tune_gc()
 

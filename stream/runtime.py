@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ def make_pipeline(
     redaction_key: bytes | None = None,
     loops: LoopConfig | None = None,
     loop_state: MutableMapping[str, dict[str, Any]] | None = None,
+    tenant_topics: Mapping[str, str] | None = None,
 ) -> Pipeline:
     """The full pipeline: stages plus the per-trace loop detector (state in `loop_state`, a dict by default).
 
@@ -63,7 +64,7 @@ def make_pipeline(
     detector = LoopDetector(loops, loop_state)
     redactor = make_redactor(allow_ephemeral_key=allow_ephemeral_key, key=redaction_key)
     book = PriceBook(prices)
-    pipeline = build_pipeline(prices=book, redactor=redactor, detectors=[detector])
+    pipeline = build_pipeline(tenant_topics=tenant_topics, prices=book, redactor=redactor, detectors=[detector])
     # Content receipts (docs/evidence.md): keyed hashes of the raw text, taken before Redact.
     from .evidence.receipts import load_evidence_key, with_receipts
 

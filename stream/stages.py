@@ -12,7 +12,7 @@ The stages live in modules by job: validation and dedupe (validate_stage.py), re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
 from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES
@@ -21,6 +21,7 @@ from .batch import Accepted, Batch, DeadLetter, Inbound, Pipeline, Stage, now_ut
 from .pricing import PriceBook
 from .redact_stage import Redact, TextRedactor, free_text
 from .rows import DEADLETTER_NAMESPACE, BuildRows, PriceCalls, normalise_output_text, short_hash
+from .tenant_binding import BindTenants
 from .validate_stage import Dedupe, Validate
 
 __all__ = [
@@ -53,10 +54,13 @@ def build_pipeline(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ts_window: TsWindow = DEFAULT_TS_WINDOW,
     detectors: Iterable[Stage] = (),
+    tenant_topics: Mapping[str, str] | None = None,
 ) -> Pipeline:
     """The standard stage list; per-trace detectors run last, over redacted, priced events.
 
     `ts_window`: how far an event's `ts` may lie from the time the processor read it.
+    `tenant_topics`: {Kafka topic: tenant}; an event from a bound topic must name its tenant
+    (`tenant_mismatch` otherwise, stream/tenant_binding.py).
     Fails closed: without a `redactor` the pipeline would store what emitters sent as sent, so
     that is a construction error unless `allow_raw_text=True` says raw storage is intended (the
     Redact stage is then left out; tests of the other stages use it).
@@ -71,6 +75,7 @@ def build_pipeline(
     return Pipeline(
         [
             Validate(max_event_bytes, ts_window),
+            *([BindTenants(tenant_topics)] if tenant_topics else []),
             Dedupe(),
             *redact,
             PriceCalls(prices),

@@ -57,7 +57,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = _faust_app(config, partitions)
-    events = app.topic(config.events_topic, partitions=partitions, **_RAW)
+    from ..tenant_binding import parse_tenant_topics
+
+    bound = parse_tenant_topics(config.tenant_topics)  # topics of one tenant each (stream/tenant_binding.py)
+    for topic in bound:  # the loop-state table is co-partitioned with every topic the agent reads
+        if (_partition_count(config.kafka, topic) or partitions) != partitions:
+            raise ValueError(f"--tenant-topic {topic} needs {partitions} partitions, as {config.events_topic} has")
+    events = app.topic(config.events_topic, *bound, partitions=partitions, **_RAW)
     # Loop-detector state, keyed like the events topic (raw trace_id bytes, same partitions, the
     # producer's murmur2 partitioner), so each worker restores exactly the traces it consumes.
     # key_type=bytes makes faust use the raw serializer for keys, in the changelog and in recovery.
@@ -75,11 +81,20 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     )
     if pipeline is None and config.inline_pipeline:
         pipeline = make_pipeline(
-            prices=config.prices, allow_ephemeral_key=False, redaction_key=key, loops=loops, loop_state=state
+            tenant_topics=bound,
+            prices=config.prices,
+            allow_ephemeral_key=False,
+            redaction_key=key,
+            loops=loops,
+            loop_state=state,
         )
     engine = None
     if pipeline is None:
-        engine = PipelineProcess(PipelineSettings(prices=config.prices, redaction_key=key, halt_on=loops.halt_on))
+        engine = PipelineProcess(
+            PipelineSettings(
+                tenant_topics=tuple(bound.items()), prices=config.prices, redaction_key=key, halt_on=loops.halt_on
+            )
+        )
         app.tokentrail_engine = engine  # for benchmarks and tests
     agent = BatchAgent(
         app,

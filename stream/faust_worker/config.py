@@ -34,6 +34,8 @@ class WorkerConfig:
     data_dir: str = ".tokentrail/worker"
     allow_ephemeral_key: bool = False
     inline_pipeline: bool = False  # run the stages in the worker's own process (one core) instead of a child
+    # TOPIC=TENANT: the worker also reads TOPIC, and an event from it must name TENANT (stream/tenant_binding.py)
+    tenant_topics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.kafka:
@@ -42,6 +44,9 @@ class WorkerConfig:
             raise ValueError("--batch-size and --batch-within must be positive")
         if not all((self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)):
             raise ValueError("topic names must not be empty")
+        from ..tenant_binding import parse_tenant_topics
+
+        parse_tenant_topics(self.tenant_topics)  # fail at startup, naming the form
         from ..detectors.loops import KINDS
 
         if self.budgets:
@@ -111,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
     )
+    parser.add_argument(
+        "--tenant-topic",
+        action="append",
+        default=[],
+        metavar="TOPIC=TENANT",
+        help="also read TOPIC; its events must name TENANT, others are dead letters (tenant_mismatch). "
+        "Repeatable. With ACLs letting only that tenant's principal write TOPIC (docs/security.md)",
+    )
+    parser.add_argument(
+        "--tenant-topics-file", metavar="PATH", help="TOPIC=TENANT lines (# comments), as many --tenant-topic"
+    )
     parser.add_argument("--loglevel", default=_default("loglevel"))
     return parser
 
@@ -120,4 +136,8 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     args = build_parser().parse_args(list(argv))
     fields = {name: getattr(args, name) for name in WorkerConfig.__dataclass_fields__ if hasattr(args, name)}
     fields["halt_on"] = tuple(k for k in args.halt_on.split(",") if k)
+    from ..tenant_binding import load_tenant_topics
+
+    from_file = load_tenant_topics(args.tenant_topics_file) if args.tenant_topics_file else []
+    fields["tenant_topics"] = tuple(args.tenant_topic) + tuple(from_file)
     return WorkerConfig(**fields)
