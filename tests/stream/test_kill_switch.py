@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
-from kafka_harness import consume_all, produce, read_store, start_worker, stop, wait_caught_up
+from kafka_harness import consume_all, produce, read_store, start_worker, stop, wait_caught_up, wait_until
 from loop_scenarios import all_traces
 
 import tokentrail.collectors as tt
@@ -95,3 +96,83 @@ def test_worker_restart_mid_loop_keeps_the_state(kafka_bootstrap, new_topic, tmp
     stop(worker)
     rows = read_store(store, {"d": "SELECT kind, repeats, first_seen FROM tokentrail.loop_detections FINAL"})["d"]
     assert [(kind, repeats) for kind, repeats, _ in rows] == [("repeated_tool_call", 10)]
+
+
+def _tool_step(collector, step: int, order_id: str = "7781") -> None:
+    """One agent step: the model asks for the same tool (with the context grown by the previous
+    results, so no prompt repeats), the tool returns the same result."""
+    result = {"role": "tool", "content": '{"status": "label_created"}'}
+    messages = [{"role": "user", "content": "Where is order 7781?"}] + [result] * step
+    with collector.model_call(provider="openai", model="gpt-4o", messages=messages) as call:
+        call.finish(
+            tool_calls=[{"id": f"c{step}", "name": "get_order_status", "arguments": {"order_id": order_id}}],
+            usage={"input_tokens": 300 + 20 * step, "output_tokens": 12},
+            finish_reason="tool_calls",
+        )
+    with collector.tool_call("get_order_status", arguments={"order_id": order_id}) as tool:
+        tool.set_result({"status": "label_created"})
+
+
+def test_a_halt_stops_only_the_looping_tenants_trace(kafka_bootstrap, new_topic, tmp_path):
+    """Two tenants, one trace id: globex makes 4 identical calls (below the bar of 5), acme loops.
+
+    Only acme's trace is detected and halted; globex's collector sees the halt record on the control
+    topic but ignores it (another tenant's trace), and its next call in the same trace id goes ahead.
+    Keyed by trace alone, 4 + 1 calls would have crossed the bar and halted both."""
+    topic = new_topic(partitions=2)
+    control = f"{topic}.control"
+    store = tmp_path / "store"
+    worker = start_worker(
+        kafka_bootstrap,
+        topic,
+        store,
+        group="halt-tenants",
+        batch_size=200,
+        extra=["--halt-on", "repeated_tool_call", "--batch-within", "0.2", "--control-topic", control],
+    )
+
+    def collector_for(tenant: str) -> tt.Collector:
+        transport = KafkaTransport(
+            tt.KafkaSettings(bootstrap_servers=kafka_bootstrap, topic=topic, spool_dir=tmp_path / f"spool-{tenant}")
+        )
+        collector = tt.Collector(
+            service="agent",
+            tenant=tenant,
+            transport=transport,
+            register_atexit=False,
+            settings=tt.CollectorSettings(flush_interval=0.05),
+        )
+        collector.enable_kill_switch(kafka_bootstrap, topic=control)
+        return collector
+
+    acme, globex = collector_for("acme"), collector_for("globex")
+    shared = uuid.uuid4().hex
+    time.sleep(5)  # let the worker join its group before the agents start
+    halted = None
+    try:
+        with globex.trace(feature="order-support", trace_id=shared):
+            for step in range(4):
+                _tool_step(globex, step)
+        globex.flush()
+        time.sleep(2)  # globex's calls are in the worker's state before acme's
+        steps = 0
+        try:
+            with acme.trace(feature="order-support", trace_id=shared):
+                while steps < 400:  # a loaded machine may take a while to start the worker
+                    _tool_step(acme, steps)
+                    steps += 1
+                    time.sleep(0.25)
+        except tt.TraceHalted as exc:
+            halted = exc
+        assert halted is not None and halted.record["tenant"] == "acme", f"acme ran {steps} steps unhalted"
+        assert steps >= 5, f"acme was halted after {steps} calls: globex's calls were counted with acme's"
+        wait_until(lambda: globex.halted(shared, tenant="acme") is not None, 30, "globex's listener reads the halt")
+        assert globex.halted(shared) is None  # its own tenant's trace is not halted
+        with globex.trace(feature="order-support", trace_id=shared):
+            _tool_step(globex, 4, order_id="7782")  # raises TraceHalted if the halt is honoured
+    finally:
+        acme.close()
+        globex.close()
+        stop(worker)
+    rows = read_store(store, {"d": "SELECT DISTINCT tenant, trace_id, kind FROM tokentrail.loop_detections FINAL"})
+    assert rows["d"] == [("acme", shared, "repeated_tool_call")]
