@@ -67,6 +67,15 @@ def _output_with(**fields: Any) -> bytes:
     return encode(doc)
 
 
+def growing_dead_letter() -> bytes:
+    """An invalid event of ~600 KB (under Kafka's default 1 MB message limit) whose text is 300,000 quotes:
+    escaped once more inside a dead-letter envelope it doubles, past the default limit."""
+    doc = _event("prompt")
+    doc["schema_version"] = 2
+    doc["messages"][-1]["content"] = '"' * 300_000
+    return encode(doc)
+
+
 def _backfill(months: int, now: datetime) -> list[Pill]:
     """`months` events, one in each of the last `months` months (130 partitions in one batch)."""
     pills = []
@@ -102,8 +111,15 @@ def poison_pills(now: datetime | None = None) -> list[Pill]:
         Pill("card number as a number", encode(_tool_event({"card_number": int(CARD), "amount": 12}))),
         Pill("PII in error message", _output_with(error={"type": "upstream", "message": f"refund to {IBAN} failed"})),
         Pill("PII in a dead letter", _with("prompt", schema_version=2, user_id=EMAIL, note=f"call {NAME} on {PHONE}")),
+        # Shrunk failures of the fuzz suite (test_no_leak.py) before the redact stage covered them:
+        Pill(
+            "phone twice in attributes, dead letter",
+            _with("prompt", schema_version=2, attributes={"n": f"{PHONE}\n{PHONE}"}),
+        ),
+        Pill("email as trace_id", _with("tool_call", trace_id=EMAIL)),
         Pill("PII in a non-JSON line", f"oops {EMAIL} {CARD} call {NAME}".encode()),
         Pill("1 MiB + 1 event", _big(1024 * 1024)),
+        Pill("dead letter that doubles when escaped", growing_dead_letter()),
         Pill("20,000-message prompt", _prompt_of(20_000)),
         Pill("3,000-level nesting", _deep(3000)),
         Pill("not JSON", b"\xff\xfe{"),

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from child_processes import child_pids
 from confluent_kafka import Producer
-from kafka_harness import consume_all, start_worker, stop, wait_caught_up, wait_until
-from pills import PII_NEEDLES, event_ids, expected, good_events, interleave, poison_pills
+from kafka_harness import consume_all, produce, start_worker, stop, wait_caught_up, wait_until
+from pills import PII_NEEDLES, Pill, event_ids, expected, good_events, growing_dead_letter, interleave, poison_pills
 from store_check import read_back
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -64,3 +64,23 @@ def test_worker_survives_every_pill(kafka_bootstrap, new_topic, tmp_path):
     assert len(dead_topic) == sum(dead_by_reason.values())
     on_topic = b"\n".join(value for _, value in dead_topic).lower()
     assert not [n for n in PII_NEEDLES if n.lower().encode() in on_topic], "the dead-letter topic is redacted too"
+
+
+def test_worker_survives_a_dead_letter_that_grows(kafka_bootstrap, new_topic, tmp_path):
+    """With Kafka's default limits: an invalid ~600 KB event whose dead-letter message would exceed 1 MiB
+    (its quotes escaped again) must not stop the worker; the 200 good events around it are stored."""
+    now = datetime.now(UTC)
+    pill = Pill("dead letter that doubles when escaped", growing_dead_letter())
+    good = good_events(200)
+    topic = new_topic()
+    produce(kafka_bootstrap, topic, interleave(good, [pill]))
+    store = tmp_path / "store"
+
+    worker = start_worker(kafka_bootstrap, topic, store, group="grows", batch_size=50)
+    wait_caught_up(kafka_bootstrap, topic, "grows", worker, timeout=300)
+    assert worker.poll() is None, "the worker is still running"
+    stop(worker)
+
+    contents = read_back(store, [])
+    assert event_ids(good) == contents.event_ids
+    assert dict(contents.dead_reasons) == expected([pill], now)[1]
