@@ -2,7 +2,9 @@
 
 `tokentrail replay` and `tokentrail demo` use it. Batches get a deduplication token derived from
 where they came from and what they hold, so replaying the same input into the same store is
-idempotent even before ClickHouse merges (and ReplacingMergeTree backs that up).
+idempotent even before ClickHouse merges (and ReplacingMergeTree backs that up). An event the store
+refuses a row of becomes a dead letter (stream/store_rejections.py), so every line read is
+accounted for: `accepted + deadletter + duplicates == read`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from .stages import Batch, Inbound, Pipeline, now_utc
+from .batch import Batch, Inbound, Pipeline, now_utc
+from .store_rejections import STORE_REJECTED, rejected_dead_letters
 
 
 class Sink(Protocol):
-    def write_batch(self, rows_by_table: dict[str, list[dict[str, Any]]], token: str) -> None: ...
+    """`ClickHouseSink`'s `write_batch`: returns a `WriteResult` (or None: nothing rejected)."""
+
+    def write_batch(self, rows_by_table: dict[str, list[dict[str, Any]]], token: str) -> Any: ...
 
 
 @dataclass
@@ -26,7 +31,8 @@ class RunStats:
     read: int = 0
     accepted: int = 0
     duplicates: int = 0
-    deadletter: int = 0
+    deadletter: int = 0  # invalid messages and events the store refused (store_rejected)
+    store_rejected: int = 0  # of which refused by the store
     batches: int = 0
 
 
@@ -71,11 +77,23 @@ class EmbeddedRunner:
 
     def _flush(self, items: list[Inbound], stats: RunStats, progress: Callable[[int], None] | None) -> None:
         batch: Batch = self.pipeline.process(items)
-        self.sink.write_batch(batch.rows, batch_token(items))
+        token = batch_token(items)
+        refused = store_batch(self.sink, batch.rows, token)
         stats.read += len(items)
-        stats.accepted += len(batch.accepted)
+        stats.accepted += len(batch.accepted) - refused
         stats.duplicates += batch.duplicates
-        stats.deadletter += len(batch.dead)
+        stats.deadletter += len(batch.dead) + refused
+        stats.store_rejected += refused
         stats.batches += 1
         if progress is not None:
             progress(len(items))
+
+
+def store_batch(sink: Sink, rows: dict[str, list[dict[str, Any]]], token: str) -> int:
+    """Write a batch; events the store refused become dead letters (appended to `rows["deadletter"]`,
+    so a caller publishing dead letters sees them). Returns how many events were refused."""
+    letters = rejected_dead_letters(rows, sink.write_batch(rows, token))
+    if letters:
+        sink.write_batch({"deadletter": letters}, f"{token}:{STORE_REJECTED}")
+        rows["deadletter"] = [*rows.get("deadletter", ()), *letters]
+    return len(letters)

@@ -30,6 +30,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
+
 from .embedded import batch_token
 from .stages import Inbound
 
@@ -47,6 +49,7 @@ class PipelineSettings:
     halt_on: frozenset[str] = frozenset()
     state_capacity: int = 200_000  # traces kept in the child; far more than two batches can touch
     tenant_topics: tuple[tuple[str, str], ...] = ()  # (topic, tenant) bindings: stream/tenant_binding.py
+    ts_window: TsWindow = DEFAULT_TS_WINDOW  # event times accepted around the time the worker read them
 
 
 @dataclass
@@ -132,6 +135,7 @@ def _start(settings: PipelineSettings, parent: int) -> None:
         loops=LoopConfig(halt_on=settings.halt_on),
         loop_state=_state,
         tenant_topics=dict(settings.tenant_topics),
+        ts_window=settings.ts_window,
     )
     tune_gc()
 

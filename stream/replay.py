@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from tokentrail.collectors.event_bounds import TsWindow
+
 from .embedded import RunStats
-from .runtime import finish_run, open_store, replay_source
+from .runtime import check_key_for_store, finish_run, open_store, replay_source
+from .validate_stage import DEFAULT_TS_WINDOW_DAYS, parse_ts_window_days
 
 __all__ = ["ReplaySettings", "run_replay"]
 
@@ -28,8 +31,10 @@ class ReplaySettings:
     batch_size: int = 5_000
     budgets: str | None = None
     report_json: bool = False
+    ts_window_days: str = DEFAULT_TS_WINDOW_DAYS  # BACK:AHEAD around the time each line is read
 
     def __post_init__(self) -> None:
+        parse_ts_window_days(self.ts_window_days)
         if self.batch_size <= 0:
             raise ValueError(f"--batch-size must be positive, got {self.batch_size}")
         if self.source != "-" and not Path(self.source).is_file():
@@ -39,21 +44,38 @@ class ReplaySettings:
 
             load_budgets(self.budgets)
 
+    @property
+    def ts_window(self) -> TsWindow:
+        return parse_ts_window_days(self.ts_window_days)
+
 
 def run_replay(settings: ReplaySettings, *, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """Replay `settings.source` into the store, run the insights, print the outcome. Returns the exit status."""
     stdout = stdout or sys.stdout
+    from tokentrail.redaction import load_key
+
+    key = load_key(allow_ephemeral=True)
+    check_key_for_store(settings.clickhouse, key)  # an ephemeral key only for an embedded store
     client, sink = open_store(settings.clickhouse)
-    stats: RunStats
+
+    def replay(stream: IO[bytes], name: str) -> RunStats:
+        return replay_source(
+            stream,
+            name,
+            client,
+            sink,
+            prices=settings.prices,
+            batch_size=settings.batch_size,
+            ts_window=settings.ts_window,
+            redaction_key=key,
+        )
+
     if settings.source == "-":
-        source = stdin or sys.stdin.buffer
-        stats = replay_source(source, "stdin", client, sink, prices=settings.prices, batch_size=settings.batch_size)
+        stats = replay(stdin or sys.stdin.buffer, "stdin")
     else:
         path = Path(settings.source)
         with open(path, "rb") as stream:
-            stats = replay_source(
-                stream, path.name, client, sink, prices=settings.prices, batch_size=settings.batch_size
-            )
+            stats = replay(stream, path.name)
     finish_run(client, budgets=settings.budgets)
     if settings.report_json:
         from .report import build_report
@@ -63,7 +85,7 @@ def run_replay(settings: ReplaySettings, *, stdin: IO[bytes] | None = None, stdo
     else:
         print(
             f"read {stats.read} lines: {stats.accepted} accepted, {stats.duplicates} duplicates, "
-            f"{stats.deadletter} dead letters",
+            f"{stats.deadletter} dead letters ({stats.store_rejected} refused by the store)",
             file=sys.stderr,
         )
     return 0

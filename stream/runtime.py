@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
+
 from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines
 from .pricing import PriceBook
@@ -30,14 +32,43 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def open_store(dsn: str | None) -> tuple[Any, Any]:
-    """A ClickHouse client (server or embedded) with migrations applied, and a sink on it."""
-    from tokentrail.sinks import connect, migrations
+def is_embedded(dsn: str) -> bool:
+    """True for an embedded chDB store (`chdb://...`): a local file this process opens alone."""
+    return dsn.strip().lower().startswith("chdb://")
+
+
+def open_store(dsn: str | None, *, max_attempts: int | None = None) -> tuple[Any, Any]:
+    """A ClickHouse client (server or embedded) and a sink on it, the schema checked first.
+
+    A ClickHouse server is migrated by `tokentrail schema apply` (compose's `migrate` one-shot),
+    never by a worker or a replay: against a server this only checks the schema version and
+    raises ValueError naming the fix when the store is older than this code. An embedded store
+    (`chdb://`, the default of replay and demo) is a local file with no migrator role and no other
+    user, so opening it applies the pending migrations. `max_attempts`: the sink's retry budget
+    per insert for store failures (None: retry until it succeeds).
+    """
+    from tokentrail.sinks import SchemaVersionError, check_schema_version, connect, migrations, resolve_dsn
     from tokentrail.sinks.writer import ClickHouseSink
 
-    client = connect(dsn)
-    migrations.apply(client)
-    return client, ClickHouseSink(client)
+    resolved = resolve_dsn(dsn)
+    client = connect(resolved)
+    if is_embedded(resolved):
+        migrations.apply(client)
+    else:
+        try:
+            check_schema_version(client)
+        except SchemaVersionError as exc:
+            raise ValueError(str(exc)) from exc
+    return client, ClickHouseSink(client, max_attempts=max_attempts)
+
+
+def check_key_for_store(dsn: str | None, key: bytes) -> None:
+    """Refuse an ephemeral redaction key unless the store is embedded (ValueError names the fix):
+    pseudonyms under a throwaway key would join nothing in a shared store."""
+    from tokentrail.redaction import is_ephemeral_key, require_persistent_key
+    from tokentrail.sinks import resolve_dsn
+
+    require_persistent_key(resolve_dsn(dsn), is_ephemeral_key(key))
 
 
 def make_redactor(*, allow_ephemeral_key: bool, key: bytes | None = None) -> Redactor:
@@ -55,21 +86,25 @@ def make_pipeline(
     loops: LoopConfig | None = None,
     loop_state: MutableMapping[str, dict[str, Any]] | None = None,
     tenant_topics: Mapping[str, str] | None = None,
+    ts_window: TsWindow = DEFAULT_TS_WINDOW,
 ) -> Pipeline:
     """The full pipeline: stages plus the per-trace loop detector (state in `loop_state`, a dict by default).
 
     `redaction_key`: a key already loaded (the worker passes its own to its pipeline process);
-    otherwise it is read from the environment.
+    otherwise it is read from the environment. `ts_window`: around the time each message is read.
     """
     detector = LoopDetector(loops, loop_state)
     redactor = make_redactor(allow_ephemeral_key=allow_ephemeral_key, key=redaction_key)
     book = PriceBook(prices)
-    pipeline = build_pipeline(tenant_topics=tenant_topics, prices=book, redactor=redactor, detectors=[detector])
+    pipeline = build_pipeline(
+        tenant_topics=tenant_topics, prices=book, redactor=redactor, ts_window=ts_window, detectors=[detector]
+    )
     # Content receipts (docs/evidence.md): keyed hashes of the raw text, taken before Redact.
     from .evidence.receipts import load_evidence_key, with_receipts
 
     key = load_evidence_key(allow_ephemeral_key or redactor.key_is_ephemeral)
-    return with_receipts(pipeline, key=key, redactor=redactor, overrides=book.overrides)
+    with_evidence: Pipeline = with_receipts(pipeline, key=key, redactor=redactor, overrides=book.overrides)
+    return with_evidence
 
 
 def replay_source(
@@ -81,9 +116,15 @@ def replay_source(
     prices: str | Path | None = None,
     batch_size: int = 5_000,
     progress: Callable[[int], None] | None = None,
+    ts_window: TsWindow = DEFAULT_TS_WINDOW,
+    redaction_key: bytes | None = None,
 ) -> RunStats:
-    """Read JSON Lines from `stream` through the embedded pipeline into the store."""
-    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
+    """Read JSON Lines from `stream` through the embedded pipeline into the store.
+
+    `redaction_key`: one already loaded and checked against the store (`check_key_for_store`);
+    None: from the environment, an ephemeral one if none is configured.
+    """
+    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True, redaction_key=redaction_key, ts_window=ts_window)
     runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
     return runner.run(read_lines(stream, name), progress=progress)
 

@@ -60,3 +60,24 @@ class Dedupe:
                 self._seen.popitem(last=False)
             kept.append(item)
         batch.accepted = kept
+
+
+DEFAULT_TS_WINDOW_DAYS = "400:1"
+
+
+def parse_ts_window_days(text: str) -> TsWindow:
+    """`BACK:AHEAD` in days (the `--ts-window-days` flag, e.g. `400:1`) -> a `TsWindow`.
+
+    Raises ValueError naming the form: both numbers finite and >= 0, BACK + AHEAD > 0.
+    """
+    back_text, sep, ahead_text = str(text).partition(":")
+    try:
+        back, ahead = float(back_text), float(ahead_text)
+    except ValueError:
+        back = ahead = float("nan")
+    if not sep or not (0 <= back < 1e6 and 0 <= ahead < 1e6) or back + ahead <= 0:
+        raise ValueError(
+            f"--ts-window-days expects BACK:AHEAD in days, each >= 0 and not both 0 (e.g. {DEFAULT_TS_WINDOW_DAYS}); "
+            f"got {text!r}"
+        )
+    return TsWindow.of_days(back, ahead)

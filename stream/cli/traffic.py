@@ -22,6 +22,13 @@ def register(commands: Any) -> None:
     add_clickhouse_option(replay)
     add_pipeline_options(replay)
     replay.add_argument("--report", choices=["json"], help="print the report read back from the store")
+    replay.add_argument(
+        "--ts-window-days",
+        metavar="BACK:AHEAD",
+        default="400:1",
+        help="accept event times from BACK days before to AHEAD days after reading (default 400:1); "
+        "others are dead letters (ts_out_of_range)",
+    )
     replay.set_defaults(run=_replay, needs_pipeline=True)
 
     demo = commands.add_parser("demo", help="synthetic traffic through the full embedded pipeline, then a summary")
@@ -42,6 +49,7 @@ def _replay(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         budgets=args.budgets,
         report_json=args.report == "json",
+        ts_window_days=args.ts_window_days,
     )
     return run_replay(settings)
 

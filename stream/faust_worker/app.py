@@ -5,8 +5,11 @@ embedded runner uses → write to ClickHouse → publish dead letters and detect
 The pipeline runs in a child process (stream/pipeline_process.py), so that while it works on one
 batch this process stores and acknowledges the one before: two batches in flight, finished in
 order. The batch comes from `noack_take`, so nothing is acknowledged (and no offset committed)
-until the insert has succeeded; the sink retries failed inserts with backoff for as long as it
-takes. Delivery is at-least-once and storage idempotent (batch dedup tokens, ReplacingMergeTree on
+until the insert has succeeded. Rows the store cannot take are per-event dead letters
+(`store_rejected`, stream/store_rejections.py), stored and published like any other; only a failing
+store stops the worker: the sink retries an insert `--store-max-attempts` times with backoff, then
+the worker records the failure (store_health.py) and exits non-zero, nothing acknowledged, for its
+supervisor to restart it. Delivery is at-least-once and storage idempotent (batch dedup tokens, ReplacingMergeTree on
 event_id), so a crash or a rebalance replays at most the unacknowledged batches, harmlessly.
 Agent concurrency is 1: faust can commit past unprocessed messages otherwise. Scale out with
 more partitions and more workers in the same consumer group.
@@ -21,18 +24,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokentrail.sinks.outcomes import StoreUnavailable
+
 from ..detectors import LoopConfig, LoopDetector
-from ..embedded import batch_token
+from ..embedded import batch_token, store_batch
 from ..stages import Inbound, Pipeline, now_utc
+from ..validate_stage import parse_ts_window_days
 from .config import WorkerConfig
 from .insights_job import InsightsJob
 from .loop_state import TraceKeyedTable
 from .messages import as_bytes, dead_letter_message, halt_message_key, halt_record, to_json
+from .store_health import StoreHealth
 
 if TYPE_CHECKING:
     from ..pipeline_process import PipelineProcess, Processed
@@ -51,9 +59,11 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     from tokentrail.redaction import load_key
 
     from ..pipeline_process import PipelineProcess, PipelineSettings
-    from ..runtime import make_pipeline, open_store
+    from ..runtime import check_key_for_store, make_pipeline, open_store
 
     key = load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
+    check_key_for_store(config.clickhouse, key)  # an ephemeral key only with an embedded store
+    ts_window = parse_ts_window_days(config.ts_window_days)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
     app = _faust_app(config, partitions)
@@ -72,9 +82,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     state = TraceKeyedTable(loop_table)
     client = None
     if sink is None:
-        client, sink = open_store(config.clickhouse)
+        # The schema is checked, never migrated, against a server (`tokentrail schema apply` does that).
+        client, sink = open_store(config.clickhouse, max_attempts=config.store_max_attempts or None)
+    health = StoreHealth(config.data_dir)
+    health.resume(sink)
     outputs = Outputs(
         sink=sink,
+        health=health,
         deadletters=app.topic(config.deadletter_topic, **_RAW),
         alerts=app.topic(config.alerts_topic, **_RAW),
         control=app.topic(config.control_topic, compacting=True, **_RAW),
@@ -87,12 +101,17 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
             redaction_key=key,
             loops=loops,
             loop_state=state,
+            ts_window=ts_window,
         )
     engine = None
     if pipeline is None:
         engine = PipelineProcess(
             PipelineSettings(
-                tenant_topics=tuple(bound.items()), prices=config.prices, redaction_key=key, halt_on=loops.halt_on
+                tenant_topics=tuple(bound.items()),
+                prices=config.prices,
+                redaction_key=key,
+                halt_on=loops.halt_on,
+                ts_window=ts_window,
             )
         )
         app.tokentrail_engine = engine  # for benchmarks and tests
@@ -149,6 +168,8 @@ class Outputs:
     deadletters: Any
     alerts: Any
     control: Any
+    health: StoreHealth | None = None
+    store_rejected: int = 0  # events the store refused, turned into dead letters (tests, benchmarks)
 
     async def declare(self) -> None:
         """The agent's topic is declared by faust; these are only sent to."""
@@ -158,9 +179,20 @@ class Outputs:
     async def store(
         self, stream: Any, taken: list[Any], token: str, rows: dict[str, list[dict[str, Any]]], detections: list[Any]
     ) -> None:
-        """Write, publish, acknowledge: nothing is acknowledged before its rows are stored."""
-        # Blocking I/O off the event loop; write_batch returns only once the rows are stored.
-        await asyncio.get_running_loop().run_in_executor(None, self.sink.write_batch, rows, token)
+        """Write, publish, acknowledge: nothing is acknowledged before its rows are stored.
+
+        Events the store refuses become dead letters (added to `rows["deadletter"]`, so published too).
+        """
+        # Blocking I/O off the event loop; store_batch returns only once the rows are stored.
+        try:
+            refused = await asyncio.get_running_loop().run_in_executor(None, store_batch, self.sink, rows, token)
+        except StoreUnavailable as exc:
+            if self.health is not None:
+                self.health.gave_up(self.sink, exc)
+            raise
+        self.store_rejected += refused
+        if self.health is not None:
+            self.health.stored()
         for row in rows.get("deadletter", []):
             await self.deadletters.send(key=row["source"].encode(), value=dead_letter_message(row))
         for detection in detections:
@@ -256,6 +288,12 @@ class BatchAgent:
         dropped as duplicates. A restarted worker starts from the committed offsets, afresh.
         """
         what = "the pipeline process died" if isinstance(exc, BrokenProcessPool) else "a batch failed"
+        if isinstance(exc, StoreUnavailable):
+            stats = getattr(self.outputs.sink, "stats", {})
+            what = (
+                f"the store kept failing ({int(stats.get('consecutive_failures', 0))} failed attempts since "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stats.get('failing_since') or time.time()))})"
+            )
         log.critical(
             "%s; stopping the worker so that it is restarted (unacknowledged batches are redelivered)",
             what,

@@ -36,6 +36,10 @@ class WorkerConfig:
     inline_pipeline: bool = False  # run the stages in the worker's own process (one core) instead of a child
     # TOPIC=TENANT: the worker also reads TOPIC, and an event from it must name TENANT (stream/tenant_binding.py)
     tenant_topics: tuple[str, ...] = ()
+    ts_window_days: str = "400:1"  # BACK:AHEAD days around the time a message is read; outside: ts_out_of_range
+    # Tries per insert while the store fails (unreachable, timeouts), with backoff 0.2 s .. 5 s (~90 s for 20);
+    # then the worker exits non-zero without acknowledging the batch. 0: retry for as long as it takes.
+    store_max_attempts: int = 20
 
     def __post_init__(self) -> None:
         if not self.kafka:
@@ -47,6 +51,11 @@ class WorkerConfig:
         from ..tenant_binding import parse_tenant_topics
 
         parse_tenant_topics(self.tenant_topics)  # fail at startup, naming the form
+        if isinstance(self.store_max_attempts, bool) or self.store_max_attempts < 0:
+            raise ValueError(f"--store-max-attempts must be >= 0 (0: retry forever), got {self.store_max_attempts}")
+        from ..validate_stage import parse_ts_window_days
+
+        parse_ts_window_days(self.ts_window_days)  # fail at startup, naming the form
         from ..detectors.loops import KINDS
 
         if self.budgets:
@@ -115,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--inline-pipeline",
         action="store_true",
         help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
+    )
+    parser.add_argument(
+        "--ts-window-days",
+        metavar="BACK:AHEAD",
+        default=_default("ts_window_days"),
+        help="accept event times from BACK days before to AHEAD days after the worker reads them "
+        f"(default {_default('ts_window_days')}); others are dead letters (ts_out_of_range)",
+    )
+    parser.add_argument(
+        "--store-max-attempts",
+        type=int,
+        default=_default("store_max_attempts"),
+        metavar="N",
+        help="tries per insert while ClickHouse fails; then exit non-zero, nothing acknowledged "
+        f"(default {_default('store_max_attempts')}; 0: retry forever)",
     )
     parser.add_argument(
         "--tenant-topic",
