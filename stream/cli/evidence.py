@@ -73,10 +73,15 @@ def _duration(value: str) -> timedelta:
 
 
 def _client(dsn: str | None) -> Any:
-    """A client on the store, refusing a schema older than the evidence columns (migration 0006)."""
-    from tokentrail.sinks import SchemaVersionError, check_schema_version, connect
+    """A client on the store. An embedded store (`chdb://`, a local file with no other user) is
+    migrated, as `replay` does; a server's schema is checked, never changed (`schema apply` does that)."""
+    from tokentrail.sinks import SchemaVersionError, check_schema_version, connect, migrations, resolve_dsn
 
-    client = connect(dsn)
+    resolved = resolve_dsn(dsn)
+    client = connect(resolved)
+    if resolved.strip().lower().startswith("chdb://"):
+        migrations.apply(client)
+        return client
     try:
         check_schema_version(client)
     except SchemaVersionError as exc:
@@ -84,12 +89,10 @@ def _client(dsn: str | None) -> Any:
     return client
 
 
-def _owners_of(path: str | None, timeline: dict[str, Any]) -> list[str]:
-    if not path:
+def _owners_of(owners: Any, timeline: dict[str, Any]) -> list[str]:
+    """ "team (receiver)" for each team owning one of the trace's feature/service/tenant combinations."""
+    if owners is None:
         return []
-    from tokentrail.dashboards.owners import load_owners
-
-    owners = load_owners(path)
     return sorted(
         {
             f"{team.name} ({team.receiver_summary()})"
@@ -117,12 +120,15 @@ def _evidence(args: argparse.Namespace) -> int:
     from tokentrail.stream.evidence.bundle import write_bundle
     from tokentrail.stream.evidence.timeline import TraceNotFound, load_timeline
 
+    owners = None
+    if args.owners:  # a bad owners file is reported before the store is opened
+        from tokentrail.dashboards.owners import load_owners
+
+        owners = load_owners(args.owners)
     client = _client(args.clickhouse)
     try:
-        owners = (
-            _owners_of(args.owners, load_timeline(client, args.trace_id, tenant=args.tenant)) if args.owners else []
-        )
-        manifest = write_bundle(client, args.trace_id, Path(args.out), tenant=args.tenant, owners=owners)
+        named = _owners_of(owners, load_timeline(client, args.trace_id, tenant=args.tenant))
+        manifest = write_bundle(client, args.trace_id, Path(args.out), tenant=args.tenant, owners=named)
     except TraceNotFound as exc:
         raise ValueError(str(exc)) from None
     for name, entry in sorted(manifest["files"].items()):

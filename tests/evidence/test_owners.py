@@ -157,3 +157,20 @@ def test_alerts_check_prints_who_would_be_paged(store):
     out = done.stdout.decode()
     assert "-> support-ai (PagerDuty Support AI)" in out and "owner=support-ai" in out
     assert "Unowned model surface" in out
+
+
+def test_evidence_bundle_names_the_owner(store, tmp_path):
+    """`evidence --owners FILE` puts the owning team and its receiver in the summary and the manifest."""
+    from evidence_store import rows
+
+    (trace,) = rows(
+        store,
+        "SELECT min(trace_id) FROM tokentrail.calls FINAL WHERE feature = 'order-support' AND tenant = 'northwind'",
+    )[0]
+    done = store.cli("evidence", trace, "--out", str(tmp_path), "--owners", str(EXAMPLE), "--clickhouse", store.dsn)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads((tmp_path / "manifest.json").read_text())["owners"] == ["northwind-success (Slack #northwind-ai)"]
+    assert "- owner: northwind-success (Slack #northwind-ai)" in (tmp_path / "summary.md").read_text()
+    missing = str(tmp_path / "none.yaml")
+    bad = store.cli("evidence", trace, "--out", str(tmp_path / "x"), "--owners", missing, "--clickhouse", store.dsn)
+    assert bad.returncode == 2 and b"cannot be read" in bad.stderr
