@@ -18,6 +18,7 @@ from typing import Any
 
 from .client import Collector, ModelCall, ToolCall, TraceScope
 from .control import TraceHalted
+from .kafka_security import KafkaSecurity
 from .noop import NonRecordingCollector
 from .settings import (
     ENV_BOOTSTRAP,
@@ -36,6 +37,7 @@ __all__ = [
     "ConsoleTransport",
     "InMemoryTransport",
     "JsonlFileTransport",
+    "KafkaSecurity",
     "KafkaSettings",
     "ModelCall",
     "ToolCall",
@@ -66,11 +68,13 @@ def init(
     jsonl_path: str | Path | None = None,
     transport: Transport | None = None,
     settings: CollectorSettings | None = None,
+    kafka_security: KafkaSecurity | None = None,
 ) -> Collector:
     """Configure the module-level collector. Raises ValueError (at startup, not later) on bad settings.
 
     Transport: the one given; else a JSON Lines file if `jsonl_path`; else Kafka at `kafka` or
-    $TOKENTRAIL_KAFKA_BOOTSTRAP.
+    $TOKENTRAIL_KAFKA_BOOTSTRAP, secured by `kafka_security` (SASL/TLS), else by the
+    TOKENTRAIL_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_* variables (docs/security.md#transport).
     """
     global _collector
     service = service or env_default(ENV_SERVICE)
@@ -88,7 +92,9 @@ def init(
                     f"{ENV_BOOTSTRAP}), jsonl_path='events.jsonl', or transport=..."
                 )
             transport = KafkaTransport(
-                KafkaSettings.from_env(bootstrap_servers=kafka, topic=topic, spool_dir=spool_dir)
+                KafkaSettings.from_env(
+                    bootstrap_servers=kafka, topic=topic, spool_dir=spool_dir, security=kafka_security
+                )
             )
     previous = _collector
     _collector = Collector(

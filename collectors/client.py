@@ -19,7 +19,8 @@ from . import context
 from ._internal import guarded, rate_limited
 from .control import TraceHalted
 from .exporter import BatchExporter
-from .settings import CollectorSettings
+from .kafka_security import KafkaSecurity
+from .settings import CollectorSettings, kafka_security_from_env
 from .transports import Transport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,13 +120,19 @@ class Collector:
         *,
         topic: str = "tokentrail.control",
         on_halt: Callable[[str, dict[str, Any]], None] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         """Honour halt records from the processor: a model call in a halted trace raises `TraceHalted`
         (or calls `on_halt(trace_id, record)` instead, if given). Opt-in; starts a consumer thread.
+
+        `security`: SASL/TLS settings; by default the Kafka transport's own, else the environment's.
         """
         from .control import HaltListener
 
-        self._halts = HaltListener(bootstrap_servers, topic)
+        if security is None:
+            own = getattr(getattr(self.transport, "settings", None), "security", None)
+            security = own if isinstance(own, KafkaSecurity) else kafka_security_from_env()
+        self._halts = HaltListener(bootstrap_servers, topic, security=security)
         self._on_halt = on_halt
 
     def halted(self, trace_id: str, tenant: str | None = None) -> dict[str, Any] | None:

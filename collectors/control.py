@@ -32,6 +32,7 @@ import uuid
 from typing import Any
 
 from ._internal import logger, rate_limited
+from .kafka_security import KafkaSecurity, access_failure
 
 DEFAULT_CONTROL_TOPIC = "tokentrail.control"
 
@@ -62,7 +63,12 @@ class HaltListener:
     """Consumes the control topic in the background and answers `halted(trace_id)`."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str = DEFAULT_CONTROL_TOPIC, max_age_s: float = 24 * 3600
+        self,
+        bootstrap_servers: str,
+        topic: str = DEFAULT_CONTROL_TOPIC,
+        max_age_s: float = 24 * 3600,
+        *,
+        security: KafkaSecurity | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -72,6 +78,8 @@ class HaltListener:
         self.max_age_s = max_age_s
         self._halted: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}  # (tenant, trace_id) ->
         self._stop = threading.Event()
+        self._security = security or KafkaSecurity()
+        self._refused: str | None = None
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
@@ -81,6 +89,8 @@ class HaltListener:
                 "auto.offset.reset": "earliest",
                 "topic.metadata.refresh.interval.ms": 2000,
                 "logger": logger,
+                "error_cb": self._on_error,
+                **self._security.librdkafka_config(),
             }
         )
         self._consumer.subscribe([topic])
@@ -108,6 +118,12 @@ class HaltListener:
                 rate_limited.warning("halts", "tokentrail: kill-switch listener error", exc_info=True)
                 time.sleep(1)
         self._consumer.close()
+
+    def _on_error(self, err: Any) -> None:
+        refused = access_failure(err.name(), err.str(), self._security)
+        if refused is not None and self._refused is None:  # once: librdkafka repeats it every reconnect
+            self._refused = refused
+            logger.error("tokentrail: the kill switch cannot read %s: %s", self.topic, refused)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ._internal import logger, rate_limited
+from .kafka_security import access_failure
 from .settings import KafkaSettings
 from .spool import Spool
 from .transports import Record
@@ -46,6 +47,7 @@ class KafkaTransport:
         self._inflight: dict[int, bytes] = {}
         self._seq = 0
         self._healthy = True
+        self._access_error: str | None = None  # bad credentials or an untrusted certificate: see _on_error
         self._next_probe = 0.0
         self._counts: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
@@ -69,6 +71,7 @@ class KafkaTransport:
             "error_cb": self._on_error,
             "logger": logger,
         }
+        config.update(self.settings.security.librdkafka_config())
         config.update(self.settings.producer_config)
         try:
             return Producer(config)
@@ -93,6 +96,7 @@ class KafkaTransport:
             self._next_probe = now + self.settings.probe_interval
             self._healthy = self._broker_answers()
             if self._healthy:
+                self._access_error = None
                 logger.info("tokentrail: Kafka is reachable again; replaying the spool")
         if self._healthy and self.spool.has_pending():
             self._replay_one_segment()
@@ -122,6 +126,7 @@ class KafkaTransport:
             "in_flight": len(self._inflight),
             "spool_bytes": self.spool.size_bytes,
             "broker_up": self._healthy,
+            "kafka_access_error": self._access_error,
             "dropped": dict(self._dropped),
         }
 
@@ -167,7 +172,14 @@ class KafkaTransport:
             self._to_spool([value])
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        refused = access_failure(err.name(), err.str(), self.settings.security)
+        if refused is not None:
+            # Retrying will not fix this: say it loudly once, and keep saying it in stats().
+            if self._access_error is None:
+                logger.error("tokentrail: %s. Events go to the spool at %s meanwhile", refused, self.spool.directory)
+            self._access_error = refused
+            self._mark_down(err)
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._mark_down(err)
 
     def _mark_down(self, err: KafkaError) -> None:
