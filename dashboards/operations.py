@@ -36,21 +36,37 @@ def build_provisioning(*, check_only: bool, out: IO[str] | None = None, err: IO[
     return 0
 
 
-def push_to_grafana(*, grafana_url: str, token: str | None, timeout: float, out: IO[str] | None = None) -> int:
+def push_to_grafana(
+    *,
+    grafana_url: str,
+    token: str | None,
+    timeout: float,
+    tenant: str | None = None,
+    reader_user: str | None = None,
+    out: IO[str] | None = None,
+) -> int:
     """Create or update folder, datasource, dashboards and alerting in the Grafana at `grafana_url`.
 
     `token`: a service-account token, else $TOKENTRAIL_GRAFANA_TOKEN, else the URL's credentials.
+    `tenant`: push into that tenant's own organisation instead, the datasource logging in as
+    `reader_user`, the tenant's ClickHouse reader (dashboards/tenant_push.py).
     """
     from grafana_client.api import GrafanaApi
 
     from .push import push
+    from .tenant_push import push_tenant
 
     out = out or sys.stdout
-
+    if (tenant is None) != (reader_user is None):
+        raise ValueError("--tenant and --reader-user go together: the tenant's organisation reads as its own reader")
     api = GrafanaApi.from_url(
         grafana_url, credential=token or os.environ.get("TOKENTRAIL_GRAFANA_TOKEN"), timeout=timeout
     )
-    print(push(api).render(), end="", file=out)
+    if tenant is not None and reader_user is not None:
+        report = push_tenant(api, tenant, reader_user=reader_user, env=os.environ)
+    else:
+        report = push(api)
+    print(report.render(), end="", file=out)
     return 0
 
 

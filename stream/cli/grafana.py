@@ -39,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--grafana-url", required=True, metavar="URL", help="e.g. http://admin:admin@localhost:3000")
     push.add_argument("--token", default=None, help="service-account token (default: $TOKENTRAIL_GRAFANA_TOKEN)")
     push.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    push.add_argument(
+        "--tenant",
+        metavar="T",
+        help="push into tenant T's own organisation ('tokentrail T', created if missing; needs Grafana "
+        "server-admin credentials in the URL), its datasource reading as --reader-user",
+    )
+    push.add_argument(
+        "--reader-user",
+        metavar="USER",
+        help="with --tenant: T's ClickHouse reader (sinks reader_user_sql(USER, tenant=T)); "
+        "password from $GRAFANA_CLICKHOUSE_PASSWORD",
+    )
     push.set_defaults(run=_push)
 
     alerts = groups.add_parser("alerts", help="alert rules")
@@ -66,7 +78,13 @@ def _build(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from tokentrail.dashboards.operations import push_to_grafana
 
-    return push_to_grafana(grafana_url=args.grafana_url, token=args.token, timeout=args.timeout)
+    return push_to_grafana(
+        grafana_url=args.grafana_url,
+        token=args.token,
+        timeout=args.timeout,
+        tenant=args.tenant,
+        reader_user=args.reader_user,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

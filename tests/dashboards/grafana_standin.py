@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,19 +32,33 @@ def need(condition: bool, message: str) -> None:
         raise ContractError(message)
 
 
+ORG_SCOPED = ("folders", "datasources", "dashboards", "contact_points", "policy", "policy_headers", "rules", "groups")
+
+
+def _fresh_org() -> dict[str, Any]:
+    return {
+        "folders": {},
+        "datasources": {},
+        "dashboards": {},
+        "contact_points": {},
+        # A fresh organisation's tree: everything to the built-in default email contact point.
+        "policy": {"receiver": DEFAULT_RECEIVER, "group_by": ["grafana_folder", "alertname"]},
+        "policy_headers": {},
+        "rules": {},
+        "groups": {},
+    }
+
+
 class GrafanaStandIn:
     def __init__(self, user: str = "admin", password: str = "admin") -> None:
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.requests: list[tuple[str, str, Any]] = []
-        self.folders: dict[str, dict] = {}
-        self.datasources: dict[str, dict] = {}
-        self.dashboards: dict[str, dict] = {}
-        self.contact_points: dict[str, dict] = {}
-        # A fresh Grafana's tree: everything to the built-in default email contact point.
-        self.policy: dict = {"receiver": DEFAULT_RECEIVER, "group_by": ["grafana_folder", "alertname"]}
-        self.policy_headers: dict[str, str] = {}
-        self.rules: dict[str, dict] = {}
-        self.groups: dict[tuple[str, str], int] = {}
+        # Organisations: the objects below are per organisation, as in Grafana. A request acts in
+        # the one its X-Grafana-Org-Id header names (1, the main one, without it); the attributes
+        # (folders, datasources, ...) show the main organisation's, `org_state(id)` any one's.
+        self.orgs: dict[int, str] = {1: "Main Org."}
+        self.org_states: dict[int, dict[str, Any]] = {1: _fresh_org()}
+        self._request_org = threading.local()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -59,10 +74,23 @@ class GrafanaStandIn:
         self.server.shutdown()
         self.server.server_close()
 
+    @property
+    def current_org(self) -> int:
+        return getattr(self._request_org, "org", 1)
+
+    def org_state(self, org_id: int) -> dict[str, Any]:
+        """One organisation's objects (folders, datasources, dashboards, ...)."""
+        return self.org_states[org_id]
+
+    def org_id(self, name: str) -> int | None:
+        return next((i for i, n in self.orgs.items() if n == name), None)
+
     # -- routes ---------------------------------------------------------------------------------
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         routes = [
+            ("GET", r"/api/orgs/name/([^/]+)", self.get_org_by_name),
+            ("POST", r"/api/orgs", self.create_org),
             ("GET", r"/api/folders/([\w-]+)", self.get_folder),
             ("POST", r"/api/folders", self.create_folder),
             ("PUT", r"/api/folders/([\w-]+)", self.update_folder),
@@ -85,6 +113,18 @@ class GrafanaStandIn:
             if verb == method and match:
                 return handler(body, *match.groups())
         return 404, {"message": f"no route {method} {path}"}
+
+    def get_org_by_name(self, _body: Any, name: str) -> tuple[int, Any]:
+        org = self.org_id(urllib.parse.unquote(name))
+        return (200, {"id": org, "name": self.orgs[org]}) if org else (404, {"message": "Organization not found"})
+
+    def create_org(self, body: dict) -> tuple[int, Any]:
+        need(bool(body.get("name")), "organization needs a name")
+        if self.org_id(body["name"]) is not None:
+            return 409, {"message": "Organization name taken"}
+        org = max(self.orgs) + 1
+        self.orgs[org], self.org_states[org] = body["name"], _fresh_org()
+        return 200, {"orgId": org, "message": "Organization created"}
 
     def get_folder(self, _body: Any, uid: str) -> tuple[int, Any]:
         return (200, self.folders[uid]) if uid in self.folders else (404, {"message": "folder not found"})
@@ -251,10 +291,14 @@ class GrafanaStandIn:
                 body = json.loads(raw) if raw else None
                 path = self.path.split("?", 1)[0]
                 standin.requests.append((self.command, path, body))
-                if self.command == "PUT" and path == "/api/v1/provisioning/policies":
+                org = int(self.headers.get("X-Grafana-Org-Id") or 1)
+                standin._request_org.org = org
+                if self.command == "PUT" and path == "/api/v1/provisioning/policies" and org in standin.orgs:
                     standin.policy_headers = dict(self.headers.items())
                 if self.headers.get("Authorization") != standin.auth:
                     status, answer = 401, {"message": "Unauthorized"}
+                elif org not in standin.orgs:
+                    status, answer = 401, {"message": "User is not a member of the organization"}
                 else:
                     try:
                         status, answer = standin.route(self.command, path, body)
@@ -273,3 +317,17 @@ class GrafanaStandIn:
                 pass
 
         return Handler
+
+
+def _org_scoped(name: str) -> property:
+    def get(self: GrafanaStandIn) -> Any:
+        return self.org_states[self.current_org][name]
+
+    def put(self: GrafanaStandIn, value: Any) -> None:
+        self.org_states[self.current_org][name] = value
+
+    return property(get, put)
+
+
+for _name in ORG_SCOPED:
+    setattr(GrafanaStandIn, _name, _org_scoped(_name))
