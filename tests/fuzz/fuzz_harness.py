@@ -34,6 +34,7 @@ DEAD_LETTER_REASONS = frozenset(
         "blank",
         "ts_out_of_range",
         "store_rejected",
+        "tenant_mismatch",  # only with --tenant-topic bindings (stream/tenant_binding.py)
     }
 )
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from child_processes import child_pids
+from child_processes import child_pids, is_running
 from confluent_kafka import Producer
 from kafka_harness import consume_all, produce, start_worker, stop, wait_caught_up, wait_until
 from pills import PII_NEEDLES, Pill, event_ids, expected, good_events, growing_dead_letter, interleave, poison_pills
@@ -53,6 +53,8 @@ def test_worker_survives_every_pill(kafka_bootstrap, new_topic, tmp_path):
     assert worker.poll() is None, "the worker is still running"
     assert pipeline_child(worker.pid) == child, "the pipeline child was never restarted"
     stop(worker)
+    # The child holds the chDB store until it exits; it may outlive the worker's exit by a moment.
+    wait_until(lambda: not is_running(child[0]), 120, "the pipeline child to exit")
 
     valid_pills, dead_by_reason = expected(pills, now)
     contents = read_back(store, PII_NEEDLES)
