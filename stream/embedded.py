@@ -34,6 +34,7 @@ class RunStats:
     deadletter: int = 0  # invalid messages and events the store refused (store_rejected)
     store_rejected: int = 0  # of which refused by the store
     batches: int = 0
+    otlp: dict[str, int] | None = None  # OTLP lines: spans, events, skipped, dead (stream/otlp OtlpCounts)
 
 
 def read_lines(stream: IO[bytes], source: str) -> Iterator[Inbound]:

@@ -33,6 +33,7 @@ from typing import Any
 from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
 
 from .embedded import batch_token
+from .otlp.stage import OtlpSettings
 from .stages import Inbound
 
 __all__ = ["PipelineProcess", "PipelineSettings", "Processed", "StateCache"]
@@ -50,6 +51,7 @@ class PipelineSettings:
     state_capacity: int = 200_000  # traces kept in the child; far more than two batches can touch
     tenant_topics: tuple[tuple[str, str], ...] = ()  # (topic, tenant) bindings: stream/tenant_binding.py
     ts_window: TsWindow = DEFAULT_TS_WINDOW  # event times accepted around the time the worker read them
+    otlp: OtlpSettings | None = None  # the OTLP topic and mapping defaults (docs/otlp.md)
 
 
 @dataclass
@@ -136,6 +138,7 @@ def _start(settings: PipelineSettings, parent: int) -> None:
         loop_state=_state,
         tenant_topics=dict(settings.tenant_topics),
         ts_window=settings.ts_window,
+        otlp=settings.otlp,
     )
     tune_gc()
 

@@ -80,12 +80,24 @@ def run_replay(settings: ReplaySettings, *, stdin: IO[bytes] | None = None, stdo
     if settings.report_json:
         from .report import build_report
 
-        json.dump(build_report(client, stats.read), stdout, indent=2, sort_keys=True)
+        report = build_report(client, stats.read)
+        if stats.otlp:
+            report["otlp"] = stats.otlp  # what the OTLP lines held (docs/otlp.md)
+        json.dump(report, stdout, indent=2, sort_keys=True)
         stdout.write("\n")
     else:
         print(
             f"read {stats.read} lines: {stats.accepted} accepted, {stats.duplicates} duplicates, "
-            f"{stats.deadletter} dead letters ({stats.store_rejected} refused by the store)",
+            f"{stats.deadletter} dead letters ({stats.store_rejected} refused by the store)"
+            + (_otlp_summary(stats.otlp) if stats.otlp else ""),
             file=sys.stderr,
         )
     return 0
+
+
+def _otlp_summary(counts: dict[str, int]) -> str:
+    """The OTLP lines' share of the summary: spans in, events out, and what was skipped."""
+    return (
+        f"; {counts['messages']} OTLP lines: {counts['spans']} spans -> {counts['events']} events, "
+        f"{counts['not_genai']} not GenAI, {counts['agent_context']} agent spans"
+    )

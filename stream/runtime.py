@@ -12,6 +12,7 @@ from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
 
 from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines
+from .otlp.stage import OtlpExpand, OtlpSettings
 from .pricing import PriceBook
 from .stages import Pipeline, build_pipeline
 
@@ -87,11 +88,14 @@ def make_pipeline(
     loop_state: MutableMapping[str, dict[str, Any]] | None = None,
     tenant_topics: Mapping[str, str] | None = None,
     ts_window: TsWindow = DEFAULT_TS_WINDOW,
+    otlp: OtlpSettings | None = None,
 ) -> Pipeline:
     """The full pipeline: stages plus the per-trace loop detector (state in `loop_state`, a dict by default).
 
     `redaction_key`: a key already loaded (the worker passes its own to its pipeline process);
     otherwise it is read from the environment. `ts_window`: around the time each message is read.
+    `otlp`: the OTLP topics and mapping defaults (docs/otlp.md); OTLP/JSON lines are recognised
+    whatever it says.
     """
     detector = LoopDetector(loops, loop_state)
     redactor = make_redactor(allow_ephemeral_key=allow_ephemeral_key, key=redaction_key)
@@ -104,7 +108,8 @@ def make_pipeline(
 
     key = load_evidence_key(allow_ephemeral_key or redactor.key_is_ephemeral)
     with_evidence: Pipeline = with_receipts(pipeline, key=key, redactor=redactor, overrides=book.overrides)
-    return with_evidence
+    # First: OTLP messages become v1 events that every later stage treats like any other.
+    return Pipeline([OtlpExpand(otlp), *with_evidence.stages])
 
 
 def replay_source(
@@ -126,7 +131,11 @@ def replay_source(
     """
     pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True, redaction_key=redaction_key, ts_window=ts_window)
     runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
-    return runner.run(read_lines(stream, name), progress=progress)
+    stats = runner.run(read_lines(stream, name), progress=progress)
+    expand = pipeline.stages[0]
+    if isinstance(expand, OtlpExpand) and expand.counts.messages:
+        stats.otlp = expand.counts.as_dict()
+    return stats
 
 
 def finish_run(client: Any, *, budgets: str | Path | None = None) -> Any:

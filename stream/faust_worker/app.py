@@ -65,15 +65,17 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
     check_key_for_store(config.clickhouse, key)  # an ephemeral key only with an embedded store
     ts_window = parse_ts_window_days(config.ts_window_days)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
-    partitions = _partition_count(config.kafka, config.events_topic) or config.partitions
+    partitions = _partition_count(config, config.events_topic) or config.partitions
     app = _faust_app(config, partitions)
     from ..tenant_binding import parse_tenant_topics
 
     bound = parse_tenant_topics(config.tenant_topics)  # topics of one tenant each (stream/tenant_binding.py)
     for topic in bound:  # the loop-state table is co-partitioned with every topic the agent reads
-        if (_partition_count(config.kafka, topic) or partitions) != partitions:
+        if (_partition_count(config, topic) or partitions) != partitions:
             raise ValueError(f"--tenant-topic {topic} needs {partitions} partitions, as {config.events_topic} has")
-    events = app.topic(config.events_topic, *bound, partitions=partitions, **_RAW)
+    # The OTLP topic (docs/otlp.md) is read by the same agent: its spans go through the same batches.
+    otlp_topics = (config.otlp_topic,) if config.otlp_topic else ()
+    events = app.topic(config.events_topic, *bound, *otlp_topics, partitions=partitions, **_RAW)
     # Loop-detector state, keyed like the events topic (raw trace_id bytes, same partitions, the
     # producer's murmur2 partitioner), so each worker restores exactly the traces it consumes.
     # key_type=bytes makes faust use the raw serializer for keys, in the changelog and in recovery.
@@ -102,6 +104,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
             loops=loops,
             loop_state=state,
             ts_window=ts_window,
+            otlp=config.otlp_settings(),
         )
     engine = None
     if pipeline is None:
@@ -112,6 +115,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                 redaction_key=key,
                 halt_on=loops.halt_on,
                 ts_window=ts_window,
+                otlp=config.otlp_settings(),
             )
         )
         app.tokentrail_engine = engine  # for benchmarks and tests
@@ -139,11 +143,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
 def _faust_app(config: WorkerConfig, partitions: int) -> Any:
     import faust
 
+    from .security import faust_credentials
     from .transport import broker_url
 
     return faust.App(
         config.group,
         broker=broker_url(config.kafka),  # faust's Kafka transport, cheaper per message
+        broker_credentials=faust_credentials(config.kafka_security),
         store="memory://",
         datadir=config.data_dir,
         web_enabled=False,
@@ -325,14 +331,15 @@ class InsightsTimer:
         await asyncio.get_running_loop().run_in_executor(None, self.job.run_once)
 
 
-def _partition_count(bootstrap: str, topic: str) -> int | None:
-    """Partitions of an existing topic (the state table must match them), or None if it does not exist yet."""
-    from confluent_kafka.admin import AdminClient
+def _partition_count(config: WorkerConfig, topic: str) -> int | None:
+    """Partitions of an existing topic (the state table must match them), or None if it does not exist yet.
 
-    try:
-        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
-    except Exception as exc:
-        raise ValueError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    The worker's first Kafka contact: bad credentials or an untrusted certificate stop the start here,
+    within a second, naming the cause (stream/faust_worker/security.py).
+    """
+    from .security import kafka_metadata
+
+    metadata = kafka_metadata(config.kafka, config.kafka_security, topic, timeout=10)
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
         return None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from tokentrail.collectors.kafka_security import KafkaSecurity
+from tokentrail.collectors.settings import KAFKA_SECURITY_ENV, kafka_security_from_env
 
 ENV_KAFKA = "TOKENTRAIL_KAFKA_BOOTSTRAP"
 
@@ -16,6 +19,7 @@ class WorkerConfig:
     """Everything the worker needs; validated before anything connects."""
 
     kafka: str
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # SASL/TLS for every Kafka client
     clickhouse: str | None = None
     events_topic: str = "tokentrail.events"
     deadletter_topic: str = "tokentrail.deadletter"
@@ -40,6 +44,9 @@ class WorkerConfig:
     # Tries per insert while the store fails (unreachable, timeouts), with backoff 0.2 s .. 5 s (~90 s for 20);
     # then the worker exits non-zero without acknowledging the batch. 0: retry for as long as it takes.
     store_max_attempts: int = 20
+    otlp_topic: str | None = None  # OTLP spans from the OpenTelemetry Collector's kafka exporter (docs/otlp.md)
+    otlp_encoding: str = "auto"  # auto (per message), proto or json
+    otlp_default_tenant: str = "default"  # the tenant of spans that name none
 
     def __post_init__(self) -> None:
         if not self.kafka:
@@ -65,6 +72,21 @@ class WorkerConfig:
         unknown = set(self.halt_on) - set(KINDS)
         if unknown:
             raise ValueError(f"--halt-on: unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
+        if self.otlp_topic is not None and self.otlp_topic in ("", self.events_topic):
+            raise ValueError("--otlp-topic must name a topic of its own, not empty and not the events topic")
+        self.otlp_settings()  # a bad encoding or default tenant fails here
+
+    def otlp_settings(self) -> Any:
+        """The pipeline's OTLP settings (stream.otlp.OtlpSettings), or None without --otlp-topic."""
+        from ..otlp import MappingSettings, OtlpSettings
+
+        if not self.otlp_default_tenant.strip():
+            raise ValueError("--otlp-default-tenant must not be blank")
+        mapping = MappingSettings(default_tenant=self.otlp_default_tenant)
+        if self.otlp_topic is None:
+            OtlpSettings(encoding=self.otlp_encoding)  # validates the encoding
+            return None
+        return OtlpSettings(topics=frozenset({self.otlp_topic}), encoding=self.otlp_encoding, mapping=mapping)
 
 
 def _default(name: str) -> Any:
@@ -84,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kafka", default=os.environ.get(ENV_KAFKA, ""), help=f"bootstrap servers (default ${ENV_KAFKA})"
     )
+    _add_kafka_security_flags(parser)
     parser.add_argument(
         "--clickhouse", metavar="DSN", help="ClickHouse DSN (default $TOKENTRAIL_CLICKHOUSE_URL, else embedded)"
     )
@@ -151,8 +174,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tenant-topics-file", metavar="PATH", help="TOPIC=TENANT lines (# comments), as many --tenant-topic"
     )
+    parser.add_argument(
+        "--otlp-topic",
+        default=os.environ.get("TOKENTRAIL_OTLP_TOPIC") or None,
+        metavar="TOPIC",
+        help="also consume OpenTelemetry GenAI spans from this topic (the collector's kafka exporter; "
+        "default $TOKENTRAIL_OTLP_TOPIC, else off)",
+    )
+    parser.add_argument(
+        "--otlp-encoding",
+        choices=("auto", "proto", "json"),
+        default=_default("otlp_encoding"),
+        help="of the OTLP topic's messages: otlp_proto, otlp_json, or detected per message (auto)",
+    )
+    parser.add_argument(
+        "--otlp-default-tenant",
+        default=_env_or_default("TOKENTRAIL_OTLP_DEFAULT_TENANT", "otlp_default_tenant"),
+        help="tenant of spans without a tokentrail.tenant attribute",
+    )
     parser.add_argument("--loglevel", default=_default("loglevel"))
     return parser
+
+
+# flag -> KafkaSecurity field; each defaults to its TOKENTRAIL_KAFKA_* variable (docs/security.md#transport).
+# There is no password flag: a password on a command line is visible to every user of the machine.
+_SECURITY_FLAGS = {
+    "--kafka-security-protocol": ("protocol", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    "--kafka-sasl-mechanism": ("sasl_mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    "--kafka-sasl-username": ("username", "SASL user"),
+    "--kafka-sasl-password-file": ("password_file", "file holding the SASL password"),
+    "--kafka-ssl-ca-file": ("ca_file", "PEM CA that signed the brokers' certificates"),
+    "--kafka-ssl-cert-file": ("cert_file", "PEM client certificate (brokers requiring TLS client auth)"),
+    "--kafka-ssl-key-file": ("key_file", "PEM key of the client certificate"),
+}
+
+
+def _add_kafka_security_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Kafka security", "each flag defaults to its environment variable")
+    for flag, (name, text) in _SECURITY_FLAGS.items():
+        group.add_argument(flag, dest=f"kafka_{name}", metavar="VALUE", help=f"{text} (${KAFKA_SECURITY_ENV[name]})")
 
 
 def parse_args(argv: Sequence[str]) -> WorkerConfig:
@@ -160,6 +220,9 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     args = build_parser().parse_args(list(argv))
     fields = {name: getattr(args, name) for name in WorkerConfig.__dataclass_fields__ if hasattr(args, name)}
     fields["halt_on"] = tuple(k for k in args.halt_on.split(",") if k)
+    fields["kafka_security"] = kafka_security_from_env(
+        **{name: getattr(args, f"kafka_{name}") for name, _ in _SECURITY_FLAGS.values()}
+    )
     from ..tenant_binding import load_tenant_topics
 
     from_file = load_tenant_topics(args.tenant_topics_file) if args.tenant_topics_file else []
