@@ -345,6 +345,26 @@ WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
         "Kafka and ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
         "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule.",
     ),
+    Rule(
+        uid="tt-store-rejected",
+        title="Events refused by the store",
+        group="pipeline",
+        severity="warning",
+        window_seconds=600,
+        threshold=0,
+        dashboard="tokentrail-pipeline",
+        panel="Dead letters by reason",
+        sql=f"""SELECT toFloat64(count()) AS value
+FROM {table("deadletter")} FINAL
+WHERE reason = 'store_rejected' AND $__timeFilter(received_at)""",
+        summary='{{ printf "%.0f" $values.B.Value }} valid events refused by ClickHouse (last 10 minutes)',
+        description="Events that passed validation had a row ClickHouse could not take (the dead letter's field "
+        "names table.column, its detail the store's reason). Each became a dead letter with reason store_rejected "
+        "and the stream went on, but the contract should have kept such values out (docs/events.md, the bounds): "
+        "a gap between the contract and the schema to fix. A store that fails outright (unreachable, read-only) "
+        "stores nothing at all and pages as 'Pipeline stalled'; the worker logs its retries and, after "
+        "--store-max-attempts, exits non-zero with its failure count kept in <data-dir>/store-health.json.",
+    ),
 )
 
 # Every alert carries an `owner` label, from the owners file when there is one (dashboards/owners.py,

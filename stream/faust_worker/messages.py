@@ -12,9 +12,23 @@ def to_json(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, default=str, sort_keys=True).encode()
 
 
+# The producer refuses a message over its max request size (1 MiB by default) and a refused send
+# would stop the worker: the topic gets at most this much of a payload (the table keeps all of it).
+MAX_PUBLISHED_PAYLOAD_BYTES = 256 * 1024
+
+
 def dead_letter_message(row: dict[str, Any]) -> bytes:
+    """A dead-letter row as the topic's JSON message; a payload over `MAX_PUBLISHED_PAYLOAD_BYTES` is cut
+    there, with `payload_truncated` and the full size in `payload_bytes`."""
     out = {k: (str(v) if k in ("id", "received_at") else v) for k, v in row.items()}
-    return json.dumps(out, ensure_ascii=False).encode()
+    payload = out.get("payload")
+    if isinstance(payload, str) and len(payload) > MAX_PUBLISHED_PAYLOAD_BYTES // 4:
+        encoded = payload.encode("utf-8", "replace")
+        if len(encoded) > MAX_PUBLISHED_PAYLOAD_BYTES:
+            out["payload"] = encoded[:MAX_PUBLISHED_PAYLOAD_BYTES].decode("utf-8", "ignore")
+            out["payload_truncated"] = True
+            out["payload_bytes"] = len(encoded)
+    return json.dumps(out, ensure_ascii=False).encode("utf-8", "replace")
 
 
 def halt_message_key(detection: dict[str, Any]) -> bytes:

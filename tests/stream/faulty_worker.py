@@ -1,6 +1,7 @@
 """The real worker, with a ClickHouse client whose inserts fail for the first seconds.
 
-Used by test_worker_kafka.py to show that failed inserts are retried and never acknowledged:
+Used by test_worker_kafka.py to show that failed inserts are retried and never acknowledged
+(`--store-max-attempts` applies as in the real worker; the tests pass 0, retry forever, or a small budget):
 every other failure also lands the block first (the server stored it, the client never heard),
 the nastiest case for duplicates. Prints the number of injected failures at exit.
 """
@@ -50,7 +51,8 @@ def main() -> None:
     client = FailingForAWhile(real, seconds)
     atexit.register(lambda: print(f"injected_failures={client.injected}", flush=True))
     # FailingForAWhile stands in for the Client: inserts fail for a while, everything else delegates.
-    app = build_app(config, sink=ClickHouseSink(cast(Client, client), backoff=(0.05, 0.5)))
+    sink = ClickHouseSink(cast(Client, client), backoff=(0.05, 0.5), max_attempts=config.store_max_attempts or None)
+    app = build_app(config, sink=sink)
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 

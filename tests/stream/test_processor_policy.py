@@ -157,3 +157,15 @@ def test_the_failure_record_survives_a_restart_and_clears_on_success(tmp_path):
     health.stored()
     assert not (tmp_path / "store-health.json").exists()
     assert StoreHealth(tmp_path).resume(StatsSink()) == {}
+
+
+def test_a_huge_dead_letter_is_cut_for_the_topic_not_for_the_table():
+    """The published message stays far under the producer's 1 MiB limit and says it was cut; small ones are whole."""
+    from tokentrail.stream.faust_worker.messages import MAX_PUBLISHED_PAYLOAD_BYTES, dead_letter_message
+
+    big = {"id": uuid.uuid4(), "received_at": NOW, "source": "t/0@1", "payload": "é" * 700_000}
+    message = json.loads(dead_letter_message(big))
+    assert len(message["payload"].encode()) <= MAX_PUBLISHED_PAYLOAD_BYTES < 1024 * 1024 // 2
+    assert (message["payload_truncated"], message["payload_bytes"]) == (True, 1_400_000)
+    small = json.loads(dead_letter_message({**big, "payload": "{}"}))
+    assert small["payload"] == "{}" and "payload_truncated" not in small

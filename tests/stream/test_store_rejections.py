@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tokentrail.dashboards.alert_rules import rule
+from tokentrail.dashboards.evaluate import evaluate_rule
 from tokentrail.sinks import close_embedded
 from tokentrail.sinks.outcomes import Rejection, WriteResult
 from tokentrail.stream.batch import Batch, Inbound, Pipeline, now_utc
@@ -106,6 +108,8 @@ def test_a_refused_row_becomes_one_dead_letter_and_the_rest_is_stored(store):
     assert json.loads(payload)["event_id"] == bad and EMAIL not in payload
     reasons = dict(client.query("SELECT reason, count() FROM tokentrail.deadletter FINAL GROUP BY reason").result_rows)
     assert reasons == {"store_rejected": 1, "unsupported_schema_version": 1}
+    firing = evaluate_rule(client, rule("tt-store-rejected"), now_utc() + timedelta(seconds=1))
+    assert [alert.uid for alert in firing] == ["tt-store-rejected"], "the alert on store refusals fires"
 
 
 def test_the_same_batch_again_adds_nothing(store):

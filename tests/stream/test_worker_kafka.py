@@ -220,7 +220,15 @@ def test_failing_inserts_lose_and_duplicate_nothing(kafka_bootstrap, new_topic, 
     produce(kafka_bootstrap, topic, [line.encode() for line in traffic.lines])
     store = tmp_path / "store"
     script = [sys.executable, str(Path(__file__).with_name("faulty_worker.py")), "3"]
-    worker = start_worker(kafka_bootstrap, topic, store, group="faults", batch_size=1000, script=script)
+    worker = start_worker(
+        kafka_bootstrap,
+        topic,
+        store,
+        group="faults",
+        batch_size=1000,
+        script=script,
+        extra=["--store-max-attempts", "0"],
+    )
     wait_caught_up(kafka_bootstrap, topic, "faults", worker)
     stop(worker)
     log = max(tmp_path.glob("worker-faults-*.log")).read_text()
