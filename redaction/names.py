@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Iterable
 
+from .name_lexicon import lexicon_findings
 from .secret_rules import Finding
 
 __all__ = ["ner_findings", "context_findings", "pii_key_entity", "pii_value_fits", "NER_LABELS", "TECH_TERMS"]
@@ -64,10 +65,13 @@ critical fatal success failed pending status result output input user assistant 
 customer customers team support sir madam all everyone the a an this that our your my we they
 password refund order orders invoice payment account login feature request shipping delivery tracking
 subscription billing plan ticket issue bug
+escalate route forward assign send notify contact call ask email message tell update cancel close spoke
+reopen refund ship deliver confirm approve reject merge deploy restart investigate transfer schedule book
+find show give get make let
 """.split()
 )
 # Lowercase words allowed inside a name or an address: "Rue de Rivoli", "Ludwig van Beethoven".
-_PARTICLES = frozenset("de da di du del della van von der den la le bin al ter of upon on y".split())
+_PARTICLES = frozenset("de da di du das dos do del della van von der den la le bin al ter of upon on y".split())
 
 
 def _keep_ner(entity: str, span: str) -> bool:
@@ -86,23 +90,32 @@ def _keep_ner(entity: str, span: str) -> bool:
         return False
     if entity == "PERSON" and any(c.isdigit() for c in span):
         return False
+    if len(tokens) == 1 and span.isupper() and len(span) > 3:
+        return False  # "ECONNRESET", "SQLSTATE": error constants, not a name written in capitals
     return True
 
 
-def ner_findings(doc: Any, offset: int, entities: frozenset[str], thresholds: dict[str, float]) -> list[Finding]:
-    """PERSON/LOCATION (and optional NER entities) from a spaCy Doc, shifted by `offset`."""
+def ner_findings(
+    text: str,
+    spans: Iterable[tuple[int, int, str]],
+    offset: int,
+    entities: frozenset[str],
+    thresholds: dict[str, float],
+) -> list[Finding]:
+    """PERSON/LOCATION (and optional NER entities) from spaCy's entity spans (start, end, label)
+    over the piece of `text` that starts at `offset`."""
     out = []
-    for ent in doc.ents:
-        entity = NER_LABELS.get(ent.label_)
+    for ent_start, ent_end, label in spans:
+        entity = NER_LABELS.get(label)
         if entity is None or entity not in entities:
             continue
-        text = ent.text
-        stripped = text.strip(" \t\n.,;:!?\"'()")
+        span = text[offset + ent_start : offset + ent_end]
+        stripped = span.strip(" \t\n.,;:!?\"'()")
         if stripped.endswith("'s"):
             stripped = stripped[:-2]
         if not stripped or not _keep_ner(entity, stripped):
             continue
-        start = ent.start_char + text.find(stripped)
+        start = ent_start + span.find(stripped)
         score = 0.85  # Presidio's fixed NER score: spaCy gives none
         if score >= thresholds.get(entity, 0.5):
             out.append(Finding(offset + start, offset + start + len(stripped), entity, score, NER_PRIORITY))
@@ -131,13 +144,17 @@ _KV_TEXT = re.compile(
     r"""(?:"([^"\n]{1,120})"|'([^'\n]{1,120})'|([^\s"'{}\[\],;&|][^\n,;&|"'{}\[\]]{0,119}))"""
 )
 _KV_CUT = re.compile(r"\s+[\w.-]+[:=]|\s{2,}|\s+\(")  # the next key=value on a log line
-_NAME_WORD = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž'’-]+"  # Latin-1 and Latin Extended-A: Ayşe, Łukasz, Wróbel
+# Latin-1 and Latin Extended-A (Ayşe, Łukasz, Wróbel), hyphenated (Lars-Erik, Devaux-Dumont).
+_NAME_WORD = r"[A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž'’]+(?:-[A-ZÀ-ÖØ-ÞĀ-Ža-zà-öø-ÿā-ž][a-zà-öø-ÿā-ž'’]+)*"
 _ADDRESSED = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?[ \t]+|\b(?:[Mm]y name is|[Nn]ame:|[Dd]ear|[Ss]igned by|[Ss]igned,"
-    r"|[Uu]nder the name|[Nn]ame is|[Nn]amed|[Ss]poke (?:to|with)|[Aa]sk for|[Oo]n behalf of)[ \t]+"
+    r"|(?:[Pp]aid|[Pp]ayment|[Pp]laced|[Oo]rdered|[Ss]ubmitted|[Rr]eported|[Rr]equested|[Aa]pproved) by"
+    r"|[Uu]nder the name|[Nn]ame is|[Tt]his is|[Nn]amed|(?:[Mm]y|[Oo]ur|[Yy]our) (?:colleague|manager|boss|"
+    r"wife|husband|partner|friend|son|daughter|mother|father|teammate|coworker|co-worker|client|customer)"
+    r"|[Ss]poke (?:to|with)|[Aa]sk for|[Oo]n behalf of)[ \t]+"
     r"|^[ \t]*(?:Thanks|Thank you|Regards|Best regards|Kind regards|Best|Cheers|Sincerely|Warm regards"
     r"|Many thanks),?[ \t]*\n[ \t]*)"
-    rf"({_NAME_WORD}(?:[ \t]+(?:(?:de|da|di|van|von|der|del|la|le)[ \t]+)?{_NAME_WORD}){{0,3}})",
+    rf"({_NAME_WORD}(?:[ \t]+(?:(?:de|da|di|das|dos|do|van|von|der|del|la|le)[ \t]+)?{_NAME_WORD}){{0,3}})",
     re.M,
 )
 
@@ -157,15 +174,46 @@ _ADDRESS = re.compile(
 
 # Two capitalised words in a row (particles allowed between): what _CONTACTED needs, searched
 # first because it is five times cheaper and rules out most telemetry text.
-_NAME_PARTICLES = r"(?:de|da|di|van|von|der|den|del|la|le|bin|al)"
+_CAPITAL_AFTER_SPACE = re.compile(r"[ \t][A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž]")
+_NAME_PARTICLES = r"(?:de|da|di|das|dos|do|van|von|der|den|del|la|le|bin|al)"
 _NAME_PAIR = re.compile(rf"{_NAME_WORD}[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}[A-ZÀ-ÖØ-ÞĀ-Ž]")
 # "call <name> on <phone>": a person named right after a verb of contacting. Two or more capitalised
 # words, so "call Support" and "ask Claude" stay; names of tools are dropped by _keep_contacted.
 _CONTACTED = re.compile(
-    r"\b(?:[Cc]all|[Cc]ontact|[Aa]sk|[Pp]ing|[Tt]ext|[Rr]ing|[Tt]ell|[Ee]-?mail|[Mm]essage|[Vv]isit"
+    r"\b(?:[Cc]all|[Pp]hone|[Ww]hats[Aa]pp|[Cc]ontact|[Aa]sk|[Pp]ing|[Tt]ext|[Rr]ing|[Tt]ell|[Ee]-?mail|[Mm]essage|[Vv]isit"
     r"|(?:[Ee]scalate|[Ff]orward|[Rr]each out|[Aa]ssign(?:ed)?|[Hh]and(?: it)? over|[Tt]alk|[Ss]peak|[Rr]eply)"
     r" to)[ \t]+"
     rf"({_NAME_WORD}(?:[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}{_NAME_WORD}){{1,3}})"
+)
+
+
+# "delivery to Wrocław", "based in Ankara": capitalised words after a preposition of place, when no
+# word is a tool, a month or a function word. NER misses places it has not seen in English news.
+_PLACED = re.compile(
+    r"\b(?:[Dd]elivery to|[Ss]hip(?:ped|ping)? to|[Ss]ent to|[Ii]n|[Ff]rom|[Nn]ear|[Aa]t|[Ii]nto|[Tt]owards?|[Vv]ia"
+    r"|[Bb]ased in|[Ll]ives? in|[Mm]oved to|[Tt]ravel(?:ling|ing)? to|[Ff]light to|[Oo]ffice in|[Ss]tore in)[ \t]+"
+    rf"({_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})(?=[ \t]*(?:[.,;:!?)]|$|\n|[ \t]+[a-z]))",
+    re.M,
+)
+_NOT_PLACES = frozenset(
+    """
+january february march april may june july august september october november december monday tuesday
+wednesday thursday friday saturday sunday production staging development prod dev test settings english
+french german spanish markdown excel word chrome firefox safari windows mac macos ios android production
+""".split()
+)
+
+
+def _keep_place(place: str) -> bool:
+    words = [w.lower().strip(".,'\"") for w in place.split()]
+    return not any(w in TECH_TERMS or w in NOT_NAMES or w in _NOT_PLACES for w in words)
+
+
+# "Sibonelo Ndawonde says ...": two or more capitalised words, then a verb people do.
+_SUBJECT = re.compile(
+    rf"(?<![\w.-])({_NAME_WORD}(?:[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}{_NAME_WORD}){{1,3}})[ \t]+"
+    r"(?:says|said|asks|asked|wrote|writes|reported|reports|mentioned|told|tried|called|emailed|confirmed"
+    r"|complained|requested|wants|needs|replied|approved|signed|paid|ordered|booked|cancelled|canceled)\b"
 )
 
 
@@ -248,12 +296,21 @@ def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
         pos = max(end, m.start(group) + 1)
     if "LOCATION" in entities:
         out.extend(Finding(m.start(), m.end(), "LOCATION", 0.7, NER_PRIORITY) for m in _ADDRESS.finditer(text))
+        if _CAPITAL_AFTER_SPACE.search(text) is not None:
+            for m in _PLACED.finditer(text):
+                if _keep_place(m.group(1)) and _keep_ner("LOCATION", m.group(1)):
+                    out.append(Finding(m.start(1), m.end(1), "LOCATION", 0.6, NER_PRIORITY - 1))
     if "PERSON" in entities:
         for m in _ADDRESSED.finditer(text):
             name = _trim_name(m.group(1))
             if name and _keep_ner("PERSON", name):
                 out.append(Finding(m.start(1), m.start(1) + len(name), "PERSON", 0.7, NER_PRIORITY))
         if _NAME_PAIR.search(text) is not None:
+            out.extend(lexicon_findings(text))
+            for m in _SUBJECT.finditer(text):
+                name = _trim_name(m.group(1))
+                if name and _keep_contacted(name) and _keep_ner("PERSON", name):
+                    out.append(Finding(m.start(1), m.start(1) + len(name), "PERSON", 0.65, NER_PRIORITY))
             for m in _CONTACTED.finditer(text):
                 name = _trim_name(m.group(1))
                 if name and _keep_contacted(name) and _keep_ner("PERSON", name):

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import RedactionConfig
 from .names import context_findings
+from .numbers import number_findings
 from .secret_rules import Finding
 from .structured import email_address_valid
 
@@ -178,9 +179,12 @@ class PiiScanner:
                 context = tuple(w.lower() for w in (getattr(rec, "context", None) or ()))
                 self.patterns.append(_Pattern(entity, rec, GATES.get(entity), context, config.threshold(entity)))
         self._kv_entities = frozenset(config.entities) & {"PERSON", "LOCATION", "PHONE_NUMBER"}
+        self._number_entities = frozenset(config.entities) & {"PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS"}
 
     def scan(self, text: str) -> list[Finding]:
         out: list[Finding] = context_findings(text, self._kv_entities) if self._kv_entities else []
+        if self._number_entities:
+            out.extend(number_findings(text, self._number_entities))
         for p in self.patterns:
             if p.entity in _WINDOWED:
                 results = self._windowed(p, text)
