@@ -26,9 +26,11 @@ class InsightsJob:
     def __init__(self, client: Any, config: WorkerConfig) -> None:
         from confluent_kafka import Producer
 
+        from .security import librdkafka_config
+
         self.client = client
         self.config = config
-        self.producer = Producer({"bootstrap.servers": config.kafka, "linger.ms": 5})
+        self.producer = Producer(librdkafka_config(config.kafka, config.kafka_security, **{"linger.ms": 5}))
         self.last_now: datetime | None = None
 
     def run_once(self) -> None:

@@ -135,3 +135,85 @@ def test_access_failure_recognises_a_refused_client_certificate():
     )
     message = access_failure("_TRANSPORT", detail, security)
     assert message is not None and "TOKENTRAIL_KAFKA_SSL_CERT_FILE" in message
+
+
+SECURITY_ENV = {
+    "TOKENTRAIL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "TOKENTRAIL_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+    "TOKENTRAIL_KAFKA_SASL_USERNAME": "svc",
+}
+
+
+def test_settings_read_every_variable_from_the_environment(monkeypatch, ca_file, password_file):
+    """`kafka_security_from_env` (used by `init` and the worker) reads each field from its variable."""
+    from tokentrail.collectors.settings import kafka_security_from_env
+
+    for name, value in SECURITY_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKENTRAIL_KAFKA_SASL_PASSWORD_FILE", str(password_file))
+    monkeypatch.setenv("TOKENTRAIL_KAFKA_SSL_CA_FILE", str(ca_file))
+    security = kafka_security_from_env()
+    assert (security.protocol, security.sasl_mechanism, security.username) == ("SASL_SSL", "SCRAM-SHA-256", "svc")
+    assert security.password == "s3cret-from-file" and security.ca_file == str(ca_file)
+
+
+def test_an_override_beats_its_variable_and_a_password_file_replaces_an_env_password(monkeypatch, password_file):
+    """A flag's value wins over the environment; a password file given as a flag replaces
+    TOKENTRAIL_KAFKA_SASL_PASSWORD instead of clashing with it."""
+    from tokentrail.collectors.settings import kafka_security_from_env
+
+    for name, value in SECURITY_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKENTRAIL_KAFKA_SASL_PASSWORD", "from-env")
+    assert kafka_security_from_env().password == "from-env"
+    security = kafka_security_from_env(sasl_mechanism="SCRAM-SHA-512", password_file=password_file)
+    assert security.sasl_mechanism == "SCRAM-SHA-512" and security.password == "s3cret-from-file"
+
+
+def test_no_variables_means_plaintext(monkeypatch):
+    """Nothing set: PLAINTEXT, as before this configuration existed."""
+    from tokentrail.collectors.settings import KAFKA_SECURITY_ENV, kafka_security_from_env
+
+    for name in KAFKA_SECURITY_ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    assert kafka_security_from_env() == KafkaSecurity()
+
+
+def test_incomplete_environment_fails_init_with_the_fix(monkeypatch, tmp_path):
+    """SASL asked for in the environment without a password: `init` raises at startup, naming it."""
+    import tokentrail.collectors as tt
+
+    for name, value in SECURITY_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TOKENTRAIL_KAFKA_SASL_PASSWORD", raising=False)
+    monkeypatch.delenv("TOKENTRAIL_KAFKA_SASL_PASSWORD_FILE", raising=False)
+    with pytest.raises(ValueError, match="needs a password"):
+        tt.init(service="svc", kafka="127.0.0.1:9", spool_dir=tmp_path)
+
+
+def test_worker_flags_build_the_security(monkeypatch, ca_file, password_file):
+    """`tokentrail worker --kafka-security-protocol ... --kafka-sasl-password-file ...` -> `kafka_security`."""
+    from tokentrail.collectors.settings import KAFKA_SECURITY_ENV
+    from tokentrail.stream.faust_worker.config import parse_args
+
+    for name in KAFKA_SECURITY_ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    config = parse_args(
+        [
+            "--kafka", "broker:9093",
+            "--kafka-security-protocol", "SASL_SSL",
+            "--kafka-sasl-mechanism", "SCRAM-SHA-512",
+            "--kafka-sasl-username", "worker",
+            "--kafka-sasl-password-file", str(password_file),
+            "--kafka-ssl-ca-file", str(ca_file),
+        ]
+    )  # fmt: skip
+    assert config.kafka_security == KafkaSecurity(
+        protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        username="worker",
+        password_file=str(password_file),
+        ca_file=str(ca_file),
+    )
+    assert config.kafka_security.password == "s3cret-from-file"
+    assert parse_args(["--kafka", "broker:9092"]).kafka_security == KafkaSecurity()
