@@ -6,6 +6,7 @@ over SASL_SSL is in test_kafka_transport_security.py.
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 
@@ -83,3 +84,18 @@ def test_metadata_check_reports_an_unreachable_broker_after_its_timeout():
     with pytest.raises(ValueError, match="cannot reach Kafka at 127.0.0.1:9"):
         kafka_metadata("127.0.0.1:9", KafkaSecurity(), timeout=2)
     assert 2 <= time.monotonic() - started < 6
+
+
+def test_insights_producer_publishes_over_sasl_ssl(sasl_ssl_kafka, new_topic):
+    """The worker's third Kafka client, the insights job's producer, delivers alerts with the same settings."""
+    from kafka_helpers import consume_all
+
+    from tokentrail.stream.faust_worker.config import WorkerConfig
+    from tokentrail.stream.faust_worker.insights_job import InsightsJob
+
+    secure = sasl_ssl_kafka
+    topic = new_topic(secure.plaintext)
+    config = WorkerConfig(kafka=secure.bootstrap, kafka_security=secure.security("SCRAM-SHA-512"), alerts_topic=topic)
+    job = InsightsJob(client=None, config=config)
+    job.publish([{"id": "alert-1", "kind": "budget_breach"}])  # raises unless Kafka acknowledged it
+    assert [(k, json.loads(v)["id"]) for k, v in consume_all(secure.plaintext, topic, 1)] == [(b"alert-1", "alert-1")]
