@@ -135,11 +135,16 @@ class HashRawContent:
         pending.clear()
         if key is None:
             return
+        # The keyed state is set up once and copied per text (as the Redactor does for pseudonyms):
+        # same digests as content_hmac, without re-deriving the padded key every time.
+        base = hmac.new(key, digestmod=hashlib.sha256)
         for item in batch.accepted:
             labels, digests = [], []
             for label, text in content_parts(item.doc):
+                mac = base.copy()
+                mac.update(text.encode("utf-8", "surrogatepass"))
                 labels.append(label)
-                digests.append(content_hmac(key, text))
+                digests.append(mac.hexdigest())
             pending[str(item.event.event_id)] = (labels, digests)
 
 
