@@ -7,6 +7,7 @@ stalled worker shows as a gap there even while producers keep stamping fresh eve
 
 from __future__ import annotations
 
+from .rollup_sql import rollup_source
 from .spec import Dashboard, Panel, filters, table
 
 PII_TABLE = f"{table('pii_findings')} FINAL"
@@ -98,6 +99,14 @@ LIMIT 100""",
 )
 
 EVENTS = f"{table('events')} FINAL"
+ALL4 = ("tenant", "service", "feature", "model")
+
+
+def _events(*dims: str, partials: tuple[str, ...], where: str = "", timeseries: bool = False) -> str:
+    """Events in range from the 5-minute rollup where exact, else `events FINAL` (dashboards/rollup_sql.py)."""
+    return rollup_source("events_rollup", dims, partials, where=where, timeseries=timeseries)
+
+
 DEADLETTER = f"{table('deadletter')} FINAL"
 # The last hour of events by event time: the primary key (tenant, type, ts) narrows the scan to it,
 # whereas `receipts` (keyed by event id) and ingest time (`received_at`, in no key) would mean
@@ -132,7 +141,7 @@ FROM {RECENT_EVENTS}""",
             height=5,
             sql=f"""SELECT dead / greatest(dead + accepted, 1) AS deadletter_share FROM (
     SELECT (SELECT count() FROM {DEADLETTER} WHERE $__timeFilter(received_at)) AS dead,
-           (SELECT count() FROM {EVENTS} WHERE $__timeFilter(ts)) AS accepted
+           (SELECT sum(p_events) FROM {_events(partials=("events",))}) AS accepted
 )""",
         ),
         Panel(
@@ -142,10 +151,8 @@ FROM {RECENT_EVENTS}""",
             unit="short",
             width=8,
             height=5,
-            sql=f"""SELECT count() AS events, countIf(type = 'output') AS model_outputs,
-       countIf(type = 'tool_call') AS tool_calls
-FROM {EVENTS}
-WHERE {filters("tenant", "service", "feature", "model")}""",
+            sql=f"""SELECT sum(p_events) AS events, sum(p_outputs) AS model_outputs, sum(p_tool_calls) AS tool_calls
+FROM {_events(partials=("events", "outputs", "tool_calls"), where=filters(*ALL4, time=None))}""",
         ),
         Panel(
             title="Events per second",
@@ -153,8 +160,8 @@ WHERE {filters("tenant", "service", "feature", "model")}""",
             width=12,
             description="Accepted events by type (event time) and dead letters (arrival time), per second.",
             sql=f"""SELECT time, series, value FROM (
-    SELECT $__timeInterval(ts) AS time, toString(type) AS series, count() / ($__interval_s) AS value
-    FROM {EVENTS} WHERE $__timeFilter(ts) GROUP BY time, series
+    SELECT time, toString(type) AS series, sum(p_events) / ($__interval_s) AS value
+    FROM {_events("type", partials=("events",), timeseries=True)} GROUP BY time, series
     UNION ALL
     SELECT $__timeInterval(received_at) AS time, 'dead letter' AS series, count() / ($__interval_s) AS value
     FROM {DEADLETTER} WHERE $__timeFilter(received_at) GROUP BY time

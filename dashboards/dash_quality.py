@@ -7,11 +7,17 @@ FINAL collapses recomputed windows to their newest computation).
 
 from __future__ import annotations
 
+from .rollup_sql import calls_source
 from .spec import Annotation, Dashboard, Panel, filters, table
 
-CALLS = f"{table('calls')} FINAL"
 ALL4 = ("tenant", "service", "feature", "model")
-CALL_FILTER = filters(*ALL4)
+CALL_VARS = filters(*ALL4, time=None)
+
+
+def _calls(*dims: str, partials: tuple[str, ...], timeseries: bool = False, extra: str = "") -> str:
+    """Calls in range from the 5-minute rollup where exact, else `calls FINAL` (dashboards/rollup_sql.py)."""
+    return calls_source(dims, partials, where=CALL_VARS, timeseries=timeseries, extra=extra)
+
 
 RELIABILITY = Dashboard(
     uid="tokentrail-reliability",
@@ -24,20 +30,18 @@ RELIABILITY = Dashboard(
             shape="stat",
             width=24,
             height=5,
-            sql=f"""SELECT count() AS calls, countIf(status = 'error') AS errors,
-       countIf(status = 'error') / greatest(count(), 1) AS error_rate,
-       quantile(0.95)(latency_ms) AS latency_p95_ms
-FROM {CALLS}
-WHERE {CALL_FILTER}""",
+            sql=f"""SELECT sum(p_calls) AS calls, sum(p_errors) AS errors,
+       sum(p_errors) / greatest(sum(p_calls), 1) AS error_rate,
+       quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS latency_p95_ms
+FROM {_calls(partials=("calls", "errors", "latency"))}""",
         ),
         Panel(
             title="Calls by model",
             stack=True,
             unit="short",
             width=12,
-            sql=f"""SELECT $__timeInterval(ts) AS time, model, count() AS calls
-FROM {CALLS}
-WHERE {CALL_FILTER}
+            sql=f"""SELECT time, model, sum(p_calls) AS calls
+FROM {_calls("model", partials=("calls",), timeseries=True)}
 GROUP BY time, model
 ORDER BY time""",
             shape="timeseries",
@@ -46,10 +50,9 @@ ORDER BY time""",
             title="Error rate by provider and model",
             unit="percentunit",
             width=12,
-            sql=f"""SELECT $__timeInterval(ts) AS time, concat(provider, ' / ', model) AS provider_model,
-       countIf(status = 'error') / count() AS error_rate
-FROM {CALLS}
-WHERE {CALL_FILTER}
+            sql=f"""SELECT time, concat(provider, ' / ', model) AS provider_model,
+       sum(p_errors) / sum(p_calls) AS error_rate
+FROM {_calls("provider", "model", partials=("errors", "calls"), timeseries=True)}
 GROUP BY time, provider_model
 ORDER BY time""",
             shape="timeseries",
@@ -58,10 +61,9 @@ ORDER BY time""",
             title="Latency p50 / p95 / p99",
             unit="ms",
             width=12,
-            sql=f"""SELECT $__timeInterval(ts) AS time,
-       quantile(0.5)(latency_ms) AS p50, quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms) AS p99
-FROM {CALLS}
-WHERE {CALL_FILTER}
+            sql=f"""SELECT time, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[1] AS p50,
+       quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS p95, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[3] AS p99
+FROM {_calls(partials=("latency",), timeseries=True)}
 GROUP BY time
 ORDER BY time""",
             shape="timeseries",
@@ -70,9 +72,8 @@ ORDER BY time""",
             title="Latency p95 by model",
             unit="ms",
             width=12,
-            sql=f"""SELECT $__timeInterval(ts) AS time, model, quantile(0.95)(latency_ms) AS latency_p95
-FROM {CALLS}
-WHERE {CALL_FILTER}
+            sql=f"""SELECT time, model, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS latency_p95
+FROM {_calls("model", partials=("latency",), timeseries=True)}
 GROUP BY time, model
 ORDER BY time""",
             shape="timeseries",
@@ -81,11 +82,11 @@ ORDER BY time""",
             title="Time to first token p50 / p95 by model",
             unit="ms",
             width=12,
-            sql=f"""SELECT $__timeInterval(ts) AS time, model,
-       quantile(0.5)(ttft_ms) AS ttft_p50, quantile(0.95)(ttft_ms) AS ttft_p95
-FROM {CALLS}
-WHERE {CALL_FILTER} AND ttft_ms IS NOT NULL
+            sql=f"""SELECT time, model,
+       quantilesMerge(0.5, 0.95)(p_ttft)[1] AS ttft_p50, quantilesMerge(0.5, 0.95)(p_ttft)[2] AS ttft_p95
+FROM {_calls("model", partials=("ttft",), timeseries=True)}
 GROUP BY time, model
+HAVING NOT isNaN(ttft_p50)
 ORDER BY time""",
             shape="timeseries",
         ),
@@ -95,9 +96,8 @@ ORDER BY time""",
             unit="short",
             width=12,
             description="'length' means truncated output; 'error' a failed call; 'tool_calls' an agent step.",
-            sql=f"""SELECT $__timeInterval(ts) AS time, finish_reason, count() AS calls
-FROM {CALLS}
-WHERE {CALL_FILTER}
+            sql=f"""SELECT time, finish_reason, sum(p_calls) AS calls
+FROM {_calls("finish_reason", partials=("calls",), timeseries=True)}
 GROUP BY time, finish_reason
 ORDER BY time""",
             shape="timeseries",
@@ -107,9 +107,8 @@ ORDER BY time""",
             kind="table",
             shape="table",
             width=24,
-            sql=f"""SELECT provider, model, error_type, count() AS errors, max(ts) AS last_seen
-FROM {CALLS}
-WHERE {CALL_FILTER} AND status = 'error'
+            sql=f"""SELECT provider, model, error_type, sum(p_calls) AS errors, max(p_last_ts) AS last_seen
+FROM {_calls("provider", "model", "error_type", partials=("calls", "last_ts"), extra="status = 'error'")}
 GROUP BY provider, model, error_type
 ORDER BY errors DESC
 LIMIT 50""",

@@ -7,19 +7,25 @@ docs in benchmarks/dashboards.py for what FINAL costs at 10M calls).
 
 from __future__ import annotations
 
+from .rollup_sql import calls_source
 from .spec import Dashboard, Panel, filters, grafana_text, table, var_in
 
 CALLS = f"{table('calls')} FINAL"
 ALL4 = ("tenant", "service", "feature", "model")
+CALL_VARS = filters(*ALL4, time=None)
+
+
+def _calls(*dims: str, partials: tuple[str, ...], timeseries: bool = False, extra: str = "") -> str:
+    """Calls in range from the 5-minute rollup where exact, else `calls FINAL` (dashboards/rollup_sql.py)."""
+    return calls_source(dims, partials, where=CALL_VARS, timeseries=timeseries, extra=extra)
 
 
 def _spend_by(column: str) -> Panel:
     return Panel(
         title=f"Cost by {column}",
         description=f"USD per interval, stacked by {column}. Unpriced calls count as 0 here; see 'Unpriced usage'.",
-        sql=f"""SELECT $__timeInterval(ts) AS time, {column}, sum(cost_usd) AS cost_usd
-FROM {CALLS}
-WHERE {filters(*ALL4)}
+        sql=f"""SELECT time, {column}, sum(p_cost_usd) AS cost_usd
+FROM {_calls(column, partials=("cost_usd",), timeseries=True)}
 GROUP BY time, {column}
 ORDER BY time""",
         shape="timeseries",
@@ -43,9 +49,8 @@ SPEND = Dashboard(
             unit="currencyUSD",
             width=6,
             height=5,
-            sql=f"""SELECT sum(cost_usd) AS cost_usd, count() AS calls
-FROM {CALLS}
-WHERE {filters(*ALL4)}""",
+            sql=f"""SELECT sum(p_cost_usd) AS cost_usd, sum(p_calls) AS calls
+FROM {_calls(partials=("cost_usd", "calls"))}""",
         ),
         Panel(
             title="Unpriced calls",
@@ -55,10 +60,8 @@ WHERE {filters(*ALL4)}""",
             height=5,
             description="Calls on models with no price (self-hosted, or missing from the price data): "
             "their cost is unknown, not zero.",
-            sql=f"""SELECT countIf(NOT priced) AS unpriced_calls,
-       sumIf(input_tokens + output_tokens, NOT priced) AS unpriced_tokens
-FROM {CALLS}
-WHERE {filters(*ALL4)}""",
+            sql=f"""SELECT sum(p_calls) AS unpriced_calls, sum(p_input_tokens) + sum(p_output_tokens) AS unpriced_tokens
+FROM {_calls(partials=("calls", "input_tokens", "output_tokens"), extra="NOT priced")}""",
         ),
         Panel(
             title="Input served from cache",
@@ -68,9 +71,8 @@ WHERE {filters(*ALL4)}""",
             width=6,
             height=5,
             description="Share of input tokens billed at the provider's cached rate.",
-            sql=f"""SELECT sum(cached_input_tokens) / greatest(sum(input_tokens), 1) AS cached_share
-FROM {CALLS}
-WHERE {filters(*ALL4)}""",
+            sql=f"""SELECT sum(p_cached_input_tokens) / greatest(sum(p_input_tokens), 1) AS cached_share
+FROM {_calls(partials=("cached_input_tokens", "input_tokens"))}""",
         ),
         Panel(
             title="Cached input tokens",
@@ -81,9 +83,8 @@ WHERE {filters(*ALL4)}""",
             height=5,
             description="Input tokens served from the provider's prompt cache "
             "(billed at a discount, typically 50-90% off).",
-            sql=f"""SELECT sum(cached_input_tokens) AS cached_input_tokens
-FROM {CALLS}
-WHERE {filters(*ALL4)}""",
+            sql=f"""SELECT sum(p_cached_input_tokens) AS cached_input_tokens
+FROM {_calls(partials=("cached_input_tokens",))}""",
         ),
         _spend_by("tenant"),
         _spend_by("feature"),
@@ -95,11 +96,10 @@ WHERE {filters(*ALL4)}""",
             description="Spend per hour at each interval's pace, as a share of the 'Hourly budget' variable: "
             "above 100% "
             "the tenant will overrun its hourly budget if the pace holds.",
-            sql=f"""SELECT $__timeInterval(ts) AS time, tenant,
-       sum(cost_usd) * 3600 / ($__interval_s)
+            sql=f"""SELECT time, tenant,
+       sum(p_cost_usd) * 3600 / ($__interval_s)
          / greatest(toFloat64OrZero({grafana_text("hourly_budget_usd")}), 0.000001) AS budget_share
-FROM {CALLS}
-WHERE {filters(*ALL4)}
+FROM {_calls("tenant", partials=("cost_usd",), timeseries=True)}
 GROUP BY time, tenant
 ORDER BY time""",
             shape="timeseries",
@@ -141,9 +141,8 @@ LIMIT 25""",
             unit="short",
             stack=True,
             description="Tokens on models without a price, by model: add them to the price overrides file.",
-            sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(input_tokens + output_tokens) AS tokens
-FROM {CALLS}
-WHERE {filters(*ALL4)} AND NOT priced
+            sql=f"""SELECT time, model, sum(p_input_tokens) + sum(p_output_tokens) AS tokens
+FROM {_calls("model", partials=("input_tokens", "output_tokens"), timeseries=True, extra="NOT priced")}
 GROUP BY time, model
 ORDER BY time""",
             shape="timeseries",
@@ -155,10 +154,10 @@ ORDER BY time""",
             stack=True,
             description="Input tokens served from cache per interval, by model: "
             "each one billed at the cached rate, not the full rate.",
-            sql=f"""SELECT $__timeInterval(ts) AS time, model, sum(cached_input_tokens) AS cached_tokens
-FROM {CALLS}
-WHERE {filters(*ALL4)} AND cached_input_tokens > 0
+            sql=f"""SELECT time, model, sum(p_cached_input_tokens) AS cached_tokens
+FROM {_calls("model", partials=("cached_input_tokens",), timeseries=True)}
 GROUP BY time, model
+HAVING cached_tokens > 0
 ORDER BY time""",
             shape="timeseries",
         ),

@@ -60,7 +60,9 @@ SHARDING_KEYS: dict[str, str] = {
     # therefore many shards; each shard rolls up its own calls and readers sum over shards
     # (sums, counts and aggregate states add up). The key only spreads the rows.
     "calls_rollup": "cityHash64(tenant, feature, model)",
-    "rollup_dirty": "cityHash64(bucket)",
+    "events_rollup": "cityHash64(tenant, feature, model)",
+    "rollup_dirty": "cityHash64(tenant, bucket)",
+    "rollup_watermark": "cityHash64(name)",
 }
 
 _CREATE_DATABASE = re.compile(r"^CREATE DATABASE IF NOT EXISTS (\w+)\s*$")

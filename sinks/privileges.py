@@ -9,7 +9,8 @@ Grafana user for one tenant (or all) from a password's SHA-256, never from the p
 Tenant isolation, table by table (``TENANT_PREDICATES``): tables with a ``tenant`` column are
 filtered on it; ``budget_breaches`` keys spend by ``scope``/``key``, so a tenant sees its own
 tenant-scope breaches only (feature-scope rows carry no tenant); ``deadletter`` and ``receipts``
-carry no trustworthy tenant and are visible to ``tokentrail_all_tenants`` only. Every table with a
+carry no trustworthy tenant and are visible to ``tokentrail_all_tenants`` only; ``rollup_watermark``
+(``SHARED_TABLES``) holds only refresh times and is readable by every tenant role. Every table with a
 policy also gets an unrestricted policy for the writer and ``tokentrail_all_tenants``, because
 once a table has row policies a role without one may see no rows (depending on the server's
 ``users_without_row_policies_can_read_rows``).
@@ -32,6 +33,7 @@ __all__ = [
     "ReaderLimits",
     "TENANT_PREDICATES",
     "UNSCOPED_TABLES",
+    "SHARED_TABLES",
     "tenant_role",
     "render_access_sql",
     "reader_user_sql",
@@ -48,9 +50,15 @@ TENANT_PREDICATES: dict[str, str] = {
     "variance": "tenant = {tenant}",
     "changes": "tenant = {tenant}",
     "budget_breaches": "scope = 'tenant' AND key = {tenant}",
+    "calls_rollup": "tenant = {tenant}",
+    "events_rollup": "tenant = {tenant}",
+    "rollup_dirty": "tenant = {tenant}",
 }
 UNSCOPED_TABLES = ("deadletter", "receipts")  # no trustworthy tenant: platform readers only
-_WRITER_READS = ("calls", "variance", "changes", "budget_breaches")
+# Readable by every reader, no row policy: holds no tenant data (when the rollups were refreshed).
+SHARED_TABLES = ("rollup_watermark",)
+# The insights job and the rollup refresh read these (rollup_watermark too, which has no policy).
+_WRITER_READS = ("calls", "events", "variance", "changes", "budget_breaches", "rollup_dirty")
 # Tenant names become role names (backquoted) and SQL literals: a conservative alphabet keeps
 # both trivially safe, whatever the dimension-field policy of the event contract allows.
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -119,7 +127,8 @@ def render_access_sql(
         role = tenant_role(tenant)
         statements.append(f"CREATE ROLE IF NOT EXISTS {role}")
         statements.append(
-            f"GRANT {', '.join(f'SELECT ON {database}.{table}' for table in TENANT_PREDICATES)} TO {role}"
+            f"GRANT {', '.join(f'SELECT ON {database}.{table}' for table in (*TENANT_PREDICATES, *SHARED_TABLES))} "
+            f"TO {role}"
         )
         for table, predicate in TENANT_PREDICATES.items():
             statements.append(

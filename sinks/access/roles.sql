@@ -8,8 +8,10 @@
 --
 -- Roles:
 -- * tokentrail_migrator: DDL on the database (`tokentrail schema apply`), and its bookkeeping.
--- * tokentrail_writer: the worker and the insights job. INSERT into the tables they fill; SELECT
---   only where they read: calls, variance, changes, budget_breaches (insights jobs) and
+-- * tokentrail_writer: the worker, the insights job and the rollup refresh. INSERT into the
+--   tables they fill (rollup_dirty: the materialized views on calls and events write it as part
+--   of the worker's insert); SELECT only where they read: calls, variance, changes,
+--   budget_breaches (insights jobs), events and the rollup bookkeeping (rollup refresh) and
 --   schema_migrations (the worker's version check). DESCRIBE and system.tables, which the sink
 --   reads for column types and partition keys, need no grant beyond these.
 -- * tokentrail_reader: what every Grafana user holds: no table grants of its own, the settings
@@ -46,12 +48,16 @@ GRANT INSERT ON ${database}.events, INSERT ON ${database}.calls, INSERT ON ${dat
     INSERT ON ${database}.deadletter, INSERT ON ${database}.receipts, INSERT ON ${database}.loop_detections,
     INSERT ON ${database}.pii_findings, INSERT ON ${database}.variance, INSERT ON ${database}.changes,
     INSERT ON ${database}.budget_breaches,
+    INSERT ON ${database}.calls_rollup, INSERT ON ${database}.events_rollup, INSERT ON ${database}.rollup_dirty,
+    INSERT ON ${database}.rollup_watermark,
     SELECT ON ${database}.calls, SELECT ON ${database}.variance, SELECT ON ${database}.changes,
-    SELECT ON ${database}.budget_breaches, SELECT ON ${database}.schema_migrations
+    SELECT ON ${database}.budget_breaches, SELECT ON ${database}.schema_migrations,
+    SELECT ON ${database}.events, SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark
     TO tokentrail_writer;
 
 GRANT SELECT ON ${database}.events, SELECT ON ${database}.calls, SELECT ON ${database}.tool_calls,
     SELECT ON ${database}.deadletter, SELECT ON ${database}.receipts, SELECT ON ${database}.loop_detections,
     SELECT ON ${database}.pii_findings, SELECT ON ${database}.variance, SELECT ON ${database}.changes,
-    SELECT ON ${database}.budget_breaches
+    SELECT ON ${database}.budget_breaches, SELECT ON ${database}.calls_rollup, SELECT ON ${database}.events_rollup,
+    SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark
     TO tokentrail_all_tenants;

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tokentrail.sinks import ClickHouseSink
 from tokentrail.sinks.privileges import (
+    SHARED_TABLES,
     TENANT_PREDICATES,
     UNSCOPED_TABLES,
     ReaderLimits,
@@ -82,8 +83,8 @@ def test_reader_profile_pins_the_limits(clickhouse):
 
 def test_every_table_has_a_tenant_decision(clickhouse, db):
     """Every table the migrations create is tenant-filtered, platform-only or bookkeeping: a new one forces a choice."""
-    tables = set(clickhouse.query(f"SHOW TABLES FROM {db}").result_columns[0])
-    assert tables == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES) | {"schema_migrations"}
+    tables = {t for t in clickhouse.query(f"SHOW TABLES FROM {db}").result_columns[0] if not t.endswith("_mv")}
+    assert tables == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES) | set(SHARED_TABLES) | {"schema_migrations"}
     statements = render_access_sql(["acme"], database=db)
     for table in (*TENANT_PREDICATES, *UNSCOPED_TABLES):
         assert any(f"tokentrail_unscoped ON {db}.{table} " in s for s in statements)
@@ -102,8 +103,11 @@ def test_writer_may_insert_everywhere_and_read_only_what_it_needs(db):
     assert {database for _, database, _ in granted} == {db}
     selects = {table for kind, _, table in granted if kind == "SELECT"}
     inserts = {table for kind, _, table in granted if kind == "INSERT"}
-    assert selects == {"calls", "variance", "changes", "budget_breaches", "schema_migrations"}
-    assert inserts == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES)
+    assert selects == {
+        *("calls", "variance", "changes", "budget_breaches", "schema_migrations"),  # insights, version check
+        *("events", "rollup_dirty", "rollup_watermark"),  # the rollup refresh
+    }
+    assert inserts == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES) | set(SHARED_TABLES)
     assert "CREATE" not in grant and "ALTER" not in grant and "DROP" not in grant
 
 

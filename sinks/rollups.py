@@ -1,0 +1,163 @@
+"""Refresh ``calls_rollup`` from deduplicated calls: the 5-minute buckets the dashboards read at wide ranges.
+
+Why the rollup is refreshed rather than fed by a materialized view, and why readers stay exact
+whatever the refresh does, is in ``migrations/0007_rollups.sql``. In short: a view on ``calls``
+marks each bucket that receives rows (``rollup_dirty``); :func:`refresh` recomputes the marked
+buckets from ``calls FINAL`` and then records when it started (``rollup_watermark``); a reader
+trusts a bucket only if no mark for it is newer than that watermark minus :data:`MARGIN`.
+
+Who calls it: whatever runs the store jobs, once a minute (the insights leader); or
+``benchmarks/dashboards.py`` after seeding. Concurrent refreshes are safe (both compute the same
+rows from the same data; the newer computation wins), merely wasteful.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+
+from .identifiers import check_identifier
+
+__all__ = [
+    "refresh",
+    "refresh_one",
+    "Rollup",
+    "ROLLUPS",
+    "RefreshResult",
+    "BUCKET_SECONDS",
+    "MARGIN_SECONDS",
+    "MAX_AGE_SECONDS",
+]
+
+log = logging.getLogger(__name__)
+
+BUCKET_SECONDS = 300
+# A mark is written (its marked_at taken) a little before its part is visible: a refresh that
+# read marks up to T may have missed marks stamped just before T. Readers therefore distrust
+# marks newer than watermark - MARGIN, and every refresh re-reads marks from there.
+MARGIN_SECONDS = 300
+# rollup_dirty keeps 3 days of marks (0008's retention); a watermark older than this cannot be
+# trusted to have seen every mark since, so readers ignore the rollup and refresh rebuilds it.
+MAX_AGE_SECONDS = 2 * 86_400
+_BUCKETS_PER_INSERT = 2_000  # one INSERT ... SELECT per this many buckets: bounded memory and query size
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup: the table it summarises (read FINAL), its dimensions and what one bucket's row holds."""
+
+    name: str
+    source: str
+    dimensions: str
+    aggregates: str
+    columns: str
+
+
+ROLLUPS = (
+    Rollup(
+        "calls_rollup",
+        "calls",
+        "tenant, service, feature, provider, model, priced, status, finish_reason, error_type",
+        """count() AS calls, sum(cost_usd) AS cost_usd, sum(input_tokens) AS input_tokens,
+    sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens,
+    quantilesState(0.5, 0.95, 0.99)(latency_ms) AS latency, quantilesState(0.5, 0.95)(ttft_ms) AS ttft,
+    max(ts) AS last_ts""",
+        "calls, cost_usd, input_tokens, cached_input_tokens, output_tokens, latency, ttft, last_ts",
+    ),
+    Rollup("events_rollup", "events", "tenant, service, feature, model, type", "count() AS events", "events"),
+)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What one refresh of one rollup did: buckets recomputed, the watermark it recorded, seconds taken."""
+
+    rollup: str
+    buckets: int
+    watermark: datetime
+    seconds: float
+    full: bool
+
+
+def refresh(client: Client, *, database: str = "tokentrail") -> list[RefreshResult]:
+    """Refresh every rollup (see :func:`refresh_one`)."""
+    return [refresh_one(client, rollup, database=database) for rollup in ROLLUPS]
+
+
+def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail") -> RefreshResult:
+    """Recompute every bucket marked since the last watermark (minus the margin); then advance it.
+
+    A first run, or one after more than ``MAX_AGE_SECONDS`` without a refresh, recomputes every
+    bucket the source holds. Store errors propagate: the watermark advances only after every
+    bucket was written, so a failed refresh is simply done again by the next one.
+    """
+    check_identifier(database, "database")
+    started = time.perf_counter()
+    now = client.query("SELECT now64(3)").result_rows[0][0]
+    previous = client.query(
+        f"SELECT max(refreshed_before), count() FROM {database}.rollup_watermark WHERE name = {{n:String}}",
+        parameters={"n": rollup.name},
+    ).result_rows[0]
+    full = not previous[1] or (now - previous[0]).total_seconds() > MAX_AGE_SECONDS
+    if full:
+        buckets_sql = f"SELECT DISTINCT toStartOfFiveMinutes(ts) FROM {database}.{rollup.source}"
+    else:
+        buckets_sql = (
+            f"SELECT DISTINCT bucket FROM {database}.rollup_dirty WHERE rollup = {{n:String}} "
+            f"AND marked_at > {{since:DateTime64(3)}} - INTERVAL {MARGIN_SECONDS} SECOND"
+        )
+    parameters = {"since": previous[0], "n": rollup.name}
+    buckets = sorted(row[0] for row in client.query(buckets_sql, parameters=parameters).result_rows)
+    distributed = _is_distributed(client, database, rollup.name)
+    for start in range(0, len(buckets), _BUCKETS_PER_INSERT):
+        _recompute(client, database, rollup, buckets[start : start + _BUCKETS_PER_INSERT], now, distributed)
+    client.insert(
+        f"{database}.rollup_watermark",
+        [[rollup.name, now, len(buckets)]],
+        column_names=["name", "refreshed_before", "buckets"],
+        settings=_FOREGROUND if distributed else None,
+    )
+    result = RefreshResult(rollup.name, len(buckets), now, time.perf_counter() - started, full)
+    log.info(
+        "rollup %s: %d bucket(s) in %.2fs%s", rollup.name, result.buckets, result.seconds, " (full)" if full else ""
+    )
+    return result
+
+
+# On a cluster the writes go through Distributed tables and must be on their shards when refresh returns.
+_FOREGROUND = {"distributed_foreground_insert": 1}
+
+
+def _recompute(
+    client: Client, database: str, rollup: Rollup, buckets: list[datetime], now: datetime, distributed: bool
+) -> None:
+    """Write the rows of ``buckets`` from the source read with FINAL (deduplicated).
+
+    Every row of one refresh carries ``computed_at`` = that refresh's watermark, so a reader can
+    take, per bucket, the newest computation no newer than the watermark, without FINAL.
+    """
+    if not buckets:
+        return
+    # The range bound lets partition pruning and the minmax index skip months; IN picks the buckets.
+    client.command(
+        f"""INSERT INTO {database}.{rollup.name} (bucket, {rollup.dimensions}, {rollup.columns}, computed_at)
+SELECT toStartOfFiveMinutes(ts) AS bucket, {rollup.dimensions}, {rollup.aggregates}, {{now:DateTime64(3)}}
+FROM {database}.{rollup.source} FINAL
+WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} + INTERVAL {BUCKET_SECONDS} SECOND
+  AND toStartOfFiveMinutes(ts) IN {{buckets:Array(DateTime)}}
+GROUP BY bucket, {rollup.dimensions}""",
+        parameters={"lo": buckets[0], "hi": buckets[-1], "buckets": buckets, "now": now},
+        settings=_FOREGROUND if distributed else None,
+    )
+
+
+def _is_distributed(client: Client, database: str, table: str) -> bool:
+    engine = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": table},
+    ).result_rows
+    return bool(engine) and engine[0][0] == "Distributed"
