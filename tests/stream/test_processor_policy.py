@@ -169,3 +169,34 @@ def test_a_huge_dead_letter_is_cut_for_the_topic_not_for_the_table():
     assert (message["payload_truncated"], message["payload_bytes"]) == (True, 1_400_000)
     small = json.loads(dead_letter_message({**big, "payload": "{}"}))
     assert small["payload"] == "{}" and "payload_truncated" not in small
+
+
+def tool_call(trace: str, ts: datetime | str) -> bytes:
+    raw = json.loads(doc(ts if isinstance(ts, str) else ts.isoformat()))
+    raw |= {"trace_id": trace, "tool": {"name": "search", "arguments": {"q": "same"}, "result": "none"}}
+    return json.dumps(raw).encode()
+
+
+def test_far_future_events_do_not_expire_other_traces_loop_state():
+    """Trace A repeats a tool call; between its calls other traces send a ts a day ahead (accepted) and in
+    year 9999 (a dead letter), and the worker's sweep runs: A's fifth identical call is still detected."""
+    from tokentrail.stream.detectors import LoopConfig, LoopDetector
+
+    now = datetime.now(UTC)
+    state: dict[str, Any] = {}
+    detector = LoopDetector(LoopConfig(), state)
+    pipeline = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True, detectors=[detector])
+
+    def run(*lines: bytes) -> Any:
+        return pipeline.process([Inbound(f"f:{i}", raw, now_utc()) for i, raw in enumerate(lines)])
+
+    run(*(tool_call("trace-a", now - timedelta(seconds=10 - i)) for i in range(3)))
+    late = run(tool_call("trace-b", now + timedelta(hours=23)), tool_call("trace-c", "9999-12-31T23:59:59Z"))
+    assert [d.invalid.reason for d in late.dead] == ["ts_out_of_range"] and len(late.accepted) == 1
+    detector.expire()  # what the worker runs every few batches: by the clock
+    last = run(*(tool_call("trace-a", now - timedelta(seconds=3 - i)) for i in range(2)))
+    assert [(d["kind"], d["trace_id"], d["repeats"]) for d in last.detections] == [("repeated_tool_call", "trace-a", 5)]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
