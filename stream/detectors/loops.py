@@ -55,7 +55,9 @@ class LoopConfig:
     spend_usd: Decimal = Decimal("5")  # ... or cost
     spend_window_s: int = 900
     trace_ttl_s: int = 6 * 3600  # state of a trace not seen for this long (processing time) is dropped
-    max_traces: int = 1_000_000  # at a sweep, beyond this many states the least recently seen go
+    # At a sweep, beyond this many states the least recently seen go: a replay of days of history
+    # reads them in minutes, so idle time alone would keep every trace (the pipeline process caches as many).
+    max_traces: int = 200_000
     halt_on: frozenset[str] = field(default_factory=frozenset)  # kinds that also publish a halt record
 
     def __post_init__(self) -> None:
