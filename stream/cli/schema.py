@@ -1,4 +1,4 @@
-"""`tokentrail schema events|apply`: the event contract's JSON Schema; ClickHouse migrations."""
+"""`tokentrail schema events|apply|sql`: the event contract's JSON Schema; ClickHouse migrations and their DDL."""
 
 from __future__ import annotations
 
@@ -26,7 +26,16 @@ def register(commands: Any) -> None:
         default=[],
         help="retention per table in days, e.g. --retention events=14 (repeatable; also changes existing tables)",
     )
+    apply.add_argument(
+        "--cluster",
+        metavar="NAME",
+        default=None,
+        help="create the cluster form (Replicated tables ON CLUSTER NAME behind Distributed tables; docs/storage.md)",
+    )
     apply.set_defaults(run=_apply, needs_pipeline=True)
+    sql = schema_sub.add_parser("sql", help="print the DDL `schema apply` would run on an empty store (no server)")
+    sql.add_argument("--cluster", metavar="NAME", default=None, help="the cluster form for cluster NAME")
+    sql.set_defaults(run=_sql, needs_pipeline=True)
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -52,6 +61,14 @@ def _apply(args: argparse.Namespace) -> int:
     from tokentrail.sinks import connect, migrations
 
     ttl_days = retention_days(args.retention)
-    applied = migrations.apply(connect(args.clickhouse), ttl_days=ttl_days or None)
+    applied = migrations.apply(connect(args.clickhouse), ttl_days=ttl_days or None, cluster=args.cluster)
     print(f"applied {len(applied)} migration(s): {', '.join(map(str, applied)) or 'none pending'}")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from tokentrail.sinks import migrations
+
+    for statement in migrations.schema_sql(cluster=args.cluster):
+        sys.stdout.write(f"{statement};\n\n")
     return 0

@@ -168,3 +168,21 @@ def test_unknown_statements_and_tables_are_refused_not_left_node_local():
         cluster_form("INSERT INTO tokentrail.calls VALUES (1)", CLUSTER)
     with pytest.raises(ValueError, match="cluster name"):
         cluster_form("CREATE DATABASE IF NOT EXISTS tokentrail", "bad name; DROP")
+
+
+@pytest.mark.parametrize("argv", [[], ["--cluster", CLUSTER]])
+def test_schema_sql_command_prints_the_statements(capsys, argv):
+    """`tokentrail schema sql [--cluster NAME]` prints exactly schema_sql()'s statements, each ending in ';'."""
+    from tokentrail.stream.cli import main
+
+    assert main(["schema", "sql", *argv]) == 0
+    printed = [s.strip() for s in capsys.readouterr().out.split(";\n\n") if s.strip()]
+    assert printed == schema_sql(cluster=argv[1] if argv else None)
+
+
+def test_schema_sql_command_refuses_a_bad_cluster_name(capsys):
+    """A cluster name that is not an identifier is a usage error (exit 2), not SQL."""
+    from tokentrail.stream.cli import main
+
+    assert main(["schema", "sql", "--cluster", "x; DROP"]) == 2
+    assert "cluster name" in capsys.readouterr().err
