@@ -241,7 +241,7 @@ def drain(
             worker.stop()
         store = read_store(worker.store, CHECKS)
     figures = drain_figures(worker.batches, worker.started, first, last)
-    return {**figures, "store": {k: v[0][0] for k, v in store.items()}}
+    return {**figures, "store": store}
 
 
 def main(argv: list[str]) -> int:
