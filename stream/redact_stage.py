@@ -1,6 +1,6 @@
 """The redact stage: every string an emitter sent is redacted or pseudonymised before it is stored.
 
-What is treated how (docs/architecture.md, "What is stored"):
+What is treated how (README.md, "Guarantees", says the same for users):
 
 - free text, as JSON at any depth (keys included, numbers under PII-named keys, valid card and
   IBAN numbers): `attributes`, prompt `messages` and `params`, `output`, requested `tool_calls`
