@@ -76,6 +76,11 @@ def growing_dead_letter() -> bytes:
     return encode(doc)
 
 
+def control_characters() -> bytes:
+    """300 KB of U+0001 (not JSON): its dead-letter message escapes each as `\\u0001`, six bytes for one."""
+    return b"\x01" * 300_000
+
+
 def _backfill(months: int, now: datetime) -> list[Pill]:
     """`months` events, one in each of the last `months` months (130 partitions in one batch)."""
     pills = []
@@ -120,6 +125,7 @@ def poison_pills(now: datetime | None = None) -> list[Pill]:
         Pill("PII in a non-JSON line", f"oops {EMAIL} {CARD} call {NAME}".encode()),
         Pill("1 MiB + 1 event", _big(1024 * 1024)),
         Pill("dead letter that doubles when escaped", growing_dead_letter()),
+        Pill("300 KB of control characters", control_characters()),
         Pill("20,000-message prompt", _prompt_of(20_000)),
         Pill("3,000-level nesting", _deep(3000)),
         Pill("not JSON", b"\xff\xfe{"),

@@ -16,7 +16,17 @@ import pytest
 from child_processes import child_pids, is_running
 from confluent_kafka import Producer
 from kafka_harness import consume_all, produce, start_worker, stop, wait_caught_up, wait_until
-from pills import PII_NEEDLES, Pill, event_ids, expected, good_events, growing_dead_letter, interleave, poison_pills
+from pills import (
+    PII_NEEDLES,
+    Pill,
+    control_characters,
+    event_ids,
+    expected,
+    good_events,
+    growing_dead_letter,
+    interleave,
+    poison_pills,
+)
 from store_check import read_back
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -68,11 +78,19 @@ def test_worker_survives_every_pill(kafka_bootstrap, new_topic, tmp_path):
     assert not [n for n in PII_NEEDLES if n.lower().encode() in on_topic], "the dead-letter topic is redacted too"
 
 
-def test_worker_survives_a_dead_letter_that_grows(kafka_bootstrap, new_topic, tmp_path):
-    """With Kafka's default limits: an invalid ~600 KB event whose dead-letter message would exceed 1 MiB
-    (its quotes escaped again) must not stop the worker; the 200 good events around it are stored."""
+@pytest.mark.parametrize(
+    "pill",
+    [
+        Pill("dead letter that doubles when escaped", growing_dead_letter()),
+        Pill("300 KB of control characters", control_characters()),
+    ],
+    ids=lambda pill: pill.name.replace(" ", "-"),
+)
+def test_worker_survives_a_dead_letter_that_grows(kafka_bootstrap, new_topic, tmp_path, pill):
+    """With Kafka's default limits: an invalid line well under 1 MiB whose dead-letter message grows past it
+    when escaped again (quotes: x2, control characters: x6) must not stop the worker; the 200 good
+    events around it are stored."""
     now = datetime.now(UTC)
-    pill = Pill("dead letter that doubles when escaped", growing_dead_letter())
     good = good_events(200)
     topic = new_topic()
     produce(kafka_bootstrap, topic, interleave(good, [pill]))
