@@ -31,6 +31,7 @@ from tokentrail.dashboards.macros import TimeRange, expand_macros, render
 from tokentrail.dashboards.queries import Selection, last, panel_sql, variable_options
 from tokentrail.dashboards.spec import FILTER_VARIABLES
 from tokentrail.sinks import apply, close_embedded, connect
+from tokentrail.sinks.rollups import refresh
 
 GOAL_MS = 300.0
 SEEDED_TABLES = (
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  calls: {calls_s:.1f}s; other tables: {seed_side_tables(client, args.calls):.1f}s", file=sys.stderr)
     if client.query("SELECT count() FROM tokentrail.events").result_rows[0][0] == 0:
         print(f"  events: {seed_events(client):.1f}s", file=sys.stderr)
+    # The rollups the wide-range panels read (sinks/migrations/0008_rollups.sql): built in full on a
+    # fresh store, incremental afterwards, as the insights leader runs it each minute.
+    for done in refresh(client):
+        kind = "full build" if done.full else "refresh"
+        print(f"  {done.rollup}: {kind} of {done.buckets:,} bucket(s) in {done.seconds:.1f}s", file=sys.stderr)
     counts = {
         t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
         for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")
