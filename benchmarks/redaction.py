@@ -20,7 +20,15 @@ Then the Redactor alone on a longer stream (`--events`), where repeats across tr
 with `--processes N` once more with N worker processes.
 
 Events/s counts events; words/s counts whitespace-separated words in all strings of those events.
-Finally the per-entity recall table on the labelled corpus (redaction/corpus.json), NER and pattern-only.
+Then the per-entity recall table on the labelled corpus (redaction/corpus.json), NER and pattern-only.
+
+Then the independent evaluation set (`redaction_eval/`: Faker values in 26 locales and 8 telemetry
+shapes, generated with a fixed seed): recall and precision per entity on its dev and held-out test
+splits, NER and pattern-only, recall per locale on the test split, and the issue's goals on it.
+`--eval-model PATH_OR_PACKAGE` adds other spaCy models to compare (recall, cost, size on disk).
+
+Last, Redact's µs per message on the pipeline benchmark's traffic against the NER floor (spaCy's
+`nlp.pipe` alone on exactly the pieces the redactor sent it): `redaction_eval/ner_floor.py`.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ from collections.abc import Callable
 from typing import Any
 
 from _common import median, print_table
+from redaction_eval import ner_floor
+from redaction_eval.generate import generate
+from redaction_eval.score import entity_rows, goals, locale_rows, score
 
 from tokentrail.redaction import RedactionConfig, Redactor
 from tokentrail.redaction.quality import evaluate, load_corpus
@@ -123,16 +134,97 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=1, help="also run the stream with this many worker processes")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-throughput", action="store_true", help="only the quality tables and the NER floor")
+    p.add_argument("--eval-per-locale", type=int, default=24, help="evaluation samples per locale and shape")
+    p.add_argument("--eval-model", action="append", default=[], help="another spaCy model to compare (repeatable)")
+    p.add_argument("--pipeline-events", type=int, default=20000, help="pipeline traffic for the NER floor (0: skip)")
+    p.add_argument("--floor-rounds", type=int, default=3)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # naive engine: "MONEY is not mapped" per call
 
     key = os.urandom(32)
     ner = Redactor(RedactionConfig(nlp_model=args.model), key)
+    pattern = Redactor(RedactionConfig(nlp_model=None), key)
+    if not args.skip_throughput:
+        throughput(args, ner, pattern, key)
+    independent_set(args, ner, pattern, key)
+    if args.pipeline_events:
+        values = ner_floor.pipeline_values(args.pipeline_events, 11)
+        report = ner_floor.measure(ner, pattern, values, args.floor_rounds)
+        print("\nRedact on the pipeline benchmark's traffic against the NER floor (medians):")
+        print("\n".join(report.lines()))
+    return 0
+
+
+def independent_set(args: argparse.Namespace, ner: Redactor, pattern: Redactor, key: bytes) -> None:
+    """Recall and precision on text nobody here wrote: per entity, per split, per locale; the goals."""
+    samples = generate(args.eval_per_locale)
+    splits = {name: [s for s in samples if s.split == name] for name in ("dev", "test")}
+    print(
+        f"\nindependent evaluation set: {len(samples)} samples (dev {len(splits['dev'])}, held-out test "
+        f"{len(splits['test'])}), recall / precision per entity"
+    )
+    for split, chosen in splits.items():
+        scores = {"NER": score(ner, chosen), "pattern-only": score(pattern, chosen)}
+        print(f"\n{split} split:")
+        print_table(
+            ("entity", "labelled", "recall NER", "precision NER", "recall pattern-only", "precision pattern-only"),
+            entity_rows(scores),
+            right=(1, 2, 3, 4, 5),
+        )
+        if split == "test":
+            test = scores["NER"]
+    entities = ("PERSON", "LOCATION", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS")
+    print("\nrecall per locale, held-out test split, NER:")
+    print_table(("locale", *entities, "kept"), locale_rows(test, entities), right=tuple(range(1, len(entities) + 2)))
+    print("\ngoals on the held-out test split (NER):")
+    for what, measured, goal, met in goals(test):
+        shown = "-" if measured is None else f"{measured:.2%}"
+        print(f"  {what:28} {shown:>8}  goal >= {goal:.1%}  {'met' if met else 'MISSED'}")
+    for model in args.eval_model:
+        compare_model(model, splits["test"], key, ner)
+
+
+def compare_model(model: str, samples: list[Any], key: bytes, baseline: Redactor) -> None:
+    """Another spaCy model on the held-out split: what it finds, what it costs, how big it is."""
+    from pathlib import Path
+
+    other = Redactor(RedactionConfig(nlp_model=model), key)
+    rows = []
+    for name, redactor in ((baseline.detector.model_name, baseline), (model, other)):
+        redactor.clear_cache()
+        start = time.perf_counter()
+        result = score(redactor, samples)
+        seconds = time.perf_counter() - start
+        path = Path(str(name)) if Path(str(name)).is_dir() else None
+        if path is None:
+            import importlib.util
+
+            spec = importlib.util.find_spec(str(name))
+            path = Path(spec.origin).parent if spec and spec.origin else None
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6 if path else 0.0
+        rows.append(
+            (
+                str(name)[-40:],
+                f"{result.recall('PERSON'):.2%}",
+                f"{result.recall('LOCATION'):.2%}",
+                f"{result.kept_share:.2%}",
+                f"{seconds / len(samples) * 1e3:.2f}",
+                f"{size:.0f}",
+            )
+        )
+    print("\nspaCy models on the held-out test split (with the same rules and lexicon):")
+    print_table(
+        ("model", "PERSON recall", "LOCATION recall", "kept", "ms/sample", "MB on disk"), rows, right=(1, 2, 3, 4, 5)
+    )
+
+
+def throughput(args: argparse.Namespace, ner: Redactor, pattern: Redactor, key: bytes) -> None:
+    """Naive Presidio against the Redactor on demo traffic, and the corpus tables."""
     pooled = (
         Redactor(RedactionConfig(nlp_model=args.model, processes=args.processes), key) if args.processes > 1 else None
     )
-    pattern = Redactor(RedactionConfig(nlp_model=None), key)
     stream = traffic(args.events, args.seed)
     sample = stream[: args.naive_events]
     words = {id(v): sum(len(s.split()) for s in strings(v)) for v in stream}
@@ -188,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncorpus quality, {label} ({report.snippets} snippets):\n{report.table()}")
     if pooled is not None:
         pooled.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -183,8 +183,9 @@ class Redactor:
         return {"hits": self._cache.hits, "misses": self._cache.misses, "size": len(self._cache.data)}
 
     def clear_cache(self) -> None:
-        """Forget cached results (benchmarks measure a cold start with it)."""
+        """Forget cached results and NER's spans (benchmarks measure a cold start with it)."""
         self._cache = ResultCache(self.config.cache_size)
+        self.detector.clear_ner_cache()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -108,3 +108,47 @@ def _occurrences(text: str, value: str) -> Iterator[int]:
     while start >= 0:
         yield start
         start = text.find(value, start + 1)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def entity_rows(scores: dict[str, Score]) -> list[tuple[str, ...]]:
+    """One row per entity: labelled count, recall and precision under each named score."""
+    entities = sorted({e for s in scores.values() for e in s.labelled})
+    rows = []
+    for entity in entities:
+        row = [entity, str(next(iter(scores.values())).labelled[entity])]
+        for s in scores.values():
+            row += [_pct(s.recall(entity)), _pct(s.precision(entity))]
+        rows.append(tuple(row))
+    rows.append(
+        (
+            "technical tokens kept",
+            str(next(iter(scores.values())).technical),
+            *(x for s in scores.values() for x in (_pct(s.kept_share), "")),
+        )
+    )
+    return rows
+
+
+def locale_rows(result: Score, entities: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Recall per locale (and the technical tokens kept), one column per entity."""
+    rows = []
+    for locale, c in sorted(result.by_locale.items()):
+        cells = [_pct(c[e] / c[e + ":n"]) if c[e + ":n"] else "-" for e in entities]
+        rows.append((locale, *cells, _pct(c["keep"] / c["keep:n"]) if c["keep:n"] else "-"))
+    return rows
+
+
+def goals(result: Score) -> list[tuple[str, float | None, float, bool]]:
+    """The issue's goals on the held-out split: (what, measured, goal, met)."""
+    out: list[tuple[str, float | None, float, bool]] = []
+    person = result.recall("PERSON")
+    out.append(("PERSON recall", person, 0.98, person is not None and person >= 0.98))
+    for entity in PATTERN_ENTITIES:
+        r = result.recall(entity)
+        out.append((f"{entity} recall", r, 0.995, r is None or r >= 0.995))
+    out.append(("technical tokens kept", result.kept_share, 0.98, result.kept_share >= 0.98))
+    return out
