@@ -1,7 +1,7 @@
 """OTLP spans vs v1 events through the real worker, in one run: the same calls both ways.
 
     .venv/bin/python benchmarks/otlp.py                       # starts a local Kafka broker
-    .venv/bin/python benchmarks/otlp.py --kafka 127.0.0.1:9092 --events 30000 --json out.json
+    .venv/bin/python benchmarks/otlp.py --kafka 127.0.0.1:9092 --events 6000 --rounds 2 --json out.json
 
 The synthetic generator's valid events (model calls: a prompt and its output; tool calls) are
 turned into the OpenTelemetry GenAI spans that would have carried them (a `chat` span per call,
@@ -15,6 +15,9 @@ as the collector's kafka exporter writes them with `partition_traces_by_id`. The
    pipeline_bench/worker.py, instrumented sink) draining the backlog: events/s;
 3. OTLP drain: the spans in a fresh OTLP topic, the same worker with `--otlp-topic`: events/s and
    spans/s, and the ratio to the v1 run. Goal (issue 13): OTLP events/s >= 80% of v1 events/s.
+   Then the same spans one per message (a trace's spans exported in different batches): the
+   worst case. Steps 2 and 3 alternate `--rounds` times (the machine's load changes); the median
+   ratios count.
 
 Both stores must hold exactly the events sent (the same count, the same total cost). Figures and
 their reading: docs/otlp.md, "Throughput".
@@ -35,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import kafka, log, machine, new_topic, print_table, versions
+from _common import kafka, log, machine, median, median_item, new_topic, print_table, versions
 from pipeline_bench.sustained import drain_figures
 from pipeline_bench.traffic import ENV_NLP, generate_lines, produce_lines, read_store
 from pipeline_bench.worker import WorkerProcess
@@ -84,8 +87,12 @@ def _ns(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1e9)
 
 
-def to_requests(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
-    """(trace id hex, serialized ExportTraceServiceRequest) per trace, spans in the current conventions."""
+def to_requests(events: list[dict[str, Any]], *, per_span: bool = False) -> list[tuple[bytes, bytes]]:
+    """(trace id hex, serialized ExportTraceServiceRequest) per trace, spans in the current conventions.
+
+    `per_span`: one message per span instead, as when a trace's spans end in different export
+    batches (long agent runs; the real-collector test sees this): the worst case for the worker.
+    """
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -169,7 +176,13 @@ def to_requests(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
                     attrs["error.type"] = "tool_error"
                     s.status.code = 2
             s.attributes.extend(kv(k, v) for k, v in attrs.items())
-        out.append((trace_id.hex().encode(), request.SerializeToString()))
+        if not per_span:
+            out.append((trace_id.hex().encode(), request.SerializeToString()))
+            continue
+        for s in list(scope.spans):  # the same resource, one span each
+            del scope.spans[:]
+            scope.spans.append(s)
+            out.append((trace_id.hex().encode(), request.SerializeToString()))
     return out
 
 
@@ -235,7 +248,7 @@ def drain(
         try:
             worker.wait_inbound(1, 120, "the first batch")
             first = worker.cpu_seconds(), time.time()
-            worker.wait_inbound(events, max(120.0, events / 200), "the backlog to be stored")
+            worker.wait_inbound(events, max(300.0, events / 10), "the backlog to be stored")
             last = worker.cpu_seconds(), time.time()
         finally:
             worker.stop()
@@ -247,9 +260,10 @@ def drain(
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", default=os.environ.get("TOKENTRAIL_BENCH_KAFKA"))
-    parser.add_argument("--events", type=int, default=30_000, help="generator events (before filtering)")
+    parser.add_argument("--events", type=int, default=10_000, help="generator events (before filtering)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=2, help="alternated v1 / OTLP drains (median reported)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--nlp-model", default="none", help=f"{ENV_NLP} for the workers (as benchmarks/pipeline.py)")
     parser.add_argument("--json", help="also write the results here")
@@ -261,6 +275,7 @@ def main(argv: list[str]) -> int:
     lines, _ = generate_lines(args.events, args.seed)
     v1_lines, events = valid_calls(lines)
     requests = to_requests(events)
+    single = to_requests(events, per_span=True)
     results: dict[str, Any] = {
         "machine": machine(),
         "versions": versions("faust-streaming", "opentelemetry-proto", "protobuf", "chdb"),
@@ -269,15 +284,32 @@ def main(argv: list[str]) -> int:
     }
     results["mapping"] = mapping_cost(requests)
     spans = results["mapping"]["spans"]
+    v1_runs, otlp_runs, single_runs = [], [], []
     with kafka(args.kafka) as bootstrap:
-        log(f"v1 drain: {len(v1_lines):,} events")
-        results["v1"] = drain(bootstrap, args, len(v1_lines), None, v1_lines)
-        log(f"OTLP drain: {spans:,} spans in {len(requests):,} messages -> {len(events):,} events")
-        results["otlp"] = drain(bootstrap, args, len(events), requests, [])
-    v1, otlp = results["v1"], results["otlp"]
-    results["otlp"]["spans_per_s"] = otlp["events_per_s"] * spans / len(events)
-    results["ratio"] = otlp["events_per_s"] / v1["events_per_s"]
-    exact = v1["store"] == otlp["store"] and v1["store"]["stored"] == len(events)
+        for round_ in range(1, args.rounds + 1):  # alternated, so every path sees the same machine load
+            log(f"round {round_}: v1 drain of {len(v1_lines):,} events")
+            v1_runs.append(drain(bootstrap, args, len(v1_lines), None, v1_lines))
+            log(
+                f"round {round_}: OTLP drain of {spans:,} spans in {len(requests):,} messages -> {len(events):,} events"
+            )
+            otlp_runs.append(drain(bootstrap, args, len(events), requests, []))
+            log(f"round {round_}: OTLP drain, one span per message ({len(single):,} messages)")
+            single_runs.append(drain(bootstrap, args, len(events), single, []))
+    for run in otlp_runs + single_runs:
+        run["spans_per_s"] = run["events_per_s"] * spans / len(events)
+    ratios = [o["events_per_s"] / v["events_per_s"] for v, o in zip(v1_runs, otlp_runs, strict=True)]
+    single_ratios = [o["events_per_s"] / v["events_per_s"] for v, o in zip(v1_runs, single_runs, strict=True)]
+    results["rounds"] = [
+        {"v1": v, "otlp": o, "otlp_per_span": p, "ratio": r, "ratio_per_span": q}
+        for v, o, p, r, q in zip(v1_runs, otlp_runs, single_runs, ratios, single_ratios, strict=True)
+    ]
+    results["ratio"], results["ratio_per_span"] = median(ratios), median(single_ratios)
+    v1 = median_item(v1_runs, key=lambda r: r["events_per_s"])
+    otlp = median_item(otlp_runs, key=lambda r: r["events_per_s"])
+    per_span = median_item(single_runs, key=lambda r: r["events_per_s"])
+    results["v1"], results["otlp"], results["otlp_per_span"] = v1, otlp, per_span
+    stores = [r["store"] for r in v1_runs + otlp_runs + single_runs]
+    exact = all(store == stores[0] for store in stores) and stores[0]["stored"] == len(events)
     print(f"\n{results['machine']}\n{results['versions']}")
     print(f"{len(events):,} events = {spans:,} spans in {len(requests):,} OTLP messages (one per trace)\n")
     m = results["mapping"]
@@ -291,20 +323,26 @@ def main(argv: list[str]) -> int:
             [
                 name,
                 f"{r['events_per_s']:,.0f}",
-                f"{r.get('spans_per_s', 0):,.0f}" if name == "otlp" else "",
+                f"{r['spans_per_s']:,.0f}" if "spans_per_s" in r else "",
                 f"{r['worker_cpu_us_per_msg']:.0f}",
                 f"{r['worker_stages_us'].get('OtlpExpand', 0.0):.1f}",
                 str(r["store"]["stored"]),
                 r["store"]["cost"],
             ]
-            for name, r in (("v1", v1), ("otlp", otlp))
+            for name, r in (("v1", v1), ("otlp, one message per trace", otlp), ("otlp, one message per span", per_span))
         ],
         right=range(1, 7),
     )
-    print(f"\nOTLP / v1 events/s: {results['ratio']:.0%} (goal >= {GOAL_RATIO:.0%}); stores identical: {exact}")
+    per_round = ", ".join(f"{r:.0%}" for r in ratios)
+    per_span_rounds = ", ".join(f"{r:.0%}" for r in single_ratios)
+    print(
+        f"\nOTLP / v1 events/s, median of {len(ratios)} alternated rounds: {results['ratio']:.0%} ({per_round}); "
+        f"one span per message: {results['ratio_per_span']:.0%} ({per_span_rounds}); "
+        f"goal >= {GOAL_RATIO:.0%}; every store identical and complete: {exact}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    return 0 if exact and results["ratio"] >= GOAL_RATIO else 1
+    return 0 if exact and min(results["ratio"], results["ratio_per_span"]) >= GOAL_RATIO else 1
 
 
 if __name__ == "__main__":
