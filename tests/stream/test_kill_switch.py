@@ -16,6 +16,16 @@ from tokentrail.collectors.kafka import KafkaTransport
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+def _wait_ready(tmp_path, group: str, worker) -> None:
+    """Until the worker has built its pipeline process and joined its group (faust logs "Ready"):
+    on a loaded machine that takes far longer than any fixed pause, and the agent would run ahead."""
+
+    def ready() -> bool:
+        return any(b"[^Worker]: Ready" in log.read_bytes() for log in tmp_path.glob(f"worker-{group}-*.log"))
+
+    wait_until(ready, 300, "the worker to be ready", worker)
+
+
 def test_kill_switch_stops_a_looping_agent(kafka_bootstrap, new_topic, tmp_path):
     """An agent stuck calling the same tool is halted (TraceHalted) within a few steps of the detection."""
     topic = new_topic(partitions=2)
@@ -45,7 +55,7 @@ def test_kill_switch_stops_a_looping_agent(kafka_bootstrap, new_topic, tmp_path)
         service="agent", transport=transport, register_atexit=False, settings=tt.CollectorSettings(flush_interval=0.05)
     )
     collector.enable_kill_switch(kafka_bootstrap, topic=control)
-    time.sleep(5)  # let the worker join its group before the agent starts
+    _wait_ready(tmp_path, "halt", worker)  # the agent's steps are timed from the detection on
 
     steps, halted = 0, None
     try:
@@ -147,7 +157,7 @@ def test_a_halt_stops_only_the_looping_tenants_trace(kafka_bootstrap, new_topic,
 
     acme, globex = collector_for("acme"), collector_for("globex")
     shared = uuid.uuid4().hex
-    time.sleep(5)  # let the worker join its group before the agents start
+    _wait_ready(tmp_path, "halt-tenants", worker)
     halted = None
     try:
         with globex.trace(feature="order-support", trace_id=shared):
