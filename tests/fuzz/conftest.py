@@ -19,11 +19,15 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 # The worker harness lives with the stream tests; the pills test reuses it.
 _STREAM_TESTS = Path(__file__).resolve().parents[1] / "stream"
 if str(_STREAM_TESTS) not in sys.path:
     sys.path.insert(0, str(_STREAM_TESTS))
+
+# Hypothesis' examples and caches under .cache/ (git-ignored), not .hypothesis/ in the working directory.
+set_hypothesis_home_dir(Path(__file__).resolve().parents[2] / ".cache" / "hypothesis")
 
 _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile(
