@@ -18,17 +18,25 @@ MAX_PUBLISHED_PAYLOAD_BYTES = 256 * 1024
 
 
 def dead_letter_message(row: dict[str, Any]) -> bytes:
-    """A dead-letter row as the topic's JSON message; a payload over `MAX_PUBLISHED_PAYLOAD_BYTES` is cut
-    there, with `payload_truncated` and the full size in `payload_bytes`."""
+    """A dead-letter row as the topic's JSON message; a payload whose JSON form is over
+    `MAX_PUBLISHED_PAYLOAD_BYTES` is cut there (escapes counted: a control character takes six bytes),
+    with `payload_truncated` and the full payload's UTF-8 size in `payload_bytes`."""
     out = {k: (str(v) if k in ("id", "received_at") else v) for k, v in row.items()}
     payload = out.get("payload")
-    if isinstance(payload, str) and len(payload) > MAX_PUBLISHED_PAYLOAD_BYTES // 4:
-        encoded = payload.encode("utf-8", "replace")
-        if len(encoded) > MAX_PUBLISHED_PAYLOAD_BYTES:
-            out["payload"] = encoded[:MAX_PUBLISHED_PAYLOAD_BYTES].decode("utf-8", "ignore")
+    if isinstance(payload, str) and len(payload) > MAX_PUBLISHED_PAYLOAD_BYTES // 6:
+        size = len(_json_bytes(payload))
+        if size > MAX_PUBLISHED_PAYLOAD_BYTES:
+            cut = payload[: len(payload) * MAX_PUBLISHED_PAYLOAD_BYTES // size]
+            while len(_json_bytes(cut)) > MAX_PUBLISHED_PAYLOAD_BYTES:
+                cut = cut[: len(cut) * 9 // 10]
+            out["payload"] = cut
             out["payload_truncated"] = True
-            out["payload_bytes"] = len(encoded)
-    return json.dumps(out, ensure_ascii=False).encode("utf-8", "replace")
+            out["payload_bytes"] = len(payload.encode("utf-8", "replace"))
+    return _json_bytes(out)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
 
 
 def halt_message_key(detection: dict[str, Any]) -> bytes:

@@ -167,6 +167,8 @@ def test_a_huge_dead_letter_is_cut_for_the_topic_not_for_the_table():
     message = json.loads(dead_letter_message(big))
     assert len(message["payload"].encode()) <= MAX_PUBLISHED_PAYLOAD_BYTES < 1024 * 1024 // 2
     assert (message["payload_truncated"], message["payload_bytes"]) == (True, 1_400_000)
+    control = dead_letter_message({**big, "payload": "\x01" * 300_000})  # six bytes each once escaped
+    assert len(control) <= MAX_PUBLISHED_PAYLOAD_BYTES + 1024 and json.loads(control)["payload_truncated"]
     small = json.loads(dead_letter_message({**big, "payload": "{}"}))
     assert small["payload"] == "{}" and "payload_truncated" not in small
 
