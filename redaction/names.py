@@ -174,7 +174,7 @@ _ADDRESS = re.compile(
 
 # Two capitalised words in a row (particles allowed between): what _CONTACTED needs, searched
 # first because it is five times cheaper and rules out most telemetry text.
-_CAPITAL_AFTER_SPACE = re.compile(r"[ \t][A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž]")
+_PLACE_GATE = re.compile(r"[a-z] [A-ZÀ-ÖØ-ÞĀ-Ž][a-zà-öø-ÿā-ž]")  # a capitalised word after a lowercase one
 _NAME_PARTICLES = r"(?:de|da|di|das|dos|do|van|von|der|den|del|la|le|bin|al)"
 _NAME_PAIR = re.compile(rf"{_NAME_WORD}[ \t]+(?:{_NAME_PARTICLES}[ \t]+){{0,2}}[A-ZÀ-ÖØ-ÞĀ-Ž]")
 # "call <name> on <phone>": a person named right after a verb of contacting. Two or more capitalised
@@ -296,7 +296,7 @@ def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
         pos = max(end, m.start(group) + 1)
     if "LOCATION" in entities:
         out.extend(Finding(m.start(), m.end(), "LOCATION", 0.7, NER_PRIORITY) for m in _ADDRESS.finditer(text))
-        if _CAPITAL_AFTER_SPACE.search(text) is not None:
+        if _PLACE_GATE.search(text) is not None:
             for m in _PLACED.finditer(text):
                 if _keep_place(m.group(1)) and _keep_ner("LOCATION", m.group(1)):
                     out.append(Finding(m.start(1), m.end(1), "LOCATION", 0.6, NER_PRIORITY - 1))

@@ -33,6 +33,31 @@ _CARD = re.compile(r"(?<![\w.-])(\d(?:[ -]?\d){11,18})(?![\w-]|\.\d)")
 _CARD_PREFIX = re.compile(r"4|5[0-8]|2[2-7]|3[47]|6")
 _CARD_WORD = re.compile(r"(?i)\b(?:card|cc|visa|mastercard|maestro|amex|pan)\b")
 _IPV6 = re.compile(r"(?<![\w:])([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:])")
+_ANY_DIGIT = re.compile(r"\d")
+_DIGITS = re.compile(r"\d\d\d\d")  # a card number has four digits in a row
+_PHONE_HINTS = (
+    "call",
+    "text",
+    "phone",
+    "tel",
+    "mobile",
+    "cell",
+    "sms",
+    "whatsapp",
+    "fax",
+    "ring",
+    "reach",
+    "number",
+    "contact",
+)
+
+
+def _may_name_a_phone(text: str) -> bool:
+    """Substring tests on the lowered text: much cheaper than the case-insensitive rule itself."""
+    low = text.lower()
+    return any(hint in low for hint in _PHONE_HINTS)
+
+
 _PRIORITY = {"PHONE_NUMBER": 30, "CREDIT_CARD": 36, "IP_ADDRESS": 33}
 
 
@@ -92,11 +117,11 @@ def _ipv6(text: str) -> list[Finding]:
 def number_findings(text: str, entities: frozenset[str]) -> list[Finding]:
     """Phone numbers after a phone word, card numbers outside Presidio's pattern, IPv6 addresses."""
     out: list[Finding] = []
-    if not any(c.isdigit() for c in text):
+    if _ANY_DIGIT.search(text) is None:
         return out
-    if "PHONE_NUMBER" in entities:
+    if "PHONE_NUMBER" in entities and _may_name_a_phone(text):
         out.extend(_phones(text))
-    if "CREDIT_CARD" in entities:
+    if "CREDIT_CARD" in entities and _DIGITS.search(text) is not None:
         out.extend(_cards(text))
     if "IP_ADDRESS" in entities and ("::" in text or text.count(":") >= 7):
         out.extend(_ipv6(text))
