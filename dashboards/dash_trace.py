@@ -17,16 +17,21 @@ from .owners import current_owners, owner_expression
 from .spec import Dashboard, Panel, grafana_text, table
 
 TRACE_UID = "tokentrail-trace"
-CALLS = f"{table('calls')} FINAL"
-# No trace chosen: the latest call's trace in the time range, so the dashboard opened from the menu
-# shows something (and the benchmark times a real trace). A scalar subquery is computed first, so
-# the trace_id bloom-filter index still applies.
+# Reads by trace id go through the trace_id bloom-filter index, which ClickHouse does not use under
+# FINAL: rows are deduplicated with `LIMIT 1 BY event_id` instead (a redelivered event counts once).
+CALLS = table("calls")
+TOOLS = table("tool_calls")
+# No trace chosen: the trace of the latest call in the last hour of the time range, so the dashboard
+# opened from the menu shows something (and the benchmark times a real trace). ClickHouse computes
+# every scalar subquery even when `if` does not need it, so this one is kept to an hour of `ts`
+# (tens of milliseconds on 10M calls); the scalar is a constant when the trace_id index is consulted.
 _CHOSEN = grafana_text("trace_id")
-TRACE = (
-    f"if({_CHOSEN} = '', (SELECT trace_id FROM {table('calls')} WHERE $__timeFilter(ts) ORDER BY ts DESC LIMIT 1), "
-    f"{_CHOSEN})"
+_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= $__toTime"
+_LATEST = (
+    f"(SELECT any(trace_id) FROM {CALLS} WHERE ts = (SELECT max(ts) FROM {CALLS} WHERE {_LAST_HOUR}) AND {_LAST_HOUR})"
 )
-TOOLS = f"{table('tool_calls')} FINAL"
+WITH_TRACE = f"WITH if({_CHOSEN} = '', {_LATEST}, {_CHOSEN}) AS chosen_trace\n"
+TRACE = "chosen_trace"
 
 
 def trace_link(value: str) -> str:
@@ -44,19 +49,22 @@ STEPS = Panel(
     "prompt version, tokens, cost, latency, status. Text is as stored (redacted); "
     "`tokentrail trace ID` prints the same with parent/child order.",
     # ORDER BY after UNION ALL binds to the last SELECT alone in ClickHouse: sort the union as a whole.
-    sql=f"""SELECT * FROM (
+    sql=WITH_TRACE
+    + f"""SELECT * FROM (
 SELECT ts, 'call' AS step, model AS name, response_model AS answered_by,
        concat(prompt_id, if(prompt_version = '', '', concat('@', prompt_version))) AS prompt,
        input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, toFloat64(cost_usd) AS cost_usd,
        latency_ms, status, finish_reason, span_id, parent_span_id
 FROM {CALLS}
 WHERE trace_id = {TRACE}
+LIMIT 1 BY event_id
 UNION ALL
 SELECT ts, 'tool' AS step, tool_name AS name, '' AS answered_by, '' AS prompt,
        0 AS input_tokens, 0 AS output_tokens, 0 AS cached_input_tokens, 0 AS reasoning_tokens, 0 AS cost_usd,
        duration_ms AS latency_ms, status, '' AS finish_reason, span_id, parent_span_id
 FROM {TOOLS}
 WHERE trace_id = {TRACE}
+LIMIT 1 BY event_id
 )
 ORDER BY ts, step, span_id""",
 )
@@ -67,10 +75,10 @@ PER_STEP = Panel(
     kind="table",
     width=12,
     description="Each model call's tokens and cost, and the running cost: a loop shows as a steady climb.",
-    sql=f"""SELECT ts, model, input_tokens + output_tokens AS tokens, toFloat64(cost_usd) AS cost_usd,
+    sql=WITH_TRACE
+    + f"""SELECT ts, model, input_tokens + output_tokens AS tokens, toFloat64(cost_usd) AS cost_usd,
        sum(toFloat64(cost_usd)) OVER (ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS running_cost_usd
-FROM {CALLS}
-WHERE trace_id = {TRACE}
+FROM (SELECT * FROM {CALLS} WHERE trace_id = {TRACE} LIMIT 1 BY event_id)
 ORDER BY ts, event_id""",
 )
 
@@ -81,7 +89,8 @@ DETECTIONS = Panel(
     kind="table",
     width=12,
     description="Loop detections: kind, when first seen, repeats, tokens and cost burned, halted or not.",
-    sql=f"""SELECT kind, first_seen, detected_at, repeats, tokens, toFloat64(cost_usd) AS cost_usd,
+    sql=WITH_TRACE
+    + f"""SELECT kind, first_seen, detected_at, repeats, tokens, toFloat64(cost_usd) AS cost_usd,
        if(halt = 1, 'halted', 'running') AS halted
 FROM {table("loop_detections")} FINAL
 WHERE trace_id = {TRACE}
@@ -95,9 +104,9 @@ PII = Panel(
     kind="table",
     width=12,
     description="What redaction replaced in this trace, counted by entity type. The values were never stored.",
-    sql=f"""SELECT type AS event_type, entity, if(is_secret = 1, 'secret', 'pii') AS class, sum(count) AS found
-FROM {table("pii_findings")} FINAL
-WHERE trace_id = {TRACE}
+    sql=WITH_TRACE
+    + f"""SELECT type AS event_type, entity, if(is_secret = 1, 'secret', 'pii') AS class, sum(count) AS found
+FROM (SELECT * FROM {table("pii_findings")} WHERE trace_id = {TRACE} LIMIT 1 BY event_id, entity)
 GROUP BY event_type, entity, class
 ORDER BY event_type, entity""",
 )
@@ -110,7 +119,8 @@ CHANGES = Panel(
     width=12,
     description="Silent model changes, system-prompt changes and prompt rollouts first seen for this trace's "
     "feature up to its last call (`tokentrail changes --around` adds price-table and redaction changes).",
-    sql=f"""SELECT first_seen, kind, silent, tenant, feature, model, prompt_id, from_value, to_value
+    sql=WITH_TRACE
+    + f"""SELECT first_seen, kind, silent, tenant, feature, model, prompt_id, from_value, to_value
 FROM {table("changes")} FINAL
 WHERE ((feature, tenant) IN (SELECT DISTINCT feature, tenant FROM {CALLS} WHERE trace_id = {TRACE})
        OR (tenant = '' AND feature IN (SELECT DISTINCT feature FROM {CALLS} WHERE trace_id = {TRACE})))
@@ -129,11 +139,11 @@ def _totals() -> Panel:
         height=5,
         description="Calls, tokens, cost and errors of the trace, with the team that owns its feature "
         "(from the owners file at build time; docs/owners.md).",
-        sql=f"""SELECT tenant, service, feature, {owner} AS owner, count() AS calls, min(ts) AS started,
+        sql=WITH_TRACE
+        + f"""SELECT tenant, service, feature, {owner} AS owner, count() AS calls, min(ts) AS started,
        max(ts) AS ended, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
        sum(toFloat64(cost_usd)) AS cost_usd, countIf(status != 'ok') AS errors
-FROM {CALLS}
-WHERE trace_id = {TRACE}
+FROM (SELECT * FROM {CALLS} WHERE trace_id = {TRACE} LIMIT 1 BY event_id)
 GROUP BY tenant, service, feature""",
     )
 
