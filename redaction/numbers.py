@@ -20,14 +20,17 @@ from .secret_rules import Finding
 
 __all__ = ["number_findings"]
 
-_PHONE_WORD = re.compile(
-    r"(?i)(?:\b(?:call|text|phone|tel|telephone|mobile|cell|callback|call back|sms|whatsapp|fax|ring"
+# A phone-shaped run of digits (separators, an extension), then what must come right before it.
+_PHONE_SHAPE = re.compile(
+    r"(?<![\w@.+(-])(\(?\+?\(?\d[\d ()./-]{5,22}\d(?:[ \t]?(?:x|ext\.?|#)[ \t]?\d{1,6})?)(?![\w@])"
+)
+_PHONE_WORD_BEFORE = re.compile(
+    r"(?i)\b(?:call|text|phone|tel|telephone|mobile|cell|callback|call back|sms|whatsapp|fax|ring"
     r"|reach (?:me|us|them)(?: at| on)?|number(?: on file)?(?: is)?|contact(?: number)?)\b"
-    r"[ \t:]*(?:(?:at|on|is|to|me|us)[ \t]+)?)"
-    r"(\(?\+?\(?\d[\d ()./-]{5,22}\d(?:[ \t]?(?:x|ext\.?|#)[ \t]?\d{1,6})?)(?![\w@])"
+    r"[ \t:]*(?:(?:at|on|is|to|me|us)[ \t]+)?$"
 )
 # "call Ana Ruiz on 692 347 829": the number after on/at, a phone verb earlier in the sentence.
-_ON_NUMBER = re.compile(r"\b(?:on|at)[ \t]+(\+?\(?\d[\d ()./-]{5,22}\d(?:[ \t]?(?:x|ext\.?|#)[ \t]?\d{1,6})?)(?![\w@])")
+_ON_BEFORE = re.compile(r"\b(?:on|at)[ \t]+$")
 _PHONE_VERB = re.compile(r"(?i)\b(?:call|text|phone|ring|reach|sms|whatsapp)\b")
 _CARD = re.compile(r"(?<![\w.-])(\d(?:[ -]?\d){11,18})(?![\w-]|\.\d)")
 _CARD_PREFIX = re.compile(r"4|5[0-8]|2[2-7]|3[47]|6")
@@ -35,29 +38,6 @@ _CARD_WORD = re.compile(r"(?i)\b(?:card|cc|visa|mastercard|maestro|amex|pan)\b")
 _IPV6 = re.compile(r"(?<![\w:])([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:])")
 _ANY_DIGIT = re.compile(r"\d")
 _DIGITS = re.compile(r"\d\d\d\d")  # a card number has four digits in a row
-_PHONE_HINTS = (
-    "call",
-    "text",
-    "phone",
-    "tel",
-    "mobile",
-    "cell",
-    "sms",
-    "whatsapp",
-    "fax",
-    "ring",
-    "reach",
-    "number",
-    "contact",
-)
-
-
-def _may_name_a_phone(text: str) -> bool:
-    """Substring tests on the lowered text: much cheaper than the case-insensitive rule itself."""
-    low = text.lower()
-    return any(hint in low for hint in _PHONE_HINTS)
-
-
 _PRIORITY = {"PHONE_NUMBER": 30, "CREDIT_CARD": 36, "IP_ADDRESS": 33}
 
 
@@ -72,16 +52,20 @@ def _luhn(digits: str) -> bool:
 
 
 def _phones(text: str) -> list[Finding]:
+    """Phone-shaped numbers first (a digit scan), then the phone word before each: most text has none."""
     out = []
-    matches = list(_PHONE_WORD.finditer(text))
-    matches += [
-        m for m in _ON_NUMBER.finditer(text) if _PHONE_VERB.search(text, max(0, m.start() - 60), m.start()) is not None
-    ]
-    for m in matches:
+    for m in _PHONE_SHAPE.finditer(text):
         value = m.group(1).rstrip(" ./-(")
         digits = sum(c.isdigit() for c in value)
-        if 7 <= digits <= 18 and value.count("(") == value.count(")"):
-            out.append(Finding(m.start(1), m.start(1) + len(value), "PHONE_NUMBER", 0.7, _PRIORITY["PHONE_NUMBER"]))
+        if not 7 <= digits <= 18 or value.count("(") != value.count(")"):
+            continue
+        before = text[max(0, m.start(1) - 60) : m.start(1)]
+        word = _PHONE_WORD_BEFORE.search(before)
+        if word is None:
+            on = _ON_BEFORE.search(before)
+            if on is None or _PHONE_VERB.search(before, 0, on.start()) is None:
+                continue
+        out.append(Finding(m.start(1), m.start(1) + len(value), "PHONE_NUMBER", 0.7, _PRIORITY["PHONE_NUMBER"]))
     return out
 
 
@@ -119,7 +103,7 @@ def number_findings(text: str, entities: frozenset[str]) -> list[Finding]:
     out: list[Finding] = []
     if _ANY_DIGIT.search(text) is None:
         return out
-    if "PHONE_NUMBER" in entities and _may_name_a_phone(text):
+    if "PHONE_NUMBER" in entities:
         out.extend(_phones(text))
     if "CREDIT_CARD" in entities and _DIGITS.search(text) is not None:
         out.extend(_cards(text))

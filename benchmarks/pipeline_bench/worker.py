@@ -117,8 +117,8 @@ def worker_main(argv: list[str]) -> None:
         stages.inline.append(real_make_pipeline(*args, **kwargs))
         return stages.inline[-1]
 
-    def open_instrumented_store(dsn: str | None) -> tuple[Any, Any]:
-        client, _ = real_open_store(dsn)
+    def open_instrumented_store(dsn: str | None, *, max_attempts: int | None = None) -> tuple[Any, Any]:
+        client, _ = real_open_store(dsn, max_attempts=max_attempts)
         clients.append(TimedClient(client))
         return client, InstrumentedSink(ClickHouseSink(clients[-1]), clients[-1], stages, record, record_ts=record_ts)
 
