@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,17 @@ log = logging.getLogger("tokentrail.redaction")
 IDENTIFIER_FIELDS = ("user_id", "session_id")
 _NOT_JSON = object()
 
+# In a payload that does not parse (truncated, bad bytes), an identifier field is still found by its
+# JSON shape: `"user_id": "value"` or `"user_id": 123`, the closing quote optional (a cut line).
+_IDENTIFIER_IN_TEXT = re.compile(
+    r'"(?P<name>' + "|".join(IDENTIFIER_FIELDS) + r')"\s*:\s*'
+    r'(?:"(?P<text>(?:[^"\\]|\\.)*)"?|(?P<number>-?[0-9][0-9.eE+-]*))'
+)
+# JSON's whitespace escapes, read as the whitespace they stand for: in `a\n+1 415…` the phone number
+# must not look glued to the letter n. Only in text that failed to parse, where exactness is moot.
+_WHITESPACE_ESCAPE = re.compile(r"\\[nrt]")
+_WHITESPACE = {"\\n": "\n", "\\r": "\r", "\\t": "\t"}
+
 
 def redact_payloads(redactor: Redactor, payloads: list[bytes | str]) -> list[tuple[str, Counter[str]]]:
     """Each payload redacted, as text, with its findings counted; one detector pass for the batch.
@@ -32,7 +44,7 @@ def redact_payloads(redactor: Redactor, payloads: list[bytes | str]) -> list[tup
     docs = [_parse(text) for text in texts]
     identifiers = [_identifiers(doc) for doc in docs]
     bodies = [
-        text if doc is _NOT_JSON else _without(doc, ids)
+        _text_form(redactor, text) if doc is _NOT_JSON else _without(doc, ids)
         for text, doc, ids in zip(texts, docs, identifiers, strict=True)
     ]
     out = []
@@ -50,6 +62,23 @@ def redact_payloads(redactor: Redactor, payloads: list[bytes | str]) -> list[tup
         else:
             out.append((_dump(clean), counts))
     return out
+
+
+def _text_form(redactor: Redactor, text: str) -> str:
+    """A payload that is not JSON, made ready for text redaction: identifier values pseudonymised
+    where their field can still be seen, whitespace escapes read as whitespace."""
+    if '"' in text:
+        text = _IDENTIFIER_IN_TEXT.sub(lambda m: _pseudonymised_field(redactor, m), text)
+    if "\\" in text:
+        text = _WHITESPACE_ESCAPE.sub(lambda m: _WHITESPACE[m.group(0)], text)
+    return text
+
+
+def _pseudonymised_field(redactor: Redactor, match: re.Match[str]) -> str:
+    value = match.group("text") if match.group("text") is not None else match.group("number")
+    if not value:
+        return match.group(0)
+    return f'"{match.group("name")}":"{redactor.pseudonym(value)}"'
 
 
 def _parse(text: str) -> Any:

@@ -49,7 +49,6 @@ def test_dead_letter_numeric_identifier_is_pseudonymised(pattern_redactor):
 @pytest.mark.parametrize(
     "payload",
     [
-        b'{"user_id": "oskar.lind@corp.internal", "messages": [',  # truncated JSON
         b"\xff\xfe oskar.lind@corp.internal \xc3",  # not UTF-8
         "user_id=oskar.lind@corp.internal level=error",  # not JSON at all
     ],
@@ -129,3 +128,25 @@ def test_dead_letter_nested_beyond_the_parser_is_redacted_as_text(pattern_redact
     payload = "[" * 3000 + '"runa.eik@corp.internal"' + "]" * 3000
     text, counts = pattern_redactor.redact_raw(payload)
     assert "runa.eik" not in text and counts == {"EMAIL_ADDRESS": 1} and text.startswith("[[[")
+
+
+@pytest.mark.parametrize(
+    ("payload", "value"),
+    [
+        (b'{"user_id": "oskar.lind@corp.internal", "messages": [', "oskar.lind@corp.internal"),  # truncated
+        (b'{"session_id": "sess-77a1-lindqvist", "ts": "2026-', "sess-77a1-lindqvist"),  # an opaque id
+        (b'{"user_id": 88120431, "trace_id": "t', "88120431"),  # a number is an identifier too
+        (b'{"type": "prompt", "user_id": "kari.nordman@build.loc', "kari.nordman@build.loc"),  # cut mid-value
+    ],
+)
+def test_dead_letter_text_pseudonymises_identifiers_it_can_still_see(pattern_redactor, payload, value):
+    """A payload cut short is no JSON, but its identifier fields are still pseudonymised as valid events'."""
+    text, _ = pattern_redactor.redact_raw(payload)
+    assert value not in text and pattern_redactor.pseudonym(value) in text, text
+
+
+def test_dead_letter_text_reads_json_whitespace_escapes_as_whitespace(pattern_redactor):
+    """A phone right after a `\\n` escape, in a payload that does not parse, is still a phone."""
+    payload = b'{"attributes": {"note": "ring 0132\\n+1 650 555 0176\\tnow"}, "user'
+    text, counts = pattern_redactor.redact_raw(payload)
+    assert "555 0176" not in text and counts["PHONE_NUMBER"] >= 1, text
