@@ -38,7 +38,6 @@ def built_dashboards() -> dict[str, dict[str, Any]]:
     links = [(d.title.split(" / ", 1)[-1], d.uid) for d in DASHBOARDS]
     out = {}
     for d in DASHBOARDS:
-        # Trace has no tenant/feature variables for the annotation's query (its own panel lists changes).
-        extra = () if d in (CHANGES, TRACE_DASHBOARD) else (CHANGES_ANNOTATION,)
+        extra = () if d is CHANGES else (CHANGES_ANNOTATION,)
         out[d.uid] = build_dashboard(d, extra, [link for link in links if link[1] != d.uid])
     return out

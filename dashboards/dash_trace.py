@@ -14,7 +14,7 @@ alert an hour later must still find it.
 from __future__ import annotations
 
 from .owners import current_owners, owner_expression
-from .spec import Dashboard, Panel, grafana_text, table
+from .spec import FILTER_VARIABLES, Dashboard, Panel, grafana_text, table, var_in
 
 TRACE_UID = "tokentrail-trace"
 # Reads by trace id go through the trace_id bloom-filter index, which ClickHouse does not use under
@@ -26,7 +26,11 @@ TOOLS = table("tool_calls")
 # every scalar subquery even when `if` does not need it, so this one is kept to an hour of `ts`
 # (tens of milliseconds on 10M calls); the scalar is a constant when the trace_id index is consulted.
 _CHOSEN = grafana_text("trace_id")
-_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= $__toTime"
+# The filter variables narrow it ("the latest trace of this tenant and feature"); links from the
+# other dashboards carry them along.
+_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= $__toTime AND " + " AND ".join(
+    var_in(name) for name in FILTER_VARIABLES
+)
 _LATEST = (
     f"(SELECT any(trace_id) FROM {CALLS} WHERE ts = (SELECT max(ts) FROM {CALLS} WHERE {_LAST_HOUR}) AND {_LAST_HOUR})"
 )
@@ -153,7 +157,7 @@ TRACE_DASHBOARD = Dashboard(
     title="tokentrail / Trace",
     description="One trace end to end: steps, tokens and cost per step, detections, PII counts, changes, owner.",
     panels=(_totals(), STEPS, PER_STEP, DETECTIONS, PII, CHANGES),
-    variables=(),
+    variables=FILTER_VARIABLES,
     textboxes=(("trace_id", "Trace ID", ""),),
     time_from="now-7d",
 )
