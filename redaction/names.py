@@ -158,8 +158,8 @@ _ADDRESSED = re.compile(
 
 # Cues found on the evaluation set's dev split, in their own regex behind substring tests so the
 # text without them (nearly all) pays a few `in` checks, not more alternatives at every position.
-_CUES = ("this is", " by ", "colleague", "manager", "boss", "wife", "husband", "partner", "friend", "son ")
-_CUES += ("daughter", "mother", "father", "teammate", "worker", "client ", "customer ")
+_CUES: tuple[str, ...] = ("this is", " by ", "colleague", "manager", "boss", "wife", "husband", "partner")
+_CUES += ("friend", "son ", "daughter", "mother", "father", "teammate", "worker", "client ", "customer ")
 _CUED = re.compile(
     r"\b(?:(?:[Pp]aid|[Pp]ayment|[Pp]laced|[Oo]rdered|[Ss]ubmitted|[Rr]eported|[Rr]equested|[Aa]pproved) by"
     r"|[Tt]his is|(?:[Mm]y|[Oo]ur|[Yy]our) (?:colleague|manager|boss|wife|husband|partner|friend|son|daughter"
