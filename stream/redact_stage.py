@@ -13,9 +13,12 @@ What is treated how (README.md, "Guarantees", says the same for users):
   pseudonymised like valid events', as text when it does not), the validator's field path and
   detail as text.
 
-Dimension labels (`tenant`, `service`, `environment`, `feature`, `provider`, `model`, prompt id and
-version, finish reason, tool names) are stored as sent: the contract bounds their length and
-characters (docs/events.md), and they are what dashboards group by.
+- dimension labels (`tenant`, `service`, `environment`, `feature`, `provider`, `model`,
+  `response_model`, prompt id and version, finish reason, a tool's name, the offered `tools`):
+  searched like text, so an ordinary label is kept as sent (dashboards group by it, pricing reads
+  the model) and one that holds PII is replaced by its token. Labels repeat, so the redactor's
+  result cache answers almost all of them; every model id in genai-prices' data and every label of
+  the synthetic traffic came through unchanged when this was added.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ __all__ = ["ID_FIELDS", "Redact", "TextRedactor", "free_text"]
 
 ID_FIELDS = ("trace_id", "span_id", "parent_span_id")  # top-level identifiers searched like text
 PSEUDONYMISED_FIELDS = ("user_id", "session_id")  # identifiers replaced whole by their pseudonym
+LABEL_FIELDS = (  # top-level dimension labels, searched like text
+    "tenant",
+    "service",
+    "environment",
+    "feature",
+    "provider",
+    "model",
+    "response_model",
+    "prompt_id",
+    "prompt_version",
+    "finish_reason",
+)
 
 
 class TextRedactor(Protocol):
@@ -62,6 +77,14 @@ def free_text(doc: dict[str, Any]) -> dict[str, Any]:
     return {"attributes": attributes, "tool": {"arguments": tool.get("arguments"), "result": tool.get("result")}}
 
 
+def _labels(doc: dict[str, Any]) -> list[Any]:
+    """The dimension labels in a fixed order: the top-level ones, a tool's name, the offered tools."""
+    labels: list[Any] = [doc.get(name) or "" for name in LABEL_FIELDS]
+    labels.append(doc["tool"].get("name") or "" if doc["type"] == "tool_call" else "")
+    labels.append(list(doc.get("tools") or []))
+    return labels
+
+
 def _identifiers(doc: dict[str, Any]) -> list[str]:
     """The identifiers searched like text, in a fixed order (a list: no key names to misread)."""
     ids = [doc.get(name) or "" for name in ID_FIELDS]
@@ -78,13 +101,16 @@ class Redact:
 
     def __call__(self, batch: Batch) -> None:
         dead = list(batch.dead)
-        values: list[Any] = [[free_text(item.doc), _identifiers(item.doc)] for item in batch.accepted]
+        values: list[Any] = [
+            [free_text(item.doc), _identifiers(item.doc), _labels(item.doc)] for item in batch.accepted
+        ]
         values += [[letter.field, letter.detail] for letter in dead]
         results = self.redactor.redact_many(values)
         kept: list[Accepted] = []
         for item, (clean, findings) in zip(batch.accepted, results, strict=False):  # results: accepted, then dead
-            if isinstance(clean, list) and len(clean) == 2:
+            if isinstance(clean, list) and len(clean) == 3:
                 self._put_back(item, clean[0], clean[1])
+                self._put_back_labels(item, clean[2])
                 item.findings = findings
                 kept.append(item)
             else:  # too deep to walk: fail closed, store none of it
@@ -114,6 +140,28 @@ class Redact:
         if changed:  # rare: an id that held PII. Later stages read ids from the model too.
             doc.update(changed)
             item.event = item.event.model_copy(update=changed)
+
+    @staticmethod
+    def _put_back_labels(item: Accepted, labels: list[Any]) -> None:
+        """Labels that held PII take their token; the rare case, so the model is copied only then."""
+        doc = item.doc
+        changed = {
+            name: new
+            for name, new in zip(LABEL_FIELDS, labels, strict=False)
+            if doc.get(name) is not None and new != (doc.get(name) or "")
+        }
+        if changed:
+            doc.update(changed)
+            item.event = item.event.model_copy(update=changed)
+        tool_name, tools = labels[len(LABEL_FIELDS)], labels[len(LABEL_FIELDS) + 1]
+        if doc["type"] == "tool_call" and tool_name != (doc["tool"].get("name") or ""):
+            doc["tool"]["name"] = tool_name
+            tool = getattr(item.event, "tool", None)
+            if tool is not None:
+                item.event = item.event.model_copy(update={"tool": tool.model_copy(update={"name": tool_name})})
+        if doc.get("tools") and tools != list(doc["tools"]):
+            doc["tools"] = tools
+            item.event = item.event.model_copy(update={"tools": tools})
 
     @staticmethod
     def _too_deep(item: Accepted) -> DeadLetter:
