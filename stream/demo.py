@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .embedded import EmbeddedRunner
-from .runtime import finish_run, make_pipeline, open_store
+from .runtime import check_key_for_store, finish_run, make_pipeline, open_store
 from .stages import Inbound, now_utc
 
 DEMO_DIR = Path(".tokentrail") / "demo"
@@ -27,6 +27,8 @@ def run_demo(
 ) -> int:
     from tqdm import tqdm
 
+    from tokentrail.redaction import load_key
+
     from .synthetic import GeneratorConfig, Truth, iter_lines
 
     if dsn is None:
@@ -37,8 +39,10 @@ def run_demo(
     duration = timedelta(hours=1)
     config = GeneratorConfig(seed=seed, events=events, start=datetime.now(UTC) - duration, duration=duration)
     truth = Truth(config.seed, config.events)
+    key = load_key(allow_ephemeral=True)
+    check_key_for_store(dsn, key)  # an ephemeral key only for an embedded store
     client, sink = open_store(dsn)
-    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True)
+    pipeline = make_pipeline(prices=prices, allow_ephemeral_key=True, redaction_key=key)
     runner = EmbeddedRunner(pipeline, sink, batch_size=batch_size)
     lines = (Inbound(f"demo:{n}", line.encode(), now_utc()) for n, line in enumerate(iter_lines(config, truth), 1))
     with tqdm(total=int(events * 1.03), unit="ev", desc="pipeline", file=sys.stderr, dynamic_ncols=True) as bar:

@@ -202,3 +202,13 @@ def test_far_future_events_do_not_expire_other_traces_loop_state():
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def test_demo_refuses_an_ephemeral_key_for_a_server_store(monkeypatch, capsys):
+    """`tokentrail demo --clickhouse <server>` without a redaction key exits 2 before touching the store."""
+    from tokentrail.stream.cli import main
+
+    monkeypatch.delenv("TOKENTRAIL_REDACTION_KEY", raising=False)
+    monkeypatch.delenv("TOKENTRAIL_REDACTION_KEY_FILE", raising=False)
+    code = main(["demo", "--events", "10", "--clickhouse", "http://writer@127.0.0.1:9/tokentrail"])
+    assert code == 2 and "ephemeral" in capsys.readouterr().err
