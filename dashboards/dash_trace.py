@@ -28,7 +28,7 @@ TOOLS = table("tool_calls")
 _CHOSEN = grafana_text("trace_id")
 # The filter variables narrow it ("the latest trace of this tenant and feature"); links from the
 # other dashboards carry them along.
-_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= $__toTime AND " + " AND ".join(
+_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= ($__toTime) AND " + " AND ".join(
     var_in(name) for name in FILTER_VARIABLES
 )
 _LATEST = (
