@@ -14,9 +14,9 @@ import pytest
 
 from tokentrail.sinks import ClickHouseSink, apply, close_embedded, connect
 from tokentrail.stream.embedded import EmbeddedRunner
-from tokentrail.stream.synthetic import GeneratorConfig, Traffic, generate
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound, now_utc
+from tokentrail.stream.synthetic import GeneratorConfig, Traffic, generate
 
 
 @pytest.fixture(scope="module")

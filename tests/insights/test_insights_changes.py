@@ -88,7 +88,8 @@ def test_system_prompt_edit_without_a_version_bump_is_a_silent_system_prompt_cha
 
 
 def test_version_bump_is_a_prompt_version_change_and_not_a_system_prompt_change():
-    """v3 -> v4 with a new system prompt is announced: one prompt_version change, not silent; no system_prompt change."""
+    """v3 -> v4 with a new system prompt is announced: one prompt_version change, not silent; no system_prompt
+    change."""
     bumped = {"prompt_version": "v4", "system_prompt_hash": "bbbb"}
     rows = calls({}, {}, bumped, bumped, {})  # an in-flight v3 call after the bump is not a change back
     (change,) = detect_changes(observations_from_calls(rows))

@@ -14,11 +14,11 @@ from decimal import Decimal
 import pytest
 
 from tokentrail.collectors.events import OutputEvent, decode_event
-from tokentrail.stream.synthetic import DEFAULT_START, GeneratorConfig
 from tokentrail.stream.insights import BudgetConfig, CallSample, closing_time, run_insights, variance_stats
 from tokentrail.stream.insights.jobs import VARIANCE_KEY, VARIANCE_METRICS
 from tokentrail.stream.insights.report import change_entries, variance_entries
 from tokentrail.stream.pricing import PriceBook
+from tokentrail.stream.synthetic import DEFAULT_START, GeneratorConfig
 
 WINDOW = 300
 TABLES = ("variance", "changes", "budget_breaches")
@@ -40,7 +40,8 @@ def clean(replayed):
 
 
 def rolling_hour_spend(lines: list[str], start: datetime, hours: int) -> dict[str, list[tuple[datetime, Decimal]]]:
-    """Ground truth from the wire lines, not the store: each tenant's spend in the hour ending at every 5-minute mark."""
+    """Ground truth from the wire lines, not the store: each tenant's spend in the hour ending at every 5-minute
+    mark."""
     book, seen, costs = PriceBook(), set(), defaultdict(list)
     for line in lines:
         event = decode_event(line)
@@ -92,7 +93,8 @@ def counts(client, db: str) -> dict[str, int]:
 
 
 def test_swap_and_prompt_edit_are_found_exactly_and_the_spike_breaches(clickhouse, anomalies, new_db):
-    """One response_model change (from/to as injected), one system_prompt change, one announced prompt_version change; the spike tenant breaches."""
+    """One response_model change (from/to as injected), one system_prompt change, one announced prompt_version
+    change; the spike tenant breaches."""
     db, traffic = anomalies
     db = copy_of(clickhouse, new_db, db)
     budgets, spike_tenant, spike_start, spike_end = spike_budget(traffic)
@@ -118,7 +120,8 @@ def test_swap_and_prompt_edit_are_found_exactly_and_the_spike_breaches(clickhous
     assert edit.from_value != edit.to_value and edit.silent
     assert when(truth["ts"]) <= edit.first_seen < when(truth["ts"]) + timedelta(minutes=5)
     stored_hashes = clickhouse.query(
-        f"SELECT groupUniqArray(system_prompt_hash) FROM {db}.calls WHERE feature = %(f)s AND prompt_version = %(v)s AND system_prompt_hash != ''",
+        f"SELECT groupUniqArray(system_prompt_hash) FROM {db}.calls"
+        " WHERE feature = %(f)s AND prompt_version = %(v)s AND system_prompt_hash != ''",
         parameters={"f": truth["feature"], "v": truth["prompt_version"]},
     ).result_rows[0][0]
     assert sorted(stored_hashes) == sorted([edit.from_value, edit.to_value])
@@ -158,7 +161,8 @@ def test_running_the_job_again_stores_and_reports_nothing_new(clickhouse, anomal
 
 
 def test_clean_traffic_has_no_changes_and_no_breaches(clickhouse, clean, new_db):
-    """Ordinary traffic without injected anomalies: zero changes of any kind, and no breach of a budget above its spend."""
+    """Ordinary traffic without injected anomalies: zero changes of any kind, and no breach of a budget above its
+    spend."""
     db = copy_of(clickhouse, new_db, clean[0])
     budgets = BudgetConfig.from_dict({"budgets": [{"scope": "tenant", "key": "*", "window": "hour", "warning": 1000}]})
     result = run_insights(clickhouse, database=db, now=closing_time(clickhouse, database=db), budgets=budgets)
@@ -198,8 +202,10 @@ def test_sql_aggregates_equal_the_pure_function_on_the_same_calls(clickhouse, an
     busiest = sorted(rows, key=lambda r: -r["calls"])[:3] + [r for r in rows if r["calls"] == 1][:1]
     for row in busiest:
         calls = clickhouse.query(
-            f"""SELECT toString(event_id), output_tokens, latency_ms, output_hash, output_text, tool_names FROM {db}.calls FINAL
-                WHERE status = 'ok' AND tenant = %(tenant)s AND feature = %(feature)s AND prompt_version = %(prompt_version)s
+            f"""SELECT toString(event_id), output_tokens, latency_ms, output_hash, output_text, tool_names
+                FROM {db}.calls FINAL
+                WHERE status = 'ok' AND tenant = %(tenant)s AND feature = %(feature)s
+                  AND prompt_version = %(prompt_version)s
                   AND model = %(model)s AND toStartOfInterval(ts, INTERVAL {WINDOW} SECOND) = %(w)s""",
             parameters={
                 **{k: row[k] for k in ("tenant", "feature", "prompt_version", "model")},
@@ -212,7 +218,8 @@ def test_sql_aggregates_equal_the_pure_function_on_the_same_calls(clickhouse, an
 
 
 def test_report_lists_come_from_the_store(clickhouse, anomalies):
-    """`changes` entries carry the contract fields; `variance` has one entry per group with the contract fields, stable across calls."""
+    """`changes` entries carry the contract fields; `variance` has one entry per group with the contract fields,
+    stable across calls."""
     db, traffic = anomalies
     run_insights(clickhouse, database=db, now=closing_time(clickhouse, database=db))
     changes = change_entries(clickhouse, db)
@@ -258,7 +265,8 @@ def test_an_empty_store_is_no_error(clickhouse, new_db, tmp_path):
 
 
 def test_alerts_are_published_before_storing_so_a_failed_publish_is_retried(clickhouse, anomalies, new_db):
-    """publish raising leaves the changes unstored; the next run publishes them again, then stores them; a third run publishes nothing."""
+    """publish raising leaves the changes unstored; the next run publishes them again, then stores them; a third
+    run publishes nothing."""
     db = copy_of(clickhouse, new_db, anomalies[0])
     now = closing_time(clickhouse, database=db)
     sent: list[dict] = []
