@@ -1,7 +1,9 @@
 """One trace read back from the store as a timeline: steps in causal order, detections, PII counts,
 the changes in effect for its features, and totals.
 
-Everything here is a query over the store (FINAL, so redelivered rows count once) and every list
+Everything here is a query over the store (redelivered rows count once: `LIMIT 1 BY event_id`,
+which unlike FINAL keeps the trace_id bloom-filter index in use; FINAL on the small versioned
+tables) and every list
 is sorted by something stored, so the same store gives the same timeline, byte for byte once
 serialised (`to_json`). Money stays Decimal until serialised as a string: the JSON total equals
 `sum(cost_usd)` exactly. PII is counted by entity type; the values were never stored.
@@ -25,7 +27,8 @@ SELECT toString(event_id), ts, span_id, parent_span_id, tenant, service, feature
        response_model, prompt_id, prompt_version, system_prompt_hash, prompt_hash, input_tokens,
        cached_input_tokens, output_tokens, reasoning_tokens, toString(cost_usd), priced, latency_ms, ttft_ms,
        status, finish_reason, error_type, tool_names, output_text, price_table, redaction_key_id, redaction_config
-FROM $db.calls FINAL WHERE trace_id = {trace:String} $tenant_filter
+FROM $db.calls WHERE trace_id = {trace:String} $tenant_filter
+LIMIT 1 BY event_id
 """
 _CALL_COLUMNS = (
     "event_id ts span_id parent_span_id tenant service feature provider model response_model prompt_id prompt_version "
@@ -36,14 +39,15 @@ _CALL_COLUMNS = (
 _TOOLS = """
 SELECT toString(event_id), ts, span_id, parent_span_id, tenant, service, feature, tool_name, call_id, arguments,
        result, status, duration_ms
-FROM $db.tool_calls FINAL WHERE trace_id = {trace:String} $tenant_filter
+FROM $db.tool_calls WHERE trace_id = {trace:String} $tenant_filter
+LIMIT 1 BY event_id
 """
 _TOOL_COLUMNS = (
     "event_id ts span_id parent_span_id tenant service feature tool_name call_id arguments result status duration_ms"
 ).split()
 # The prompt event of each call span: its params (redacted) and when the call started.
 _PROMPTS = """
-SELECT span_id, any(payload) FROM $db.events FINAL
+SELECT span_id, any(payload) FROM $db.events
 WHERE trace_id = {trace:String} AND type = 'prompt' $tenant_filter GROUP BY span_id
 """
 _DETECTIONS = """
@@ -52,8 +56,9 @@ SELECT kind, tenant, feature, repeats, tokens, toString(cost_usd), first_seen, d
 FROM $db.loop_detections FINAL WHERE trace_id = {trace:String} $tenant_filter
 """
 _PII = """
-SELECT type, entity, is_secret, sum(count) FROM $db.pii_findings FINAL
-WHERE trace_id = {trace:String} $tenant_filter GROUP BY type, entity, is_secret
+SELECT type, entity, is_secret, sum(count) FROM (
+    SELECT * FROM $db.pii_findings WHERE trace_id = {trace:String} $tenant_filter LIMIT 1 BY event_id, entity
+) GROUP BY type, entity, is_secret
 """
 # The newest change of each kind and group (tenant, model, prompt) first seen before the trace ended.
 _CHANGES = """
