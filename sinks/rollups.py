@@ -1,7 +1,7 @@
 """Refresh ``calls_rollup`` from deduplicated calls: the 5-minute buckets the dashboards read at wide ranges.
 
 Why the rollup is refreshed rather than fed by a materialized view, and why readers stay exact
-whatever the refresh does, is in ``migrations/0007_rollups.sql``. In short: a view on ``calls``
+whatever the refresh does, is in ``migrations/0008_rollups.sql``. In short: a view on ``calls``
 marks each bucket that receives rows (``rollup_dirty``); :func:`refresh` recomputes the marked
 buckets from ``calls FINAL`` and then records when it started (``rollup_watermark``); a reader
 trusts a bucket only if no mark for it is newer than that watermark minus :data:`MARGIN`.

@@ -139,14 +139,19 @@ def replay_source(
 
 
 def finish_run(client: Any, *, budgets: str | Path | None = None) -> Any:
-    """After a replay: compute variance, changes and budget breaches over everything stored.
+    """After a replay: compute variance, changes and budget breaches over everything stored, and refresh
+    the dashboards' rollups.
 
     `now` is the latest stored call plus one window, so every window of the input closes.
     """
+    from tokentrail.sinks import rollups
+
     from .insights import run_insights
     from .insights.jobs import closing_time
 
     now = closing_time(client)
     if now is None:
         return None
-    return run_insights(client, now=now, budgets=budgets)
+    report = run_insights(client, now=now, budgets=budgets)
+    rollups.refresh(client)  # the dashboards' rollups cover what this run stored
+    return report

@@ -43,6 +43,20 @@ class InsightsJob:
             self.last_now = now
         except Exception:
             log.exception("insights job failed; retrying on the next tick")
+        self.refresh_rollups()
+
+    def refresh_rollups(self) -> None:
+        """The dashboards' rollups, recomputed for the buckets new rows marked (docs/storage.md).
+
+        Runs beside the insights on the same tick (one worker runs it); a failure only leaves the
+        panels reading raw rows until the next tick succeeds.
+        """
+        from tokentrail.sinks import rollups
+
+        try:
+            rollups.refresh(self.client)
+        except Exception:
+            log.exception("rollup refresh failed; retrying on the next tick")
 
     def publish(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:

@@ -109,3 +109,20 @@ def test_worker_refuses_bad_configuration_at_startup(tmp_path, args, env, messag
         timeout=120,
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_replay_refreshes_the_dashboard_rollups(tmp_path, events_file):
+    """After a replay the rollups hold exactly what `calls FINAL` holds, so the dashboards can read them."""
+    import clickhouse_connect
+
+    path = tmp_path / "store"
+    run = tokentrail("replay", str(events_file), "--clickhouse", f"chdb://{path}")
+    assert run.returncode == 0, run.stderr.decode()
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    try:
+        rolled = client.query("SELECT sum(calls) FROM tokentrail.calls_rollup FINAL").result_rows[0][0]
+        stored = client.query("SELECT count() FROM tokentrail.calls FINAL").result_rows[0][0]
+        marks = client.query("SELECT count() FROM tokentrail.rollup_watermark").result_rows[0][0]
+    finally:
+        client.close()
+    assert marks >= 1 and stored > 0 and rolled == stored
