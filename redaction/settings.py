@@ -76,6 +76,23 @@ def require_persistent_key(dsn: str, key_is_ephemeral: bool) -> None:
     )
 
 
+def read_secret(env: Mapping[str, str], value_var: str, file_var: str) -> tuple[bytes, str] | None:
+    """A secret set as a value (`value_var`) or as a file (`file_var`), stripped, with where it came
+    from; None when neither is set. Both set, or an unreadable file, is a ValueError naming the fix.
+    The one reader for the project's keys (pseudonyms here, evidence receipts in the stream)."""
+    value, path = env.get(value_var, ""), env.get(file_var, "")
+    if value and path:
+        raise ValueError(f"both {value_var} and {file_var} are set: set only one")
+    if path:
+        try:
+            return Path(path).read_bytes().strip(), f"{file_var}={path}"
+        except OSError as exc:
+            raise ValueError(f"{file_var}={path} cannot be read ({exc.strerror}): point it at the key file") from None
+    if value:
+        return value.strip().encode(), value_var
+    return None
+
+
 def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) -> bytes:
     """The pseudonym key. Pseudonyms are only stable (and only joinable across runs) under one key.
 
@@ -84,19 +101,9 @@ def load_key(allow_ephemeral: bool, environ: Mapping[str, str] | None = None) ->
     with a warning, because tokens from this run will not match any other run's.
     """
     env = os.environ if environ is None else environ
-    value, path = env.get(KEY_ENV, ""), env.get(KEY_FILE_ENV, "")
-    if value and path:
-        raise ValueError(f"both {KEY_ENV} and {KEY_FILE_ENV} are set: set only one")
-    if path:
-        try:
-            raw = Path(path).read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(
-                f"{KEY_FILE_ENV}={path} cannot be read ({exc.strerror}): point it at the key file"
-            ) from None
-        source = f"{KEY_FILE_ENV}={path}"
-    elif value:
-        raw, source = value.strip().encode(), KEY_ENV
+    found = read_secret(env, KEY_ENV, KEY_FILE_ENV)
+    if found is not None:
+        raw, source = found
     elif allow_ephemeral:
         log.warning(
             "no redaction key configured: using an ephemeral key, so pseudonyms from this run "

@@ -23,7 +23,6 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("tokentrail.evidence")
@@ -46,17 +45,12 @@ def load_evidence_key(allow_ephemeral: bool, environ: Mapping[str, str] | None =
     A key that is set but unusable (both variables, unreadable file, too short) raises ValueError:
     a misconfiguration must not silently turn receipts off.
     """
+    from tokentrail.redaction.settings import read_secret
+
     env = os.environ if environ is None else environ
-    value, path = env.get(KEY_ENV, ""), env.get(KEY_FILE_ENV, "")
-    if value and path:
-        raise ValueError(f"both {KEY_ENV} and {KEY_FILE_ENV} are set: set only one")
-    if path:
-        try:
-            raw = Path(path).read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(f"{KEY_FILE_ENV}={path} cannot be read ({exc.strerror})") from None
-    elif value:
-        raw = value.strip().encode()
+    found = read_secret(env, KEY_ENV, KEY_FILE_ENV)
+    if found is not None:
+        raw = found[0]
     elif allow_ephemeral:
         log.warning(
             "no evidence key configured: content hashes from this run use an ephemeral key and cannot be "
