@@ -28,7 +28,13 @@ Command = Callable[[argparse.Namespace], int]
 
 def missing_pipeline_modules() -> list[str]:
     """The pipeline extra's modules that cannot be imported here (none once the extra is installed)."""
-    return [name for name in PIPELINE_MODULES if find_spec(name) is None]
+    return [name for name in PIPELINE_MODULES if not _importable(name)]
+
+
+def _importable(name: str) -> bool:
+    if name in sys.modules:  # already imported (its __spec__ may be None, which find_spec refuses)
+        return True
+    return find_spec(name) is not None
 
 
 def pipeline_extra_missing(command: str, err: IO[str] | None = None) -> bool:
