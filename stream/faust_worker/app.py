@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -48,6 +50,10 @@ if TYPE_CHECKING:
 __all__ = ["BatchAgent", "Outputs", "build_app", "run_worker"]
 
 log = logging.getLogger("tokentrail.worker")
+
+# After a fatal batch error: how long faust may take to shut down before the process exits anyway.
+CRASH_EXIT_SECONDS = 20.0
+CRASH_EXIT_CODE = 70  # EX_SOFTWARE: non-zero, so the supervisor restarts the worker
 
 # Raw bytes in and out: the pipeline decodes and validates itself.
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -305,6 +311,11 @@ class BatchAgent:
             what,
             exc_info=exc,
         )
+        # faust's orderly shutdown can wait on a busy thread (an insights run) or a stuck client; the
+        # supervisor must see the exit either way, so a hard exit follows if it has not happened soon.
+        deadline = threading.Timer(CRASH_EXIT_SECONDS, os._exit, args=(CRASH_EXIT_CODE,))
+        deadline.daemon = True
+        deadline.start()
         await self.app.crash(exc)
 
     async def forget_moved_traces(self, app: Any, assigned: Any, **kwargs: Any) -> None:
