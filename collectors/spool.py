@@ -82,8 +82,10 @@ class Spool:
         """Write events; returns (spooled, refused because the spool is full)."""
         lines = [value + b"\n" for value in values]
         with self._lock:
-            if self._size + sum(map(len, lines)) > self.max_bytes:
-                self._rescan()  # others may have replayed and deleted segments since we last looked
+            if self._size + sum(map(len, lines)) > self.max_bytes and time.monotonic() >= self._next_scan:
+                # Others may have replayed and deleted segments since we last looked. At most one
+                # look per RESCAN_INTERVAL: a full spool during an outage refuses every batch.
+                self._rescan()
             accepted: list[bytes] = []
             for line in lines:
                 if self._size + len(line) > self.max_bytes:

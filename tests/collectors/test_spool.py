@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -146,14 +148,19 @@ def test_live_process_with_a_claimed_segment_keeps_it(tmp_path):
         other.exit()
 
 
-def test_byte_cap_counts_only_pending_bytes(tmp_path):
-    """Bytes another process replayed and deleted stop counting, so the cap admits new events again."""
+def test_byte_cap_counts_only_pending_bytes(tmp_path, monkeypatch):
+    """Bytes another process replayed and deleted stop counting, so the cap admits new events again
+    (once the rescan interval has passed: a full spool does not list the folder on every batch)."""
+    now = [1000.0]
+    monkeypatch.setattr(spool_mod, "time", SimpleNamespace(monotonic=lambda: now[0], time_ns=time.time_ns))
     writer = Spool(tmp_path, max_bytes=1_000)
     assert writer.append([b"x" * 899]) == (1, 0)
     assert writer.append([b"y" * 200]) == (0, 1)  # 900 + 201 > 1,000
     writer.close()
     replayer = Spool(tmp_path, max_bytes=1_000)  # another writer (its own flock), as another process would be
     assert drain(replayer) == [b"x" * 899]
+    assert writer.append([b"y" * 200]) == (0, 1)  # no second look within the interval
+    now[0] += spool_mod.RESCAN_INTERVAL
     assert writer.append([b"y" * 200]) == (1, 0)  # the writer learns the folder emptied
     assert writer.size_bytes == 201  # lock files (writers/) are not counted
 
