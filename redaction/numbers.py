@@ -17,6 +17,7 @@ import ipaddress
 import re
 
 from .secret_rules import Finding
+from .structured import luhn_valid
 
 __all__ = ["number_findings"]
 
@@ -41,16 +42,6 @@ _DIGITS = re.compile(r"\d\d\d\d")  # a card number has four digits in a row
 _PRIORITY = {"PHONE_NUMBER": 30, "CREDIT_CARD": 36, "IP_ADDRESS": 33}
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = ord(c) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _phones(text: str) -> list[Finding]:
     """Phone-shaped numbers first (a digit scan), then the phone word before each: most text has none."""
     out = []
@@ -73,7 +64,7 @@ def _cards(text: str) -> list[Finding]:
     out = []
     for m in _CARD.finditer(text):
         digits = m.group(1).replace(" ", "").replace("-", "")
-        if not 12 <= len(digits) <= 19 or not _luhn(digits):
+        if not 12 <= len(digits) <= 19 or not luhn_valid(digits):
             continue
         # A Luhn-valid number is one id in ten: with a card word before it any prefix (JCB's 2131,
         # Maestro's 0604), without one only 15+ digits with a major network's prefix.
