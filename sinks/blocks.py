@@ -23,6 +23,7 @@ __all__ = [
     "convert",
     "partition_function",
     "group_by_partition",
+    "row_keys",
     "IDENTITY_COLUMNS",
 ]
 
@@ -109,16 +110,16 @@ class Converted:
     failures: dict[int, tuple[str, str]]
 
 
-def convert(rows: Sequence[Mapping[str, Any]], shape: TableShape) -> Converted:
+def convert(rows: Sequence[Mapping[str, Any]], shape: TableShape, keys: set[str] | None = None) -> Converted:
     """Convert each column for its type; a value that does not fit fails its row, not the batch.
 
     The happy path converts a column in one comprehension; only a column with a failure is
     walked again row by row to find which rows fail and why. Failed rows keep a ``None``
-    placeholder here and must be dropped (``Block.take``) before inserting.
+    placeholder here and must be dropped (``Block.take``) before inserting. ``keys``: the
+    columns the rows name, when the caller has already collected them (see :func:`row_keys`).
     """
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(row)
+    if keys is None:
+        keys = row_keys(rows)
     names: list[str] = []
     types: list[str] = []
     columns: list[list[Any]] = []
@@ -143,11 +144,31 @@ def convert(rows: Sequence[Mapping[str, Any]], shape: TableShape) -> Converted:
     return Converted(Block(names, types, columns, list(range(len(rows)))), failures)
 
 
+def row_keys(rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Every column name any of ``rows`` carries."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row)
+    return keys
+
+
 def group_by_partition(block: Block, shape: TableShape) -> list[tuple[str, Block]]:
     """Split ``block`` into one block per partition, labelled, in label order (deterministic)."""
     if shape.partition_column is None or shape.partition_of is None or shape.partition_column not in block.names:
         return [("all", block)]
     values = block.columns[block.names.index(shape.partition_column)]
+    # The usual batch lies in one partition. The partition functions are monotone (a time
+    # truncated, or the value itself), so equal labels for the least and greatest value mean one
+    # partition: found by two C-speed scans instead of formatting every row's value in Python.
+    if values and None not in values:
+        try:
+            low, high = min(values), max(values)
+        except TypeError:  # values of a type the columns module passes through, not comparable
+            pass
+        else:
+            label = shape.partition_of(low)
+            if label == shape.partition_of(high):
+                return [(label, block)]
     positions: dict[str, list[int]] = {}
     for position, value in enumerate(values):
         positions.setdefault(shape.partition_of(value) if value is not None else "null", []).append(position)

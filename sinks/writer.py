@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from .blocks import Block, Converted, TableShape, convert, group_by_partition, partition_function
+from .blocks import Block, Converted, TableShape, convert, group_by_partition, partition_function, row_keys
 from .cluster import local_name
 from .identifiers import check_identifier
 from .outcomes import (
@@ -209,16 +209,14 @@ class ClickHouseSink:
         return "" if value is None else str(value)
 
     def _convert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[Converted, TableShape]:
-        keys: set[str] = set()
-        for row in rows:
-            keys.update(row)
+        keys = row_keys(rows)
         shape = self._read_shape(table, refresh=False)
         if not keys <= {name for name, _ in shape.columns}:
             shape = self._read_shape(table, refresh=True)  # a migration may have added columns
             missing = keys - {name for name, _ in shape.columns}
             if missing:
                 raise ValueError(f"{self._database}.{table} has no column(s) {sorted(missing)}")
-        return convert(rows, shape), shape
+        return convert(rows, shape, keys), shape
 
     def _read_shape(self, table: str, *, refresh: bool) -> TableShape:
         try:
