@@ -59,20 +59,19 @@ def _candidates(text: str, start: int, end: int, short: bool = False) -> bool:
 
     `short`: the text is a short value on its own (a JSON field: "Munich", "Ngozi Eze"), where a
     capital at the start is no grammar."""
-    masked = _CODE.sub(lambda m: " " * len(m.group()), text[start:end]) if _may_hold_code(text, start, end) else None
-    segment = masked if masked is not None else text[start:end]
+    segment = text[start:end]
+    if _may_hold_code(segment):
+        segment = _CODE.sub(lambda m: " " * len(m.group()), segment)
     lex = None
     first = True
     for m in _WORD.finditer(segment):
         word = m.group()
-        prev = segment[: m.start()].rstrip(" \t")
-        initial = not short and (first or not prev or prev[-1] in _INITIAL_BEFORE)
-        first = False
+        was_first, first = first, False
         if not word[0].isupper() or word.lower() in _SKIP:
             continue
         if _identifier(word, segment, m.start(), m.end()):
             continue
-        if not initial:
+        if short or not (was_first or _opens_something(segment, m.start())):
             return True
         lex = lex or name_lexicon()
         if lex.is_first(word):  # "Priya asked ...": surnames that open a sentence are verbs ("Read", "Find")
@@ -80,8 +79,15 @@ def _candidates(text: str, start: int, end: int, short: bool = False) -> bool:
     return False
 
 
-def _may_hold_code(text: str, start: int, end: int) -> bool:
-    piece = text[start:end]
+def _opens_something(segment: str, start: int) -> bool:
+    """Whether the word at `start` follows (past spaces and tabs) nothing or a field, quote or item opener."""
+    i = start - 1
+    while i >= 0 and segment[i] in " \t":
+        i -= 1
+    return i < 0 or segment[i] in _INITIAL_BEFORE
+
+
+def _may_hold_code(piece: str) -> bool:
     return "`" in piece or "/" in piece or "@" in piece or "\\" in piece or "{{" in piece
 
 
@@ -101,7 +107,7 @@ def ner_pieces(text: str) -> list[tuple[int, str]]:
     Adjacent candidate sentences are sent together (a name and its place often span two), and
     each piece is cut to MAX_PIECE characters at whitespace so no name is split.
     """
-    if not any(c.isupper() for c in text):
+    if text.islower() or not any(c.isupper() for c in text):  # islower: one C pass for the common case
         return []
     runs: list[list[int]] = []
     short = len(text) <= _SHORT_VALUE and "\n" not in text
