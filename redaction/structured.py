@@ -11,7 +11,6 @@ domain: internal and reserved domains are addresses of people too).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 __all__ = [
     "ACCOUNT_NUMBER",
@@ -58,15 +57,15 @@ _KEY_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 # snake_case or camelCase) holds no email, number, address or secret, and no name a detector
 # would find without context. Everything else (digits, '@', spaces, capitals first) is analysed.
 _PLAIN_KEY = re.compile(r"[a-z][a-z_]{0,39}|[a-z]+(?:[A-Z][a-z]+){1,5}")
+# The key functions below are not cached here: the redactor caches its whole plan per key name
+# (redactor._key_plan), and that is their only caller.
 
 
-@lru_cache(maxsize=8192)
 def key_tokens(key: str) -> tuple[str, ...]:
     """`cardNumber`, `card_number`, `Card-No` -> ('card', 'number'); lowercase, in order."""
     return tuple(part.lower() for part in _KEY_PART.findall(key))
 
 
-@lru_cache(maxsize=8192)
 def number_key_entity(key: str) -> str | None:
     """The PII kind a key names for the numbers under it (CREDIT_CARD for `cardNumber`), or None."""
     tokens = key_tokens(key)
@@ -81,7 +80,6 @@ def number_key_entity(key: str) -> str | None:
     return next((entity for word, entity in _KIND_WORDS.items() if len(word) > 5 and word in joined), None)
 
 
-@lru_cache(maxsize=8192)
 def plain_key(key: str) -> bool:
     """True for a field name no detector could find anything in: the common case, skipped."""
     return _PLAIN_KEY.fullmatch(key) is not None
