@@ -44,6 +44,8 @@ MARGIN_SECONDS = 300
 # trusted to have seen every mark since, so readers ignore the rollup and refresh rebuilds it.
 MAX_AGE_SECONDS = 2 * 86_400
 _BUCKETS_PER_INSERT = 2_000  # one INSERT ... SELECT per this many buckets: bounded memory and query size
+# Marked buckets further apart than this are recomputed by separate inserts (see _runs).
+_RUN_GAP_SECONDS = 3_600
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,11 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
     """
     check_identifier(database, "database")
     started = time.perf_counter()
-    now = client.query("SELECT now64(3)").result_rows[0][0]
-    previous = client.query(
-        f"SELECT max(refreshed_before), count() FROM {database}.rollup_watermark WHERE name = {{n:String}}",
+    now, watermark, refreshes = client.query(
+        f"SELECT now64(3), max(refreshed_before), count() FROM {database}.rollup_watermark WHERE name = {{n:String}}",
         parameters={"n": rollup.name},
     ).result_rows[0]
-    full = not previous[1] or (now - previous[0]).total_seconds() > MAX_AGE_SECONDS
+    full = not refreshes or (now - watermark).total_seconds() > MAX_AGE_SECONDS
     if full:
         buckets_sql = f"SELECT DISTINCT toStartOfFiveMinutes(ts) FROM {database}.{rollup.source}"
     else:
@@ -110,11 +111,11 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
             f"SELECT DISTINCT bucket FROM {database}.rollup_dirty WHERE rollup = {{n:String}} "
             f"AND marked_at > {{since:DateTime64(3)}} - INTERVAL {MARGIN_SECONDS} SECOND"
         )
-    parameters = {"since": previous[0], "n": rollup.name}
+    parameters = {"since": watermark, "n": rollup.name}
     buckets = sorted(row[0] for row in client.query(buckets_sql, parameters=parameters).result_rows)
     distributed = _is_distributed(client, database, rollup.name)
-    for start in range(0, len(buckets), _BUCKETS_PER_INSERT):
-        _recompute(client, database, rollup, buckets[start : start + _BUCKETS_PER_INSERT], now, distributed)
+    for run in _runs(buckets):
+        _recompute(client, database, rollup, run, now, distributed)
     client.insert(
         f"{database}.rollup_watermark",
         [[rollup.name, now, len(buckets)]],
@@ -126,6 +127,19 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
         "rollup %s: %d bucket(s) in %.2fs%s", rollup.name, result.buckets, result.seconds, " (full)" if full else ""
     )
     return result
+
+
+def _runs(buckets: list[datetime]) -> list[list[datetime]]:
+    """Sorted ``buckets`` cut where they are more than :data:`_RUN_GAP_SECONDS` apart, and every
+    :data:`_BUCKETS_PER_INSERT`: each run is one INSERT ... SELECT reading only its own time range
+    (a straggler marking a bucket days ago must not make the refresh read every day since)."""
+    runs: list[list[datetime]] = []
+    for bucket in buckets:
+        if runs and len(runs[-1]) < _BUCKETS_PER_INSERT and (bucket - runs[-1][-1]).total_seconds() <= _RUN_GAP_SECONDS:
+            runs[-1].append(bucket)
+        else:
+            runs.append([bucket])
+    return runs
 
 
 # On a cluster the writes go through Distributed tables and must be on their shards when refresh returns.
@@ -140,8 +154,6 @@ def _recompute(
     Every row of one refresh carries ``computed_at`` = that refresh's watermark, so a reader can
     take, per bucket, the newest computation no newer than the watermark, without FINAL.
     """
-    if not buckets:
-        return
     # The range bound lets partition pruning and the minmax index skip months; IN picks the buckets.
     client.command(
         f"""INSERT INTO {database}.{rollup.name} (bucket, {rollup.dimensions}, {rollup.columns}, computed_at)

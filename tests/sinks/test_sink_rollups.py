@@ -139,3 +139,16 @@ def test_without_a_fresh_watermark_panels_read_calls_and_refresh_rebuilds(store)
                    "SETTINGS mutations_sync = 1", parameters={"t": stale})  # fmt: skip
     assert panel(client, "tokentrail-spend", "Spend in range") == [truth(client)]
     assert refresh(client, database="tokentrail")[0].full
+
+
+def test_refresh_recomputes_distant_marked_buckets_by_separate_inserts():
+    """A straggler bucket days before the others is its own run: no insert reads the days between."""
+    from tokentrail.sinks.rollups import _BUCKETS_PER_INSERT, _runs
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    five = timedelta(minutes=5)
+    recent = [start + timedelta(days=3) + i * five for i in range(4)]
+    assert _runs([start, *recent]) == [[start], recent]
+    contiguous = [start + i * five for i in range(_BUCKETS_PER_INSERT + 1)]
+    assert [len(run) for run in _runs(contiguous)] == [_BUCKETS_PER_INSERT, 1]
+    assert _runs([]) == []
