@@ -46,6 +46,7 @@ from typing import Any
 from _common import median, print_table
 from redaction_eval import ner_floor
 from redaction_eval.generate import generate
+from redaction_eval.ner_floor import strings
 from redaction_eval.score import entity_rows, goals, locale_rows, score
 
 from tokentrail.redaction import RedactionConfig, Redactor
@@ -72,17 +73,6 @@ def traffic(events: int, seed: int) -> list[Any]:
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return out
-
-
-def strings(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from strings(v)
 
 
 def naive_presidio(model: str) -> Callable[[list[Any]], None]:

@@ -92,18 +92,19 @@ def measure(ner: Any, pattern: Any, values: list[Any], rounds: int, batch: int =
     detector.ner_log = None
     n = len(values)
     per = {k: statistics.median(v) / n * 1e6 for k, v in times.items()}
-    distinct = len({s for v in values for s in _strings(v)})
+    distinct = len({s for v in values for s in strings(v)})
     return FloorReport(
         n, per["ner"], per["pattern"], per["floor"], len(pieces), sum(map(len, pieces)), distinct, detector.model_name
     )
 
 
-def _strings(value: Any) -> Any:
+def strings(value: Any) -> Any:
+    """Every string in a JSON value, at any depth."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from strings(v)
