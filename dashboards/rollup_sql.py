@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tokentrail.sinks.rollups import BUCKET_SECONDS, MARGIN_SECONDS, MAX_AGE_SECONDS
+
 from .spec import table
 
 __all__ = ["calls_source", "rollup_source", "PARTIALS", "EVENT_PARTIALS", "BUCKET_SECONDS"]
 
-BUCKET_SECONDS = 300
-ROLLUP_MAX_AGE = "INTERVAL 2 DAY"  # tokentrail.sinks.rollups.MAX_AGE_SECONDS
-MARGIN = "INTERVAL 300 SECOND"  # tokentrail.sinks.rollups.MARGIN_SECONDS
+# The refresh's own bounds (tokentrail.sinks.rollups): a reader must distrust exactly what it does.
+ROLLUP_MAX_AGE = f"INTERVAL {MAX_AGE_SECONDS} SECOND"
+MARGIN = f"INTERVAL {MARGIN_SECONDS} SECOND"
 
 # name -> (partial from calls_rollup rows, the same partial from raw calls). The outer query
 # combines a partial with sum() (counts, sums), max() or quantilesMerge (states).
