@@ -102,6 +102,10 @@ def _statements(sql: str, mapping: dict[str, str]) -> list[str]:
     return [s.strip() for s in re.split(r";[ \t]*$", body, flags=re.MULTILINE) if s.strip()]
 
 
+def _select_grant(database: str, tables: Sequence[str]) -> str:
+    return "GRANT " + ", ".join(f"SELECT ON {database}.{table}" for table in tables)
+
+
 def render_access_sql(
     tenants: Sequence[str], *, database: str = DEFAULT_DATABASE, limits: ReaderLimits | None = None
 ) -> list[str]:
@@ -118,6 +122,8 @@ def render_access_sql(
         "reader_max_result_rows": str(limits.max_result_rows),
     }
     statements = _statements(template, mapping)
+    readable = (*TENANT_PREDICATES, *UNSCOPED_TABLES, *SHARED_TABLES)  # every table a reader may see
+    statements.append(f"{_select_grant(database, readable)} TO tokentrail_all_tenants")
     for table in (*TENANT_PREDICATES, *UNSCOPED_TABLES):
         to = "tokentrail_all_tenants, tokentrail_writer" if table in _WRITER_READS else "tokentrail_all_tenants"
         statements.append(
@@ -126,10 +132,7 @@ def render_access_sql(
     for tenant in tenants:
         role = tenant_role(tenant)
         statements.append(f"CREATE ROLE IF NOT EXISTS {role}")
-        statements.append(
-            f"GRANT {', '.join(f'SELECT ON {database}.{table}' for table in (*TENANT_PREDICATES, *SHARED_TABLES))} "
-            f"TO {role}"
-        )
+        statements.append(f"{_select_grant(database, (*TENANT_PREDICATES, *SHARED_TABLES))} TO {role}")
         for table, predicate in TENANT_PREDICATES.items():
             statements.append(
                 f"CREATE ROW POLICY OR REPLACE `tokentrail_tenant_{tenant}` ON {database}.{table} "

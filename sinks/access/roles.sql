@@ -1,7 +1,9 @@
 -- Least privilege in the store: roles, the reader's settings profile, grants, row policies.
 --
 -- Rendered by tokentrail.sinks.privileges.render_access_sql(tenants, database=...), which fills
--- ${database} and ${reader_*} and appends one role + row policies per tenant; applied by an
+-- ${database} and ${reader_*} and appends tokentrail_all_tenants' grant (every table of
+-- privileges.TENANT_PREDICATES, UNSCOPED_TABLES and SHARED_TABLES), the unrestricted row policies,
+-- and one role + row policies per tenant; applied by an
 -- administrator (access management rights), never by the worker. Every statement is idempotent,
 -- and re-running with other limits or tenants converges (profile and policies are OR REPLACE).
 -- Statements are separated by a line ending in ';'.
@@ -54,10 +56,3 @@ GRANT INSERT ON ${database}.events, INSERT ON ${database}.calls, INSERT ON ${dat
     SELECT ON ${database}.budget_breaches, SELECT ON ${database}.schema_migrations,
     SELECT ON ${database}.events, SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark
     TO tokentrail_writer;
-
-GRANT SELECT ON ${database}.events, SELECT ON ${database}.calls, SELECT ON ${database}.tool_calls,
-    SELECT ON ${database}.deadletter, SELECT ON ${database}.receipts, SELECT ON ${database}.loop_detections,
-    SELECT ON ${database}.pii_findings, SELECT ON ${database}.variance, SELECT ON ${database}.changes,
-    SELECT ON ${database}.budget_breaches, SELECT ON ${database}.calls_rollup, SELECT ON ${database}.events_rollup,
-    SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark
-    TO tokentrail_all_tenants;
