@@ -100,6 +100,8 @@ class HaltListener:
     def halted(self, trace_id: str, tenant: str) -> dict[str, Any] | None:
         """The halt record for `tenant`'s trace `trace_id`, or None (a halt of another tenant's
         trace with the same id is not this trace's)."""
+        if not self._halted:  # the common case, on every model call's thread: nothing is halted
+            return None
         entry = self._halted.get((_nfc(tenant), trace_id))
         return entry[1] if entry is not None else None
 
