@@ -191,8 +191,8 @@ def to_requests(events: list[dict[str, Any]], *, per_span: bool = False) -> list
 
 def mapping_cost(requests: list[tuple[bytes, bytes]], runs: int = 3) -> dict[str, float]:
     """Decode + map (OtlpExpand) in this process: the fastest of `runs`, per span and per event."""
+    from tokentrail.stream.batch import Batch, Inbound, now_utc
     from tokentrail.stream.otlp import OtlpExpand, OtlpSettings, decode_request
-    from tokentrail.stream.stages import Batch, Inbound, now_utc
 
     spans = sum(len(decode_request(value)) for _, value in requests)
     best_decode = best_expand = float("inf")

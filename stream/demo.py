@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .batch import Inbound, now_utc
 from .embedded import EmbeddedRunner
 from .runtime import check_key_for_store, finish_run, make_pipeline, open_store
-from .stages import Inbound, now_utc
 
 DEMO_DIR = Path(".tokentrail") / "demo"
 

@@ -32,9 +32,9 @@ from typing import Any
 
 from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
 
+from .batch import Inbound
 from .embedded import batch_token
 from .otlp.stage import OtlpSettings
-from .stages import Inbound
 
 __all__ = ["PipelineProcess", "PipelineSettings", "Processed", "StateCache"]
 

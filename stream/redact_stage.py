@@ -16,9 +16,10 @@ What is treated how (README.md, "Guarantees", says the same for users):
 - dimension labels (`tenant`, `service`, `environment`, `feature`, `provider`, `model`,
   `response_model`, prompt id and version, finish reason, a tool's name, the offered `tools`):
   searched like text, so an ordinary label is kept as sent (dashboards group by it, pricing reads
-  the model) and one that holds PII is replaced by its token. Labels repeat, so the redactor's
-  result cache answers almost all of them; every model id in genai-prices' data and every label of
-  the synthetic traffic came through unchanged when this was added.
+  the model) and one that holds PII is replaced by its token. Labels repeat: `redact_many` looks
+  at each distinct string once per batch, and the redactor's result cache answers most of those
+  across batches. Every model id in genai-prices' data and every label of the synthetic traffic
+  came through unchanged when this was added.
 """
 
 from __future__ import annotations

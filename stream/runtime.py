@@ -10,11 +10,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tokentrail.collectors.event_bounds import DEFAULT_TS_WINDOW, TsWindow
 
+from .batch import Pipeline
 from .detectors import LoopConfig, LoopDetector
 from .embedded import EmbeddedRunner, RunStats, read_lines
 from .otlp.stage import OtlpExpand, OtlpSettings
 from .pricing import PriceBook
-from .stages import Pipeline, build_pipeline
+from .stages import build_pipeline
 
 if TYPE_CHECKING:
     from tokentrail.redaction.redactor import Redactor
@@ -38,18 +39,16 @@ def is_embedded(dsn: str) -> bool:
     return dsn.strip().lower().startswith("chdb://")
 
 
-def open_store(dsn: str | None, *, max_attempts: int | None = None) -> tuple[Any, Any]:
-    """A ClickHouse client (server or embedded) and a sink on it, the schema checked first.
+def open_client(dsn: str | None) -> Any:
+    """A ClickHouse client (server or embedded), the schema checked first.
 
     A ClickHouse server is migrated by `tokentrail schema apply` (compose's `migrate` one-shot),
-    never by a worker or a replay: against a server this only checks the schema version and
-    raises ValueError naming the fix when the store is older than this code. An embedded store
-    (`chdb://`, the default of replay and demo) is a local file with no migrator role and no other
-    user, so opening it applies the pending migrations. `max_attempts`: the sink's retry budget
-    per insert for store failures (None: retry until it succeeds).
+    never by a worker, a replay or a CLI command: against a server this only checks the schema
+    version and raises ValueError naming the fix when the store is older than this code. An
+    embedded store (`chdb://`, the default of replay and demo) is a local file with no migrator
+    role and no other user, so opening it applies the pending migrations.
     """
     from tokentrail.sinks import SchemaVersionError, check_schema_version, connect, migrations, resolve_dsn
-    from tokentrail.sinks.writer import ClickHouseSink
 
     resolved = resolve_dsn(dsn)
     client = connect(resolved)
@@ -60,6 +59,15 @@ def open_store(dsn: str | None, *, max_attempts: int | None = None) -> tuple[Any
             check_schema_version(client)
         except SchemaVersionError as exc:
             raise ValueError(str(exc)) from exc
+    return client
+
+
+def open_store(dsn: str | None, *, max_attempts: int | None = None) -> tuple[Any, Any]:
+    """`open_client` and a sink on it. `max_attempts`: the sink's retry budget per insert for
+    store failures (None: retry until it succeeds)."""
+    from tokentrail.sinks.writer import ClickHouseSink
+
+    client = open_client(dsn)
     return client, ClickHouseSink(client, max_attempts=max_attempts)
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .options import add_clickhouse_option
+from .options import add_clickhouse_option, duration, rfc3339_time
 
 OWNERS_HELP = "owners file (YAML) naming who owns the trace's feature (docs/owners.md)"
 
@@ -45,9 +44,11 @@ def register(commands: Any) -> None:
     verify.set_defaults(run=_verify, needs_pipeline=True)
 
     changes = commands.add_parser("changes", help="what changed around a time: models, prompts, prices, redaction")
-    changes.add_argument("--around", required=True, type=_moment, metavar="TIME", help="RFC 3339 time, e.g. an alert's")
     changes.add_argument(
-        "--window", type=_duration, default=timedelta(hours=1), help="look this far either side (default 1h)"
+        "--around", required=True, type=rfc3339_time, metavar="TIME", help="RFC 3339 time, e.g. an alert's"
+    )
+    changes.add_argument(
+        "--window", type=duration, default=timedelta(hours=1), help="look this far either side (default 1h)"
     )
     changes.add_argument("--feature", help="only this feature")
     changes.add_argument("--tenant", help="only this tenant (and per-feature prompt changes)")
@@ -56,37 +57,11 @@ def register(commands: Any) -> None:
     changes.set_defaults(run=_changes, needs_pipeline=True)
 
 
-def _moment(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r} (e.g. 2026-11-20T10:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _duration(value: str) -> timedelta:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", value.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a duration: {value!r} (examples: 90s, 15m, 1h, 2d)")
-    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-    return timedelta(**{unit: float(m.group(1))})
-
-
 def _client(dsn: str | None) -> Any:
-    """A client on the store. An embedded store (`chdb://`, a local file with no other user) is
-    migrated, as `replay` does; a server's schema is checked, never changed (`schema apply` does that)."""
-    from tokentrail.sinks import SchemaVersionError, check_schema_version, connect, migrations, resolve_dsn
+    """A client on the store: an embedded store is migrated, a server's schema only checked."""
+    from tokentrail.stream.runtime import open_client
 
-    resolved = resolve_dsn(dsn)
-    client = connect(resolved)
-    if resolved.strip().lower().startswith("chdb://"):
-        migrations.apply(client)
-        return client
-    try:
-        check_schema_version(client)
-    except SchemaVersionError as exc:
-        raise ValueError(str(exc)) from None
-    return client
+    return open_client(dsn)
 
 
 def _owners_of(owners: Any, timeline: dict[str, Any]) -> list[str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
 from typing import IO
 
@@ -53,6 +55,24 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def rfc3339_time(value: str) -> datetime:
+    """An argument type: an RFC 3339 time; one without a zone is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r} (e.g. 2026-11-20T10:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def duration(value: str) -> timedelta:
+    """An argument type: a duration such as 90s, 15m, 1h or 2d (a bare number is seconds)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", value.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {value!r} (examples: 90s, 15m, 1h, 2d)")
+    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return timedelta(**{unit: float(m.group(1))})
 
 
 def add_clickhouse_option(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .options import add_clickhouse_option, add_pipeline_options, positive_int
+from .options import add_clickhouse_option, add_pipeline_options, duration, positive_int, rfc3339_time
 
 
 def register(commands: Any) -> None:
@@ -70,19 +68,6 @@ def _demo(args: argparse.Namespace) -> int:
 # --- generate -----------------------------------------------------------------------------------
 
 
-def _duration(value: str) -> timedelta:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", value.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a duration: {value!r} (examples: 90s, 15m, 1h, 2d)")
-    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-    return timedelta(**{unit: float(m.group(1))})
-
-
-def _start(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def generate(argv: Sequence[str]) -> int:
     """`tokentrail generate N`: N synthetic events as JSON Lines on stdout."""
     from tokentrail.stream.synthetic import DEFAULT_START, GeneratorConfig, write_lines
@@ -91,8 +76,8 @@ def generate(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="tokentrail generate", description=generate.__doc__)
     p.add_argument("events", type=int, help="valid distinct events to generate (approximate)")
     p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--start", type=_start, default=DEFAULT_START, help="RFC 3339 time of the first event")
-    p.add_argument("--duration", type=_duration, default=defaults.duration, help="e.g. 90s, 15m, 1h")
+    p.add_argument("--start", type=rfc3339_time, default=DEFAULT_START, help="RFC 3339 time of the first event")
+    p.add_argument("--duration", type=duration, default=defaults.duration, help="e.g. 90s, 15m, 1h")
     p.add_argument("--malformed-ratio", type=float, default=defaults.malformed_ratio)
     p.add_argument("--redelivery-ratio", type=float, default=defaults.redelivery_ratio)
     p.add_argument("--sensitive-ratio", type=float, default=defaults.sensitive_ratio)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..stages import Accepted, Batch
+from ..batch import Accepted, Batch
 
 DETECTION_NAMESPACE = uuid.UUID("b2f5d7a4-31c1-4c8e-8f1e-7d5b2a9c0e11")
 MAX_STEPS = 24  # tool steps remembered per trace: enough for 3 cycles of period 4, twice

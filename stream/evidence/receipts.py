@@ -114,7 +114,7 @@ class Provenance:
 class _Shared:
     key: bytes | None
     provenance: Provenance
-    pending: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    pending: dict[Any, tuple[list[str], list[str]]] = field(default_factory=dict)  # by event_id (a UUID)
 
 
 class HashRawContent:
@@ -139,7 +139,7 @@ class HashRawContent:
                 mac.update(text.encode("utf-8", "surrogatepass"))
                 labels.append(label)
                 digests.append(mac.hexdigest())
-            pending[str(item.event.event_id)] = (labels, digests)
+            pending[item.event.event_id] = (labels, digests)
 
 
 class StampRows:
@@ -152,7 +152,7 @@ class StampRows:
         pending = self.shared.pending
         evidence_key_id = self.shared.provenance.evidence_key_id
         for row in batch.rows.get("events", ()):
-            labels, digests = pending.get(str(row["event_id"]), ((), ()))
+            labels, digests = pending.get(row["event_id"], ((), ()))
             row["content_parts"] = list(labels)
             row["content_hmacs"] = list(digests)
             row["content_key_id"] = evidence_key_id if digests else ""
@@ -211,7 +211,9 @@ def receipt_stages(*, key: bytes | None, redactor: Any, overrides: Mapping[Any, 
 
 def with_receipts(pipeline: Any, *, key: bytes | None, redactor: Any, overrides: Mapping[Any, Any] | None) -> Any:
     """A new Pipeline with the receipt stages inserted around Redact and BuildRows."""
-    from ..stages import BuildRows, Pipeline, Redact
+    from ..batch import Pipeline
+    from ..redact_stage import Redact
+    from ..rows import BuildRows
 
     before, after = receipt_stages(key=key, redactor=redactor, overrides=overrides)
     stages: list[Any] = []

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from tokentrail.sinks.outcomes import StoreUnavailable
 
+from ..batch import Inbound, Pipeline, now_utc
 from ..detectors import LoopConfig, LoopDetector
 from ..embedded import batch_token, store_batch
-from ..stages import Inbound, Pipeline, now_utc
 from ..validate_stage import parse_ts_window_days
 from .config import WorkerConfig
 from .insights_job import InsightsJob

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..stages import now_utc
+from ..batch import now_utc
 from .config import WorkerConfig
 from .messages import to_json
 

@@ -5,7 +5,7 @@ become a `prompt` at the span's start and an `output` at its end; `execute_tool`
 one `tool_call`; `invoke_agent` (and other agent operations) only give context; spans without
 GenAI attributes are not ours. Both the current attribute names and the older ones
 (`gen_ai.system`, `gen_ai.usage.prompt_tokens`, `llm.request.type`, indexed content) are read.
-The output is plain v1 dicts: the pipeline validates them like any event (stages.Validate).
+The output is plain v1 dicts: the pipeline validates them like any event (validate_stage.Validate).
 """
 
 from __future__ import annotations

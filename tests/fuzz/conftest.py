@@ -75,10 +75,6 @@ def fuzz_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNames
 def no_leftover_workers() -> Iterator[None]:
     """A failed assertion must not leave a worker process running after its test."""
     yield
-    from kafka_harness import STARTED
+    from kafka_harness import kill_leftovers
 
-    while STARTED:
-        worker = STARTED.pop()
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+    kill_leftovers()

@@ -71,7 +71,8 @@ TEXT_FIELDS: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
     "error.message": ("output", lambda doc, t: doc.__setitem__("error", {"type": "provider_error", "message": t})),
 }
 IDENTIFIERS = ["session_id", "user_id"]
-# Dimension labels: Grafana variables, legend entries, alert labels; stream/redact_stage.py stores them as sent.
+# Dimension labels: Grafana variables, legend entries, alert labels; stream/redact_stage.py searches them like
+# text. Listed here, not imported from its LABEL_FIELDS, so a label dropped there still gets PII planted.
 DIMENSION_LABELS: dict[str, tuple[str, Callable[[dict[str, Any], str], None]]] = {
     name: ("output", lambda doc, t, name=name: doc.__setitem__(name, t))
     for name in [

@@ -13,14 +13,10 @@ _STREAM_TESTS = str(Path(__file__).resolve().parent.parent / "stream")
 if _STREAM_TESTS not in sys.path:
     sys.path.insert(0, _STREAM_TESTS)
 
-from kafka_harness import STARTED  # noqa: E402  (needs the sys.path entry above)
+from kafka_harness import kill_leftovers  # noqa: E402  (needs the sys.path entry above)
 
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
     yield
-    while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+    kill_leftovers()

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_harness import REPO, STARTED, group_id, read_store, start_worker, stop, wait_until
-from otlp_kafka import wait_committed
+from kafka_harness import REPO, STARTED, read_store, start_worker, stop, wait_caught_up, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -92,7 +91,7 @@ def test_real_collector_to_clickhouse(kafka_bootstrap: str, new_topic: Any, tmp_
     store = tmp_path / "store"
     worker = start_worker(kafka_bootstrap, events_topic, store, group="otelcol", extra=["--otlp-topic", otlp_topic])
     try:
-        wait_committed(kafka_bootstrap, otlp_topic, group_id(events_topic, "otelcol"), worker)
+        wait_caught_up(kafka_bootstrap, otlp_topic, "otelcol", worker, events_topic=events_topic)
     finally:
         stop(worker)
     got = read_store(

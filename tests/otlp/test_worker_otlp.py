@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from kafka_harness import group_id, produce, read_store, start_worker, stop, wait_caught_up
+from kafka_harness import produce, read_store, start_worker, stop, wait_caught_up
 from otlp_builders import MS, T0, chat_current, chat_older, http_span, json_line, request, span, tool_span
-from otlp_kafka import wait_committed
 
 from tokentrail.stream.pricing import PriceBook
 
@@ -112,7 +111,7 @@ def test_otlp_topic_beside_events_topic(kafka_bootstrap: str, new_topic: Any, tm
     worker = start_worker(kafka_bootstrap, events_topic, store, group="otlp", extra=["--otlp-topic", otlp_topic])
     try:
         wait_caught_up(kafka_bootstrap, events_topic, "otlp", worker)
-        wait_committed(kafka_bootstrap, otlp_topic, group_id(events_topic, "otlp"), worker)
+        wait_caught_up(kafka_bootstrap, otlp_topic, "otlp", worker, events_topic=events_topic)
     finally:
         stop(worker)
     got = read_store(store, QUERIES)

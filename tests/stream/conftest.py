@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kafka_harness import STARTED
+from kafka_harness import kill_leftovers
 
 
 @pytest.fixture(autouse=True)
 def no_leftover_workers() -> Iterator[None]:
     yield
-    while STARTED:
-        worker = STARTED.pop()
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+    kill_leftovers()

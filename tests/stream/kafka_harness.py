@@ -82,10 +82,17 @@ def start_worker(
     return worker
 
 
-def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]:
-    """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
+def committed_and_end(bootstrap: str, topic: str, group: str, events_topic: str | None = None) -> tuple[int, int]:
+    """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions.
+
+    `events_topic`: the worker's events topic, which names its group (`group_id`), when `topic` is
+    another topic it reads (an OTLP or a tenant's topic); `topic` itself by default."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group_id(topic, group), "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id(events_topic or topic, group),
+            "enable.auto.commit": False,
+        }
     )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
@@ -94,6 +101,16 @@ def committed_and_end(bootstrap: str, topic: str, group: str) -> tuple[int, int]
     finally:
         consumer.close()
     return committed, end
+
+
+def kill_leftovers() -> None:
+    """Kill every process `start_worker` (or a test) put in STARTED that still runs: the autouse
+    fixtures of tests/stream, tests/otlp and tests/fuzz call it after each test."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def wait_until(predicate: Any, timeout: float, what: str, worker: subprocess.Popen[bytes] | None = None) -> None:
@@ -108,13 +125,20 @@ def wait_until(predicate: Any, timeout: float, what: str, worker: subprocess.Pop
 
 
 def wait_caught_up(
-    bootstrap: str, topic: str, group: str, worker: subprocess.Popen[bytes], timeout: float = 300
+    bootstrap: str,
+    topic: str,
+    group: str,
+    worker: subprocess.Popen[bytes],
+    timeout: float = 300,
+    events_topic: str | None = None,
 ) -> None:
+    """The worker's group has committed every offset of `topic` (`events_topic`: as in `committed_and_end`)."""
+
     def caught_up() -> bool:
-        committed, end = committed_and_end(bootstrap, topic, group)
+        committed, end = committed_and_end(bootstrap, topic, group, events_topic)
         return end > 0 and committed >= end
 
-    wait_until(caught_up, timeout, "the worker to commit every offset", worker)
+    wait_until(caught_up, timeout, f"the worker to commit every offset of {topic}", worker)
 
 
 def stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60) -> None:
