@@ -227,6 +227,31 @@ def test_redact_stage_reaches_attributes_session_ids_and_ids_holding_pii():
     assert json.loads(event["payload"])["error"]["message"] == "the <SECRET> failed"
 
 
+def test_redact_stage_reaches_dimension_labels_and_keeps_ordinary_ones():
+    """A label holding PII takes its token in the payload and in every column read from the event model;
+    ordinary labels (model, tenant, provider) come through as sent, so pricing and dashboards still work."""
+    doc = {**output(uid(1), "fine"), "feature": "secret-plan", "finish_reason": "stop"}
+    tool = {
+        **{k: BASE[k] for k in ("schema_version", "ts", "trace_id", "span_id", "service", "tenant", "feature")},
+        "event_id": uid(2),
+        "type": "tool_call",
+        "tool": {"name": "secret_lookup", "arguments": {}, "result": "ok"},
+    }
+    batch = build_pipeline(prices=PriceBook(), redactor=UpperRedactor()).process(inbound(doc, tool))
+    (call,) = batch.rows["calls"]
+    (tool_row,) = batch.rows["tool_calls"]
+    assert call["feature"] == json.loads(batch.rows["events"][0]["payload"])["feature"] == "<SECRET>-plan"
+    assert batch.accepted[0].event.feature == "<SECRET>-plan"
+    assert (call["model"], call["tenant"], call["provider"], call["finish_reason"]) == (
+        "gpt-4o",
+        "acme",
+        "openai",
+        "stop",
+    )
+    assert tool_row["tool_name"] == "<SECRET>_lookup"
+    assert batch.accepted[1].event.tool.name == "<SECRET>_lookup"
+
+
 def test_raw_text_is_stored_only_when_asked_for():
     """Without a redactor, text is stored as sent only with allow_raw_text=True; otherwise building fails."""
     raw = build_pipeline(prices=PriceBook(), redactor=None, allow_raw_text=True)
