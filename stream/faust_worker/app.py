@@ -39,7 +39,7 @@ from ..detectors import LoopConfig, LoopDetector
 from ..embedded import batch_token, store_batch
 from ..validate_stage import parse_ts_window_days
 from .config import WorkerConfig
-from .insights_job import InsightsJob
+from .insights_job import InsightsTimer
 from .loop_state import TraceKeyedTable
 from .messages import as_bytes, dead_letter_message, halt_message_key, halt_record, to_json
 from .store_health import StoreHealth
@@ -326,20 +326,6 @@ class BatchAgent:
     def stop_pipeline_process(self, app: Any, **kwargs: Any) -> None:
         if self.engine is not None:
             self.engine.close()
-
-
-class InsightsTimer:
-    """Runs the insights job on its timer, on the one worker that consumes partition 0."""
-
-    def __init__(self, app: Any, config: WorkerConfig, client: Any) -> None:
-        self.app, self.config, self.job = app, config, InsightsJob(client, config)
-
-    async def tick(self) -> None:
-        from faust.types import TP
-
-        if TP(self.config.events_topic, 0) not in self.app.assignor.assigned_actives():
-            return
-        await asyncio.get_running_loop().run_in_executor(None, self.job.run_once)
 
 
 def _partition_count(config: WorkerConfig, topic: str) -> int | None:

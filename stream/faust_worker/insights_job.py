@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,3 +64,17 @@ class InsightsJob:
             self.producer.produce(self.config.alerts_topic, to_json(alert), str(alert.get("id", "")).encode())
         if self.producer.flush(30) != 0:
             raise RuntimeError("alerts were not acknowledged by Kafka")
+
+
+class InsightsTimer:
+    """Runs the insights job on its timer, on the one worker that consumes partition 0."""
+
+    def __init__(self, app: Any, config: WorkerConfig, client: Any) -> None:
+        self.app, self.config, self.job = app, config, InsightsJob(client, config)
+
+    async def tick(self) -> None:
+        from faust.types import TP
+
+        if TP(self.config.events_topic, 0) not in self.app.assignor.assigned_actives():
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self.job.run_once)
