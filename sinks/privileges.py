@@ -54,11 +54,12 @@ TENANT_PREDICATES: dict[str, str] = {
     "events_rollup": "tenant = {tenant}",
     "rollup_dirty": "tenant = {tenant}",
 }
-UNSCOPED_TABLES = ("deadletter", "receipts")  # no trustworthy tenant: platform readers only
+# No trustworthy tenant (or job state spanning tenants): platform readers only.
+UNSCOPED_TABLES = ("deadletter", "receipts", "insights_first_seen")
 # Readable by every reader, no row policy: holds no tenant data (when the rollups were refreshed).
-SHARED_TABLES = ("rollup_watermark",)
+SHARED_TABLES = ("rollup_watermark", "insights_watermark")
 # The insights job and the rollup refresh read these (rollup_watermark too, which has no policy).
-_WRITER_READS = ("calls", "events", "variance", "changes", "budget_breaches", "rollup_dirty")
+_WRITER_READS = ("calls", "events", "variance", "changes", "budget_breaches", "rollup_dirty", "insights_first_seen")
 # Tenant names become role names (backquoted) and SQL literals: a conservative alphabet keeps
 # both trivially safe, whatever the dimension-field policy of the event contract allows.
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

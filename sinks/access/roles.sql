@@ -13,7 +13,7 @@
 -- * tokentrail_writer: the worker, the insights job and the rollup refresh. INSERT into the
 --   tables they fill (rollup_dirty: the materialized views on calls and events write it as part
 --   of the worker's insert); SELECT only where they read: calls, variance, changes,
---   budget_breaches (insights jobs), events and the rollup bookkeeping (rollup refresh) and
+--   budget_breaches and the insights job's state (insights jobs), events and the rollup bookkeeping (rollup refresh) and
 --   schema_migrations (the worker's version check). DESCRIBE and system.tables, which the sink
 --   reads for column types and partition keys, need no grant beyond these.
 -- * tokentrail_reader: what every Grafana user holds: no table grants of its own, the settings
@@ -51,8 +51,10 @@ GRANT INSERT ON ${database}.events, INSERT ON ${database}.calls, INSERT ON ${dat
     INSERT ON ${database}.pii_findings, INSERT ON ${database}.variance, INSERT ON ${database}.changes,
     INSERT ON ${database}.budget_breaches,
     INSERT ON ${database}.calls_rollup, INSERT ON ${database}.events_rollup, INSERT ON ${database}.rollup_dirty,
-    INSERT ON ${database}.rollup_watermark,
+    INSERT ON ${database}.rollup_watermark, INSERT ON ${database}.insights_watermark,
+    INSERT ON ${database}.insights_first_seen,
     SELECT ON ${database}.calls, SELECT ON ${database}.variance, SELECT ON ${database}.changes,
     SELECT ON ${database}.budget_breaches, SELECT ON ${database}.schema_migrations,
-    SELECT ON ${database}.events, SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark
+    SELECT ON ${database}.events, SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark,
+    SELECT ON ${database}.insights_watermark, SELECT ON ${database}.insights_first_seen
     TO tokentrail_writer;

@@ -6,17 +6,20 @@ they are exact, idempotent, restart-proof, and the same in the embedded runner a
 worker (which calls `run_insights` on a timer).
 
 The metric modules (`variance`, `changes`, `budgets`) are pure functions over plain data; only
-`jobs` (query, compute, write) and `report` (read back) touch ClickHouse.
+`jobs` (query, compute, write), `first_seen` and `watermark` (the job's state in the store) and
+`report` (read back) touch ClickHouse.
 """
 
 from .budgets import Breach, BudgetConfig, BudgetRule, SpendBucket, evaluate_budgets, load_budgets
 from .changes import KINDS, Change, ChangeKey, Observation, detect_changes, observations_from_calls
 from .jobs import InsightResult, closing_time, run_insights
 from .variance import CallSample, GroupAggregate, aggregate, mean_pairwise_similarity, variance_stats
+from .watermark import read_watermark
 
 __all__ = [
     "run_insights",
     "closing_time",
+    "read_watermark",
     "InsightResult",
     "CallSample",
     "GroupAggregate",

@@ -13,6 +13,10 @@ stored before. Alerts are at-least-once when the caller passes `publish`: it is 
 alert messages BEFORE their rows are stored, so if publishing fails nothing is stored and the
 next run finds (and publishes) the same changes again; if storing fails after publishing, the
 next run publishes them again. Consumers deduplicate on the message `id`.
+
+Incremental: every query on `calls` is bounded to the run's window (from `since` to `now`);
+changes need "all history", which the first-seen state (`first_seen`) keeps, and the watermark
+(`watermark`) tells the next run, on whichever worker, where this one stopped.
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import first_seen
 from .budgets import Breach, BudgetConfig, SpendBucket, evaluate_budgets, load_budgets
-from .changes import KINDS, Change, ChangeKey, Observation, change_id, detect_changes
+from .changes import Change
 from .variance import SAMPLE_LIMIT, GroupAggregate, metrics, sample_order, similarity_document
+from .watermark import read_watermark, write_watermark
 
 __all__ = [
     "InsightResult",
     "run_insights",
     "closing_time",
     "compute_variance",
-    "find_changes",
     "VARIANCE_KEY",
     "VARIANCE_METRICS",
 ]
@@ -69,6 +74,7 @@ class InsightResult:
     breaches: list[Breach] = field(default_factory=list)  # not stored before this run
     written: dict[str, int] = field(default_factory=dict)  # rows inserted per table
     seconds: dict[str, float] = field(default_factory=dict)  # time spent per part
+    covered_until: datetime | None = None  # the watermark this run recorded
 
     def alerts(self) -> list[dict[str, Any]]:
         """Messages for the alerts topic: the new changes, then the new breaches."""
@@ -182,72 +188,6 @@ def _stored_variance(
     return {(utc(r[0]), *r[1:width]): tuple(r[width:]) for r in result}
 
 
-# -- changes ------------------------------------------------------------------------------------
-
-
-def _first_occurrences(client: Any, database: str, now: datetime) -> list[Observation]:
-    """Each value's first observation per group. No FINAL: a duplicated row has the same ts and
-    value, so it cannot move a minimum. Plain min(ts) is ~10x cheaper than a tuple minimum."""
-    out = []
-    for kind in KINDS.values():
-        cols = ", ".join(kind.group)
-        required = " AND ".join(f"{c} != ''" for c in kind.required)
-        result = client.query(
-            f"""SELECT {cols}, {kind.value} AS value, min(ts)
-                FROM {database}.calls WHERE {required} AND ts < {{now:DateTime64(3, 'UTC')}}
-                GROUP BY {cols}, value""",
-            parameters={"now": utc(now)},
-        ).result_rows
-        width = len(kind.group)
-        out += [
-            Observation(
-                kind.name, ChangeKey(**dict(zip(kind.group, row[:width], strict=True))), row[width], utc(row[width + 1])
-            )
-            for row in result
-        ]
-    return out
-
-
-def _predecessor(client: Any, database: str, first: Observation) -> Observation | None:
-    """The group's observation immediately before `first` in (ts, value) order, or None."""
-    kind = KINDS[first.kind]
-    conditions = [f"{c} = {{g_{c}:String}}" for c in kind.group] + [f"{c} != ''" for c in kind.required]
-    params: dict[str, Any] = {f"g_{c}": getattr(first.key, c) for c in kind.group}
-    params.update(ts=first.ts, value=first.value)
-    result = client.query(
-        f"""SELECT argMax({kind.value}, (ts, {kind.value})), max(ts), count()
-            FROM {database}.calls
-            WHERE {" AND ".join(conditions)} AND ts <= {{ts:DateTime64(3, 'UTC')}}
-              AND (ts < {{ts:DateTime64(3, 'UTC')}} OR {kind.value} < {{value:String}})""",
-        parameters=params,
-    ).result_rows
-    value, ts, count = result[0]
-    return Observation(first.kind, first.key, value, utc(ts)) if count else None
-
-
-def find_changes(client: Any, *, database: str, now: datetime, known: set[str] | None = None) -> list[Change]:
-    """Every change in the stored history before `now`; `from` is exact for ids not in `known`.
-
-    The history is reduced to what decides the answer (changes module docstring): each value's
-    first occurrence, and for the changes not yet known the observation just before them.
-    """
-    known = known or set()
-    firsts = _first_occurrences(client, database, now)
-    baseline: dict[tuple[str, ChangeKey], tuple[datetime, str]] = {}
-    for obs in firsts:
-        group = (obs.kind, obs.key)
-        baseline[group] = min(baseline.get(group, (obs.ts, obs.value)), (obs.ts, obs.value))
-    observations = list(firsts)
-    for obs in firsts:
-        if (obs.ts, obs.value) != baseline[(obs.kind, obs.key)] and str(
-            change_id(obs.kind, obs.key, obs.value)
-        ) not in known:
-            previous = _predecessor(client, database, obs)
-            if previous is not None:
-                observations.append(previous)
-    return detect_changes(observations)
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -292,8 +232,10 @@ def run_insights(
     `now` (default: wall clock) closes variance windows ending at or before it and bounds every
     query to calls before it; replays pass `closing_time(...)`. `since` (default: all history)
     limits variance and budget evaluation to windows from it on; the caller passes the previous
-    run's `now` minus the lateness it tolerates. Changes always consider the whole stored history
-    (a cheap first-occurrence aggregate), because "new value" is only defined against it.
+    run's `now` minus the lateness it tolerates (`read_watermark` gives that `now`). Changes are
+    defined against the whole history: the first-seen state holds it, and this run folds in the
+    calls from `since` (or from the watermark, if earlier; from the beginning without either). On
+    success the run records `now` as the watermark (`InsightResult.covered_until`).
     `publish(alerts)`, if given, sends new changes' and breaches' alerts before they are stored
     (module docstring); an exception from it propagates and leaves them unstored.
     """
@@ -324,12 +266,21 @@ def run_insights(
     result.seconds["variance"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    # The first-seen state covers calls before the watermark; without one it is rebuilt from all calls.
+    covered = read_watermark(client, database)
+    scan_from = None if lo is None or covered is None else min(lo, covered)
+    update = first_seen.merge(
+        first_seen.read_state(client, database), first_seen.scan_calls(client, database, scan_from, now)
+    )
     known = _ids(client, f"{database}.changes", "change_id")
-    result.changes = [
-        c for c in find_changes(client, database=database, now=now, known=known) if str(c.change_id) not in known
-    ]
+    found = first_seen.find_changes(client, database, update.state, now=now, known=known)
+    result.changes = [c for c in found if str(c.change_id) not in known]
     _publish_then_store(result.changes, "changes", [str(c.change_id) for c in result.changes], sink, publish)
+    if update.rows:
+        token = _digest([(r["kind"], r["value"], r["first_seen"], r["last_seen"]) for r in update.rows])
+        sink.write_batch({"insights_first_seen": update.rows}, f"insights-first-seen-{token}")
     result.written["changes"] = len(result.changes)
+    result.written["insights_first_seen"] = len(update.rows)
     result.seconds["changes"] = time.perf_counter() - started
 
     if config is not None and config.rules:
@@ -346,6 +297,8 @@ def run_insights(
         )
         result.written["budget_breaches"] = len(result.breaches)
         result.seconds["budgets"] = time.perf_counter() - started
+    write_watermark(sink, now)
+    result.covered_until = now
     log.info(
         "insights: %d variance rows (%d written), %d new changes, %d new breaches",
         len(result.variance_rows),

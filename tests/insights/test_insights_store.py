@@ -156,7 +156,7 @@ def test_running_the_job_again_stores_and_reports_nothing_new(clickhouse, anomal
     before = counts(clickhouse, db)
     again = run_insights(clickhouse, database=db, now=now, budgets=budgets, window_seconds=WINDOW)
     assert again.changes == [] and again.breaches == []
-    assert again.written == {"variance": 0, "changes": 0, "budget_breaches": 0}
+    assert again.written == {"variance": 0, "changes": 0, "insights_first_seen": 0, "budget_breaches": 0}
     assert counts(clickhouse, db) == before and before["variance"] == len(again.variance_rows) > 0
 
 
