@@ -10,12 +10,17 @@ variable when it provisions the file (`dashboards push` substitutes the same var
 since the HTTP API does not). Grafana interpolates `$` in alert labels and titles too, so those
 never contain one; annotations and query models are not interpolated (they carry templates and
 macros).
+
+The owners file's part (owner labels, one contact point and route per team) is read when these
+functions run, from `owners.current_owners()`: the commands choose it (`--owners FILE`, else
+TOKENTRAIL_OWNERS_FILE) with `owners_in_effect`, so changing the file and building again changes them.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from grafana_foundation_sdk.builders import alerting as ab
@@ -23,11 +28,11 @@ from grafana_foundation_sdk.builders import expr as eb
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import alerting as am
 
-from .alert_rules import GROUPS, RULES, Rule
+from .alert_rules import GROUPS, Rule
 from .build import _Query, clickhouse_target
 from .catalog import dashboard
 from .dash_trace import TRACE_UID
-from .owners import contact_point_name, contact_point_settings, current_owners, owner_routes
+from .owners import contact_point_name, contact_point_settings, current_owners, owner_routes, rules_for
 from .spec import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 
 __all__ = [
@@ -167,8 +172,9 @@ def rule_api(rule: Rule) -> dict[str, Any]:
     return _plain(builder.build())
 
 
-def rules_api() -> list[dict[str, Any]]:
-    return [rule_api(r) for r in RULES]
+def rules_api(rules: Iterable[Rule] | None = None) -> list[dict[str, Any]]:
+    """Every rule (default: labelled for the owners in effect) in the HTTP provisioning shape."""
+    return [rule_api(r) for r in (rules_for(current_owners()) if rules is None else rules)]
 
 
 def _rule_file(api: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +195,9 @@ def _rule_file(api: dict[str, Any]) -> dict[str, Any]:
 
 def rules_file() -> dict[str, Any]:
     """`provisioning/alerting/rules.yaml`: one group per evaluation interval family."""
-    groups = []
+    groups, built = [], rules_api()
     for name, interval in GROUPS.items():
-        rules = [_rule_file(r) for r in rules_api() if r["ruleGroup"] == name]
+        rules = [_rule_file(r) for r in built if r["ruleGroup"] == name]
         groups.append({"orgId": ORG_ID, "name": name, "folder": FOLDER_TITLE, "interval": interval, "rules": rules})
     return {"apiVersion": 1, "groups": groups}
 

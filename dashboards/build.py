@@ -5,6 +5,10 @@ so a field Grafana 11.6 does not know cannot sneak in. It has no ClickHouse quer
 panel targets are the plugin's own JSON (`clickhouse_target`), wrapped as the SDK's
 `UnknownDataquery`. Output is deterministic (sorted keys, fixed ids and grid positions), which is
 what lets a test compare the committed files with a fresh build byte for byte.
+
+With an owners file in effect (`owners.current_owners()`, read at build time), every table that
+shows a feature gets an `owner` column beside it (`owner_columns`), and the Spend dashboard ends
+with a panel listing who owns what and how they are paged.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from typing import Any
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders import stat, table, text, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import text as tm
 
 from .dash_trace import trace_link
+from .owner_columns import owners_markdown, with_owner_column
+from .owners import Owners, current_owners
 from .spec import (
     ALL_SENTINEL,
     DATABASE,
@@ -54,6 +61,7 @@ DATASOURCE = dm.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
 MAX_DATA_POINTS = 300  # fixed rather than panel-width dependent, so the query interval is predictable
 MIN_INTERVAL = "1m"  # data is per call; buckets under a minute are noise on these panels
 MIN_INTERVAL_MS = 60_000
+OWNERS_PANEL_DASHBOARD = "tokentrail-spend"  # the dashboard that lists the owners file (with an owners file)
 
 
 def sdk_check() -> None:
@@ -121,8 +129,11 @@ def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
 _TRACE_COLUMN = re.compile(r"\btrace_id\b")
 
 
-def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder[Any]:
-    target = _Query(clickhouse_target(spec.sql, table_format=spec.shape != "timeseries"))
+def _panel(spec: Panel, panel_id: int, x: int, y: int, owners: Owners | None = None) -> cogbuilder.Builder[Any]:
+    sql = spec.sql
+    if owners is not None and spec.kind == "table":
+        sql = with_owner_column(sql, owners) or sql  # the owner beside the feature (tables without one: as is)
+    target = _Query(clickhouse_target(sql, table_format=spec.shape != "timeseries"))
     # One name for three SDK builder classes that share the panel-level methods used below.
     builder: Any
     if spec.kind == "stat":
@@ -172,6 +183,18 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int) -> cogbuilder.Builder[Any
     return panel
 
 
+def _owners_panel(owners: Owners, panel_id: int, y: int) -> text.Panel:
+    return (
+        text.Panel()
+        .id(panel_id)
+        .title("Owners")
+        .description("Who owns each feature or service, and who is paged for it: the owners file at build time.")
+        .mode(tm.TextMode.MARKDOWN)
+        .content(owners_markdown(owners))
+        .grid_pos(dm.GridPos(h=min(4 + len(owners.owners), 16), w=24, x=0, y=y))
+    )
+
+
 def _annotation(spec: Annotation) -> db.AnnotationQuery:
     # The SDK types an annotation's target as AnnotationTarget; Grafana takes the datasource's own query model.
     target: Any = _Query(clickhouse_target(spec.sql, table_format=True, ref_id="Anno"))
@@ -219,8 +242,14 @@ def build_dashboard(
         builder = builder.link(
             db.DashboardLink(title).type(dm.DashboardLinkType.LINK).url(f"/d/{uid}").include_vars(True).keep_time(True)
         )
-    for panel_id, (panel, x, y) in enumerate(layout(spec.panels), start=1):
-        builder = builder.with_panel(_panel(panel, panel_id, x, y))
+    owners = current_owners()
+    placed = layout(spec.panels)
+    for panel_id, (panel, x, y) in enumerate(placed, start=1):
+        builder = builder.with_panel(_panel(panel, panel_id, x, y, owners))
+    if owners is not None and spec.uid == OWNERS_PANEL_DASHBOARD:
+        # Last, so the spec's panels keep the ids alert rules link to (catalog.all_panels).
+        bottom = max((y + panel.height for panel, _, y in placed), default=0)
+        builder = builder.with_panel(_owners_panel(owners, len(placed) + 1, bottom))
     document: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     return document
 

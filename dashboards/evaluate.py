@@ -19,10 +19,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
-from .alert_rules import RULES, Rule
+from .alert_rules import Rule
 from .alerting_provisioning import rule_api
 from .macros import TimeRange, expand_macros
-from .owners import current_owners, who_is_paged
+from .owners import current_owners, rules_for, who_is_paged
 from .spec import FOLDER_TITLE
 
 __all__ = ["FiringAlert", "evaluate_alerts", "evaluate_rule", "render_alerts", "render_template", "RuleError"]
@@ -112,10 +112,14 @@ def evaluate_rule(client: Any, rule: Rule, now: datetime) -> list[FiringAlert]:
     return firing
 
 
-def evaluate_alerts(client: Any, now: datetime | None = None, rules: Iterable[Rule] = RULES) -> list[FiringAlert]:
-    """Every firing instance of every rule at `now` (default: the wall clock), pages first."""
+def evaluate_alerts(client: Any, now: datetime | None = None, rules: Iterable[Rule] | None = None) -> list[FiringAlert]:
+    """Every firing instance of every rule at `now` (default: the wall clock), pages first.
+
+    `rules` default: every provisioned rule, labelled for the owners in effect (`owners.current_owners`).
+    """
     now = now or datetime.now(UTC)
-    alerts = [alert for r in rules for alert in evaluate_rule(client, r, now)]
+    chosen = rules_for(current_owners()) if rules is None else rules
+    alerts = [alert for r in chosen for alert in evaluate_rule(client, r, now)]
     return sorted(alerts, key=lambda a: (a.severity != "page", a.uid, sorted(a.labels.items())))
 
 
@@ -164,17 +168,22 @@ def render_template(template: str, labels: dict[str, str], values: dict[str, flo
 
 
 def render_alerts(alerts: list[FiringAlert], now: datetime | None = None, per_rule: int = 5) -> str:
-    """Terminal rendering for `alerts check` and the end of `tokentrail demo` (at most `per_rule` instances each)."""
+    """Terminal rendering for `alerts check` and the end of `tokentrail demo` (at most `per_rule` instances each).
+
+    Each alert starts with where the provisioned policy sends it, for the owners in effect:
+    `[PAGE -> support-ai (PagerDuty Support AI)]`, `[warn -> chat (central), unowned]`.
+    """
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     if not alerts:
         return f"\nAlerts that would fire at {stamp}: none\n"
     lines = [f"\nAlerts that would fire at {stamp}: {len(alerts)}"]
     shown: dict[str, int] = {}
+    owners = current_owners()
     for alert in alerts:
         shown[alert.uid] = shown.get(alert.uid, 0) + 1
         if shown[alert.uid] > per_rule:
             continue
-        route = who_is_paged(alert.labels, alert.severity, current_owners())  # the provisioned routes, in words
+        route = who_is_paged(alert.labels, alert.severity, owners)  # the provisioned routes, in words
         lines.append(f"  [{route}] {alert.title}: {alert.summary}")
         hidden_labels = ("alertname", "grafana_folder", "severity", "component", "managed_by")
         keys = [k for k in alert.labels if k not in hidden_labels]

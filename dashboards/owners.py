@@ -2,9 +2,14 @@
 
 The file (docs/owners.md; example: `dashboards/owners.example.yaml`) maps features, services and
 tenants to teams; each team names one on-call receiver (PagerDuty, Slack, webhook or email) and
-an escalation level. `dashboards build` / `push` / `alerts check` read the file named by
-`TOKENTRAIL_OWNERS_FILE`; without one every alert is labelled `owner=unowned` and routing is
-unchanged.
+an escalation level. `dashboards build` / `push` / `alerts check` read the file given with
+`--owners FILE`, else the one named by `TOKENTRAIL_OWNERS_FILE` (`resolve_owners`); without one every
+alert is labelled `owner=unowned` and routing is unchanged.
+
+Which owners apply is decided when a command starts, not when a module is imported: the commands
+run inside `owners_in_effect(owners)`, and everything that builds rules, routes or dashboards asks
+`current_owners()` at call time (the variable is the fallback). `rules_for(owners)` labels the rules
+for any owners file, so one process can build for two files (the tests do).
 
 How the label gets onto alerts: a rule's labels come from its query's string columns, so the
 query is wrapped (`SELECT <its labels>, multiIf(...) AS owner, value FROM (<query>)`) with the
@@ -18,6 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -34,7 +42,10 @@ __all__ = [
     "Owners",
     "Team",
     "load_owners",
+    "resolve_owners",
     "current_owners",
+    "owners_in_effect",
+    "rules_for",
     "owner_expression",
     "owned_rules",
     "unowned_surface_rule",
@@ -45,6 +56,7 @@ __all__ = [
 OWNERS_ENV = "TOKENTRAIL_OWNERS_FILE"
 UNOWNED = "unowned"
 OWNED_COLUMNS = ("tenant", "service", "feature")
+UNOWNED_SURFACE_UID = "tt-unowned-surface"
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")]
 TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -162,10 +174,11 @@ class Owners(_Strict):
 
 
 def load_owners(path: str | Path) -> Owners:
-    """Read and validate an owners file; ValueError says what is wrong and where."""
+    """Read and validate an owners file; ValueError says what is wrong and where (line and field)."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        doc = yaml.safe_load(text)
     except OSError as exc:
         raise ValueError(f"owners file {path} cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -173,12 +186,62 @@ def load_owners(path: str | Path) -> Owners:
     try:
         return Owners.model_validate(doc)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        problems = "; ".join(
+            f"line {_line_of(root, e['loc'])}, {'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}"
+            for e in exc.errors()
+        )
         raise ValueError(f"owners file {path}: {problems}") from None
 
 
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the YAML node a validation error's location names (its nearest present parent
+    when the field is missing; a union's tag in the location, as in `receiver.slack.channel`, is skipped)."""
+    if root is None:
+        return 1
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((value for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            found = node.value[part]
+        else:
+            found = None
+        node = found if found is not None else node
+    return int(node.start_mark.line) + 1
+
+
+# The owners a command chose (`owners_in_effect`); unset outside one, where the variable decides.
+_IN_EFFECT: ContextVar[tuple[Owners | None] | None] = ContextVar("tokentrail_owners", default=None)
+
+
+def resolve_owners(path: str | Path | None = None) -> Owners | None:
+    """The owners a command uses: the file given (`--owners FILE`), else TOKENTRAIL_OWNERS_FILE's, else None.
+
+    Raises ValueError naming the file, the line and the field when the file is missing or invalid.
+    """
+    if path is not None and str(path).strip():
+        return load_owners(path)
+    return _from_environment()
+
+
+@contextmanager
+def owners_in_effect(owners: Owners | None) -> Iterator[None]:
+    """Within the block, `current_owners()` is `owners` (None: no owners file), whatever the environment says."""
+    token = _IN_EFFECT.set((owners,))
+    try:
+        yield
+    finally:
+        _IN_EFFECT.reset(token)
+
+
 def current_owners() -> Owners | None:
-    """The owners file named by TOKENTRAIL_OWNERS_FILE, or None when the variable is unset."""
+    """The owners in effect (`owners_in_effect`), else the file named by TOKENTRAIL_OWNERS_FILE, else None."""
+    chosen = _IN_EFFECT.get()
+    return chosen[0] if chosen is not None else _from_environment()
+
+
+def _from_environment() -> Owners | None:
     path = os.environ.get(OWNERS_ENV, "").strip()
     if not path:
         return None
@@ -222,15 +285,29 @@ def _wrap(sql: str, owners: Owners) -> str:
 def owned_rules(rules: tuple[Rule, ...], owners: Owners | None) -> tuple[Rule, ...]:
     """The rules with an `owner` label: from the query when there is an owners file, else `unowned`.
 
-    With an owners file the "unowned model surface" rule is added.
+    With an owners file the "unowned model surface" rule is added. Give it rules without the label
+    (`rules_for` does): a static `owner` label would sit beside the query's.
     """
     if owners is None:
         return tuple(dataclasses.replace(r, labels={**r.labels, "owner": UNOWNED}) for r in rules)
     wrapped = tuple(
-        dataclasses.replace(r, sql=_wrap(r.sql, owners), extras=tuple((ref, _wrap(s, owners)) for ref, s in r.extras))
+        dataclasses.replace(
+            r,
+            labels={k: v for k, v in r.labels.items() if k != "owner"},
+            sql=_wrap(r.sql, owners),
+            extras=tuple((ref, _wrap(s, owners)) for ref, s in r.extras),
+        )
         for r in rules
+        if r.uid != UNOWNED_SURFACE_UID
     )
     return (*wrapped, unowned_surface_rule(owners))
+
+
+def rules_for(owners: Owners | None) -> tuple[Rule, ...]:
+    """Every provisioned rule, labelled with its owner from `owners` (what `build`, `push` and `check` use)."""
+    from .alert_rules import UNLABELLED_RULES
+
+    return owned_rules(UNLABELLED_RULES, owners)
 
 
 def unowned_surface_rule(owners: Owners) -> Rule:
@@ -239,7 +316,7 @@ def unowned_surface_rule(owners: Owners) -> Rule:
 
     expression = owner_expression(owners, {"tenant", "service", "feature"})
     return Rule(
-        uid="tt-unowned-surface",
+        uid=UNOWNED_SURFACE_UID,
         title="Unowned model surface",
         group="spend",
         severity="warning",
@@ -254,7 +331,7 @@ GROUP BY tenant, feature""",
         summary="Feature {{ $labels.feature }} (tenant {{ $labels.tenant }}) made {{ $values.B.Value }} "
         "model calls in the last hour and has no owner",
         description="Nobody would be paged for this feature's alerts. Add it to the owners file "
-        "(TOKENTRAIL_OWNERS_FILE, docs/owners.md) and run `tokentrail dashboards build` / `push`.",
+        "(--owners FILE or TOKENTRAIL_OWNERS_FILE, docs/owners.md) and run `tokentrail dashboards build` / `push`.",
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from .alert_rules import GROUPS
 from .alerting_provisioning import ENV_VARS, contact_points_api, merge_policy_tree, rules_api
 from .catalog import built_dashboards
+from .owners import current_owners
 from .provisioning_files import datasource_file, datasource_tls_from_env
 from .spec import FOLDER_TITLE, FOLDER_UID
 
@@ -129,7 +130,7 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
     datasource = _datasource(env, missing)
     points = [substitute_env(p, env, missing) for p in contact_points_api()]
     if missing:
-        known = {**DATASOURCE_ENV, **ENV_VARS}
+        known = {**DATASOURCE_ENV, **ENV_VARS, **_owner_env_vars()}
         raise MissingEnvironment(
             "set these environment variables before pushing: "
             + "; ".join(f"{name} ({known.get(name, 'referenced by a provisioning file')})" for name in sorted(missing))
@@ -195,6 +196,17 @@ def push(api: Any, env: Mapping[str, str] | None = None) -> PushReport:
         )
         report.updated.append(f"rule group {group} ({interval})")
     return report
+
+
+def _owner_env_vars() -> dict[str, str]:
+    """The variables the owners file's receivers name, described for the missing-environment message."""
+    owners = current_owners()
+    described = {}
+    for team in owners.teams if owners is not None else []:
+        for field_name, value in team.receiver.model_dump().items():
+            if field_name.endswith("_env"):
+                described[value] = f"the owners file's {team.receiver.type} receiver of team {team.name}"
+    return described
 
 
 def _seconds(interval: str) -> int:

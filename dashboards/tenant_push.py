@@ -11,6 +11,10 @@ return that tenant's rows only, whatever SQL a panel runs (docs/security.md, doc
 Creating organisations is a Grafana server administrator's right: push with the admin's basic
 auth in the URL (a service-account token belongs to one organisation and cannot create another).
 Adding the tenant's people to its organisation stays with whoever manages Grafana users.
+
+Of the owners file, the tenant's organisation gets only the lines for every tenant or for that one
+(and their teams): another tenant's teams, receivers and even its name stay out of its dashboards
+and contact points. Its alerts only ever see its own rows, so no route is lost.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 from tokentrail.sinks.identifiers import check_identifier
 from tokentrail.sinks.privileges import tenant_role
 
+from .owners import Owners, current_owners, owners_in_effect
 from .push import PushReport, push
 
-__all__ = ["api_in_org", "ensure_tenant_org", "org_name", "push_tenant"]
+__all__ = ["api_in_org", "ensure_tenant_org", "org_name", "push_tenant", "tenant_owners"]
 
 
 def org_name(tenant: str) -> str:
@@ -59,6 +64,17 @@ def api_in_org(api: Any, org_id: int) -> Any:
     )
 
 
+def tenant_owners(owners: Owners | None, tenant: str) -> Owners | None:
+    """The part of the owners file a tenant's organisation may see: lines for any tenant or for `tenant`,
+    and the teams they name (None when no line applies)."""
+    if owners is None:
+        return None
+    lines = [line for line in owners.owners if line.tenant in (None, tenant)]
+    named = {line.team for line in lines}
+    teams = [team for team in owners.teams if team.name in named]
+    return Owners(teams=teams, owners=lines) if teams else None
+
+
 def push_tenant(
     api: Any,
     tenant: str,
@@ -72,6 +88,7 @@ def push_tenant(
     tenant_role(tenant)  # the tenant names a reader role: the same alphabet, checked before any request
     check_identifier(reader_user, "reader user")
     org_id, created = ensure_tenant_org(api, tenant)
-    report = push(in_org(api, org_id), {**env, "GRAFANA_CLICKHOUSE_USER": reader_user})
+    with owners_in_effect(tenant_owners(current_owners(), tenant)):
+        report = push(in_org(api, org_id), {**env, "GRAFANA_CLICKHOUSE_USER": reader_user})
     (report.created if created else report.updated).insert(0, f"organisation {org_name(tenant)!r} (id {org_id})")
     return report

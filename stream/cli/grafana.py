@@ -1,7 +1,8 @@
 """`tokentrail dashboards build|push` and `tokentrail alerts check` (the work: `tokentrail.dashboards.operations`).
 
 Exit codes: 0 fine, 1 generated files out of date (`build --check`) or alerts firing
-(`check --fail-on-firing`), 2 usage or configuration error.
+(`check --fail-on-firing`), 2 usage or configuration error (a bad `--owners` file included: the
+message names its line and field).
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .options import EXIT_USAGE
+
+OWNERS_HELP = (
+    "owners file (YAML, docs/owners.md): who owns each feature or service and who is paged for it "
+    "(default: $TOKENTRAIL_OWNERS_FILE; neither: every alert is owner=unowned)"
+)
 
 
 def register(commands: Any) -> None:
@@ -34,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = dashboards.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="regenerate the provisioning files from the code")
     build.add_argument("--check", action="store_true", help="only report files that differ (exit 1 if any)")
+    build.add_argument("--owners", metavar="FILE", help=OWNERS_HELP)
     build.set_defaults(run=_build)
     push = sub.add_parser("push", help="create or update folder, datasource, dashboards, alerting in a Grafana")
     push.add_argument("--grafana-url", required=True, metavar="URL", help="e.g. http://admin:admin@localhost:3000")
@@ -51,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --tenant: T's ClickHouse reader (sinks reader_user_sql(USER, tenant=T)); "
         "password from $GRAFANA_CLICKHOUSE_PASSWORD",
     )
+    push.add_argument("--owners", metavar="FILE", help=OWNERS_HELP)
     push.set_defaults(run=_push)
 
     alerts = groups.add_parser("alerts", help="alert rules")
@@ -65,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--at", metavar="TIME", help="evaluate as of this ISO-8601 time (default: now)")
     check.add_argument("--json", action="store_true", help="print the firing alerts as JSON")
     check.add_argument("--fail-on-firing", action="store_true", help="exit 1 when any alert fires")
+    check.add_argument("--owners", metavar="FILE", help=OWNERS_HELP + "; each alert says who would be paged")
     check.set_defaults(run=_check)
     return parser
 
@@ -72,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _build(args: argparse.Namespace) -> int:
     from tokentrail.dashboards.operations import build_provisioning
 
-    return build_provisioning(check_only=args.check)
+    return build_provisioning(check_only=args.check, owners_file=args.owners)
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -84,6 +93,7 @@ def _push(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         tenant=args.tenant,
         reader_user=args.reader_user,
+        owners_file=args.owners,
     )
 
 
@@ -91,7 +101,11 @@ def _check(args: argparse.Namespace) -> int:
     from tokentrail.dashboards.operations import check_alerts, parse_moment
 
     return check_alerts(
-        dsn=args.clickhouse, at=parse_moment(args.at), as_json=args.json, fail_on_firing=args.fail_on_firing
+        dsn=args.clickhouse,
+        at=parse_moment(args.at),
+        as_json=args.json,
+        fail_on_firing=args.fail_on_firing,
+        owners_file=args.owners,
     )
 
 
