@@ -71,6 +71,7 @@ from pipeline_bench.worker import worker_main
 
 ENV_KAFKA = "TOKENTRAIL_BENCH_KAFKA"
 ENV_KEY = "TOKENTRAIL_REDACTION_KEY"
+ENV_EVIDENCE_KEY = "TOKENTRAIL_EVIDENCE_KEY"
 
 
 def main(argv: list[str]) -> int:
@@ -135,6 +136,8 @@ def main(argv: list[str]) -> int:
     os.environ[ENV_NLP] = args.nlp_model  # inherited by the worker processes
     if not os.environ.get(ENV_KEY) and not os.environ.get(ENV_KEY + "_FILE"):
         os.environ[ENV_KEY] = secrets.token_hex(32)  # a throwaway pseudonym key (no ephemeral-key warnings)
+    if not os.environ.get(ENV_EVIDENCE_KEY) and not os.environ.get(ENV_EVIDENCE_KEY + "_FILE"):
+        os.environ[ENV_EVIDENCE_KEY] = secrets.token_hex(32)  # the worker refuses to start without one
     results: dict[str, Any] = {
         "machine": machine(),
         "versions": versions("faust-streaming", "aiokafka", "chdb", "clickhouse-connect", "confluent-kafka"),

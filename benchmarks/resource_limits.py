@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -194,7 +195,11 @@ def run_worker(name: str, lines: list[bytes], bootstrap: str, work: Path, timeou
     command += ["--clickhouse", f"chdb://{store}", "--events-topic", topic, "--deadletter-topic", f"{topic}.dead"]
     command += ["--group", group, "--data-dir", str(work / f"faust-{time.time_ns()}"), "--allow-ephemeral-key"]
     with open(work / "worker.log", "ab") as out:
-        worker = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        # The worker refuses to start without an evidence key: a throwaway one unless one is configured.
+        env = {"TOKENTRAIL_EVIDENCE_KEY": secrets.token_hex(32), **os.environ}
+        if os.environ.get("TOKENTRAIL_EVIDENCE_KEY_FILE"):
+            env.pop("TOKENTRAIL_EVIDENCE_KEY")
+        worker = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     started = time.monotonic()
     try:
         while not _caught_up(bootstrap, topic, group):

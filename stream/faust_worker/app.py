@@ -27,8 +27,9 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,11 @@ from ..batch import Inbound, Pipeline, now_utc
 from ..detectors import LoopConfig, LoopDetector
 from ..embedded import batch_token, store_batch
 from ..validate_stage import parse_ts_window_days
-from .config import WorkerConfig
+from .config import WorkerConfig, require_evidence_key
 from .insights_job import InsightsTimer
 from .loop_state import TraceKeyedTable
 from .messages import as_bytes, dead_letter_message, halt_message_key, halt_record, to_json
+from .metrics import WorkerMetrics
 from .store_health import StoreHealth
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
 
     key = load_key(config.allow_ephemeral_key)  # no key, no worker: checked before anything connects
     check_key_for_store(config.clickhouse, key)  # an ephemeral key only with an embedded store
+    require_evidence_key(config)  # likewise for content receipts (docs/evidence.md, "keys")
     ts_window = parse_ts_window_days(config.ts_window_days)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # faust writes its table metadata here
     partitions = _partition_count(config, config.events_topic) or config.partitions
@@ -94,9 +97,12 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         client, sink = open_store(config.clickhouse, max_attempts=config.store_max_attempts or None)
     health = StoreHealth(config.data_dir)
     health.resume(sink)
+    metrics = WorkerMetrics(sink)
+    app.tokentrail_metrics = metrics  # for tests and benchmarks
     outputs = Outputs(
         sink=sink,
         health=health,
+        metrics=metrics,
         deadletters=app.topic(config.deadletter_topic, **_RAW),
         alerts=app.topic(config.alerts_topic, **_RAW),
         control=app.topic(config.control_topic, compacting=True, **_RAW),
@@ -141,7 +147,13 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         app.on_partitions_assigned.connect(agent.forget_moved_traces)
         app.on_before_shutdown.connect(agent.stop_pipeline_process)
     if client is not None and config.insights_interval > 0:
-        app.timer(interval=config.insights_interval, name="insights")(InsightsTimer(app, config, client).tick)
+        insights = InsightsTimer(app, config, client)
+        insights.job.run_once = metrics.time_insights(insights.job.run_once)  # type: ignore[method-assign]  # counted
+        app.timer(interval=config.insights_interval, name="insights")(insights.tick)
+    if config.metrics_port is not None:
+        from .probe import serve_health
+
+        serve_health(app, config, metrics, outputs, engine)
     app.tokentrail_config = config  # for introspection in tests
     return app
 
@@ -181,7 +193,9 @@ class Outputs:
     alerts: Any
     control: Any
     health: StoreHealth | None = None
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     store_rejected: int = 0  # events the store refused, turned into dead letters (tests, benchmarks)
+    storing_since: float | None = None  # time.time() when the running store call began (readiness: a hung insert)
 
     async def declare(self) -> None:
         """The agent's topic is declared by faust; these are only sent to."""
@@ -196,12 +210,16 @@ class Outputs:
         Events the store refuses become dead letters (added to `rows["deadletter"]`, so published too).
         """
         # Blocking I/O off the event loop; store_batch returns only once the rows are stored.
+        self.storing_since = time.time()
         try:
             refused = await asyncio.get_running_loop().run_in_executor(None, store_batch, self.sink, rows, token)
         except StoreUnavailable as exc:
             if self.health is not None:
                 self.health.gave_up(self.sink, exc)
             raise
+        finally:
+            seconds, self.storing_since = time.time() - self.storing_since, None
+        self.metrics.stored(rows, detections, seconds)
         self.store_rejected += refused
         if self.health is not None:
             self.health.stored()
@@ -244,6 +262,7 @@ class BatchAgent:
                     Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", as_bytes(e.value), now_utc())
                     for e in taken
                 ]
+                self.outputs.metrics.taken(Counter(e.message.topic for e in taken))
                 if self.engine is None:
                     if not await self._process_inline(stream, taken, inbound):
                         return
@@ -262,6 +281,7 @@ class BatchAgent:
         assert self.pipeline is not None
         try:
             batch = self.pipeline.process(inbound)
+            self.outputs.metrics.processed(self.pipeline.stage_seconds)
             await self.outputs.store(stream, taken, batch_token(inbound), batch.rows, batch.detections)
         except Exception as exc:
             await self._stop_worker(exc)
@@ -272,6 +292,7 @@ class BatchAgent:
         """A batch from the pipeline process: store it, then write its trace states to the table."""
         try:
             processed = await job
+            self.outputs.metrics.processed(processed.stage_seconds)
             await self.outputs.store(stream, taken, processed.token, processed.rows, processed.detections)
             self._apply_state_changes(processed.state_changes)
         except asyncio.CancelledError:

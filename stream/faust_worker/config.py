@@ -12,6 +12,7 @@ from tokentrail.collectors.kafka_security import KafkaSecurity
 from tokentrail.collectors.settings import KAFKA_SECURITY_ENV, kafka_security_from_env
 
 ENV_KAFKA = "TOKENTRAIL_KAFKA_BOOTSTRAP"
+ENV_METRICS_PORT = "TOKENTRAIL_METRICS_PORT"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ class WorkerConfig:
     otlp_topic: str | None = None  # OTLP spans from the OpenTelemetry Collector's kafka exporter (docs/otlp.md)
     otlp_encoding: str = "auto"  # auto (per message), proto or json
     otlp_default_tenant: str = "default"  # the tenant of spans that name none
+    # /metrics, /ready and /live on this port (docs/operations.md); None: no HTTP server at all.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so that Prometheus and probes reach it
+    # /ready turns 503 once the store has failed (or one insert has hung) for this long ...
+    ready_sink_failing_seconds: float = 60.0
+    # ... or a partition's lag has grown (or stood still above 0, nothing committed) for this long; 0: not checked.
+    ready_lag_growing_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.kafka:
@@ -75,6 +83,20 @@ class WorkerConfig:
         if self.otlp_topic is not None and self.otlp_topic in ("", self.events_topic):
             raise ValueError("--otlp-topic must name a topic of its own, not empty and not the events topic")
         self.otlp_settings()  # a bad encoding or default tenant fails here
+        self._check_health_settings()
+
+    def _check_health_settings(self) -> None:
+        port = self.metrics_port
+        if port is not None and (isinstance(port, bool) or not 1 <= port <= 65535):
+            raise ValueError(f"--metrics-port must be a port number 1..65535 (or unset: no server), got {port}")
+        if not self.metrics_host.strip():
+            raise ValueError("--metrics-host must name an address, e.g. 127.0.0.1 or 0.0.0.0")
+        if not self.ready_sink_failing_seconds > 0:
+            raise ValueError(f"--ready-sink-failing-seconds must be > 0, got {self.ready_sink_failing_seconds}")
+        if not self.ready_lag_growing_seconds >= 0:
+            raise ValueError(
+                f"--ready-lag-growing-seconds must be >= 0 (0: lag not checked), got {self.ready_lag_growing_seconds}"
+            )
 
     def otlp_settings(self) -> Any:
         """The pipeline's OTLP settings (stream.otlp.OtlpSettings), or None without --otlp-topic."""
@@ -192,8 +214,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_or_default("TOKENTRAIL_OTLP_DEFAULT_TENANT", "otlp_default_tenant"),
         help="tenant of spans without a tokentrail.tenant attribute",
     )
+    _add_health_flags(parser)
     parser.add_argument("--loglevel", default=_default("loglevel"))
     return parser
+
+
+def _add_health_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("metrics and readiness", "docs/operations.md")
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=os.environ.get(ENV_METRICS_PORT) or None,
+        metavar="PORT",
+        help=f"serve /metrics (Prometheus), /ready and /live on PORT (default ${ENV_METRICS_PORT}, else off)",
+    )
+    group.add_argument(
+        "--metrics-host",
+        default=_env_or_default("TOKENTRAIL_METRICS_HOST", "metrics_host"),
+        metavar="ADDRESS",
+        help=f"address the metrics server binds (default {_default('metrics_host')}; 0.0.0.0 in a container)",
+    )
+    group.add_argument(
+        "--ready-sink-failing-seconds",
+        type=float,
+        default=_default("ready_sink_failing_seconds"),
+        metavar="S",
+        help="/ready says 503 once ClickHouse inserts have failed, or one insert has hung, for S seconds "
+        f"(default {_default('ready_sink_failing_seconds'):g})",
+    )
+    group.add_argument(
+        "--ready-lag-growing-seconds",
+        type=float,
+        default=_default("ready_lag_growing_seconds"),
+        metavar="S",
+        help="/ready says 503 once a partition's consumer lag has grown, or stood above 0 with nothing "
+        f"committed, for S seconds (default {_default('ready_lag_growing_seconds'):g}; 0: lag not checked)",
+    )
 
 
 # flag -> KafkaSecurity field; each defaults to its TOKENTRAIL_KAFKA_* variable (docs/security.md#transport).
@@ -228,3 +284,27 @@ def parse_args(argv: Sequence[str]) -> WorkerConfig:
     from_file = load_tenant_topics(args.tenant_topics_file) if args.tenant_topics_file else []
     fields["tenant_topics"] = tuple(args.tenant_topic) + tuple(from_file)
     return WorkerConfig(**fields)
+
+
+def require_evidence_key(config: WorkerConfig) -> None:
+    """No evidence key, no worker (ValueError names the fix): a worker without one would store
+    events whose content no one can ever verify. `--allow-ephemeral-key` (tests) accepts a
+    throwaway key, with an embedded store only, as for the redaction key."""
+    from tokentrail.redaction.settings import read_secret
+    from tokentrail.sinks import resolve_dsn
+
+    from ..evidence.receipts import KEY_ENV, KEY_FILE_ENV, MIN_KEY_CHARS, load_evidence_key
+    from ..runtime import is_embedded
+
+    if read_secret(os.environ, KEY_ENV, KEY_FILE_ENV) is None:
+        if not config.allow_ephemeral_key:
+            raise ValueError(
+                f"no evidence key: set {KEY_ENV} (at least {MIN_KEY_CHARS} characters) or {KEY_FILE_ENV} "
+                "(a file holding it); the worker stores a keyed hash of every message with it (docs/evidence.md)"
+            )
+        if not is_embedded(resolve_dsn(config.clickhouse)):
+            raise ValueError(
+                f"--allow-ephemeral-key with a ClickHouse server: set {KEY_ENV} or {KEY_FILE_ENV}; content hashes "
+                "under a throwaway key could never be verified"
+            )
+    load_evidence_key(config.allow_ephemeral_key)  # a key that is set but unusable fails here, naming why

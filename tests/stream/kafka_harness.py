@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka_helpers import consume_all as consume_all  # re-exported: the worker tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
+# Every test worker stores content receipts under this key, as a deployed one must (docs/evidence.md).
+EVIDENCE_KEY = "worker-test-evidence-key-0123456789"
 STARTED: list[subprocess.Popen[bytes]] = []  # every worker a test started; conftest kills leftovers
 
 
@@ -76,10 +78,21 @@ def start_worker(
     ]
     log = open(store.parent / f"worker-{group}-{time.time_ns()}.log", "wb")
     worker = subprocess.Popen(
-        [*command, *args], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        [*command, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**with_evidence_key(os.environ), "PYTHONUNBUFFERED": "1"},
     )
     STARTED.append(worker)
     return worker
+
+
+def with_evidence_key(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` plus the tests' evidence key, unless it configures one already."""
+    if env.get("TOKENTRAIL_EVIDENCE_KEY") or env.get("TOKENTRAIL_EVIDENCE_KEY_FILE"):
+        return dict(env)
+    return {**env, "TOKENTRAIL_EVIDENCE_KEY": EVIDENCE_KEY}
 
 
 def committed_and_end(bootstrap: str, topic: str, group: str, events_topic: str | None = None) -> tuple[int, int]:

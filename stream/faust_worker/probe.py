@@ -1,0 +1,154 @@
+"""The worker's side of readiness: gather the signals readiness.py judges, and sample consumer lag.
+
+Lag is the broker's truth, not faust's bookkeeping: a small confluent-kafka consumer of the same
+group (it never subscribes, so it never joins the group) reads each assigned partition's end
+offset and the group's committed offset, off the event loop, every `sample_seconds`. Only the
+partitions of the topics the agent reads are sampled (not the loop-state changelog). The sampler
+also beats the heart `/live` listens to: an event loop that stops running timers is not alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .readiness import Readiness, Signals, Thresholds, Verdict, describe
+
+if TYPE_CHECKING:
+    from .app import Outputs
+    from .config import WorkerConfig
+    from .metrics import WorkerMetrics
+
+__all__ = ["WorkerProbe", "pipeline_process_alive", "serve_health"]
+
+log = logging.getLogger("tokentrail.worker")
+
+
+def pipeline_process_alive(engine: Any) -> bool:
+    """The pipeline process (stream/pipeline_process.py, a one-process pool) still runs.
+
+    Read from the pool itself: a killed child marks it broken (`_broken`) and empties its process
+    table; the worker only learns of it at its next batch, which may be long in coming."""
+    executor = engine._executor
+    processes = getattr(executor, "_processes", None) or {}
+    return not getattr(executor, "_broken", False) and any(p.is_alive() for p in processes.values())
+
+
+class WorkerProbe:
+    """Signals for /ready and /live, lag sampling, and the ready gauge."""
+
+    def __init__(
+        self, app: Any, config: WorkerConfig, metrics: WorkerMetrics, outputs: Outputs, engine: Any = None
+    ) -> None:
+        self.app, self.config, self.metrics, self.outputs, self.engine = app, config, metrics, outputs, engine
+        self.readiness = Readiness(Thresholds(config.ready_sink_failing_seconds, config.ready_lag_growing_seconds))
+        window = config.ready_lag_growing_seconds
+        # Enough samples per window for "never went down" to mean something; no busier than twice a second.
+        self.sample_seconds = min(10.0, max(0.5, window / 10)) if window > 0 else 10.0
+        self.assigned = False  # the consumer has had its first assignment (possibly empty)
+        self.heartbeat = time.monotonic()
+        self.topics = {config.events_topic, *(t.split("=", 1)[0].strip() for t in config.tenant_topics)}
+        if config.otlp_topic:
+            self.topics.add(config.otlp_topic)
+        self._offsets: Any = None  # the confluent-kafka consumer, made on first use
+        self._labelled: set[tuple[str, str]] = set()
+        self._last_reasons: tuple[str, ...] = ()
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def signals(self) -> Signals:
+        engine_started = self.engine is None or (self.engine.started.done() and not self.engine.started.exception())
+        alive = None if self.engine is None else pipeline_process_alive(self.engine)
+        if alive is not None:
+            self.metrics.pipeline_process_up.set(1 if alive else 0)
+        stats = getattr(self.outputs.sink, "stats", None) or {}
+        return Signals(
+            started=self.assigned and engine_started,
+            pipeline_alive=alive,
+            store_failing_since=float(stats.get("failing_since", 0.0)) or None,
+            store_busy_since=self.outputs.storing_since,
+        )
+
+    def verdict(self) -> Verdict:
+        verdict = self.readiness.check(self.signals())
+        self.metrics.ready.set(1 if verdict.ready else 0)
+        if verdict.reasons != self._last_reasons:  # log changes, not every probe
+            (log.info if verdict.ready else log.warning)("readiness: %s", describe(verdict.reasons))
+            self._last_reasons = verdict.reasons
+        return verdict
+
+    def live(self) -> tuple[bool, float]:
+        """(alive, seconds since the event loop last ran the sampler)."""
+        silent = time.monotonic() - self.heartbeat
+        return silent < max(30.0, 5 * self.sample_seconds), silent
+
+    async def on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
+        self.assigned = True
+
+    def on_engine_started(self, future: Any) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.metrics.pipeline_process_starts.inc()
+
+    # -- lag -------------------------------------------------------------------------------------
+
+    async def sample(self) -> None:
+        """The timer: beat the heart, sample the lag of this worker's partitions, refresh the gauges."""
+        self.heartbeat = time.monotonic()
+        partitions = sorted(
+            (tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self.topics
+        )
+        try:
+            lags = await asyncio.get_running_loop().run_in_executor(None, self._read_lags, partitions)
+        except Exception as exc:  # the broker is away: no sample, no verdict on lag from this round
+            log.warning("cannot read consumer lag: %s", exc)
+            return
+        self.readiness.sample_lag({f"{topic}/{partition}": value for (topic, partition), value in lags.items()})
+        labels = {(topic, str(partition)) for topic, partition in lags}
+        for gone in self._labelled - labels:
+            self.metrics.consumer_lag.remove(*gone)
+        for (topic, partition), (lag, _) in lags.items():
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        self._labelled = labels
+        self.verdict()  # keeps the ready gauge current even when nobody probes
+
+    def _read_lags(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int | None]]:
+        """(topic, partition) -> (end offset - committed offset, committed offset or None)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        if not partitions:
+            return {}
+        if self._offsets is None:
+            from .security import librdkafka_config
+
+            options = {"group.id": self.config.group, "enable.auto.commit": False}
+            self._offsets = Consumer(librdkafka_config(self.config.kafka, self.config.kafka_security, **options))
+        committed = self._offsets.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
+        out: dict[tuple[str, int], tuple[int, int | None]] = {}
+        for tp in committed:
+            low, high = self._offsets.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            offset = tp.offset if tp.offset >= 0 else None  # no commit yet: everything from the start waits
+            out[(tp.topic, tp.partition)] = (high - (offset if offset is not None else low), offset)
+        return out
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
+
+
+def serve_health(app: Any, config: WorkerConfig, metrics: WorkerMetrics, outputs: Outputs, engine: Any) -> None:
+    """/metrics, /ready and /live on --metrics-port, from now until the worker stops (docs/operations.md)."""
+    from .health_server import HealthServer
+
+    assert config.metrics_port is not None
+    probe = WorkerProbe(app, config, metrics, outputs, engine)
+    server = HealthServer(metrics, probe, config.metrics_host, config.metrics_port).start()
+    if engine is not None:
+        engine.started.add_done_callback(probe.on_engine_started)
+    app.on_partitions_assigned.connect(probe.on_assigned)
+    app.timer(interval=probe.sample_seconds, name="probe")(probe.sample)
+    app.on_before_shutdown.connect(server.close)
+    app.on_before_shutdown.connect(probe.close)
+    app.tokentrail_probe = probe  # for tests
