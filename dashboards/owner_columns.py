@@ -65,9 +65,11 @@ def output_columns(sql: str) -> list[str | None] | None:
     if end is None:
         return None
     cuts = [tokens[start][0] + len("SELECT") - 1, *(pos for pos, t in tokens[start:end] if t == ","), tokens[end][0]]
-    items = [sql[a + 1 : b].strip() for a, b in zip(cuts, cuts[1:], strict=False)]
+    items = [
+        re.sub(r"--[^\n']*$", "", sql[a + 1 : b], flags=re.M).strip() for a, b in zip(cuts, cuts[1:], strict=False)
+    ]
     items[0] = re.sub(r"^DISTINCT\s+", "", items[0], flags=re.IGNORECASE)
-    if any(item == "*" or item.endswith(".*") for item in items):
+    if any(item.startswith("*") or re.match(r"^\w+\.\*", item) for item in items):
         return None
     names: list[str | None] = []
     for item in items:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -147,15 +148,18 @@ class Owners(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Owners:
+        # Messages start with the entry's path (`owners.2.team`): load_owners finds its line from it.
         names = [t.name for t in self.teams]
-        if len(set(names)) != len(names):
-            raise ValueError(f"team names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"teams.{i}.name {name!r} repeats an earlier team's name")
         for i, line in enumerate(self.owners):
             if line.team not in names:
-                raise ValueError(f"owners[{i}] names team {line.team!r}, which is not in teams: {sorted(names)}")
+                raise ValueError(f"owners.{i}.team names team {line.team!r}, which is not in teams: {sorted(names)}")
         keys = [(o.feature, o.service, o.tenant) for o in self.owners]
-        if len(set(keys)) != len(keys):
-            raise ValueError("the same feature/service/tenant is owned twice")
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                raise ValueError(f"owners.{i}: the same feature/service/tenant is owned twice")
         return self
 
     def team(self, name: str) -> Team:
@@ -187,11 +191,14 @@ def load_owners(path: str | Path) -> Owners:
         return Owners.model_validate(doc)
     except ValidationError as exc:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        problems = "; ".join(
-            f"line {_line_of(root, e['loc'])}, {'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ValueError(f"owners file {path}: {problems}") from None
+        problems = []
+        for error in exc.errors():
+            loc, message = tuple(error["loc"]), error["msg"]
+            if not loc and (named := re.match(r"Value error, ((?:teams|owners)\.\d+[\w.]*):? ", message)):
+                loc = tuple(int(p) if p.isdigit() else p for p in named.group(1).split("."))
+                message = message[named.end() :]
+            problems.append(f"line {_line_of(root, loc)}, {'.'.join(map(str, loc)) or 'file'}: {message}")
+        raise ValueError(f"owners file {path}: {'; '.join(problems)}") from None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
