@@ -58,6 +58,7 @@ SHARDING_KEYS: dict[str, str] = {
     "schema_migrations": "version",
     "insights_watermark": "cityHash64(name)",
     "insights_first_seen": "cityHash64(kind, tenant, feature)",  # the key's prefix: a value's rows collapse
+    "insights_spend": "cityHash64(tenant, feature)",  # a recomputed bucket's rows collapse
     # Rollups: a minute's rows of one (tenant, feature, model, ...) come from many traces and
     # therefore many shards; each shard rolls up its own calls and readers sum over shards
     # (sums, counts and aggregate states add up). The key only spreads the rows.

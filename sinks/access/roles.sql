@@ -52,9 +52,10 @@ GRANT INSERT ON ${database}.events, INSERT ON ${database}.calls, INSERT ON ${dat
     INSERT ON ${database}.budget_breaches,
     INSERT ON ${database}.calls_rollup, INSERT ON ${database}.events_rollup, INSERT ON ${database}.rollup_dirty,
     INSERT ON ${database}.rollup_watermark, INSERT ON ${database}.insights_watermark,
-    INSERT ON ${database}.insights_first_seen,
+    INSERT ON ${database}.insights_first_seen, INSERT ON ${database}.insights_spend,
     SELECT ON ${database}.calls, SELECT ON ${database}.variance, SELECT ON ${database}.changes,
     SELECT ON ${database}.budget_breaches, SELECT ON ${database}.schema_migrations,
     SELECT ON ${database}.events, SELECT ON ${database}.rollup_dirty, SELECT ON ${database}.rollup_watermark,
-    SELECT ON ${database}.insights_watermark, SELECT ON ${database}.insights_first_seen
+    SELECT ON ${database}.insights_watermark, SELECT ON ${database}.insights_first_seen,
+    SELECT ON ${database}.insights_spend
     TO tokentrail_writer;

@@ -12,12 +12,13 @@ The metric modules (`variance`, `changes`, `budgets`) are pure functions over pl
 
 from .budgets import Breach, BudgetConfig, BudgetRule, SpendBucket, evaluate_budgets, load_budgets
 from .changes import KINDS, Change, ChangeKey, Observation, detect_changes, observations_from_calls
-from .jobs import InsightResult, closing_time, run_insights
+from .jobs import InsightResult, closing_time, run_from_watermark, run_insights
 from .variance import CallSample, GroupAggregate, aggregate, mean_pairwise_similarity, variance_stats
 from .watermark import read_watermark
 
 __all__ = [
     "run_insights",
+    "run_from_watermark",
     "closing_time",
     "read_watermark",
     "InsightResult",

@@ -53,6 +53,8 @@ __all__ = [
     "SpendBucket",
     "Breach",
     "evaluate_budgets",
+    "evaluate_series",
+    "spend_series",
 ]
 
 WINDOWS = {"hour": 3600, "day": 86400}
@@ -277,6 +279,21 @@ def _at(index: int, step: int) -> datetime:
     return _EPOCH + timedelta(seconds=index * step)
 
 
+Series = dict[tuple[str, str], dict[int, Decimal]]  # (scope, key) -> bucket index -> spend
+
+
+def spend_series(spend: Iterable[SpendBucket], step: int, into: Series | None = None) -> Series:
+    """Spend per (scope, key) and bucket index (bucket start / step): each bucket counts for its
+    tenant and for its feature. Adds into `into` if given."""
+    series: Series = {} if into is None else into
+    for bucket in spend:
+        i = _index(bucket.start, step)
+        for scope, key in (("tenant", bucket.tenant), ("feature", bucket.feature)):
+            per_key = series.setdefault((scope, key), {})
+            per_key[i] = per_key.get(i, Decimal(0)) + Decimal(bucket.spend)
+    return series
+
+
 def evaluate_budgets(
     spend: Iterable[SpendBucket],
     config: BudgetConfig,
@@ -289,13 +306,14 @@ def evaluate_budgets(
     For a complete answer `spend` must hold the buckets from `first_end - lookback(config)` on;
     without bounds, every window end from the first bucket's end to the last one's is evaluated.
     """
+    return evaluate_series(spend_series(spend, config.step_seconds), config, first_end=first_end, last_end=last_end)
+
+
+def evaluate_series(
+    series: Series, config: BudgetConfig, *, first_end: datetime | None = None, last_end: datetime | None = None
+) -> list[Breach]:
+    """`evaluate_budgets` on spend already summed per (scope, key) and bucket index (`spend_series`)."""
     step = config.step_seconds
-    series: dict[tuple[str, str], dict[int, Decimal]] = {}
-    for bucket in spend:
-        i = _index(bucket.start, step)
-        for scope, key in (("tenant", bucket.tenant), ("feature", bucket.feature)):
-            per_key = series.setdefault((scope, key), {})
-            per_key[i] = per_key.get(i, Decimal(0)) + Decimal(bucket.spend)
     lo = _index(first_end, step) if first_end is not None else None
     hi = _index(last_end, step) if last_end is not None else None
     breaches = []
@@ -321,6 +339,8 @@ def evaluate_budgets(
                 # Spend only rises when a bucket enters the window, so a crossing can only happen
                 # at the end of a non-empty bucket: no need to walk every grid point.
                 for end in (i + 1 for i in indexes if buckets[i] > 0):
+                    if lo is not None and end < lo - length:
+                        continue  # a crossing this early cannot debounce one from first_end on
                     if hi is not None and end > hi:
                         break
                     spent = window_spend(end, length)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from . import first_seen
-from .budgets import Breach, BudgetConfig, SpendBucket, evaluate_budgets, load_budgets
+from .budgets import Breach, BudgetConfig, evaluate_series, load_budgets, spend_series
 from .changes import Change
+from .spend import spend_for_budgets, spend_from_calls
 from .variance import SAMPLE_LIMIT, GroupAggregate, metrics, sample_order, similarity_document
 from .watermark import read_watermark, write_watermark
 
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VARIANCE_KEY = ("window_start", "tenant", "feature", "prompt_version", "model")
+_SIMILARITY = ("similarity", "similarity_sample")  # the metrics computed from a sample of texts
 VARIANCE_METRICS = (
     "calls",
     "output_tokens_mean",
@@ -115,40 +117,36 @@ def _digest(parts: list[Any]) -> str:
 
 
 def compute_variance(
-    client: Any, *, database: str, window_seconds: int | None, lo: datetime | None, hi: datetime
+    client: Any,
+    *,
+    database: str,
+    window_seconds: int | None,
+    lo: datetime | None,
+    hi: datetime,
+    stored: dict[tuple[Any, ...], tuple[Any, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Variance rows of successful calls with lo <= ts < hi, per window (None: one window for all)."""
+    """Variance rows of successful calls with lo <= ts < hi, per window (None: one window for all).
+
+    `stored` (key -> VARIANCE_METRICS values, as `_stored_variance` reads them) lets a group-window
+    whose exact aggregates are unchanged keep its stored similarity: calls are only ever added, so
+    equal counts and sums mean the same calls, and the sample (and its texts) need not be read again.
+    """
     window = (
         f"toStartOfInterval(ts, INTERVAL {int(window_seconds)} SECOND)"
         if window_seconds
         else "toDateTime64(0, 3, 'UTC')"
     )
-    where = "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
-    params = _params(hi=hi, lo=lo)
     calls = f"{database}.calls FINAL"
     aggregates = client.query(
         f"""SELECT {window} AS window_start, {_GROUP}, count(), sum(toUInt64(output_tokens)),
                    sum(toUInt128(output_tokens) * output_tokens), count(latency_ms),
                    quantilesExactInclusive(0.5, 0.95)(latency_ms), uniqExact(output_hash), uniqExact(tool_names)
-            FROM {calls} WHERE {where}
+            FROM {calls} WHERE {_ok_calls(lo)}
             GROUP BY window_start, {_GROUP}""",
-        parameters=params,
+        parameters=_params(hi=hi, lo=lo),
     ).result_rows
-    # The similarity sample: pick ids first (no texts read), then fetch only those texts.
-    sample = client.query(
-        f"""SELECT {window} AS window_start, {_GROUP}, toString(event_id), output_text, tool_names
-            FROM {calls} WHERE {where} AND event_id IN (
-                SELECT event_id FROM {calls} WHERE {where}
-                ORDER BY MD5(toString(event_id))
-                LIMIT {SAMPLE_LIMIT} BY {window}, {_GROUP})""",
-        parameters=params,
-    ).result_rows
-    texts: dict[tuple[Any, ...], list[tuple[bytes, str]]] = defaultdict(list)
-    for window_start, tenant, feature, version, model, event_id, text, tools in sample:
-        texts[(utc(window_start), tenant, feature, version, model)].append(
-            (sample_order(event_id), similarity_document(text, tools))
-        )
-    rows = []
+    rows: dict[tuple[Any, ...], tuple[dict[str, Any], GroupAggregate]] = {}
+    sampled: list[tuple[Any, ...]] = []  # keys whose similarity must be computed from a sample
     for window_start, tenant, feature, version, model, n, tsum, tsq, latencies, (
         p50,
         p95,
@@ -163,16 +161,50 @@ def compute_variance(
             int(outputs),
             int(paths),
         )
-        documents = [doc for _, doc in sorted(texts.get(key, []))]
-        rows.append(
-            {
-                **dict(zip(VARIANCE_KEY, key, strict=True)),
-                "window_seconds": window_seconds or 0,
-                **metrics(agg, documents),
-            }
+        row = {**dict(zip(VARIANCE_KEY, key, strict=True)), "window_seconds": window_seconds or 0, **metrics(agg, [])}
+        previous = dict(zip(VARIANCE_METRICS, stored[key], strict=True)) if stored and key in stored else None
+        if previous is not None and all(previous[m] == row[m] for m in VARIANCE_METRICS if m not in _SIMILARITY):
+            row.update({m: previous[m] for m in _SIMILARITY})
+        else:
+            sampled.append(key)
+        rows[key] = (row, agg)
+    if sampled:
+        if window_seconds:  # read only the windows that need a sample
+            lo = max(lo or _EPOCH, min(key[0] for key in sampled))
+            hi = min(hi, max(key[0] for key in sampled) + timedelta(seconds=window_seconds))
+        texts = _sample_documents(client, calls, window, lo, hi)
+        for key in sampled:
+            row, agg = rows[key]
+            row.update(metrics(agg, [doc for _, doc in sorted(texts.get(key, []))]))
+    out = [row for row, _ in rows.values()]
+    out.sort(key=lambda r: tuple(r[k] for k in VARIANCE_KEY))
+    return out
+
+
+def _ok_calls(lo: datetime | None) -> str:
+    """The WHERE clause of variance: successful calls with lo <= ts < hi."""
+    return "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
+
+
+def _sample_documents(
+    client: Any, calls: str, window: str, lo: datetime | None, hi: datetime
+) -> dict[tuple[Any, ...], list[tuple[bytes, str]]]:
+    """The similarity sample per group-window: ids picked first (no texts read), then only their texts."""
+    where = _ok_calls(lo)
+    sample = client.query(
+        f"""SELECT {window} AS window_start, {_GROUP}, toString(event_id), output_text, tool_names
+            FROM {calls} WHERE {where} AND event_id IN (
+                SELECT event_id FROM {calls} WHERE {where}
+                ORDER BY MD5(toString(event_id))
+                LIMIT {SAMPLE_LIMIT} BY {window}, {_GROUP})""",
+        parameters=_params(hi=hi, lo=lo),
+    ).result_rows
+    texts: dict[tuple[Any, ...], list[tuple[bytes, str]]] = defaultdict(list)
+    for window_start, tenant, feature, version, model, event_id, text, tools in sample:
+        texts[(utc(window_start), tenant, feature, version, model)].append(
+            (sample_order(event_id), similarity_document(text, tools))
         )
-    rows.sort(key=lambda r: tuple(r[k] for k in VARIANCE_KEY))
-    return rows
+    return texts
 
 
 def _stored_variance(
@@ -193,16 +225,6 @@ def _stored_variance(
 
 def _ids(client: Any, table: str, column: str) -> set[str]:
     return {row[0] for row in client.query(f"SELECT toString({column}) FROM {table}").result_rows}
-
-
-def _spend(client: Any, database: str, step: int, lo: datetime | None, hi: datetime) -> list[SpendBucket]:
-    where = "ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
-    result = client.query(
-        f"""SELECT tenant, feature, toStartOfInterval(ts, INTERVAL {int(step)} SECOND) AS bucket, sum(cost_usd)
-            FROM {database}.calls FINAL WHERE {where} GROUP BY tenant, feature, bucket""",
-        parameters=_params(hi=hi, lo=lo),
-    ).result_rows
-    return [SpendBucket(tenant, feature, utc(bucket), spend) for tenant, feature, bucket, spend in result]
 
 
 def _publish_then_store(
@@ -252,8 +274,10 @@ def run_insights(
     started = time.perf_counter()
     hi = floor_time(now, window_seconds)
     lo = floor_time(since, window_seconds) if since else None
-    result.variance_rows = compute_variance(client, database=database, window_seconds=window_seconds, lo=lo, hi=hi)
     stored = _stored_variance(client, database, window_seconds, lo, hi)
+    result.variance_rows = compute_variance(
+        client, database=database, window_seconds=window_seconds, lo=lo, hi=hi, stored=stored
+    )
     fresh = [
         r
         for r in result.variance_rows
@@ -288,9 +312,14 @@ def run_insights(
         step = config.step_seconds
         last_end = floor_time(now, step)
         first_end = floor_time(since, step) if since else None
-        spend = _spend(client, database, step, first_end - config.lookback if first_end else None, last_end)
+        if first_end is None:
+            series = spend_series(spend_from_calls(client, database, step, None, last_end), step)
+        else:
+            series, result.written["insights_spend"] = spend_for_budgets(
+                client, database, sink, step=step, first_end=first_end, last_end=last_end, lookback=config.lookback
+            )
         known = _ids(client, f"{database}.budget_breaches", "breach_id")
-        found = evaluate_budgets(spend, config, first_end=first_end, last_end=last_end)
+        found = evaluate_series(series, config, first_end=first_end, last_end=last_end)
         result.breaches = [b for b in found if str(b.breach_id) not in known]
         _publish_then_store(
             result.breaches, "budget_breaches", [str(b.breach_id) for b in result.breaches], sink, publish
@@ -307,3 +336,31 @@ def run_insights(
         len(result.breaches),
     )
     return result
+
+
+LATENESS = timedelta(minutes=10)
+FIRST_LOOKBACK = timedelta(days=1)
+
+
+def run_from_watermark(
+    client: Any,
+    *,
+    database: str = "tokentrail",
+    now: datetime | None = None,
+    lateness: timedelta = LATENESS,
+    first_lookback: timedelta = FIRST_LOOKBACK,
+    **options: Any,
+) -> InsightResult:
+    """One run of the periodic job: the windows from the stored watermark minus `lateness` to `now`.
+
+    The watermark is read from the store on every run, so it does not matter which worker ran the
+    previous one. A call arriving up to `lateness` after the run that closed its window is still
+    counted (its window is recomputed; only changed rows are stored, known alerts are not sent
+    again). Without a watermark the run looks back `first_lookback` for variance and budgets and
+    builds the first-seen state from all of `calls` (the catch-up run). `options` go to
+    `run_insights` (budgets, window_seconds, sink, publish).
+    """
+    now = utc(now or datetime.now(UTC))
+    covered = read_watermark(client, database)
+    since = covered - lateness if covered is not None else now - first_lookback
+    return run_insights(client, database=database, now=now, since=since, **options)

@@ -105,7 +105,7 @@ def test_writer_may_insert_everywhere_and_read_only_what_it_needs(db):
     inserts = {table for kind, _, table in granted if kind == "INSERT"}
     assert selects == {
         *("calls", "variance", "changes", "budget_breaches", "schema_migrations"),  # insights, version check
-        *("insights_first_seen", "insights_watermark"),  # the insights job's state
+        *("insights_first_seen", "insights_spend", "insights_watermark"),  # the insights job's state
         *("events", "rollup_dirty", "rollup_watermark"),  # the rollup refresh
     }
     assert inserts == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES) | set(SHARED_TABLES)
