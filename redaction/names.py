@@ -168,6 +168,27 @@ _CUED = re.compile(
 )
 
 
+# Literal pieces of _ADDRESSED's alternatives, case as written there: text with none of them (nearly
+# all) skips the regex, which otherwise tries a dozen alternatives at every word boundary.
+_ADDRESSED_PIECES = ("Mr", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "y name is", "ame:", "ame is", "amed")
+_ADDRESSED_PIECES += ("Dear", "dear", "igned", "nder the name", "poke ", "sk for", "n behalf of")
+_SIGN_OFFS = (
+    "Thank",
+    "Regards",
+    "regards",
+    "Best",
+    "Cheers",
+    "Sincerely",
+    "Many thanks",
+)  # _ADDRESSED's sign-offs, after a newline
+
+
+def _addressed(text: str) -> list[re.Match[str]]:
+    if any(piece in text for piece in _ADDRESSED_PIECES) or ("\n" in text and any(word in text for word in _SIGN_OFFS)):
+        return list(_ADDRESSED.finditer(text))
+    return []
+
+
 def _cued(text: str) -> list[re.Match[str]]:
     low = text.lower()
     return list(_CUED.finditer(text)) if any(cue in low for cue in _CUES) else []
@@ -315,7 +336,7 @@ def context_findings(text: str, entities: frozenset[str]) -> list[Finding]:
                 if _keep_place(m.group(1)) and _keep_ner("LOCATION", m.group(1)):
                     out.append(Finding(m.start(1), m.end(1), "LOCATION", 0.6, NER_PRIORITY - 1))
     if "PERSON" in entities:
-        for m in [*_ADDRESSED.finditer(text), *_cued(text)]:
+        for m in [*_addressed(text), *_cued(text)]:
             name = _trim_name(m.group(1))
             if name and _keep_ner("PERSON", name):
                 out.append(Finding(m.start(1), m.start(1) + len(name), "PERSON", 0.7, NER_PRIORITY))

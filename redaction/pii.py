@@ -178,14 +178,40 @@ class PiiScanner:
                 rec = factories[entity](config)
                 context = tuple(w.lower() for w in (getattr(rec, "context", None) or ()))
                 self.patterns.append(_Pattern(entity, rec, GATES.get(entity), context, config.threshold(entity)))
+        self._opaque_digit_patterns = [p for p in self.patterns if p.entity not in _NEEDS_SEPARATOR]
+        self._opaque_patterns = [p for p in self._opaque_digit_patterns if p.entity not in _NEEDS_DIGIT_RUN]
         self._kv_entities = frozenset(config.entities) & {"PERSON", "LOCATION", "PHONE_NUMBER"}
         self._number_entities = frozenset(config.entities) & {"PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS"}
 
     def scan(self, text: str) -> list[Finding]:
+        return self._scan_opaque(text) if _OPAQUE.fullmatch(text) is not None else self._scan_text(text)
+
+    def _scan_text(self, text: str) -> list[Finding]:
         out: list[Finding] = context_findings(text, self._kv_entities) if self._kv_entities else []
         if self._number_entities:
             out.extend(number_findings(text, self._number_entities))
-        for p in self.patterns:
+        self._scan_patterns(text, self.patterns, out)
+        return out
+
+    def _scan_opaque(self, text: str) -> list[Finding]:
+        """An id, a call id, a label: most strings a batch has never seen before are these.
+
+        Without whitespace, '@', '.' or ':' no context rule, email, IP or URL pattern can match,
+        and no phone, SSN, card or other digit-run entity without seven digits in a row (hyphens
+        between them allowed): those are skipped, everything else runs as for any text
+        (tests/redaction/test_opaque_tokens.py checks both paths agree).
+        """
+        out: list[Finding] = []
+        if _DIGIT_RUN.search(text) is None:
+            self._scan_patterns(text, self._opaque_patterns, out)
+            return out
+        if self._number_entities:
+            out.extend(number_findings(text, self._number_entities))
+        self._scan_patterns(text, self._opaque_digit_patterns, out)
+        return out
+
+    def _scan_patterns(self, text: str, patterns: list[_Pattern], out: list[Finding]) -> None:
+        for p in patterns:
             if p.entity in _WINDOWED:
                 results = self._windowed(p, text)
             elif p.gate is not None and p.gate.search(text) is None:
@@ -206,7 +232,6 @@ class PiiScanner:
                 if keep is not None and not keep(text, r.start, r.end, has_context):
                     continue
                 out.append(Finding(r.start, r.end, p.entity, score, _PRIORITY.get(p.entity, 25)))
-        return out
 
     @staticmethod
     def _windowed(p: _Pattern, text: str) -> list[Any]:
@@ -240,6 +265,14 @@ class PiiScanner:
 
 
 _WINDOWED = frozenset({"PHONE_NUMBER"})
+# Opaque tokens (PiiScanner._scan_opaque): letters, digits, '_' and '-' only.
+_OPAQUE = re.compile(r"[A-Za-z0-9_-]+")
+_DIGIT_RUN = re.compile(r"[0-9](?:-*[0-9]){6}")  # seven digits, hyphens allowed between them
+_NEEDS_SEPARATOR = frozenset({"EMAIL_ADDRESS", "IP_ADDRESS", "URL"})  # an '@', a '.' or a ':'
+# At least seven digits in a row (phone: 7, SSN/ITIN: 9, bank/passport: 8, NHS: 10, card: 12).
+_NEEDS_DIGIT_RUN = frozenset(
+    {"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_ITIN", "US_BANK_NUMBER", "US_PASSPORT", "UK_NHS"}
+)
 _DATE = re.compile(r"(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d")
 _MAX_WINDOW = 240  # a table of numbers must not become one window the size of the text
 
