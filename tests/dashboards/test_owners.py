@@ -20,7 +20,6 @@ from tokentrail.dashboards.catalog import DASHBOARDS
 from tokentrail.dashboards.operations import build_provisioning
 from tokentrail.dashboards.owner_columns import output_columns, with_owner_column
 from tokentrail.dashboards.owners import OWNERS_ENV, UNOWNED, current_owners, load_owners, owners_in_effect
-from tokentrail.dashboards.provisioning_files import PROVISIONING_DIR
 from tokentrail.dashboards.tenant_push import org_name, push_tenant
 from tokentrail.stream.cli import main
 
@@ -151,14 +150,20 @@ def test_changing_the_owners_file_changes_routes_contact_points_and_owner_column
     assert build_provisioning(check_only=True, owners_file=owners_file, root=root) == 0  # now up to date
 
 
-def test_without_an_owners_file_the_build_is_the_committed_one(tmp_path):
-    """No file: the committed dashboards (no owner column, no Owners panel) and no owner routes."""
+def test_without_an_owners_file_nothing_is_owned(tmp_path):
+    """No file: panels keep their SQL (no owner column, no Owners panel), no owner routes or contact points,
+    every rule labelled owner=unowned and no unowned-surface rule."""
     root = tmp_path / "provisioning"
     assert build_provisioning(check_only=False, root=root) == 0
-    for rel in ("alerting/policies.yaml", "dashboards/json/tokentrail-spend.json"):
-        assert (root / rel).read_text() == (PROVISIONING_DIR / rel).read_text()
-    assert "Owners" not in tables(root, "tokentrail-spend")
+    for spec in DASHBOARDS:
+        panels = tables(root, spec.uid)
+        assert [panels[p.title]["targets"][0]["rawSql"] for p in spec.panels] == [p.sql for p in spec.panels]
+        assert "Owners" not in panels
     assert not any(r.startswith("tokentrail-owner-") for r in routes(root))
+    assert "tokentrail-owner-" not in (root / "alerting" / "contact-points.yaml").read_text()
+    rules = [r for g in yaml.safe_load((root / "alerting" / "rules.yaml").read_text())["groups"] for r in g["rules"]]
+    assert rules and all(r["labels"]["owner"] == UNOWNED for r in rules)
+    assert "tt-unowned-surface" not in {r["uid"] for r in rules}
 
 
 def test_every_table_with_a_feature_gets_the_owner_beside_it():
