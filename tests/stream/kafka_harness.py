@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka_helpers import consume_all as consume_all  # re-exported: the worker tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +148,10 @@ def wait_caught_up(
     """The worker's group has committed every offset of `topic` (`events_topic`: as in `committed_and_end`)."""
 
     def caught_up() -> bool:
-        committed, end = committed_and_end(bootstrap, topic, group, events_topic)
+        try:
+            committed, end = committed_and_end(bootstrap, topic, group, events_topic)
+        except KafkaException:  # NOT_COORDINATOR while a new broker elects the group's coordinator: ask again
+            return False
         return end > 0 and committed >= end
 
     wait_until(caught_up, timeout, f"the worker to commit every offset of {topic}", worker)
