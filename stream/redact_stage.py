@@ -31,7 +31,7 @@ from tokentrail.collectors.events import InvalidEvent
 
 from .batch import Accepted, Batch, DeadLetter
 
-__all__ = ["ID_FIELDS", "Redact", "TextRedactor", "free_text"]
+__all__ = ["ID_FIELDS", "Redact", "TextRedactor", "free_text", "redaction_values"]
 
 ID_FIELDS = ("trace_id", "span_id", "parent_span_id")  # top-level identifiers searched like text
 PSEUDONYMISED_FIELDS = ("user_id", "session_id")  # identifiers replaced whole by their pseudonym
@@ -94,6 +94,11 @@ def _identifiers(doc: dict[str, Any]) -> list[str]:
     return ids
 
 
+def redaction_values(doc: dict[str, Any]) -> list[Any]:
+    """What the stage hands the redactor for one event: its free text, identifiers and labels."""
+    return [free_text(doc), _identifiers(doc), _labels(doc)]
+
+
 class Redact:
     """Replaces PII and secrets in every emitter string of each event and of each dead letter."""
 
@@ -102,9 +107,7 @@ class Redact:
 
     def __call__(self, batch: Batch) -> None:
         dead = list(batch.dead)
-        values: list[Any] = [
-            [free_text(item.doc), _identifiers(item.doc), _labels(item.doc)] for item in batch.accepted
-        ]
+        values: list[Any] = [redaction_values(item.doc) for item in batch.accepted]
         values += [[letter.field, letter.detail] for letter in dead]
         results = self.redactor.redact_many(values)
         kept: list[Accepted] = []

@@ -21,7 +21,7 @@ from tokentrail.collectors.events import DEFAULT_MAX_EVENT_BYTES
 
 from .batch import Inbound, Pipeline, Stage, now_utc
 from .pricing import PriceBook
-from .redact_stage import Redact, TextRedactor, free_text
+from .redact_stage import Redact, TextRedactor, free_text, redaction_values
 from .rows import BuildRows, PriceCalls, normalise_output_text, short_hash
 from .tenant_binding import BindTenants
 from .validate_stage import Dedupe, Validate
@@ -31,6 +31,7 @@ __all__ = [
     "Pipeline",
     "build_pipeline",
     "free_text",
+    "redaction_values",
     "normalise_output_text",
     "now_utc",
     "short_hash",

@@ -1,11 +1,12 @@
 """Redact's cost per message on the pipeline benchmark's traffic, against spaCy's own floor.
 
 The traffic is the pipeline benchmark's (`pipeline_bench.traffic.generate_lines`, the same seed),
-cut to what the Redact stage hands the redactor (`stages.free_text` per valid event), in batches of
-the worker's size (5,000). Per round, the NER redactor and the pattern-only one start cold (result
-cache and NER span cache cleared); the NER redactor records every piece it sends to `nlp.pipe`,
-and the floor is `nlp.pipe` alone on exactly those pieces with the same batch size: what NER
-cannot cost less than. Rounds interleave the three so machine load falls on all; medians.
+cut to what the Redact stage hands the redactor (`stages.redaction_values` per valid event: its
+free text, identifiers and labels), in batches of the worker's size (5,000). Per round, the NER
+redactor and the pattern-only one start cold (result cache and NER span cache cleared); the NER
+redactor records every piece it sends to `nlp.pipe`, and the floor is `nlp.pipe` alone on exactly
+those pieces with the same batch size: what NER cannot cost less than. Rounds interleave the
+three so machine load falls on all; medians.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ class FloorReport:
 def pipeline_values(events: int, seed: int) -> list[Any]:
     from pipeline_bench.traffic import generate_lines
 
-    from tokentrail.stream.stages import free_text
+    from tokentrail.stream.stages import redaction_values
 
     lines, _ = generate_lines(events, seed)
     values = []
     for line in lines:
         try:
-            values.append(free_text(json.loads(line)))
+            values.append(redaction_values(json.loads(line)))
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # malformed lines are dead letters, redacted as raw payloads: not this figure
     return values
