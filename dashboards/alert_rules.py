@@ -26,6 +26,7 @@ __all__ = ["Rule", "RULES", "GROUPS", "rule"]
 
 CALLS = f"{table('calls')} FINAL"
 RECENT = "($__toTime) - INTERVAL {minutes} MINUTE"
+STALLED_LOOKBACK_SECONDS = 3600  # how far tt-pipeline-stalled looks for the newest receipt
 
 
 @dataclass(frozen=True)
@@ -337,13 +338,17 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
         dashboard="tokentrail-pipeline",
         panel="Seconds since the last event",
         no_data="Alerting",
-        sql=f"""SELECT toFloat64(dateDiff('second', max(received_at), ($__toTime))) AS value
-FROM {table("events")}
-WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)""",
-        summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds',
-        description="Nothing reached ClickHouse for 10 minutes: check the workers (consumer lag, crash loop), "
-        "Kafka and ClickHouse. Reads events stamped in the last hour (the events key makes that cheap); a replay of "
-        "only older traffic therefore looks stalled. On a deployment with no traffic yet, silence this rule.",
+        # Arrival time only (receipts.received_at: when a worker stored the event), never event time: a
+        # replay of last year's traffic is as fresh as live traffic. An hour with no receipt at all reads 3600.
+        sql=f"""SELECT toFloat64(if(count() = 0, {STALLED_LOOKBACK_SECONDS},
+                      dateDiff('second', max(received_at), ($__toTime)))) AS value
+FROM {table("receipts")}
+WHERE received_at > ($__toTime) - INTERVAL {STALLED_LOOKBACK_SECONDS} SECOND AND received_at <= ($__toTime)""",
+        summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds (3600: an hour or more)',
+        description="Nothing reached ClickHouse for 10 minutes, by arrival time (the receipts the workers write "
+        "with every event they store), so old event times in a replay change nothing. Check the workers "
+        "(their /ready says why: store failing, lag growing, pipeline process gone; the 'tokentrail / Pipeline "
+        "internals' dashboard), Kafka and ClickHouse. On a deployment with no traffic yet, silence this rule.",
     ),
     Rule(
         uid="tt-store-rejected",
