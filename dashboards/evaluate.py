@@ -20,12 +20,21 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from .alert_rules import Rule
-from .alerting_provisioning import rule_api
+from .alerting_provisioning import CHAT, PAGER, rule_api
 from .macros import TimeRange, expand_macros
-from .owners import current_owners, rules_for, who_is_paged
+from .owners import Owners, contact_point_name, current_owners, routed_team, rules_for, who_is_paged
 from .spec import FOLDER_TITLE
 
-__all__ = ["FiringAlert", "evaluate_alerts", "evaluate_rule", "render_alerts", "render_template", "RuleError"]
+__all__ = [
+    "FiringAlert",
+    "evaluate_alerts",
+    "evaluate_rule",
+    "render_alerts",
+    "render_routing",
+    "render_template",
+    "contact_point_of",
+    "RuleError",
+]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -191,7 +200,32 @@ def render_alerts(alerts: list[FiringAlert], now: datetime | None = None, per_ru
             lines.append("      " + "  ".join(f"{k}={alert.labels[k]}" for k in keys))
         if alert.annotations.get("dashboard"):
             lines.append(f"      dashboard: {alert.annotations['dashboard']}")
+        if owners is not None:
+            lines.append(f"      contact point: {contact_point_of(alert.labels, alert.severity, owners)}")
     hidden = {uid: n - per_rule for uid, n in shown.items() if n > per_rule}
     for uid, n in hidden.items():
         lines.append(f"  ... and {n} more instance(s) of {uid}")
+    return "\n".join(lines) + "\n"
+
+
+def contact_point_of(labels: dict[str, str], severity: str, owners: Owners | None) -> str:
+    """The contact point the provisioned policy delivers the alert to (the routes of `tokentrail_route`)."""
+    team = routed_team(labels, severity, owners)
+    if team is not None:
+        return contact_point_name(team.name)
+    return PAGER if severity == "page" else CHAT
+
+
+def render_routing(owners: Owners | None) -> str:
+    """Who would be paged, per owner: owner -> contact point -> receiver, as the provisioned policy routes."""
+    lines = ["\nRouting (owner -> contact point -> receiver):"]
+    for team in sorted(owners.teams if owners is not None else [], key=lambda t: t.name):
+        point, receiver = contact_point_name(team.name), team.receiver_summary()
+        if team.escalation == "page":
+            lines.append(f"  {team.name} -> {point} -> {receiver} (pages and warnings)")
+        else:
+            lines.append(
+                f"  {team.name} -> {point} -> {receiver} (warnings; its pages -> {PAGER} -> PagerDuty central)"
+            )
+    lines.append(f"  unowned -> {PAGER} -> PagerDuty central (pages); {CHAT} -> chat (warnings)")
     return "\n".join(lines) + "\n"

@@ -116,12 +116,14 @@ def check_alerts(
     out: IO[str] | None = None,
 ) -> int:
     """Evaluate every alert rule against the ClickHouse at `dsn` as of `at` (default now); print what fires
-    and who would be paged for it (JSON: a `route` per alert, e.g. `PAGE -> support-ai (PagerDuty Support AI)`)."""
+    and who would be paged for it: the route (`PAGE -> support-ai (PagerDuty Support AI)`) and, with an
+    owners file, the contact point per alert and each owner's owner -> contact point -> receiver
+    (JSON: `route` and `contact_point` per alert)."""
     owners = resolve_owners(owners_file)  # a bad owners file stops before the store is opened
     with owners_in_effect(owners):
         from tokentrail.sinks import connect
 
-        from .evaluate import evaluate_alerts, render_alerts
+        from .evaluate import contact_point_of, evaluate_alerts, render_alerts, render_routing
         from .owners import rules_for, who_is_paged
 
         out = out or sys.stdout
@@ -130,11 +132,17 @@ def check_alerts(
         if as_json:
             fields = ("uid", "title", "severity", "labels", "annotations", "values")
             found = [
-                {**{f: getattr(a, f) for f in fields}, "route": who_is_paged(a.labels, a.severity, owners)}
+                {
+                    **{f: getattr(a, f) for f in fields},
+                    "route": who_is_paged(a.labels, a.severity, owners),
+                    "contact_point": contact_point_of(a.labels, a.severity, owners),
+                }
                 for a in alerts
             ]
             json.dump(found, out, indent=2, sort_keys=True)
             out.write("\n")
         else:
             print(render_alerts(alerts, now), end="", file=out)
+            if owners is not None:
+                print(render_routing(owners), end="", file=out)
     return 1 if alerts and fail_on_firing else 0

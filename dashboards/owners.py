@@ -52,6 +52,7 @@ __all__ = [
     "unowned_surface_rule",
     "contact_point_name",
     "who_is_paged",
+    "routed_team",
 ]
 
 OWNERS_ENV = "TOKENTRAIL_OWNERS_FILE"
@@ -395,12 +396,19 @@ def owner_routes(owners: Owners | None) -> list[dict[str, Any]]:
     return routes
 
 
+def routed_team(labels: dict[str, str], severity: str, owners: Owners | None) -> Team | None:
+    """The team whose contact point gets the alert (`owner_routes`), or None: the central routes get it."""
+    owner = labels.get("owner", UNOWNED)
+    team = owners.team(owner) if owners is not None and owner in {t.name for t in owners.teams} else None
+    return team if team is not None and (team.escalation == "page" or severity != "page") else None
+
+
 def who_is_paged(labels: dict[str, str], severity: str, owners: Owners | None) -> str:
     """Where an alert goes, in words, following the same routes as the provisioned policy."""
     owner = labels.get("owner", UNOWNED)
     team = owners.team(owner) if owners is not None and owner in {t.name for t in owners.teams} else None
-    if team is not None and (team.escalation == "page" or severity != "page"):
+    if (routed := routed_team(labels, severity, owners)) is not None:
         verb = "PAGE" if severity == "page" else "warn"
-        return f"{verb} -> {team.name} ({team.receiver_summary()})"
+        return f"{verb} -> {routed.name} ({routed.receiver_summary()})"
     central = "PAGE -> PagerDuty (central)" if severity == "page" else "warn -> chat (central)"
     return central + (f", owner {owner}" if team is not None else ", unowned")

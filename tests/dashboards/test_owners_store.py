@@ -11,7 +11,7 @@ import pytest
 
 from tokentrail.dashboards.catalog import DASHBOARDS, built_dashboards
 from tokentrail.dashboards.macros import render
-from tokentrail.dashboards.owners import UNOWNED, load_owners, owners_in_effect, who_is_paged
+from tokentrail.dashboards.owners import UNOWNED, load_owners, owners_in_effect, routed_team, who_is_paged
 from tokentrail.dashboards.queries import Selection, last, panel_interval
 from tokentrail.stream.cli import main
 
@@ -72,6 +72,9 @@ def test_alerts_check_says_who_would_be_paged(incident_store, capsys):
         team = owners.owner_of(**{c: labels.get(c, "") for c in ("tenant", "service", "feature")})
         assert labels["owner"] == (team.name if team else UNOWNED), (alert["uid"], labels)
         assert alert["route"] == who_is_paged(labels, alert["severity"], owners)
+        routed = routed_team(labels, alert["severity"], owners)
+        central = "tokentrail-pagerduty" if alert["severity"] == "page" else "tokentrail-chat"
+        assert alert["contact_point"] == (f"tokentrail-owner-{routed.name}" if routed else central)
     routes = {a["route"] for a in alerts}
     assert any(" -> support-ai (PagerDuty Support AI)" in r for r in routes), routes
     assert "tt-unowned-surface" in {a["uid"] for a in alerts}
@@ -80,3 +83,7 @@ def test_alerts_check_says_who_would_be_paged(incident_store, capsys):
     text = capsys.readouterr().out
     assert "-> support-ai (PagerDuty Support AI)] " in text and "owner=support-ai" in text
     assert "[warn -> chat (central), unowned] Unowned model surface" in text
+    assert "contact point: tokentrail-owner-support-ai" in text
+    routing = text.split("Routing (owner -> contact point -> receiver):\n", 1)[1]
+    assert "  support-ai -> tokentrail-owner-support-ai -> PagerDuty Support AI (pages and warnings)\n" in routing
+    assert "  northwind-success -> tokentrail-owner-northwind-success -> Slack #northwind-ai (warnings;" in routing
