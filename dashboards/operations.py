@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .owners import owners_in_effect, resolve_owners
+from .owners import current_owners, owners_in_effect, resolve_owners
 
 __all__ = ["build_provisioning", "push_to_grafana", "check_alerts"]
 
@@ -54,6 +54,13 @@ def _build(check_only: bool, root: Path, out: IO[str], err: IO[str]) -> int:
         return 1 if stale else 0
     changed = write(root)
     print(f"{len(changed)} file(s) written under {root}" + "".join(f"\n  {rel}" for rel in changed), file=out)
+    owners = current_owners()
+    print(
+        f"owners: {len(owners.teams)} team(s), {len(owners.owners)} ownership line(s)"
+        if owners is not None
+        else "owners: none (every alert is owner=unowned; --owners FILE or $TOKENTRAIL_OWNERS_FILE to route by owner)",
+        file=out,
+    )
     return 0
 
 
