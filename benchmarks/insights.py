@@ -34,7 +34,7 @@ from typing import Any
 from _common import log, median, print_table
 from dashboard_seed import FEATURES, RATES, TENANTS
 
-from tokentrail.sinks import apply, connect
+from tokentrail.sinks import ClickHouseSink, apply, connect
 from tokentrail.stream.insights import BudgetConfig, run_from_watermark
 
 GOAL_S = 2.0
@@ -119,6 +119,7 @@ def one_store(path: str, runs: int, per_minute: int) -> dict[str, Any]:
     client = connect(f"chdb://{path}")
     calls = client.query("SELECT count() FROM tokentrail.calls").result_rows[0][0]
     start = reset(client)
+    sink = ClickHouseSink(client)  # one for all runs, as the worker's job keeps one
     timings: list[tuple[float, dict[str, float], dict[str, int]]] = []
     changes: list[str] = []
     for minute in range(runs + 1):
@@ -128,7 +129,7 @@ def one_store(path: str, runs: int, per_minute: int) -> dict[str, Any]:
             if minute == LATE_MINUTE:
                 insert_live_minute(client, now - timedelta(minutes=1), minute, per_minute, late=True)
         began = time.perf_counter()
-        result = run_from_watermark(client, now=now, budgets=BUDGETS)
+        result = run_from_watermark(client, now=now, budgets=BUDGETS, sink=sink)
         timings.append((time.perf_counter() - began, result.seconds, result.written))
         changes += [f"{c.kind}:{c.from_value}->{c.to_value}" for c in result.changes]
         log(f"{path} minute {minute}: {timings[-1][0]:.3f}s {result.written}")
