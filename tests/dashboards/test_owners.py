@@ -255,3 +255,25 @@ def test_a_tenant_organisation_sees_only_its_owners():
     assert "tt-owner-northwind-success" not in acme["contact_points"]
     assert "tt-owner-northwind-success" in northwind["contact_points"]
     assert "northwind" not in json.dumps([acme["dashboards"], acme["contact_points"], acme["policy"], acme["rules"]])
+
+
+def test_pushing_again_after_a_change_of_the_file_updates_the_routes(tmp_path, monkeypatch):
+    """Push with the example, drop finance-ops from the file, push again: its route is gone from the tree and
+    the rules no longer name it (its contact point stays in Grafana, unreferenced: push never deletes)."""
+    for key, value in {**ENV, **OWNER_ENV}.items():
+        monkeypatch.setenv(key, value)
+    owners_file = tmp_path / "owners.yaml"
+    owners_file.write_text(EXAMPLE.read_text())
+    with GrafanaStandIn() as grafana:
+        assert main(["dashboards", "push", "--grafana-url", grafana.url, "--owners", str(owners_file)]) == 0
+        (ours,) = grafana.policy["routes"]
+        assert "tokentrail-owner-finance-ops" in {r["receiver"] for r in ours["routes"]}
+        doc = yaml.safe_load(owners_file.read_text())
+        doc["teams"] = [t for t in doc["teams"] if t["name"] != "finance-ops"]
+        doc["owners"] = [o for o in doc["owners"] if o["team"] != "finance-ops"]
+        owners_file.write_text(yaml.safe_dump(doc))
+        assert main(["dashboards", "push", "--grafana-url", grafana.url, "--owners", str(owners_file)]) == 0
+        (ours,) = grafana.policy["routes"]
+        assert "tokentrail-owner-finance-ops" not in {r["receiver"] for r in ours["routes"]}
+        assert "tokentrail-owner-support-ai" in {r["receiver"] for r in ours["routes"]}
+        assert "finance-ops" not in json.dumps(grafana.rules)
