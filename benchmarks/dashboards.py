@@ -1,6 +1,7 @@
 """Time every dashboard panel query (and every alert and variable query) on 10 million calls in embedded ClickHouse.
 
 Run: .venv/bin/python benchmarks/dashboards.py [--calls 10000000] [--path DIR] [--repeat 5] [--range default|24h|7d]
+     [--compare REV [--markdown]]
 
 The store is seeded in SQL (benchmarks/dashboard_seed.py: 10M calls over 7 days, plus receipts,
 dead letters, PII findings, loops, variance, changes and breaches in proportion, and 1% of calls
@@ -9,20 +10,25 @@ calls). `--path` keeps the store between runs: seeding is skipped when it alread
 `--calls` calls, and a store seeded for another count is emptied and seeded afresh. Each query is the exact SQL
 Grafana would send: variables set to "All", macros expanded for the range (`default` = each
 dashboard's own default range, 6h, or 1h for Pipeline health), one warm-up run, then the median
-of `--repeat` runs. Goal: every panel <= 300 ms median.
+of `--repeat` runs, in wall time and in CPU time of this process (chDB runs in it: CPU time moves
+far less with other processes' load). Goal: every panel <= 300 ms median. `--compare REV` times
+each panel's SQL as git revision REV generated it against the working tree's, alternately
+(benchmarks/dashboards_compare.py): the before/after figures in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from _common import median, print_table
+from _common import cpu_seconds, median, print_table
 from dashboard_seed import DAYS, seed_calls, seed_events, seed_side_tables
+from dashboards_compare import compare
 
 from tokentrail.dashboards.alert_rules import RULES
 from tokentrail.dashboards.build import variable_query
@@ -53,14 +59,16 @@ def _duration(text: str) -> timedelta:
     return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: number})
 
 
-def timed(client, sql: str, repeat: int) -> tuple[float, int]:
+def timed(client, sql: str, repeat: int) -> tuple[float, float, int]:
+    """Median wall and process CPU milliseconds of `repeat` runs after a warm-up, and the row count."""
     rows = len(client.query(sql).result_rows)  # warm-up (and the row count)
-    samples = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        cpu, started = cpu_seconds(os.getpid()), time.perf_counter()
         client.query(sql)
-        samples.append((time.perf_counter() - started) * 1000)
-    return median(samples), rows
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((cpu_seconds(os.getpid()) - cpu) * 1000)
+    return median(walls), median(cpus), rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--range", choices=("default", *RANGES), default="default")
     parser.add_argument("--top", type=int, default=15, help="how many of the slowest queries to print")
+    parser.add_argument("--compare", metavar="REV", help="time each panel's SQL at git revision REV against now")
+    parser.add_argument("--markdown", action="store_true", help="with --compare: print a Markdown table")
     args = parser.parse_args(argv)
 
     path = args.path or Path(tempfile.mkdtemp(prefix="tt-dash-bench-"))
@@ -101,39 +111,51 @@ def main(argv: list[str] | None = None) -> int:
     ).result_rows[0][0]
     print(f"store: {', '.join(f'{t} {n:,}' for t, n in counts.items())}; calls in {parts} active parts")
 
-    results: list[tuple[float, str, int]] = []
+    now = last(timedelta(0)).end
+    time_ranges = {}
     for dashboard in DASHBOARDS:
-        span = RANGES.get(args.range) or _duration(dashboard.time_from)
-        selection = Selection(last(span))
-        options = {name: variable_options(client, name, selection.time_range) for name in FILTER_VARIABLES}
+        time_range = last(RANGES.get(args.range) or _duration(dashboard.time_from), now)
+        options = {name: variable_options(client, name, time_range) for name in FILTER_VARIABLES}
+        time_ranges[dashboard.uid] = (time_range, options)
+    if args.compare:
+        print(f"range={args.range}; {args.repeat} alternating runs per panel")
+        status = compare(client, args.compare, time_ranges, args.repeat, markdown=args.markdown)
+        close_embedded()
+        return status
+
+    load_before = os.getloadavg()
+    results: list[tuple[float, float, str, int]] = []
+    for dashboard in DASHBOARDS:
+        time_range, options = time_ranges[dashboard.uid]
+        selection = Selection(time_range)
         for name in dashboard.variables:
-            ms, rows = timed(client, render(variable_query(name), selection.time_range, 60_000), args.repeat)
-            results.append((ms, f"{dashboard.uid} / variable {name}", rows))
+            ms, cpu, rows = timed(client, render(variable_query(name), time_range, 60_000), args.repeat)
+            results.append((ms, cpu, f"{dashboard.uid} / variable {name}", rows))
         for panel in dashboard.panels:
-            ms, rows = timed(client, panel_sql(dashboard, panel, selection, options), args.repeat)
-            results.append((ms, f"{dashboard.uid} / {panel.title}", rows))
+            ms, cpu, rows = timed(client, panel_sql(dashboard, panel, selection, options), args.repeat)
+            results.append((ms, cpu, f"{dashboard.uid} / {panel.title}", rows))
     for rule in RULES:
-        now = last(timedelta(0)).end
         window = TimeRange(now - timedelta(seconds=rule.window_seconds), now)
         for ref, sql in (("A", rule.sql), *rule.extras):
-            ms, rows = timed(client, expand_macros(sql, window, rule.interval_ms), args.repeat)
-            results.append((ms, f"alert {rule.uid} [{ref}]", rows))
+            ms, cpu, rows = timed(client, expand_macros(sql, window, rule.interval_ms), args.repeat)
+            results.append((ms, cpu, f"alert {rule.uid} [{ref}]", rows))
+    load_after = os.getloadavg()
 
     results.sort(reverse=True)
-    panels = [r for r in results if "/ variable" not in r[1] and not r[1].startswith("alert")]
+    panels = [r for r in results if "/ variable" not in r[2] and not r[2].startswith("alert")]
     print(
-        f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}; "
-        f"slowest {args.top}:"
+        f"\n{len(results)} queries ({len(panels)} panels), range={args.range}, median of {args.repeat}, "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; slowest {args.top}:"
     )
     print_table(
-        ("median", "query", "rows"),
-        [(f"{ms:.1f} ms", name, str(rows)) for ms, name, rows in results[: args.top]],
-        right=(0, 2),
+        ("median", "CPU", "query", "rows"),
+        [(f"{ms:.1f} ms", f"{cpu:.0f} ms", name, str(rows)) for ms, cpu, name, rows in results[: args.top]],
+        right=(0, 1, 3),
     )
     over = [r for r in panels if r[0] > GOAL_MS]
     print(
         f"\npanels over {GOAL_MS:.0f} ms: {len(over)} of {len(panels)}; median panel "
-        f"{median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][1]})"
+        f"{median(r[0] for r in panels):.1f} ms; slowest panel {panels[0][0]:.1f} ms ({panels[0][2]})"
     )
     close_embedded()
     return 0

@@ -7,7 +7,7 @@ FINAL collapses recomputed windows to their newest computation).
 
 from __future__ import annotations
 
-from .rollup_sql import calls_source
+from .rollup_sql import calls_source, histogram_quantile, latency_source
 from .spec import Annotation, Dashboard, Panel, filters, table
 
 ALL4 = ("tenant", "service", "feature", "model")
@@ -17,6 +17,19 @@ CALL_VARS = filters(*ALL4, time=None)
 def _calls(*dims: str, partials: tuple[str, ...], timeseries: bool = False, extra: str = "") -> str:
     """Calls in range from the 5-minute rollup where exact, else `calls FINAL` (dashboards/rollup_sql.py)."""
     return calls_source(dims, partials, where=CALL_VARS, timeseries=timeseries, extra=extra)
+
+
+def _histograms(partial: str, *dims: str, timeseries: bool = False) -> str:
+    """Per (`time`,) `dims`, the merged histogram `h` of `partial` (latency, ttft) over the calls in range
+    (latency_rollup where exact, else `calls FINAL`; percentiles from it: dashboards/rollup_sql.py)."""
+    keys = ", ".join((["time"] if timeseries else []) + list(dims))
+    source = latency_source(dims, (partial,), where=CALL_VARS, timeseries=timeseries)
+    group = f" GROUP BY {keys}" if keys else ""
+    return f"(SELECT {keys + ', ' if keys else ''}sumMap(p_{partial}) AS h FROM {source}{group})"
+
+
+def _q(q: float) -> str:
+    return histogram_quantile("h", q)
 
 
 RELIABILITY = Dashboard(
@@ -30,10 +43,12 @@ RELIABILITY = Dashboard(
             shape="stat",
             width=24,
             height=5,
+            description="Latency p95: the upper bound of the 5%-wide bin holding it (never below the exact value, "
+            "less than 5% above).",
             sql=f"""SELECT sum(p_calls) AS calls, sum(p_errors) AS errors,
        sum(p_errors) / greatest(sum(p_calls), 1) AS error_rate,
-       quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS latency_p95_ms
-FROM {_calls(partials=("calls", "errors", "latency"))}""",
+       (SELECT {_q(0.95)} FROM {_histograms("latency")}) AS latency_p95_ms
+FROM {_calls(partials=("calls", "errors"))}""",
         ),
         Panel(
             title="Calls by model",
@@ -61,10 +76,9 @@ ORDER BY time""",
             title="Latency p50 / p95 / p99",
             unit="ms",
             width=12,
-            sql=f"""SELECT time, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[1] AS p50,
-       quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS p95, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[3] AS p99
-FROM {_calls(partials=("latency",), timeseries=True)}
-GROUP BY time
+            description="Upper bounds of the 5%-wide latency bins holding each percentile (< 5% above exact).",
+            sql=f"""SELECT time, {_q(0.5)} AS p50, {_q(0.95)} AS p95, {_q(0.99)} AS p99
+FROM {_histograms("latency", timeseries=True)}
 ORDER BY time""",
             shape="timeseries",
         ),
@@ -72,9 +86,9 @@ ORDER BY time""",
             title="Latency p95 by model",
             unit="ms",
             width=12,
-            sql=f"""SELECT time, model, quantilesMerge(0.5, 0.95, 0.99)(p_latency)[2] AS latency_p95
-FROM {_calls("model", partials=("latency",), timeseries=True)}
-GROUP BY time, model
+            description="Upper bound of the 5%-wide latency bin holding the p95 (< 5% above the exact value).",
+            sql=f"""SELECT time, model, {_q(0.95)} AS latency_p95
+FROM {_histograms("latency", "model", timeseries=True)}
 ORDER BY time""",
             shape="timeseries",
         ),
@@ -82,11 +96,11 @@ ORDER BY time""",
             title="Time to first token p50 / p95 by model",
             unit="ms",
             width=12,
-            sql=f"""SELECT time, model,
-       quantilesMerge(0.5, 0.95)(p_ttft)[1] AS ttft_p50, quantilesMerge(0.5, 0.95)(p_ttft)[2] AS ttft_p95
-FROM {_calls("model", partials=("ttft",), timeseries=True)}
-GROUP BY time, model
-HAVING NOT isNaN(ttft_p50)
+            description="Calls that report a time to first token. Upper bounds of the 5%-wide bins holding "
+            "each percentile.",
+            sql=f"""SELECT time, model, {_q(0.5)} AS ttft_p50, {_q(0.95)} AS ttft_p95
+FROM {_histograms("ttft", "model", timeseries=True)}
+WHERE NOT empty(h)
 ORDER BY time""",
             shape="timeseries",
         ),

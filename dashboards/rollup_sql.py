@@ -1,41 +1,66 @@
-"""Panel SQL over model calls that reads the 5-minute rollup where it is exact and `calls FINAL` elsewhere.
+"""Panel SQL that reads the 30- and 5-minute rollups where they are exact and `calls FINAL` elsewhere.
 
-`calls_rollup` (sinks/migrations/0008_rollups.sql, refreshed by tokentrail.sinks.rollups) holds
-per-5-minute sums computed from deduplicated calls. A panel built with :func:`calls_source` reads
-the union of two branches that partition the calls in its range, so every count and sum equals
-what `calls FINAL` gives:
+The rollups (sinks/migrations/0008_rollups.sql and 0010_rollup_levels.sql, refreshed by
+tokentrail.sinks.rollups) hold per-bucket sums computed from deduplicated rows. A panel built with
+:func:`rollup_source` reads the union of branches that partition the rows in its range, so every
+count, sum and histogram equals what the same query over `calls FINAL` gives:
 
-- the rollup, for the buckets that are (a) entirely inside the range, (b) not marked for
-  that tenant in `rollup_dirty` since the last refresh (minus the margin), and only when (c) the rollup was
-  refreshed in the last 2 days and (d) for time series, the panel's interval is a multiple of
-  5 minutes (at 24 h and 7 days Grafana asks for 5 and 30 minutes; at 1-6 h for 1 minute, so the
-  default ranges read raw rows, as before);
-- `calls FINAL` for every other call in range: the partial buckets at both ends, the fresh or
-  re-delivered ones, or all of them when the rollup may not be used.
+- the 30-minute level, for the buckets that are (a) entirely inside the range, (b) not marked for
+  that tenant in `rollup_dirty` (any of their 5-minute buckets) since the last refresh (minus the
+  margin), when (c) the rollup was refreshed in the last 2 days and (d) for time series, the
+  panel's interval is a multiple of 30 minutes (7 days asks for 30 minutes);
+- the 5-minute level, for the clean whole 5-minute buckets the 30-minute level did not serve:
+  outside its whole buckets, inside a marked 30-minute bucket, or all of them when (d) fails
+  with an interval that is a multiple of 5 minutes (24 hours asks for 5 minutes);
+- `FINAL` rows for every other row in range: the partial buckets at both ends, the marked
+  ones, or all of them when the rollup may not be used (the default ranges of 1-6 h ask for
+  1 minute, so they read raw rows, as before).
 
-Both branches pre-aggregate to the same columns (the panel's dimensions and the partial metrics
-below, named `p_<name>`); the panel's outer query combines them (`sum(p_calls)`,
-`quantilesMerge(...)(p_latency)`). The prefix keeps the outer aliases (`calls`) from shadowing them.
-Percentiles come from `quantiles` states: as approximate as `quantile` on raw rows (a reservoir
-of 8192 values per state), no more.
+Both levels are recomputed by one refresh under one watermark, and a 30-minute bucket is marked
+exactly when one of its 5-minute buckets is, so the branches never overlap and never miss a row.
+
+Every branch pre-aggregates to the same columns (the panel's dimensions and the partial metrics
+below, named `p_<name>`); the panel's outer query combines them (`sum(p_calls)`, `sumMap(p_latency)`
+and :func:`histogram_quantile`). The prefix keeps the outer aliases (`calls`) from shadowing them.
+Percentiles come from histograms of 5%-wide bins: the shown value is the upper bound of the bin
+holding the exact percentile (exact <= shown < exact * 1.05), the same from rollup rows as from
+raw rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tokentrail.sinks.rollups import BUCKET_SECONDS, MARGIN_SECONDS, MAX_AGE_SECONDS
+from tokentrail.sinks.rollups import (
+    BUCKET_SECONDS,
+    HISTOGRAM_BASE,
+    MARGIN_SECONDS,
+    MAX_AGE_SECONDS,
+    ROLLUP_BY_TABLE,
+    Level,
+    bucket_sql,
+    histogram_sql,
+)
 
 from .spec import table
 
-__all__ = ["calls_source", "rollup_source", "PARTIALS", "EVENT_PARTIALS", "BUCKET_SECONDS"]
+__all__ = [
+    "calls_source",
+    "latency_source",
+    "rollup_source",
+    "histogram_quantile",
+    "PARTIALS",
+    "EVENT_PARTIALS",
+    "LATENCY_PARTIALS",
+    "BUCKET_SECONDS",
+]
 
 # The refresh's own bounds (tokentrail.sinks.rollups): a reader must distrust exactly what it does.
 ROLLUP_MAX_AGE = f"INTERVAL {MAX_AGE_SECONDS} SECOND"
 MARGIN = f"INTERVAL {MARGIN_SECONDS} SECOND"
 
-# name -> (partial from calls_rollup rows, the same partial from raw calls). The outer query
-# combines a partial with sum() (counts, sums), max() or quantilesMerge (states).
+# name -> (partial from rollup rows, the same partial from raw rows). The outer query combines a
+# partial with sum() (counts, sums), max() or sumMap (histograms).
 PARTIALS: dict[str, tuple[str, str]] = {
     "calls": ("sum(r.calls)", "count()"),
     "errors": ("sumIf(r.calls, r.status = 'error')", "countIf(status = 'error')"),
@@ -43,13 +68,18 @@ PARTIALS: dict[str, tuple[str, str]] = {
     "input_tokens": ("sum(r.input_tokens)", "sum(toUInt64(input_tokens))"),
     "cached_input_tokens": ("sum(r.cached_input_tokens)", "sum(toUInt64(cached_input_tokens))"),
     "output_tokens": ("sum(r.output_tokens)", "sum(toUInt64(output_tokens))"),
-    "latency": ("quantilesMergeState(0.5, 0.95, 0.99)(r.latency)", "quantilesState(0.5, 0.95, 0.99)(latency_ms)"),
-    "ttft": ("quantilesMergeState(0.5, 0.95)(r.ttft)", "quantilesState(0.5, 0.95)(ttft_ms)"),
     "last_ts": ("max(r.last_ts)", "max(ts)"),
 }
 # The rollup's columns are read qualified (r.calls): each partial's alias is also a column name,
 # and ClickHouse would otherwise resolve `calls` inside `sumIf(calls, ...)` to the alias `sum(calls)`.
 
+# Calls per latency / time-to-first-token / end-to-end-lag bin (latency_rollup: tenant, service, feature, model).
+LATENCY_PARTIALS: dict[str, tuple[str, str]] = {
+    "calls": ("sum(r.calls)", "count()"),
+    "latency": ("sumMap(r.latency)", histogram_sql("latency_ms", nullable=True)),
+    "ttft": ("sumMap(r.ttft)", histogram_sql("ttft_ms", nullable=True)),
+    "lag": ("sumMap(r.lag)", histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)),
+}
 
 # Every partial of the events rollup (events_rollup: tenant, service, feature, model, type).
 EVENT_PARTIALS: dict[str, tuple[str, str]] = {
@@ -57,22 +87,39 @@ EVENT_PARTIALS: dict[str, tuple[str, str]] = {
     "outputs": ("sumIf(r.events, r.type = 'output')", "countIf(type = 'output')"),
     "tool_calls": ("sumIf(r.events, r.type = 'tool_call')", "countIf(type = 'tool_call')"),
 }
-_SOURCES = {"calls_rollup": ("calls", PARTIALS), "events_rollup": ("events", EVENT_PARTIALS)}
+_PARTIALS = {"calls_rollup": PARTIALS, "latency_rollup": LATENCY_PARTIALS, "events_rollup": EVENT_PARTIALS}
 
 
-def _watermark(rollup: str) -> str:
-    return f"(SELECT max(refreshed_before) FROM {table('rollup_watermark')} WHERE name = '{rollup}')"
+def histogram_quantile(histogram: str, q: float) -> str:
+    """SQL: the `q` percentile (ms) of a merged latency histogram (`sumMap(p_latency)`); NaN when it is empty.
+
+    The first bin whose running count reaches q * total holds the nearest-rank percentile; its
+    upper bound is shown (sinks/migrations/0010_rollup_levels.sql).
+    """
+    counts = f"mapValues({histogram})"
+    first = f"arrayFirstIndex(c -> c >= {q} * arraySum({counts}), arrayCumSum({counts}))"
+    bin_ = f"arrayElement(mapKeys({histogram}), {first})"
+    return f"if(empty({histogram}), nan, pow({HISTOGRAM_BASE}, {bin_}))"
 
 
-def _dirty(rollup: str) -> str:
+def _watermark(name: str) -> str:
+    return f"(SELECT max(refreshed_before) FROM {table('rollup_watermark')} WHERE name = '{name}')"
+
+
+def _dirty(marks: str, watermark: str, seconds: int) -> str:
+    """(tenant, bucket of `seconds` as `b`) marked since the watermark minus the margin (marks are 5-minute)."""
+    bucket = "bucket" if seconds == BUCKET_SECONDS else bucket_sql(seconds, "bucket")
     return (
-        f"(SELECT tenant, bucket FROM {table('rollup_dirty')} "
-        f"WHERE rollup = '{rollup}' AND marked_at > {_watermark(rollup)} - {MARGIN})"
+        f"(SELECT DISTINCT tenant, {bucket} AS b FROM {table('rollup_dirty')} "
+        f"WHERE rollup = '{marks}' AND marked_at > {watermark} - {MARGIN})"
     )
 
 
-_LO = "toStartOfFiveMinutes(($__fromTime) + INTERVAL 299 SECOND)"  # first bucket starting in range
-_HI = "toStartOfFiveMinutes(($__toTime))"  # buckets before it end inside the range
+def _whole(seconds: int) -> tuple[str, str]:
+    """[lo, hi): the buckets of `seconds` lying wholly inside the range."""
+    lo = bucket_sql(seconds, f"(($__fromTime) + INTERVAL {seconds - 1} SECOND)")  # first bucket starting in range
+    hi = bucket_sql(seconds, "($__toTime)")  # buckets before it end inside the range
+    return lo, hi
 
 
 def calls_source(dims: Sequence[str], partials: Sequence[str], *, where: str, timeseries: bool, extra: str = "") -> str:
@@ -84,18 +131,30 @@ def calls_source(dims: Sequence[str], partials: Sequence[str], *, where: str, ti
     return rollup_source("calls_rollup", dims, partials, where=where, timeseries=timeseries, extra=extra)
 
 
+def latency_source(dims: Sequence[str], partials: Sequence[str], *, where: str, timeseries: bool) -> str:
+    """:func:`calls_source` for latency, time-to-first-token and lag histograms (dims among tenant, service,
+    feature, model)."""
+    return rollup_source("latency_rollup", dims, partials, where=where, timeseries=timeseries)
+
+
 def rollup_source(
-    rollup: str, dims: Sequence[str], partials: Sequence[str], *, where: str, timeseries: bool, extra: str = ""
+    rollup_table: str, dims: Sequence[str], partials: Sequence[str], *, where: str, timeseries: bool, extra: str = ""
 ) -> str:
-    """:func:`calls_source` for any rollup in ``_SOURCES`` (``events_rollup`` for events)."""
-    source, known = _SOURCES[rollup]
+    """:func:`calls_source` for any rollup, named by its 5-minute table (``events_rollup`` for events)."""
+    rollup, _ = ROLLUP_BY_TABLE[rollup_table]
+    known = _PARTIALS[rollup_table]
     unknown = [p for p in partials if p not in known]
     if unknown:
         raise ValueError(f"unknown partial(s) {unknown}; known: {sorted(known)}")
-    watermark, dirty = _watermark(rollup), _dirty(rollup)
+    fine, coarse = rollup.levels
+    watermark = _watermark(rollup.name)
+    dirty_fine = _dirty(rollup.marks, watermark, fine.seconds)
+    dirty_coarse = _dirty(rollup.marks, watermark, coarse.seconds)
     usable = f"{watermark} > now64(3) - {ROLLUP_MAX_AGE}"
+    usable_coarse = usable
     if timeseries:
-        usable = f"($__interval_s) % {BUCKET_SECONDS} = 0 AND {usable}"
+        usable = f"($__interval_s) % {fine.seconds} = 0 AND {usable}"
+        usable_coarse = f"($__interval_s) % {coarse.seconds} = 0 AND {usable}"
     condition = f"{where} AND {extra}" if extra and where else (extra or where or "1")
     keys = ["time", *dims] if timeseries else list(dims)
 
@@ -106,34 +165,56 @@ def rollup_source(
         select = f"    SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
         return f"{select}    WHERE {where_time}\n      AND {condition}{group}"
 
-    raw = f"{table(source)} FINAL"
-    # Rollup rows without FINAL: per bucket, the newest computation no newer than the watermark.
-    # A refresh writes every row of a bucket with computed_at = its watermark, so that computation
-    # is complete, and a refresh that died before recording its watermark is not read.
-    newest = (
-        f"(SELECT bucket, max(computed_at) FROM {table(rollup)} WHERE bucket >= {_LO} AND bucket < {_HI}"
-        f" AND computed_at <= {watermark} GROUP BY bucket)"
-    )
-    from_rollup = branch(
-        "bucket",
-        0,
-        f"{table(rollup)} AS r",
-        f"{usable} AND bucket >= {_LO} AND bucket < {_HI}\n      AND (bucket, computed_at) IN {newest}"
-        f"\n      AND (r.tenant, bucket) NOT IN {dirty}",
-    )
+    def from_level(level: Level, where_time: str, dirty: str) -> str:
+        # Rollup rows without FINAL: per bucket, the newest computation no newer than the watermark.
+        # A refresh writes every row of a bucket with computed_at = its watermark, so that computation
+        # is complete, and a refresh that died before recording its watermark is not read.
+        lo, hi = _whole(level.seconds)
+        newest = (
+            f"(SELECT bucket, max(computed_at) FROM {table(level.table)} WHERE bucket >= {lo} AND bucket < {hi}"
+            f" AND computed_at <= {watermark} GROUP BY bucket)"
+        )
+        return branch(
+            "bucket",
+            0,
+            f"{table(level.table)} AS r",
+            f"{where_time} AND bucket >= {lo} AND bucket < {hi}\n      AND (bucket, computed_at) IN {newest}"
+            f"\n      AND (r.tenant, bucket) NOT IN {dirty}",
+        )
+
+    (lo_fine, hi_fine), (lo_coarse, hi_coarse) = _whole(fine.seconds), _whole(coarse.seconds)
+    in_coarse_span = f"bucket >= {lo_coarse} AND bucket < {hi_coarse}"
+    branches = [
+        from_level(coarse, usable_coarse, dirty_coarse),
+        # 5-minute rows: outside the 30-minute span; inside it, in marked 30-minute buckets (bounded
+        # by their min and max, so the key prunes); everywhere when 30-minute rows may not be used.
+        from_level(fine, f"{usable_coarse} AND (bucket < {lo_coarse} OR bucket >= {hi_coarse})", dirty_fine),
+        from_level(
+            fine,
+            f"{usable_coarse} AND {in_coarse_span}"
+            f" AND bucket >= (SELECT min(b) FROM {dirty_coarse})"
+            f" AND bucket < (SELECT max(b) + INTERVAL {coarse.seconds} SECOND FROM {dirty_coarse})"
+            f"\n      AND (r.tenant, {bucket_sql(coarse.seconds, 'bucket')}) IN {dirty_coarse}",
+            dirty_fine,
+        ),
+        from_level(fine, f"{usable} AND NOT ({usable_coarse})", dirty_fine),
+    ]
     # The raw rows, in three disjoint parts, each with a time condition the primary key and the
     # partition minmax index can prune on (an OR with the dirty set in it would make ClickHouse
     # read every granule of the range): everything when the rollup may not be used; else the
     # partial buckets at both ends; else the marked buckets (bounded by their min and max).
-    everything = branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts)")
-    edges = branch("ts", 1, raw, f"{usable} AND $__timeFilter(ts) AND (ts < {_LO} OR ts >= {_HI})")
-    marked = branch(
-        "ts",
-        1,
-        raw,
-        f"{usable} AND ts >= greatest({_LO}, (SELECT min(bucket) FROM {dirty}))"
-        f" AND ts < least({_HI}, (SELECT max(bucket) + INTERVAL {BUCKET_SECONDS} SECOND FROM {dirty}))"
-        f"\n      AND (tenant, toStartOfFiveMinutes(ts)) IN {dirty}",
-    )
-    union = "\n    UNION ALL\n".join((from_rollup, everything, edges, marked))
+    raw = f"{table(rollup.source)} FINAL"
+    branches += [
+        branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts)"),
+        branch("ts", 1, raw, f"{usable} AND $__timeFilter(ts) AND (ts < {lo_fine} OR ts >= {hi_fine})"),
+        branch(
+            "ts",
+            1,
+            raw,
+            f"{usable} AND ts >= greatest({lo_fine}, (SELECT min(b) FROM {dirty_fine}))"
+            f" AND ts < least({hi_fine}, (SELECT max(b) + INTERVAL {fine.seconds} SECOND FROM {dirty_fine}))"
+            f"\n      AND (tenant, {bucket_sql(fine.seconds)}) IN {dirty_fine}",
+        ),
+    ]
+    union = "\n    UNION ALL\n".join(branches)
     return f"(\n{union}\n)"

@@ -64,6 +64,10 @@ SHARDING_KEYS: dict[str, str] = {
     # (sums, counts and aggregate states add up). The key only spreads the rows.
     "calls_rollup": "cityHash64(tenant, feature, model)",
     "events_rollup": "cityHash64(tenant, feature, model)",
+    "calls_rollup_30m": "cityHash64(tenant, feature, model)",
+    "events_rollup_30m": "cityHash64(tenant, feature, model)",
+    "latency_rollup": "cityHash64(tenant, feature, model)",  # histograms add up over shards like sums
+    "latency_rollup_30m": "cityHash64(tenant, feature, model)",
     "rollup_dirty": "cityHash64(tenant, bucket)",
     "rollup_watermark": "cityHash64(name)",
 }

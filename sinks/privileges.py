@@ -52,6 +52,10 @@ TENANT_PREDICATES: dict[str, str] = {
     "budget_breaches": "scope = 'tenant' AND key = {tenant}",
     "calls_rollup": "tenant = {tenant}",
     "events_rollup": "tenant = {tenant}",
+    "calls_rollup_30m": "tenant = {tenant}",
+    "events_rollup_30m": "tenant = {tenant}",
+    "latency_rollup": "tenant = {tenant}",
+    "latency_rollup_30m": "tenant = {tenant}",
     "rollup_dirty": "tenant = {tenant}",
 }
 INSIGHTS_STATE = ("insights_first_seen", "insights_spend")  # the insights job's working state (migration 0009)

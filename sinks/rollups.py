@@ -1,10 +1,12 @@
-"""Refresh ``calls_rollup`` from deduplicated calls: the 5-minute buckets the dashboards read at wide ranges.
+"""Refresh the rollups from deduplicated rows: the 5- and 30-minute buckets the dashboards read at wide ranges.
 
-Why the rollup is refreshed rather than fed by a materialized view, and why readers stay exact
-whatever the refresh does, is in ``migrations/0008_rollups.sql``. In short: a view on ``calls``
-marks each bucket that receives rows (``rollup_dirty``); :func:`refresh` recomputes the marked
-buckets from ``calls FINAL`` and then records when it started (``rollup_watermark``); a reader
-trusts a bucket only if no mark for it is newer than that watermark minus :data:`MARGIN`.
+Why the rollups are refreshed rather than fed by a materialized view, and why readers stay exact
+whatever the refresh does, is in ``migrations/0008_rollups.sql`` (and 0010 for the 30-minute
+levels and the latency histograms). In short: a view on ``calls`` marks each 5-minute bucket
+that receives rows (``rollup_dirty``); :func:`refresh` recomputes the marked buckets of every
+level of a rollup from ``calls FINAL`` (a 30-minute bucket when any of its 5-minute buckets is
+marked) and then records when it started (``rollup_watermark``); a reader trusts a bucket only
+if no mark for it is newer than that watermark minus :data:`MARGIN`.
 
 Who calls it: whatever runs the store jobs, once a minute (the insights leader); or
 ``benchmarks/dashboards.py`` after seeding. Concurrent refreshes are safe (both compute the same
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
@@ -26,7 +28,12 @@ __all__ = [
     "refresh",
     "refresh_one",
     "Rollup",
+    "Level",
     "ROLLUPS",
+    "ROLLUP_BY_TABLE",
+    "bucket_sql",
+    "histogram_sql",
+    "HISTOGRAM_BASE",
     "RefreshResult",
     "BUCKET_SECONDS",
     "MARGIN_SECONDS",
@@ -48,15 +55,56 @@ _BUCKETS_PER_INSERT = 2_000  # one INSERT ... SELECT per this many buckets: boun
 _RUN_GAP_SECONDS = 3_600
 
 
+# Latency histograms (migration 0010): bin b >= 1 holds (BASE^(b-1), BASE^b] ms, bin 0 up to 1 ms.
+HISTOGRAM_BASE = 1.05
+
+
+def bucket_sql(seconds: int, column: str = "ts") -> str:
+    """The start of the `seconds`-long bucket holding `column`, as a DateTime (what a rollup's `bucket` holds)."""
+    if seconds == BUCKET_SECONDS:
+        return f"toStartOfFiveMinutes({column})"  # what the marking views of 0008 use
+    return f"toDateTime(toStartOfInterval({column}, INTERVAL {seconds} SECOND))"
+
+
+def histogram_sql(value: str, *, nullable: bool) -> str:
+    """Aggregate: the count of calls per bin of `value` (ms) as a Map(UInt16, UInt64); NULL values are left out."""
+    plain = f"assumeNotNull({value})" if nullable else f"toFloat64({value})"
+    bin_ = f"toUInt16(if({plain} <= 1, 0, ceil(log({plain}) / log({HISTOGRAM_BASE}))))"
+    if nullable:
+        return f"sumMapIf(map({bin_}, toUInt64(1)), {value} IS NOT NULL)"
+    return f"sumMap(map({bin_}, toUInt64(1)))"
+
+
+@dataclass(frozen=True)
+class Level:
+    """One table of a rollup: its buckets are `seconds` long; `aggregates` / `columns` it alone holds."""
+
+    table: str
+    seconds: int
+    aggregates: str = ""
+    columns: str = ""
+
+
 @dataclass(frozen=True)
 class Rollup:
-    """One rollup: the table it summarises (read FINAL), its dimensions and what one bucket's row holds."""
+    """One rollup: the table it summarises (read FINAL), its dimensions, what one bucket's row holds, and its levels.
 
-    name: str
+    Every level is recomputed by the same refresh under one watermark, named after the level
+    tables (so adding a level makes the next refresh a full build). `marks` is the name the
+    source's marking view writes into rollup_dirty (5-minute buckets, whatever the levels).
+    """
+
+    marks: str
     source: str
     dimensions: str
     aggregates: str
     columns: str
+    levels: tuple[Level, ...]
+
+    @property
+    def name(self) -> str:
+        """The watermark's name."""
+        return "+".join(level.table for level in self.levels)
 
 
 ROLLUPS = (
@@ -65,13 +113,41 @@ ROLLUPS = (
         "calls",
         "tenant, service, feature, provider, model, priced, status, finish_reason, error_type",
         """count() AS calls, sum(cost_usd) AS cost_usd, sum(input_tokens) AS input_tokens,
-    sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens,
-    quantilesState(0.5, 0.95, 0.99)(latency_ms) AS latency, quantilesState(0.5, 0.95)(ttft_ms) AS ttft,
-    max(ts) AS last_ts""",
-        "calls, cost_usd, input_tokens, cached_input_tokens, output_tokens, latency, ttft, last_ts",
+    sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens, max(ts) AS last_ts""",
+        "calls, cost_usd, input_tokens, cached_input_tokens, output_tokens, last_ts",
+        (
+            # Reservoir states no dashboard reads since 0010 (latency_rollup has histograms): still
+            # written so dashboards provisioned by the previous release stay right during an upgrade.
+            Level(
+                "calls_rollup",
+                BUCKET_SECONDS,
+                "quantilesState(0.5, 0.95, 0.99)(latency_ms) AS latency, quantilesState(0.5, 0.95)(ttft_ms) AS ttft",
+                "latency, ttft",
+            ),
+            Level("calls_rollup_30m", 1800),
+        ),
     ),
-    Rollup("events_rollup", "events", "tenant, service, feature, model, type", "count() AS events", "events"),
+    Rollup(
+        "calls_rollup",
+        "calls",
+        "tenant, service, feature, model",
+        f"""count() AS calls, {histogram_sql("latency_ms", nullable=True)} AS latency,
+    {histogram_sql("ttft_ms", nullable=True)} AS ttft,
+    {histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)} AS lag""",
+        "calls, latency, ttft, lag",
+        (Level("latency_rollup", BUCKET_SECONDS), Level("latency_rollup_30m", 1800)),
+    ),
+    Rollup(
+        "events_rollup",
+        "events",
+        "tenant, service, feature, model, type",
+        "count() AS events",
+        "events",
+        (Level("events_rollup", BUCKET_SECONDS), Level("events_rollup_30m", 1800)),
+    ),
 )
+# Level table -> (its rollup, its level).
+ROLLUP_BY_TABLE = {level.table: (rollup, level) for rollup in ROLLUPS for level in rollup.levels}
 
 
 @dataclass(frozen=True)
@@ -108,14 +184,15 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
         buckets_sql = f"SELECT DISTINCT toStartOfFiveMinutes(ts) FROM {database}.{rollup.source}"
     else:
         buckets_sql = (
-            f"SELECT DISTINCT bucket FROM {database}.rollup_dirty WHERE rollup = {{n:String}} "
+            f"SELECT DISTINCT bucket FROM {database}.rollup_dirty WHERE rollup = {{marks:String}} "
             f"AND marked_at > {{since:DateTime64(3)}} - INTERVAL {MARGIN_SECONDS} SECOND"
         )
-    parameters = {"since": watermark, "n": rollup.name}
+    parameters = {"since": watermark, "marks": rollup.marks}
     buckets = sorted(row[0] for row in client.query(buckets_sql, parameters=parameters).result_rows)
-    distributed = _is_distributed(client, database, rollup.name)
-    for run in _runs(buckets):
-        _recompute(client, database, rollup, run, now, distributed)
+    distributed = _is_distributed(client, database, rollup.levels[0].table)
+    for level in rollup.levels:
+        for run in _runs(sorted({_floor(bucket, level.seconds) for bucket in buckets})):
+            _recompute(client, database, rollup, level, run, now, distributed)
     client.insert(
         f"{database}.rollup_watermark",
         [[rollup.name, now, len(buckets)]],
@@ -127,6 +204,12 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
         "rollup %s: %d bucket(s) in %.2fs%s", rollup.name, result.buckets, result.seconds, " (full)" if full else ""
     )
     return result
+
+
+def _floor(bucket: datetime, seconds: int) -> datetime:
+    """The start of the `seconds`-long bucket holding `bucket` (`seconds` divides a day, as in bucket_sql)."""
+    into_day = bucket.hour * 3600 + bucket.minute * 60 + bucket.second
+    return bucket - timedelta(seconds=into_day % seconds, microseconds=bucket.microsecond)
 
 
 def _runs(buckets: list[datetime]) -> list[list[datetime]]:
@@ -147,20 +230,29 @@ _FOREGROUND = {"distributed_foreground_insert": 1}
 
 
 def _recompute(
-    client: Client, database: str, rollup: Rollup, buckets: list[datetime], now: datetime, distributed: bool
+    client: Client,
+    database: str,
+    rollup: Rollup,
+    level: Level,
+    buckets: list[datetime],
+    now: datetime,
+    distributed: bool,
 ) -> None:
-    """Write the rows of ``buckets`` from the source read with FINAL (deduplicated).
+    """Write the rows of ``buckets`` of one level from the source read with FINAL (deduplicated).
 
     Every row of one refresh carries ``computed_at`` = that refresh's watermark, so a reader can
     take, per bucket, the newest computation no newer than the watermark, without FINAL.
     """
     # The range bound lets partition pruning and the minmax index skip months; IN picks the buckets.
+    bucket = bucket_sql(level.seconds)
+    columns = f"{rollup.columns}, {level.columns}" if level.columns else rollup.columns
+    aggregates = f"{rollup.aggregates}, {level.aggregates}" if level.aggregates else rollup.aggregates
     client.command(
-        f"""INSERT INTO {database}.{rollup.name} (bucket, {rollup.dimensions}, {rollup.columns}, computed_at)
-SELECT toStartOfFiveMinutes(ts) AS bucket, {rollup.dimensions}, {rollup.aggregates}, {{now:DateTime64(3)}}
+        f"""INSERT INTO {database}.{level.table} (bucket, {rollup.dimensions}, {columns}, computed_at)
+SELECT {bucket} AS bucket, {rollup.dimensions}, {aggregates}, {{now:DateTime64(3)}}
 FROM {database}.{rollup.source} FINAL
-WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} + INTERVAL {BUCKET_SECONDS} SECOND
-  AND toStartOfFiveMinutes(ts) IN {{buckets:Array(DateTime)}}
+WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} + INTERVAL {level.seconds} SECOND
+  AND {bucket} IN {{buckets:Array(DateTime)}}
 GROUP BY bucket, {rollup.dimensions}""",
         parameters={"lo": buckets[0], "hi": buckets[-1], "buckets": buckets, "now": now},
         settings=_FOREGROUND if distributed else None,

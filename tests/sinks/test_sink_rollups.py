@@ -1,4 +1,4 @@
-"""Rollups (0008, sinks.rollups.refresh) and the panels that read them: exactly what `calls FINAL` gives.
+"""Rollups (0008, 0010, sinks.rollups.refresh) and the panels that read them: exactly what `calls FINAL` gives.
 
 Real embedded ClickHouse, real sink, the dashboards' own panel SQL expanded as Grafana would. The
 panel SQL names the `tokentrail` database, so this module migrates that database in its engine.
@@ -6,6 +6,7 @@ panel SQL names the `tokentrail` database, so this module migrates that database
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,7 @@ import pytest
 from tokentrail.dashboards.catalog import dashboard
 from tokentrail.dashboards.queries import Selection, last, panel_sql
 from tokentrail.sinks import ClickHouseSink, apply
-from tokentrail.sinks.rollups import MAX_AGE_SECONDS, refresh
+from tokentrail.sinks.rollups import MAX_AGE_SECONDS, ROLLUPS, refresh
 
 NOW = datetime.now(UTC).replace(second=17, microsecond=0) - timedelta(minutes=3)
 RANGE = Selection(last(timedelta(days=7), NOW))  # 7 days: a 30-minute interval, so rollups may serve
@@ -36,10 +37,16 @@ def calls_batch(make, n: int, *, start: datetime, step: timedelta) -> list[dict]
         make(
             event_id=str(uuid.uuid4()),
             ts=start + i * step,
+            received_at=start + i * step + timedelta(milliseconds=40 + 97 * (i % 13)),
             tenant=tenants[i % 3],
+            model=["gpt-4o", "gpt-4o-mini"][i % 2],
             trace_id=f"t{i // 3}",
             cost_usd=Decimal(i % 7 + 1) / 1000,
             status="error" if i % 11 == 0 else "ok",
+            error_type="timeout" if i % 11 == 0 else "",
+            priced=i % 5 != 0,
+            latency_ms=float(100 + (i * 7919) % 5000),
+            ttft_ms=None if i % 4 == 0 else float(20 + (i * 613) % 900),
         )
         for i in range(n)
     ]
@@ -106,16 +113,20 @@ def test_the_rollup_is_what_the_panel_reads_for_clean_buckets(store):
     client, sink, make = store
     sink.write_batch({"calls": calls_batch(make, 50, start=NOW - timedelta(days=2), step=timedelta(hours=1))}, "b")
     age_marks(client)
-    (calls_done, _events) = refresh(client, database="tokentrail")
+    calls_done = refresh(client, database="tokentrail")[0]
     before = panel(client, "tokentrail-spend", "Spend in range")
-    bucket = NOW - timedelta(days=1, minutes=NOW.minute % 5, seconds=NOW.second)
-    client.command(
-        "INSERT INTO tokentrail.calls_rollup (bucket, tenant, service, feature, provider, model, priced, status, "
+    bucket = NOW - timedelta(days=1, minutes=NOW.minute % 30, seconds=NOW.second)  # a whole 30-minute bucket
+    insert = (
+        "INSERT INTO tokentrail.{table} (bucket, tenant, service, feature, provider, model, priced, status, "
         "finish_reason, error_type, calls, cost_usd, input_tokens, cached_input_tokens, output_tokens, last_ts, "
-        "computed_at) VALUES ({b:DateTime}, 'acme', 's', 'f', 'p', 'm', 1, 'ok', '', '', 1, 1000, 0, 0, 0, "
-        "{b:DateTime}, {w:DateTime64(3)})",
-        parameters={"b": bucket.replace(tzinfo=None), "w": calls_done.watermark},
+        "computed_at) VALUES ({{b:DateTime}}, 'acme', 's', 'f', 'p', 'm', 1, 'ok', '', '', 1, {cost}, 0, 0, 0, "
+        "{{b:DateTime}}, {{w:DateTime64(3)}})"
     )
+    parameters = {"b": bucket.replace(tzinfo=None), "w": calls_done.watermark}
+    # At 7 days a clean whole 30-minute bucket is read from calls_rollup_30m, and its 5-minute rows are not.
+    client.command(insert.format(table="calls_rollup", cost=7), parameters=parameters)
+    assert panel(client, "tokentrail-spend", "Spend in range") == before
+    client.command(insert.format(table="calls_rollup_30m", cost=1000), parameters=parameters)
     assert panel(client, "tokentrail-spend", "Spend in range")[0][0] == before[0][0] + 1000
     # A call into that bucket marks it for acme: the panel reads acme's rows of it from calls again.
     sink.write_batch({"calls": [make(ts=bucket + timedelta(seconds=1), tenant="acme", cost_usd=Decimal("0.5"))]}, "c")
@@ -130,9 +141,9 @@ def test_without_a_fresh_watermark_panels_read_calls_and_refresh_rebuilds(store)
     refresh(client, database="tokentrail")
     stale = NOW - timedelta(seconds=MAX_AGE_SECONDS + 60)
     client.command(
-        "INSERT INTO tokentrail.rollup_watermark (name, refreshed_before, buckets) VALUES ('calls_rollup', "
+        "INSERT INTO tokentrail.rollup_watermark (name, refreshed_before, buckets) VALUES ({n:String}, "
         "{t:DateTime64(3)}, 0)",
-        parameters={"t": stale},
+        parameters={"t": stale, "n": ROLLUPS[0].name},
     )
     client.command("OPTIMIZE TABLE tokentrail.rollup_watermark FINAL")
     client.command("ALTER TABLE tokentrail.rollup_watermark DELETE WHERE refreshed_before > {t:DateTime64(3)} "
@@ -152,3 +163,69 @@ def test_refresh_recomputes_distant_marked_buckets_by_separate_inserts():
     contiguous = [start + i * five for i in range(_BUCKETS_PER_INSERT + 1)]
     assert [len(run) for run in _runs(contiguous)] == [_BUCKETS_PER_INSERT, 1]
     assert _runs([]) == []
+
+
+# Every panel that reads a rollup (any level): they must show what their raw-rows branch alone shows.
+ROLLUP_PANELS = [
+    (board.uid, p.title)
+    for board in (dashboard("tokentrail-spend"), dashboard("tokentrail-reliability"), dashboard("tokentrail-pipeline"))
+    for p in board.panels
+    if "_rollup" in p.sql
+]
+
+
+def comparable(rows: list[tuple]) -> list[tuple]:
+    """Rows with floats rounded (sums of the same numbers in another order) and NaN as None (NaN != NaN)."""
+    return [
+        tuple(
+            None if isinstance(v, float) and math.isnan(v) else round(v, 9) if isinstance(v, float) else v for v in row
+        )
+        for row in rows
+    ]
+
+
+def test_every_rollup_panel_equals_its_final_rows_at_7_days_and_24_hours(store, rows):
+    """Each converted panel (sums, counts, histogram percentiles) shows the same rows with rollups as without.
+
+    Without a watermark every branch but `FINAL` is constant-false, so the second reading is the
+    panel over `calls FINAL` / `events FINAL` alone; late and re-delivered rows are marked but not
+    yet refreshed, so the first reading mixes 30-minute, 5-minute and raw branches.
+    """
+    client, sink, make = store
+    assert len(ROLLUP_PANELS) >= 22
+    batch = calls_batch(make, 700, start=NOW - timedelta(days=7, minutes=13), step=timedelta(minutes=15, seconds=7))
+    events = [
+        rows["events"](ts=c["ts"], tenant=c["tenant"], type=["output", "tool_call", "input"][i % 3])
+        for i, c in enumerate(batch)
+    ]
+    sink.write_batch({"calls": batch, "events": events}, "b1")
+    sink.write_batch({"calls": batch[:60], "events": events[:30]}, "b2")  # re-delivered
+    age_marks(client)
+    refresh(client, database="tokentrail")
+    late = calls_batch(make, 9, start=NOW - timedelta(hours=20, seconds=3), step=timedelta(minutes=2))
+    sink.write_batch({"calls": late + batch[650:660]}, "b3")  # marked, not refreshed: raw rows for those buckets
+    for span in (timedelta(days=7), timedelta(hours=24)):
+        selection = Selection(last(span, NOW))
+        with_rollups = {}
+        for uid, title in ROLLUP_PANELS:
+            board = dashboard(uid)
+            sql = panel_sql(board, next(p for p in board.panels if p.title == title), selection)
+            with_rollups[uid, title] = (sql, comparable(sorted(client.query(sql).result_rows)))
+        client.command("TRUNCATE TABLE tokentrail.rollup_watermark")
+        for (uid, title), (sql, shown) in with_rollups.items():
+            assert comparable(sorted(client.query(sql).result_rows)) == shown, f"{uid} / {title} at {span}"
+            assert shown, f"{uid} / {title} at {span}: no rows, nothing compared"
+        refresh(client, database="tokentrail")  # a full build again, for the next span
+
+
+def test_percentiles_are_the_upper_bound_of_the_bin_holding_the_exact_percentile(store):
+    """Latency p95 in 'Calls in range' is >= the exact nearest-rank p95 and < 1.05 times it."""
+    client, sink, make = store
+    batch = calls_batch(make, 400, start=NOW - timedelta(days=6), step=timedelta(minutes=19))
+    sink.write_batch({"calls": batch}, "b")
+    age_marks(client)
+    refresh(client, database="tokentrail")
+    shown = panel(client, "tokentrail-reliability", "Calls in range")[0][3]
+    latencies = sorted(c["latency_ms"] for c in batch)
+    exact = latencies[math.ceil(0.95 * len(latencies)) - 1]
+    assert exact <= shown < exact * 1.05
