@@ -113,5 +113,5 @@ def owners_markdown(owners: Owners) -> str:
 
 
 def _cell(text: str) -> str:
-    """Markdown table cell text: `|` would end the cell, and Grafana would read `$` as a variable."""
-    return text.replace("|", "\\|").replace("$", "&#36;")
+    """Markdown table cell text: `|` would end the cell, Grafana would read `$` as a variable, `<` start HTML."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("$", "&#36;")

@@ -277,3 +277,17 @@ def test_pushing_again_after_a_change_of_the_file_updates_the_routes(tmp_path, m
         assert "tokentrail-owner-finance-ops" not in {r["receiver"] for r in ours["routes"]}
         assert "tokentrail-owner-support-ai" in {r["receiver"] for r in ours["routes"]}
         assert "finance-ops" not in json.dumps(grafana.rules)
+
+
+def test_the_owners_panel_cannot_be_broken_by_a_receiver_name(tmp_path):
+    """A PagerDuty service name is free text: `|`, `$` and `<` are escaped, so it stays one cell, is not read
+    as a Grafana variable and adds no HTML."""
+    from tokentrail.dashboards.owner_columns import owners_markdown
+
+    path = tmp_path / "o.yaml"
+    receiver = {"type": "pagerduty", "integration_key_env": "K", "service": "Pay | ${tenant} <img src=x>"}
+    path.write_text(
+        yaml.safe_dump({"teams": [{"name": "t", "receiver": receiver}], "owners": [{"feature": "f", "team": "t"}]})
+    )
+    row = owners_markdown(load_owners(path)).splitlines()[-1]
+    assert row == "| f |  | any | t | PagerDuty Pay \\| &#36;{tenant} &lt;img src=x> | page |"
