@@ -198,8 +198,8 @@ class PiiScanner:
 
         Without whitespace, '@', '.' or ':' no context rule, email, IP or URL pattern can match,
         and no phone, SSN, card or other digit-run entity without seven digits in a row (hyphens
-        between them allowed): those are skipped, everything else runs as for any text
-        (tests/redaction/test_opaque_tokens.py checks both paths agree).
+        between them allowed) that no letter, digit or '_' touches: those are skipped, everything
+        else runs as for any text (tests/redaction/test_opaque_tokens.py checks both paths agree).
         """
         out: list[Finding] = []
         if _DIGIT_RUN.search(text) is None:
@@ -267,7 +267,10 @@ class PiiScanner:
 _WINDOWED = frozenset({"PHONE_NUMBER"})
 # Opaque tokens (PiiScanner._scan_opaque): letters, digits, '_' and '-' only.
 _OPAQUE = re.compile(r"[A-Za-z0-9_-]+")
-_DIGIT_RUN = re.compile(r"[0-9](?:-*[0-9]){6}")  # seven digits, hyphens allowed between them
+# Seven digits or more (hyphens allowed between them) not glued to a letter, digit or '_' on either
+# side: the digit-run patterns start and end at \b, and phonenumbers rejects a number with a Latin
+# letter next to it, so a hex id's digits ("c095d2") send it through none of them.
+_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9_])[0-9](?:-*[0-9]){6,}(?![A-Za-z0-9_])")
 _NEEDS_SEPARATOR = frozenset({"EMAIL_ADDRESS", "IP_ADDRESS", "URL"})  # an '@', a '.' or a ':'
 # At least seven digits in a row (phone: 7, SSN/ITIN: 9, bank/passport: 8, NHS: 10, card: 12).
 _NEEDS_DIGIT_RUN = frozenset(
