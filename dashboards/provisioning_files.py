@@ -4,9 +4,11 @@ Layout mirrors Grafana's provisioning directory, so a deployment mounts
 `tokentrail/dashboards/provisioning` at `/etc/grafana/provisioning`:
 
     datasources/tokentrail-clickhouse.yaml   the ClickHouse datasource (fixed uid, read-only user)
+    datasources/tokentrail-prometheus.yaml   the workers' metrics (URL from $PROMETHEUS_URL)
     dashboards/tokentrail.yaml               the dashboard provider (folder "tokentrail")
     dashboards/json/<uid>.json               one file per dashboard
     alerting/rules.yaml                      alert rules (Grafana-managed, over ClickHouse)
+    alerting/internals-rules.yaml            alert rules over the workers' metrics (Prometheus)
     alerting/contact-points.yaml             webhook, Slack, PagerDuty, email ($__env{...} only)
     alerting/policies.yaml                   severity=page -> PagerDuty, everything -> chat
     clickhouse/readonly_user.sql             NOT generated: the read-only user, applied on a server
@@ -28,6 +30,9 @@ import yaml
 from .alerting_provisioning import contact_points_file, policies_file, rules_file
 from .build import sdk_check, to_json
 from .catalog import built_dashboards
+from .dash_internals import INTERNALS_UID, internals_dashboard
+from .dash_internals import datasource_file as prometheus_datasource_file
+from .metric_alerts import rules_file as metric_rules_file
 from .spec import DATABASE, DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID, FOLDER_TITLE
 
 __all__ = [
@@ -156,9 +161,14 @@ def generate(tls: DatasourceTLS | None = None) -> dict[str, str]:
         "alerting/rules.yaml": to_yaml(rules_file()),
         "alerting/contact-points.yaml": to_yaml(contact_points_file()),
         "alerting/policies.yaml": to_yaml(policies_file()),
+        # The workers' own metrics: Prometheus datasource and rules (dash_internals.py, metric_alerts.py).
+        "datasources/tokentrail-prometheus.yaml": to_yaml(prometheus_datasource_file()),
+        "alerting/internals-rules.yaml": to_yaml(metric_rules_file()),
     }
     for uid, dashboard in built_dashboards().items():
         files[f"dashboards/json/{uid}.json"] = to_json(dashboard)
+    # Over Prometheus, whose datasource only this file provisioning creates (`push` does not): files only.
+    files[f"dashboards/json/{INTERNALS_UID}.json"] = to_json(internals_dashboard())
     return files
 
 

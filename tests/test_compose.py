@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import uuid
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (ROOT / "compose.yaml").read_text(encoding="utf-8")
-OPERATOR_FILES = (".env", "secrets/redaction_key")  # created by the operator from the docs, never committed
+OPERATOR_FILES = (
+    ".env",
+    "secrets/redaction_key",
+    "secrets/evidence_key",
+)  # created by the operator from the docs, never committed
 # A minimal .env: every required credential, nothing real.
 TEST_ENV = {
     name: "test0123456789" for name in ("CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "GRAFANA_CLICKHOUSE_PASSWORD")
@@ -74,7 +77,7 @@ def test_images_and_the_grafana_plugin_are_pinned() -> None:
 
     for name, service in SERVICES.items():
         if "build" not in service:
-            assert re.search(r":\d+(\.\d+)+$", service["image"]), f"{name}: {service['image']} is not pinned"
+            assert re.search(r":v?\d+(\.\d+)+$", service["image"]), f"{name}: {service['image']} is not pinned"
     assert SERVICES["grafana"]["image"].startswith(f"grafana/grafana:{GRAFANA_VERSION}.")
     plugin = SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"].split()
     assert plugin[0] == "grafana-clickhouse-datasource" and re.fullmatch(r"\d+\.\d+\.\d+", plugin[1]), plugin
@@ -105,6 +108,7 @@ def test_the_worker_command_parses_with_the_worker_own_flags(monkeypatch: pytest
     command = SERVICES["worker"]["command"]
     config = parse_args(command[1:])
     assert command[0] == "worker" and config.halt_on == ()
+    assert config.metrics_port == 9464 and config.metrics_host == "0.0.0.0"  # reachable by Prometheus
     halting = load({**TEST_ENV, "TOKENTRAIL_HALT_ON": "repeated_tool_call"})["services"]["worker"]["command"]
     assert parse_args(halting[1:]).halt_on == ("repeated_tool_call",)
     assert f"//{config.kafka}," in SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
@@ -116,6 +120,9 @@ def test_secrets_are_files_or_required_variables_never_literals() -> None:
     secret = worker["environment"]["TOKENTRAIL_REDACTION_KEY_FILE"].removeprefix("/run/secrets/")
     assert "TOKENTRAIL_REDACTION_KEY" not in worker["environment"] and secret in worker["secrets"]
     assert load()["secrets"][secret]["file"] == "./secrets/redaction_key"
+    evidence = worker["environment"]["TOKENTRAIL_EVIDENCE_KEY_FILE"].removeprefix("/run/secrets/")
+    assert "TOKENTRAIL_EVIDENCE_KEY" not in worker["environment"] and evidence in worker["secrets"]
+    assert load()["secrets"][evidence]["file"] == "./secrets/evidence_key"
     for name in TEST_ENV:
         with pytest.raises(KeyError, match=name):
             interpolate(COMPOSE_TEXT, {k: v for k, v in TEST_ENV.items() if k != name})
@@ -218,26 +225,48 @@ def test_the_traffic_command_fails_when_the_generator_fails() -> None:
     assert run.returncode != 0, run.stderr
 
 
-@pytest.mark.kafka
-def test_the_worker_healthcheck_passes_only_while_its_group_has_members(kafka_bootstrap: str, new_topic: Any) -> None:
-    """The healthcheck's Python exits 1 for a group nobody is in and 0 once a consumer has joined it."""
-    from confluent_kafka import Consumer
+def test_the_worker_healthcheck_passes_only_while_the_worker_says_ready(tmp_path: Path) -> None:
+    """The healthcheck's Python asks the worker's /ready (its real HTTP server): 200 passes; 503 fails,
+    printing the worker's reasons; nothing listening fails."""
+    from tokentrail.stream.faust_worker.health_server import HealthServer
+    from tokentrail.stream.faust_worker.metrics import WorkerMetrics
+    from tokentrail.stream.faust_worker.readiness import Verdict
+
+    class Probe:
+        verdict_now = Verdict(True)
+
+        def verdict(self) -> Verdict:
+            return self.verdict_now
 
     test = SERVICES["worker"]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
-    group = f"health-{uuid.uuid4().hex}"
-    env = {**os.environ, "TOKENTRAIL_KAFKA_BOOTSTRAP": kafka_bootstrap, "TOKENTRAIL_WORKER_GROUP": group}
-    check = [sys.executable, "-c", test[3]]
-    assert subprocess.run(check, env=env, capture_output=True, timeout=60).returncode == 1
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+    probe = Probe()
+    server = HealthServer(WorkerMetrics(), probe, "127.0.0.1", 0).start()  # type: ignore[arg-type]
     try:
-        consumer.subscribe([new_topic(partitions=1)])
-        for _ in range(60):
-            consumer.poll(0.5)
-            if consumer.assignment():
-                break
-        assert consumer.assignment(), "the consumer never joined its group"
-        result = subprocess.run(check, env=env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
+        env = {**os.environ, "TOKENTRAIL_METRICS_PORT": str(server.port)}
+        check = [sys.executable, "-c", test[3]]
+        assert subprocess.run(check, env=env, capture_output=True, timeout=60).returncode == 0
+        probe.verdict_now = Verdict(False, ("the store has been failing for 75s",))
+        failed = subprocess.run(check, env=env, capture_output=True, text=True, timeout=60)
+        assert failed.returncode == 1 and "the store has been failing for 75s" in failed.stderr
     finally:
-        consumer.close()
+        server.close()
+    nobody = subprocess.run(check, env=env, capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 1 and "not ready" in nobody.stderr
+
+
+def test_prometheus_scrapes_every_worker_replica_where_the_dashboards_look() -> None:
+    """The scrape job finds the worker service's replicas by DNS on the port the workers serve, under the job
+    name the internals dashboard and the worker alert rules select; Grafana's datasource points at it."""
+    from tokentrail.dashboards.dash_internals import JOB
+
+    prometheus = SERVICES["prometheus"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["worker"] and discovery["type"] == "A"
+    assert str(discovery["port"]) == SERVICES["worker"]["environment"]["TOKENTRAIL_METRICS_PORT"]
+    assert SERVICES["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert SERVICES["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"

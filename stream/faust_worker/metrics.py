@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -108,6 +108,7 @@ class WorkerMetrics:
             f"{PREFIX}_insights_seconds", "duration of an insights job run", buckets=INSIGHTS_SECONDS, registry=r
         )
         r.register(_ReadAtScrape(self))
+        ProcessCollector(registry=r)  # process_start_time_seconds: restarts show as its changes
 
     def render(self) -> bytes:
         """The exposition text Prometheus scrapes."""
