@@ -23,6 +23,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .build import layout
+from .spec import Panel
 
 __all__ = ["INTERNALS", "INTERNALS_UID", "PROMETHEUS_UID", "PromPanel", "datasource_file", "internals_dashboard"]
 
@@ -213,6 +214,12 @@ def _panel(spec: PromPanel, panel_id: int, x: int, y: int) -> Any:
     return builder.unit(spec.unit) if spec.unit else builder
 
 
+def _positions() -> list[tuple[int, int]]:
+    """Grid positions as `build.layout` places the SQL panels: rows of 24 columns, left to right."""
+    geometry = [Panel(p.title, "SELECT 1", "stat", width=p.width, height=p.height) for p in INTERNALS]
+    return [(x, y) for _, x, y in layout(tuple(geometry))]
+
+
 def internals_dashboard() -> dict[str, Any]:
     """The dashboard JSON Grafana provisions from a file, like `build.build_dashboard`'s."""
     builder = (
@@ -229,7 +236,7 @@ def internals_dashboard() -> dict[str, Any]:
             db.DashboardLink("Pipeline").type(dm.DashboardLinkType.LINK).url("/d/tokentrail-pipeline").keep_time(True)
         )
     )
-    for panel_id, (panel, x, y) in enumerate(layout(INTERNALS), start=1):  # type: ignore[arg-type]  # same geometry
+    for panel_id, (panel, (x, y)) in enumerate(zip(INTERNALS, _positions(), strict=True), start=1):
         builder = builder.with_panel(_panel(panel, panel_id, x, y))
     document: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     return document
