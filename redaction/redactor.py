@@ -354,7 +354,10 @@ class Redactor:
 def _collect(value: Any, out: list[str]) -> bool:
     """Append every string in `value` to `out`, keys that need analysing too; True if the value
     must be rebuilt whatever the detector finds: a key names a secret or a PII kind ("password",
-    "card_number"), or a number is a valid card number."""
+    "card_number"), or a number is a valid card number.
+
+    Strings inside containers are appended in the loop, not by a call each: most of an event's
+    values are strings, and this walk runs on every event."""
     if isinstance(value, str):
         out.append(value)
         return False
@@ -367,10 +370,16 @@ def _collect(value: Any, out: list[str]) -> bool:
                     out.append(k)
                 if string_kind is not None or number_kind is not None:
                     keyed = True
-            keyed = _collect(v, out) or keyed
+            if type(v) is str:
+                out.append(v)
+            elif _collect(v, out):
+                keyed = True
     elif isinstance(value, (list, tuple)):
         for v in value:
-            keyed = _collect(v, out) or keyed
+            if type(v) is str:
+                out.append(v)
+            elif _collect(v, out):
+                keyed = True
     else:
         return number_entity(value, None) is not None
     return keyed
