@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from _common import cpu_seconds, median, print_table
@@ -37,7 +37,7 @@ from tokentrail.dashboards.macros import TimeRange, expand_macros, render
 from tokentrail.dashboards.queries import Selection, last, panel_sql, variable_options
 from tokentrail.dashboards.spec import FILTER_VARIABLES
 from tokentrail.sinks import apply, close_embedded, connect
-from tokentrail.sinks.rollups import refresh
+from tokentrail.sinks.rollups import ROLLUPS, refresh
 
 GOAL_MS = 300.0
 SEEDED_TABLES = (
@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     for done in refresh(client):
         kind = "full build" if done.full else "refresh"
         print(f"  {done.rollup}: {kind} of {done.buckets:,} bucket(s) in {done.seconds:.1f}s", file=sys.stderr)
+    # Superseded rollup rows (a rebuild's old computations) go as background merges would remove them by then.
+    for level in (level for rollup in ROLLUPS for level in rollup.levels):
+        client.command(f"OPTIMIZE TABLE tokentrail.{level.table} FINAL")
     counts = {
         t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
         for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")
@@ -111,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     ).result_rows[0][0]
     print(f"store: {', '.join(f'{t} {n:,}' for t, n in counts.items())}; calls in {parts} active parts")
 
-    now = last(timedelta(0)).end
+    # Ranges end at the newest call, not at the clock: a store seeded hours ago still has data in
+    # the default ranges (1-6 h), and the Trace dashboard finds a trace in the last hour.
+    newest = client.query("SELECT max(ts) FROM tokentrail.calls").result_rows[0][0]
+    now = min(last(timedelta(0)).end, newest.replace(tzinfo=UTC) + timedelta(seconds=1))
+    print(f"ranges end at {now:%Y-%m-%d %H:%M:%S} UTC (the newest call)")
     time_ranges = {}
     for dashboard in DASHBOARDS:
         time_range = last(RANGES.get(args.range) or _duration(dashboard.time_from), now)

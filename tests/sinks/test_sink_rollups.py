@@ -98,6 +98,17 @@ def test_panels_equal_final_rows_through_duplicates_late_rows_and_partial_bucket
     spend = panel(client, "tokentrail-spend", "Spend in range")
     assert spend == [truth(client)]
     assert truth(client)[1] < len(batch)  # the range starts mid-way: the first calls are outside it
+    # Re-delivered copies that differ (re-priced), in the partial buckets at both ends of the range:
+    # FINAL keeps the later insert, and so must the panel (it reads those buckets without FINAL).
+    edges = [
+        make(event_id=str(uuid.uuid4()), ts=RANGE.time_range.start + timedelta(seconds=30), cost_usd=Decimal("0.25")),
+        make(event_id=str(uuid.uuid4()), ts=NOW - timedelta(seconds=20), cost_usd=Decimal("0.5")),
+    ]
+    sink.write_batch({"calls": edges}, "e1")
+    cost_before = truth(client)[0]
+    sink.write_batch({"calls": [dict(c, cost_usd=c["cost_usd"] * 3) for c in edges]}, "e2")
+    assert truth(client)[0] - cost_before == Decimal("1.5")  # the later copies count, once each
+    assert panel(client, "tokentrail-spend", "Spend in range") == [truth(client)]
     # Late and re-delivered rows in buckets the rollup already holds, before the next refresh:
     late = calls_batch(make, 5, start=NOW - timedelta(days=3, seconds=7), step=timedelta(seconds=1))
     sink.write_batch({"calls": late + batch[100:110]}, "b3")
