@@ -52,8 +52,8 @@ class KafkaLeadership:
 
     def __init__(self, config: WorkerConfig, *, topic: str | None = None, group: str | None = None) -> None:
         self.config = config
-        self.topic = topic or getattr(config, "insights_leader_topic", None) or os.environ.get(ENV_LEADER_TOPIC)
-        self.topic = self.topic or DEFAULT_LEADER_TOPIC
+        configured = getattr(config, "insights_leader_topic", None)  # a WorkerConfig field, once it has one
+        self.topic: str = topic or configured or os.environ.get(ENV_LEADER_TOPIC) or DEFAULT_LEADER_TOPIC
         self.group = group or f"{config.group}.insights-leader"
         self._leading = threading.Event()
         self._stop = threading.Event()
@@ -82,7 +82,7 @@ class KafkaLeadership:
             atexit.register(self.close)
 
     def _ensure_topic(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported, untyped
 
         from .security import librdkafka_config
 

@@ -297,8 +297,8 @@ def run_insights(
         first_seen.read_state(client, database), first_seen.scan_calls(client, database, scan_from, now)
     )
     known = _ids(client, f"{database}.changes", "change_id")
-    found = first_seen.find_changes(client, database, update.state, now=now, known=known)
-    result.changes = [c for c in found if str(c.change_id) not in known]
+    changes = first_seen.find_changes(client, database, update.state, now=now, known=known)
+    result.changes = [c for c in changes if str(c.change_id) not in known]
     _publish_then_store(result.changes, "changes", [str(c.change_id) for c in result.changes], sink, publish)
     if update.rows:
         token = _digest([(r["kind"], r["value"], r["first_seen"], r["last_seen"]) for r in update.rows])
@@ -319,8 +319,8 @@ def run_insights(
                 client, database, sink, step=step, first_end=first_end, last_end=last_end, lookback=config.lookback
             )
         known = _ids(client, f"{database}.budget_breaches", "breach_id")
-        found = evaluate_series(series, config, first_end=first_end, last_end=last_end)
-        result.breaches = [b for b in found if str(b.breach_id) not in known]
+        breaches = evaluate_series(series, config, first_end=first_end, last_end=last_end)
+        result.breaches = [b for b in breaches if str(b.breach_id) not in known]
         _publish_then_store(
             result.breaches, "budget_breaches", [str(b.breach_id) for b in result.breaches], sink, publish
         )

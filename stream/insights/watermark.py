@@ -25,7 +25,8 @@ def read_watermark(client: Any, database: str = "tokentrail", *, name: str = JOB
     ).result_rows[0]
     if not runs:
         return None
-    return covered.replace(tzinfo=UTC) if covered.tzinfo is None else covered.astimezone(UTC)
+    ts: datetime = covered
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def write_watermark(sink: Any, covered_until: datetime, *, name: str = JOB) -> None:
