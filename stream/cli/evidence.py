@@ -15,7 +15,7 @@ from typing import Any
 
 from .options import add_clickhouse_option, duration, rfc3339_time
 
-OWNERS_HELP = "owners file (YAML) naming who owns the trace's feature (docs/owners.md)"
+OWNERS_HELP = "owners file (YAML) naming who owns the trace's feature (docs/owners.md; default $TOKENTRAIL_OWNERS_FILE)"
 
 
 def register(commands: Any) -> None:
@@ -92,14 +92,12 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _evidence(args: argparse.Namespace) -> int:
+    from tokentrail.dashboards.owners import resolve_owners
     from tokentrail.stream.evidence.bundle import write_bundle
     from tokentrail.stream.evidence.timeline import TraceNotFound, load_timeline
 
-    owners = None
-    if args.owners:  # a bad owners file is reported before the store is opened
-        from tokentrail.dashboards.owners import load_owners
-
-        owners = load_owners(args.owners)
+    # --owners, else TOKENTRAIL_OWNERS_FILE; a bad file fails before the store is opened.
+    owners = resolve_owners(args.owners)
     client = _client(args.clickhouse)
     try:
         named = _owners_of(owners, load_timeline(client, args.trace_id, tenant=args.tenant))
