@@ -100,6 +100,9 @@ class Rollup:
     aggregates: str
     columns: str
     levels: tuple[Level, ...]
+    # Watermark names readers of an earlier release look up (one per table then): recorded too,
+    # so dashboards provisioned by that release stay exact until they are replaced.
+    legacy_names: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -126,6 +129,7 @@ ROLLUPS = (
             ),
             Level("calls_rollup_30m", 1800),
         ),
+        ("calls_rollup",),
     ),
     Rollup(
         "calls_rollup",
@@ -144,6 +148,7 @@ ROLLUPS = (
         "count() AS events",
         "events",
         (Level("events_rollup", BUCKET_SECONDS), Level("events_rollup_30m", 1800)),
+        ("events_rollup",),
     ),
 )
 # Level table -> (its rollup, its level).
@@ -195,7 +200,7 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
             _recompute(client, database, rollup, level, run, now, distributed)
     client.insert(
         f"{database}.rollup_watermark",
-        [[rollup.name, now, len(buckets)]],
+        [[name, now, len(buckets)] for name in (rollup.name, *rollup.legacy_names)],
         column_names=["name", "refreshed_before", "buckets"],
         settings=_FOREGROUND if distributed else None,
     )

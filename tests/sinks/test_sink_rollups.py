@@ -240,3 +240,16 @@ def test_percentiles_are_the_upper_bound_of_the_bin_holding_the_exact_percentile
     latencies = sorted(c["latency_ms"] for c in batch)
     exact = latencies[math.ceil(0.95 * len(latencies)) - 1]
     assert exact <= shown < exact * 1.05
+
+
+def test_refresh_also_records_the_watermark_names_the_previous_release_reads(store):
+    """Dashboards provisioned before 0010 look up 'calls_rollup' / 'events_rollup': they get the same watermark."""
+    client, sink, make = store
+    sink.write_batch({"calls": calls_batch(make, 5, start=NOW - timedelta(days=1), step=timedelta(minutes=7))}, "b")
+    done = {r.rollup: r.watermark for r in refresh(client, database="tokentrail")}
+    recorded = dict(
+        client.query("SELECT name, max(refreshed_before) FROM tokentrail.rollup_watermark GROUP BY name").result_rows
+    )
+    assert recorded["calls_rollup"] == done[ROLLUPS[0].name]
+    assert recorded["events_rollup"] == done[ROLLUPS[2].name]
+    assert set(recorded) == {*done, "calls_rollup", "events_rollup"}
