@@ -165,7 +165,7 @@ INTERNALS: tuple[PromPanel, ...] = (
     PromPanel(
         "Insights job",
         (
-            (f"sum(increase({W}_insights_runs_total{RATE}))", "runs"),
+            (f"sum by (outcome) (increase({W}_insights_runs_total{RATE}))", "runs {{outcome}}"),
             (_quantile(0.95, "insights_seconds"), "p95 seconds"),
         ),
         "Runs of the variance/changes/budgets job (on the worker that consumes partition 0) and how long they take.",

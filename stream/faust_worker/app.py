@@ -147,8 +147,7 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
         app.on_partitions_assigned.connect(agent.forget_moved_traces)
         app.on_before_shutdown.connect(agent.stop_pipeline_process)
     if client is not None and config.insights_interval > 0:
-        insights = InsightsTimer(app, config, client)
-        insights.job.run_once = metrics.time_insights(insights.job.run_once)  # type: ignore[method-assign]  # counted
+        insights = InsightsTimer(app, config, client, on_run=metrics.insights_run)
         app.timer(interval=config.insights_interval, name="insights")(insights.tick)
     if config.metrics_port is not None:
         from .probe import serve_health

@@ -12,10 +12,9 @@ in docs/operations.md; dashboards/dash_internals.py draws them.
 
 from __future__ import annotations
 
-import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,7 +23,6 @@ from prometheus_client.registry import Collector
 __all__ = ["WorkerMetrics", "PREFIX"]
 
 PREFIX = "tokentrail_worker"
-T = TypeVar("T")
 
 BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000)
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -103,7 +101,9 @@ class WorkerMetrics:
             f"{PREFIX}_pipeline_process_starts", "pipeline processes started (one per worker run)", registry=r
         )
         self.ready = Gauge(f"{PREFIX}_ready", "1 when /ready says ready, as of the last check", registry=r)
-        self.insights_runs = Counter(f"{PREFIX}_insights_runs", "insights job runs (this worker)", registry=r)
+        self.insights_runs = Counter(
+            f"{PREFIX}_insights_runs", "insights job runs on this worker, by outcome", ["outcome"], registry=r
+        )
         self.insights_seconds = Histogram(
             f"{PREFIX}_insights_seconds", "duration of an insights job run", buckets=INSIGHTS_SECONDS, registry=r
         )
@@ -158,15 +158,7 @@ class WorkerMetrics:
 
     # -- the insights job ------------------------------------------------------------------------
 
-    def time_insights(self, run: Callable[[], T]) -> Callable[[], T]:
-        """`run` (the insights job's run_once), counted and timed."""
-
-        def timed() -> T:
-            started = time.perf_counter()
-            try:
-                return run()
-            finally:
-                self.insights_runs.inc()
-                self.insights_seconds.observe(time.perf_counter() - started)
-
-        return timed
+    def insights_run(self, seconds: float, succeeded: bool) -> None:
+        """InsightsJob's `on_run` hook: one run, how long, whether it stored its results."""
+        self.insights_runs.labels("ok" if succeeded else "failed").inc()
+        self.insights_seconds.observe(seconds)

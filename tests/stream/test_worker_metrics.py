@@ -108,7 +108,8 @@ def health_flags(port: int, sink: float = 60, lag: float = 300) -> list[str]:
 
 def test_metrics_count_the_batch_and_readiness_follows_the_pipeline_process(kafka_bootstrap, new_topic, tmp_path):
     """A healthy worker is ready and live, and its metrics count what it did: messages in by topic, events
-    stored, duplicates, dead letters by reason, redaction findings by entity, batches, inserts, lag 0.
+    stored, duplicates, dead letters by reason, redaction findings by entity, batches, inserts, lag 0,
+    insights runs.
     Killing its pipeline process turns /ready red with that reason (before any batch notices)."""
     topic = new_topic(partitions=1)
     events = [json.dumps(event(i)).encode() for i in range(1, 21)]
@@ -116,7 +117,8 @@ def test_metrics_count_the_batch_and_readiness_follows_the_pipeline_process(kafk
     lines = [*events, *events[:3], b"not json", json.dumps(pii).encode()]
     port = free_port()
     produce(kafka_bootstrap, topic, lines)
-    worker = start_worker(kafka_bootstrap, topic, tmp_path / "store", group="metrics", extra=health_flags(port))
+    extra = [*health_flags(port), "--insights-interval", "2"]
+    worker = start_worker(kafka_bootstrap, topic, tmp_path / "store", group="metrics", extra=extra)
     wait_caught_up(kafka_bootstrap, topic, "metrics", worker)
 
     def lag_sampled_at_zero() -> bool:
@@ -141,6 +143,14 @@ def test_metrics_count_the_batch_and_readiness_follows_the_pipeline_process(kafk
     assert metric(text, "tokentrail_worker_stage_seconds_total", stage="Redact") > 0
     status, body = ready(port)
     assert status == 200 and body["ready"] and body["lag"] == {f"{topic}/0": 0}
+
+    def insights_ran() -> bool:  # this worker is the only candidate, so it leads the insights job
+        return (
+            metric(get(port, "/metrics")[1].decode(), "tokentrail_worker_insights_runs_total", outcome="ok") or 0
+        ) >= 1
+
+    wait_until(insights_ran, 90, "an insights run to be counted", worker)
+    assert metric(get(port, "/metrics")[1].decode(), "tokentrail_worker_insights_seconds_count") >= 1
     assert get(port, "/live")[0] == 200 and get(port, "/nope")[0] == 404
 
     (pipeline_process,) = (  # not multiprocessing's resource tracker, the other child
