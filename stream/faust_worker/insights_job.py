@@ -76,7 +76,11 @@ class KafkaLeadership:
         with self._lock:
             if self._thread is not None or self._stop.is_set():
                 return
-            self._ensure_topic()
+            try:
+                self._ensure_topic()
+            except Exception as exc:  # Kafka unreachable: not the leader now, try again on the next tick
+                log.warning("insights leader topic %s not reachable (%s); not leading for now", self.topic, exc)
+                return
             self._thread = threading.Thread(target=self._poll, name="insights-leadership", daemon=True)
             self._thread.start()
             atexit.register(self.close)

@@ -301,7 +301,7 @@ def run_insights(
     result.changes = [c for c in changes if str(c.change_id) not in known]
     _publish_then_store(result.changes, "changes", [str(c.change_id) for c in result.changes], sink, publish)
     if update.rows:
-        token = _digest([(r["kind"], r["value"], r["first_seen"], r["last_seen"]) for r in update.rows])
+        token = _digest([tuple(r.values()) for r in update.rows])
         sink.write_batch({"insights_first_seen": update.rows}, f"insights-first-seen-{token}")
     result.written["changes"] = len(result.changes)
     result.written["insights_first_seen"] = len(update.rows)

@@ -164,3 +164,25 @@ def test_a_candidate_that_left_does_not_lead_again_and_a_new_one_does(kafka_boot
     finally:
         first.close()
         second.close()
+
+
+def test_without_kafka_a_candidate_does_not_lead_and_does_not_raise():
+    """An unreachable broker: is_leader() is False (the timer skips the tick) instead of failing the timer."""
+    candidate = KafkaLeadership(WorkerConfig(kafka="127.0.0.1:1", session_timeout=6.0), topic="leader.unreachable")
+    try:
+        assert candidate.is_leader() is False
+    finally:
+        candidate.close()
+
+
+def test_a_failed_run_reports_failure_and_leaves_the_watermark(store):
+    """The store refuses the run (its database does not exist): on_run gets (seconds, False), nothing raises, and
+    the next run starts from the same watermark."""
+    reports: list[tuple[float, bool]] = []
+    before = read_watermark(store)
+    job = InsightsJob(
+        store, WorkerConfig(kafka="127.0.0.1:1"), on_run=lambda s, ok: reports.append((s, ok)), database="missing_db"
+    )
+    assert job.run_at(DEFAULT_START + timedelta(days=1)) is None
+    assert len(reports) == 1 and reports[0][1] is False and reports[0][0] >= 0
+    assert read_watermark(store) == before
