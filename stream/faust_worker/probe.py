@@ -96,10 +96,9 @@ class WorkerProbe:
     async def sample(self) -> None:
         """The timer: beat the heart, sample the lag of this worker's partitions, refresh the gauges."""
         self.heartbeat = time.monotonic()
-        partitions = sorted(
-            (tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self.topics
-        )
         try:
+            assigned = self.app.consumer.assignment()  # raises while the consumer is (re)starting
+            partitions = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics)
             lags = await asyncio.get_running_loop().run_in_executor(None, self._read_lags, partitions)
         except Exception as exc:  # the broker is away: no sample, no verdict on lag from this round
             log.warning("cannot read consumer lag: %s", exc)
