@@ -10,7 +10,7 @@ key id), so that "what changed?" can list price-table and redaction-config chang
 The key (`TOKENTRAIL_EVIDENCE_KEY`, or a file named by `TOKENTRAIL_EVIDENCE_KEY_FILE`) is not the
 pseudonym key: one who may read pseudonyms need not be able to confirm texts. Without it
 `replay`/`demo` use an ephemeral key and say so (hashes from that run cannot be verified later);
-the worker stores no content hashes and warns once (see docs/evidence.md, "keys").
+the worker refuses to start (exit 2, naming both variables; see docs/evidence.md, "keys").
 """
 
 from __future__ import annotations
