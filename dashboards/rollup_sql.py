@@ -45,6 +45,7 @@ from tokentrail.sinks.rollups import (
 from .spec import table
 
 __all__ = [
+    "TRACE_COLUMNS",
     "calls_source",
     "latency_source",
     "rollup_source",
@@ -87,7 +88,23 @@ EVENT_PARTIALS: dict[str, tuple[str, str]] = {
     "outputs": ("sumIf(r.events, r.type = 'output')", "countIf(type = 'output')"),
     "tool_calls": ("sumIf(r.events, r.type = 'tool_call')", "countIf(type = 'tool_call')"),
 }
-_PARTIALS = {"calls_rollup": PARTIALS, "latency_rollup": LATENCY_PARTIALS, "events_rollup": EVENT_PARTIALS}
+# Per trace (trace_rollup), row by row: each branch passes its rows through un-aggregated (see
+# rollup_source's `grouped`), since grouping two million trace ids in every branch is the cost to avoid.
+TRACE_COLUMNS: dict[str, tuple[str, str]] = {
+    "trace_key": ("r.trace_key", "cityHash64(trace_id, tenant, feature)"),
+    "calls": ("r.calls", "toUInt64(1)"),
+    "input_tokens": ("r.input_tokens", "toUInt64(input_tokens)"),
+    "output_tokens": ("r.output_tokens", "toUInt64(output_tokens)"),
+    "cost_usd": ("r.cost_usd", "toDecimal128(cost_usd, 12)"),
+    "started": ("r.started", "ts"),
+    "ended": ("r.ended", "ts"),
+}
+_PARTIALS = {
+    "calls_rollup": PARTIALS,
+    "latency_rollup": LATENCY_PARTIALS,
+    "events_rollup": EVENT_PARTIALS,
+    "trace_rollup": TRACE_COLUMNS,
+}
 
 
 def histogram_quantile(histogram: str, q: float) -> str:
@@ -124,8 +141,8 @@ def _whole(seconds: int) -> tuple[str, str]:
 
 # The columns the raw branches' partials, dimensions and filters read, per source table.
 _RAW_COLUMNS = {
-    "calls": "event_id, ts, received_at, tenant, service, feature, provider, model, priced, status, finish_reason, "
-    "error_type, cost_usd, input_tokens, cached_input_tokens, output_tokens, latency_ms, ttft_ms",
+    "calls": "event_id, ts, received_at, trace_id, tenant, service, feature, provider, model, priced, status, "
+    "finish_reason, error_type, cost_usd, input_tokens, cached_input_tokens, output_tokens, latency_ms, ttft_ms",
     "events": "event_id, ts, tenant, service, feature, model, type",
 }
 # Which part a row is in, as the highest block number the part covers: of two copies of an event in
@@ -160,9 +177,20 @@ def latency_source(dims: Sequence[str], partials: Sequence[str], *, where: str, 
 
 
 def rollup_source(
-    rollup_table: str, dims: Sequence[str], partials: Sequence[str], *, where: str, timeseries: bool, extra: str = ""
+    rollup_table: str,
+    dims: Sequence[str],
+    partials: Sequence[str],
+    *,
+    where: str,
+    timeseries: bool,
+    extra: str = "",
+    grouped: bool = True,
 ) -> str:
-    """:func:`calls_source` for any rollup, named by its 5-minute table (``events_rollup`` for events)."""
+    """:func:`calls_source` for any rollup, named by its 5-minute table (``events_rollup`` for events).
+
+    `grouped=False`: every branch passes its rows through (rollup rows as they are, raw rows one per
+    call) for the outer query to group; only with row-wise partials (``trace_rollup``).
+    """
     rollup, _ = ROLLUP_BY_TABLE[rollup_table]
     known = _PARTIALS[rollup_table]
     unknown = [p for p in partials if p not in known]
@@ -183,7 +211,7 @@ def rollup_source(
     def branch(time_column: str, index: int, table_sql: str, where_time: str) -> str:
         columns = [f"$__timeInterval({time_column}) AS time"] if timeseries else []
         columns += list(dims) + [f"{known[p][index]} AS p_{p}" for p in partials]
-        group = f"\n    GROUP BY {', '.join(keys)}" if keys else ""
+        group = f"\n    GROUP BY {', '.join(keys)}" if keys and grouped else ""
         select = f"    SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
         return f"{select}    WHERE {where_time}\n      AND {condition}{group}"
 

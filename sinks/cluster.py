@@ -68,6 +68,8 @@ SHARDING_KEYS: dict[str, str] = {
     "events_rollup_30m": "cityHash64(tenant, feature, model)",
     "latency_rollup": "cityHash64(tenant, feature, model)",  # histograms add up over shards like sums
     "latency_rollup_30m": "cityHash64(tenant, feature, model)",
+    "trace_rollup": "cityHash64(tenant, trace_id)",  # like calls: each shard rolls up its own traces
+    "trace_rollup_30m": "cityHash64(tenant, trace_id)",
     "rollup_dirty": "cityHash64(tenant, bucket)",
     "rollup_watermark": "cityHash64(name)",
 }

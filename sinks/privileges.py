@@ -56,6 +56,8 @@ TENANT_PREDICATES: dict[str, str] = {
     "events_rollup_30m": "tenant = {tenant}",
     "latency_rollup": "tenant = {tenant}",
     "latency_rollup_30m": "tenant = {tenant}",
+    "trace_rollup": "tenant = {tenant}",
+    "trace_rollup_30m": "tenant = {tenant}",
     "rollup_dirty": "tenant = {tenant}",
 }
 INSIGHTS_STATE = ("insights_first_seen", "insights_spend")  # the insights job's working state (migration 0009)

@@ -142,6 +142,15 @@ ROLLUPS = (
         (Level("latency_rollup", BUCKET_SECONDS), Level("latency_rollup_30m", 1800)),
     ),
     Rollup(
+        "calls_rollup",
+        "calls",
+        "tenant, service, feature, model, trace_id",
+        """cityHash64(trace_id, tenant, feature) AS trace_key, count() AS calls, sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, min(ts) AS started, max(ts) AS ended""",
+        "trace_key, calls, input_tokens, output_tokens, cost_usd, started, ended",
+        (Level("trace_rollup", BUCKET_SECONDS), Level("trace_rollup_30m", 1800)),
+    ),
+    Rollup(
         "events_rollup",
         "events",
         "tenant, service, feature, model, type",

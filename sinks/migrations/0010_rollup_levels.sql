@@ -1,5 +1,5 @@
 -- Coarser rollups for the widest dashboard ranges, and latency histograms for the percentile panels.
--- retention-days: calls_rollup_30m=400 events_rollup_30m=30 latency_rollup=400 latency_rollup_30m=400
+-- retention-days: calls_rollup_30m=400 events_rollup_30m=30 latency_rollup=400 latency_rollup_30m=400 trace_rollup=400 trace_rollup_30m=400
 --
 -- Same contract as 0008_rollups.sql (read it first): rows are computed from `calls FINAL` /
 -- `events FINAL` by tokentrail.sinks.rollups.refresh, never by a view; the views of 0008 mark the
@@ -100,4 +100,56 @@ ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (bucket, tenant, feature, model, service)
 TTL toDateTime(computed_at) + INTERVAL ${ttl_latency_rollup_30m} DAY
+SETTINGS non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1;
+
+-- trace_rollup(_30m): per bucket and trace (with its tenant, service, feature and model), the calls,
+-- tokens and cost, and the first and last call time. "Top traces by cost" reads these rows one by
+-- one (no pre-aggregation: a trace rarely spans two buckets), picks the 25 most expensive traces
+-- by a 64-bit hash of (trace, tenant, feature), then sums those traces' rows exactly. As large as
+-- a fifth of `calls` (traces of ~5 calls), and kept as long: a rollup must not expire before the
+-- rows it stands for, or a wide range would read neither.
+CREATE TABLE IF NOT EXISTS ${database}.trace_rollup
+(
+    bucket         DateTime('UTC') CODEC(Delta, ZSTD),
+    tenant         LowCardinality(String),
+    service        LowCardinality(String),
+    feature        LowCardinality(String),
+    model          LowCardinality(String),
+    trace_id       String CODEC(ZSTD(1)),
+    trace_key      UInt64,
+    calls          UInt64,
+    input_tokens   UInt64,
+    output_tokens  UInt64,
+    cost_usd       Decimal(38, 12),
+    started        DateTime64(3, 'UTC'),
+    ended          DateTime64(3, 'UTC'),
+    computed_at    DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD)
+)
+ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, tenant, feature, model, service, trace_id)
+TTL toDateTime(computed_at) + INTERVAL ${ttl_trace_rollup} DAY
+SETTINGS non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS ${database}.trace_rollup_30m
+(
+    bucket         DateTime('UTC') CODEC(Delta, ZSTD),
+    tenant         LowCardinality(String),
+    service        LowCardinality(String),
+    feature        LowCardinality(String),
+    model          LowCardinality(String),
+    trace_id       String CODEC(ZSTD(1)),
+    trace_key      UInt64,
+    calls          UInt64,
+    input_tokens   UInt64,
+    output_tokens  UInt64,
+    cost_usd       Decimal(38, 12),
+    started        DateTime64(3, 'UTC'),
+    ended          DateTime64(3, 'UTC'),
+    computed_at    DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD)
+)
+ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, tenant, feature, model, service, trace_id)
+TTL toDateTime(computed_at) + INTERVAL ${ttl_trace_rollup_30m} DAY
 SETTINGS non_replicated_deduplication_window = 1000, ttl_only_drop_parts = 1;

@@ -203,7 +203,7 @@ def test_every_rollup_panel_equals_its_final_rows_at_7_days_and_24_hours(store, 
     yet refreshed, so the first reading mixes 30-minute, 5-minute and raw branches.
     """
     client, sink, make = store
-    assert len(ROLLUP_PANELS) >= 22
+    assert len(ROLLUP_PANELS) >= 23
     batch = calls_batch(make, 700, start=NOW - timedelta(days=7, minutes=13), step=timedelta(minutes=15, seconds=7))
     events = [
         rows["events"](ts=c["ts"], tenant=c["tenant"], type=["output", "tool_call", "input"][i % 3])
@@ -251,5 +251,28 @@ def test_refresh_also_records_the_watermark_names_the_previous_release_reads(sto
         client.query("SELECT name, max(refreshed_before) FROM tokentrail.rollup_watermark GROUP BY name").result_rows
     )
     assert recorded["calls_rollup"] == done[ROLLUPS[0].name]
-    assert recorded["events_rollup"] == done[ROLLUPS[2].name]
+    assert recorded["events_rollup"] == done[ROLLUPS[-1].name]
     assert set(recorded) == {*done, "calls_rollup", "events_rollup"}
+
+
+def test_top_traces_equal_the_per_trace_sums_over_final_rows(store):
+    """'Top traces by cost' (hash pass, then exact sums of 25 traces) is what grouping `calls FINAL` by trace gives."""
+    client, sink, make = store
+    batch = calls_batch(make, 600, start=NOW - timedelta(days=7, minutes=20), step=timedelta(minutes=17))
+    sink.write_batch({"calls": batch}, "b1")
+    sink.write_batch({"calls": [dict(c, cost_usd=c["cost_usd"] * 5) for c in batch[590:]]}, "b2")  # re-priced
+    age_marks(client)
+    refresh(client, database="tokentrail")
+    start, end = (t.replace(microsecond=0) for t in (RANGE.time_range.start, RANGE.time_range.end))
+    truth_rows = client.query(
+        "SELECT trace_id, tenant, feature, count(), sum(input_tokens), sum(output_tokens), sum(cost_usd), min(ts), "
+        "max(ts) FROM tokentrail.calls FINAL WHERE ts >= toDateTime({s:DateTime}) AND ts <= toDateTime({e:DateTime}) "
+        "GROUP BY trace_id, tenant, feature ORDER BY sum(cost_usd) DESC, trace_id LIMIT 25",
+        parameters={"s": start, "e": end},
+    ).result_rows
+    shown = panel(client, "tokentrail-spend", "Top traces by cost")
+    assert len(shown) == 25
+    # Ties in cost may order differently; the set of (trace, figures) rows above the 25th cost must match.
+    cutoff = truth_rows[-1][6]
+    assert {r for r in shown if r[6] > cutoff} == {r for r in truth_rows if r[6] > cutoff}
+    assert sorted(r[6] for r in shown) == sorted(r[6] for r in truth_rows)
