@@ -67,7 +67,15 @@ def pipeline_values(events: int, seed: int) -> list[Any]:
 
 
 def measure(ner: Any, pattern: Any, values: list[Any], rounds: int, batch: int = 5000) -> FloorReport:
-    """Interleaved rounds of Redact with NER, pattern-only, and nlp.pipe on the pieces NER was sent."""
+    """Interleaved rounds of Redact with NER, pattern-only, and nlp.pipe on the pieces NER was sent.
+
+    The garbage collector is tuned first as in the worker's pipeline process (`runtime.tune_gc`:
+    what start-up built is frozen): otherwise every collection walks spaCy's model objects, and
+    that cost, which the worker never pays, lands on the NER side (about 25 µs per message here).
+    """
+    from tokentrail.stream.runtime import tune_gc
+
+    tune_gc()
     detector = ner.detector
     sent: list[str] = []
     detector.ner_log = sent
