@@ -170,8 +170,8 @@ _CUED = re.compile(
 
 # Literal pieces of _ADDRESSED's alternatives, case as written there: text with none of them (nearly
 # all) skips the regex, which otherwise tries a dozen alternatives at every word boundary.
-_ADDRESSED_PIECES = ("Mr", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "y name is", "ame:", "ame is", "amed")
-_ADDRESSED_PIECES += ("Dear", "dear", "igned", "nder the name", "poke ", "sk for", "n behalf of")
+_ADDRESSED_PIECES: tuple[str, ...] = ("Mr", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "y name is", "ame:")
+_ADDRESSED_PIECES += ("ame is", "amed", "Dear", "dear", "igned", "nder the name", "poke ", "sk for", "n behalf of")
 _SIGN_OFFS = (
     "Thank",
     "Regards",
