@@ -272,10 +272,9 @@ _OPAQUE = re.compile(r"[A-Za-z0-9_-]+")
 # letter next to it, so a hex id's digits ("c095d2") send it through none of them.
 _DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9_])[0-9](?:-*[0-9]){6,}(?![A-Za-z0-9_])")
 _NEEDS_SEPARATOR = frozenset({"EMAIL_ADDRESS", "IP_ADDRESS", "URL"})  # an '@', a '.' or a ':'
-# At least seven digits in a row (phone: 7, SSN/ITIN: 9, bank/passport: 8, NHS: 10, card: 12).
-_NEEDS_DIGIT_RUN = frozenset(
-    {"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_ITIN", "US_BANK_NUMBER", "US_PASSPORT", "UK_NHS"}
-)
+# At least seven digits in a row, \b on both sides (phone: 7, SSN/ITIN: 9, bank: 8, NHS: 10, card: 12).
+# Not US_PASSPORT: its next-generation pattern, [A-Z][0-9]{8}, has a letter glued to the digits.
+_NEEDS_DIGIT_RUN = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_ITIN", "US_BANK_NUMBER", "UK_NHS"})
 _DATE = re.compile(r"(?:19|20)\d\d[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d")
 _MAX_WINDOW = 240  # a table of numbers must not become one window the size of the text
 

@@ -40,6 +40,8 @@ TOKENS = [
     "123456789",
     "12345678",
     "A1234567",
+    "A12345678",
+    "passport-C03005988",
     "0302a0e4c1f5d2b9a7e6f4c3b2a1d0e9",
     "9be303a1c095d2bd",
     "call_b645e3c6184ffaa8153d43bc",
@@ -55,6 +57,14 @@ TOKENS = [
 def scanner() -> PiiScanner:
     pattern_entities = [e for e in (*DEFAULT_ENTITIES, *OPTIONAL_ENTITIES) if e not in OPTIONAL_NER_ENTITIES]
     return PiiScanner(RedactionConfig(entities=tuple(pattern_entities), nlp_model=None))
+
+
+@pytest.fixture(scope="module")
+def eager_scanner() -> PiiScanner:
+    """Every pattern entity at the lowest threshold: whatever a recognizer matches at all is reported."""
+    pattern_entities = [e for e in (*DEFAULT_ENTITIES, *OPTIONAL_ENTITIES) if e not in OPTIONAL_NER_ENTITIES]
+    thresholds = dict.fromkeys(pattern_entities, 0.01)
+    return PiiScanner(RedactionConfig(entities=tuple(pattern_entities), thresholds=thresholds, nlp_model=None))
 
 
 def _spans(findings: list) -> set[tuple[int, int, str]]:
@@ -85,3 +95,14 @@ def test_text_with_separators_takes_the_full_path(scanner: PiiScanner) -> None:
     """An email or an IP address is never an opaque token: both are still found."""
     entities = {f.entity for f in scanner.scan("mail jane.doe@corp.internal from 8.8.8.8")}
     assert {"EMAIL_ADDRESS", "IP_ADDRESS"} <= entities
+
+
+def test_the_shortcut_agrees_whatever_the_thresholds(eager_scanner: PiiScanner) -> None:
+    """Thresholds are the operator's: at the lowest, every weak pattern (a next-generation passport
+    number, a letter glued to eight digits) counts, and the shortcut must still skip none of them."""
+    rng = random.Random(20261204)
+    alphabet = string.digits * 4 + string.ascii_uppercase + "-_"
+    tokens = [*TOKENS, *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))) for _ in range(5_000))]
+    for token in tokens:
+        assert _spans(eager_scanner.scan(token)) == _spans(eager_scanner._scan_text(token)), token
+    assert "US_PASSPORT" in {f.entity for f in eager_scanner.scan("passport-C03005988")}
