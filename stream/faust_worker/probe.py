@@ -32,8 +32,9 @@ def pipeline_process_alive(engine: Any) -> bool:
     Read from the pool itself: a killed child marks it broken (`_broken`) and empties its process
     table; the worker only learns of it at its next batch, which may be long in coming."""
     executor = engine._executor
-    processes = getattr(executor, "_processes", None) or {}
-    return not getattr(executor, "_broken", False) and any(p.is_alive() for p in processes.values())
+    # Called from the health server's threads while the pool's own thread may empty the table: a copy.
+    processes = list((getattr(executor, "_processes", None) or {}).copy().values())
+    return not getattr(executor, "_broken", False) and any(p.is_alive() for p in processes)
 
 
 class WorkerProbe:
@@ -102,6 +103,7 @@ class WorkerProbe:
             lags = await asyncio.get_running_loop().run_in_executor(None, self._read_lags, partitions)
         except Exception as exc:  # the broker is away: no sample, no verdict on lag from this round
             log.warning("cannot read consumer lag: %s", exc)
+            self.verdict()  # the ready gauge still follows the store and the pipeline process
             return
         self.readiness.sample_lag({f"{topic}/{partition}": value for (topic, partition), value in lags.items()})
         labels = {(topic, str(partition)) for topic, partition in lags}

@@ -20,6 +20,7 @@ Event time plays no part: replaying last year's traffic is as ready as live traf
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -63,32 +64,40 @@ class _Sample:
 
 
 class LagHistory:
-    """Lag and committed offset per partition, sampled over a little more than the window."""
+    """Lag and committed offset per partition, sampled over a little more than the window.
+
+    Written by the event loop (the sampler) and read by the health server's threads (each /ready):
+    a lock keeps a read from iterating a dict or deque the sampler is changing."""
 
     def __init__(self, window_seconds: float) -> None:
         self.window = window_seconds
         self._samples: dict[str, deque[_Sample]] = {}
+        self._lock = threading.Lock()
 
     def add(self, at: float, partitions: dict[str, tuple[int, int | None]]) -> None:
         """One sample: partition name -> (lag, committed offset or None). Partitions not named are
         no longer this worker's: their history is dropped (another worker's lag is its own)."""
-        for gone in set(self._samples) - set(partitions):
-            del self._samples[gone]
-        for name, (lag, committed) in partitions.items():
-            history = self._samples.setdefault(name, deque())
-            history.append(_Sample(at, max(0, lag), committed))
-            # Keep the newest sample at or before the window's start, and everything after it.
-            while len(history) >= 2 and history[1].at <= at - self.window:
-                history.popleft()
+        with self._lock:
+            for gone in set(self._samples) - set(partitions):
+                del self._samples[gone]
+            for name, (lag, committed) in partitions.items():
+                history = self._samples.setdefault(name, deque())
+                history.append(_Sample(at, max(0, lag), committed))
+                # Keep the newest sample at or before the window's start, and everything after it.
+                while len(history) >= 2 and history[1].at <= at - self.window:
+                    history.popleft()
+
+    def _snapshot(self) -> dict[str, list[_Sample]]:
+        with self._lock:
+            return {name: list(history) for name, history in self._samples.items()}
 
     def lags(self) -> dict[str, int]:
-        return {name: history[-1].lag for name, history in self._samples.items() if history}
+        return {name: samples[-1].lag for name, samples in self._snapshot().items() if samples}
 
     def troubles(self, now: float) -> list[str]:
         """Why partitions are falling behind, one sentence each; empty when none is."""
         found = []
-        for name, history in sorted(self._samples.items()):
-            samples = list(history)
+        for name, samples in sorted(self._snapshot().items()):
             if not samples or samples[0].at > now - self.window or samples[-1].at <= now - self.window:
                 continue  # the history does not cover the window yet, or sampling stopped (not ours to judge)
             first, last = samples[0], samples[-1]
