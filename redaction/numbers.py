@@ -23,7 +23,7 @@ __all__ = ["number_findings"]
 
 # A phone-shaped run of digits (separators, an extension), then what must come right before it.
 _PHONE_SHAPE = re.compile(
-    r"(?<![\w@.+(-])(\(?\+?\(?\d[\d ()./-]{5,22}\d(?:[ \t]?(?:x|ext\.?|#)[ \t]?\d{1,6})?)(?![\w@])"
+    r"(?=[(+\d])(?<![\w@.+(-])(\(?\+?\(?\d[\d ()./-]{5,22}\d(?:[ \t]?(?:x|ext\.?|#)[ \t]?\d{1,6})?)(?![\w@])"
 )
 _PHONE_WORD_BEFORE = re.compile(
     r"(?i)\b(?:call|text|phone|tel|telephone|mobile|cell|callback|call back|sms|whatsapp|fax|ring"
@@ -33,7 +33,7 @@ _PHONE_WORD_BEFORE = re.compile(
 # "call Ana Ruiz on 692 347 829": the number after on/at, a phone verb earlier in the sentence.
 _ON_BEFORE = re.compile(r"\b(?:on|at)[ \t]+$")
 _PHONE_VERB = re.compile(r"(?i)\b(?:call|text|phone|ring|reach|sms|whatsapp)\b")
-_CARD = re.compile(r"(?<![\w.-])(\d(?:[ -]?\d){11,18})(?![\w-]|\.\d)")
+_CARD = re.compile(r"(\d(?<![\w.-]\d)(?:[ -]?\d){11,18})(?![\w-]|\.\d)")  # lookbehind second: see pii.GATES
 _CARD_PREFIX = re.compile(r"4|5[0-8]|2[2-7]|3[47]|6")
 _CARD_WORD = re.compile(r"(?i)\b(?:card|cc|visa|mastercard|maestro|amex|pan)\b")
 _IPV6 = re.compile(r"(?<![\w:])([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w:])")

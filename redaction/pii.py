@@ -73,11 +73,14 @@ def _recognizers() -> dict[str, Callable[[RedactionConfig], object]]:
     }
 
 
-# Gates: one cheap search that must succeed before a recognizer runs at all.
+# Gates: one cheap search that must succeed before a recognizer runs at all. A pattern that opens
+# with a lookbehind (or \b) loses the regex engine's scan for its first character and is tried at
+# every position, 2-3x slower: so the lookbehind comes after the first character (`\d(?<![0-9]\d)`
+# is `(?<![0-9])\d`), or a lookahead names the first character.
 # Seven or more digits written the way phone numbers are (an optional +country code, then groups
 # of two or more digits), not glued to an identifier (ORD-2026-3718739) and not a table of digits.
 _SEVEN_DIGITS = re.compile(
-    r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]{0,2}\d{2,}){1,5}"
+    r"(?=[+(\d])(?<![\w-])(?:\+\d{1,3}[ .-]?)?\(?\d{2,5}\)?(?:[ .-]{0,2}\d{2,}){1,5}"
     r"(?=(?:[^\d]|$))"
 )
 GATES: dict[str, re.Pattern[str]] = {
@@ -85,11 +88,11 @@ GATES: dict[str, re.Pattern[str]] = {
     "PHONE_NUMBER": _SEVEN_DIGITS,
     # Presidio's card and SSN patterns start (and end) at \b, which is never next to a digit: the
     # gates ask only that, so order ids such as ORD-2026-3022931 stay out of the recognizers.
-    "CREDIT_CARD": re.compile(r"(?<![0-9])(?:\d[ -]?){12}"),
-    "IBAN_CODE": re.compile(r"(?i)\b[a-z]{2}\d{2}[ ]?[a-z0-9]{4}"),
+    "CREDIT_CARD": re.compile(r"\d(?<![0-9]\d)[ -]?(?:\d[ -]?){11}"),
+    "IBAN_CODE": re.compile(r"(?i)[a-z](?<!\w[a-z])[a-z]\d{2}[ ]?[a-z0-9]{4}"),  # \b, after the first letter
     # Inside any dotted quad, and inside any x:y:z of IPv6: half the cost of spelling both out.
     "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
-    "US_SSN": re.compile(r"(?<![0-9])(?:\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6})(?![0-9])"),
+    "US_SSN": re.compile(r"\d(?<![0-9]\d)(?:\d{2}[- .]?\d{2}[- .]?\d{4}|\d{4}-\d{4}|\d{2}-\d{6})(?![0-9])"),
     "CRYPTO": re.compile(r"(?:bc1|[13])[a-zA-Z0-9]{25}"),
     "URL": re.compile(r"(?i)https?:|www\.|\.[a-z]{2,}\b"),
     "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),
