@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..store_rejections import STORE_REJECTED
+
 __all__ = ["WorkerMetrics", "PREFIX"]
 
 PREFIX = "tokentrail_worker"
@@ -135,12 +137,18 @@ class WorkerMetrics:
     def stored(self, rows: dict[str, list[dict[str, Any]]], detections: list[dict[str, Any]], seconds: float) -> None:
         """A batch's rows were stored (dead letters the store refused included) in `seconds`."""
         self.store_seconds.observe(seconds)
+        refused = _refused_event_ids(rows)
+        stored: dict[str, int] = {}
         for table, table_rows in rows.items():
-            if table_rows:
-                self.rows_stored.labels(table).inc(len(table_rows))
-        events = len(rows.get("events", ()))
+            count = len(table_rows)
+            if refused and count:  # the sink withheld every row of a refused event: not stored
+                count -= sum(1 for row in table_rows if str(row.get("event_id", "")) in refused)
+            stored[table] = count
+            if count:
+                self.rows_stored.labels(table).inc(count)
+        events = stored.get("events", 0)
         self.events_stored.inc(events)
-        self.duplicates.inc(max(0, len(rows.get("receipts", ())) - events))  # a receipt per valid event, seen or not
+        self.duplicates.inc(max(0, stored.get("receipts", 0) - events))  # a receipt per valid event, seen or not
         dead: Tally[tuple[str, str]] = Tally(
             (str(row.get("source", "")).rsplit("/", 1)[0], str(row.get("reason", "")))
             for row in rows.get("deadletter", ())
@@ -162,3 +170,13 @@ class WorkerMetrics:
         """InsightsJob's `on_run` hook: one run, how long, whether it stored its results."""
         self.insights_runs.labels("ok" if succeeded else "failed").inc()
         self.insights_seconds.observe(seconds)
+
+
+def _refused_event_ids(rows: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Events the store refused (store_batch added a `store_rejected` dead letter for each, found by its
+    source through the event's receipt): counted as dead letters, not as stored. Empty, at no cost,
+    for a batch with none."""
+    sources = {row.get("source") for row in rows.get("deadletter", ()) if row.get("reason") == STORE_REJECTED}
+    if not sources:
+        return set()
+    return {str(row["event_id"]) for row in rows.get("receipts", ()) if row.get("source") in sources}
