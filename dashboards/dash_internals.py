@@ -110,7 +110,7 @@ INTERNALS: tuple[PromPanel, ...] = (
             (f"sum(rate({W}_events_stored_total{RATE}))", "stored"),
             (f"sum(rate({W}_duplicates_total{RATE}))", "duplicates"),
         ),
-        "Messages consumed by topic, new events stored, and events dropped as already stored (redelivery).",
+        "Messages consumed by topic, new events stored, and valid events dropped as already seen (dedupe).",
     ),
     PromPanel(
         "Dead letters per second by reason",
@@ -159,7 +159,7 @@ INTERNALS: tuple[PromPanel, ...] = (
     PromPanel(
         "Redaction findings by entity",
         ((f"sum by (entity) (increase({W}_redaction_findings_total{RATE}))", "{{entity}}"),),
-        "PII and secrets the redact stage replaced, by entity type (the values are never kept anywhere).",
+        "PII and secrets the redact stage found, by entity type (the metric carries the type, never a value).",
         stack=True,
     ),
     PromPanel(
@@ -168,7 +168,7 @@ INTERNALS: tuple[PromPanel, ...] = (
             (f"sum by (outcome) (increase({W}_insights_runs_total{RATE}))", "runs {{outcome}}"),
             (_quantile(0.95, "insights_seconds"), "p95 seconds"),
         ),
-        "Runs of the variance/changes/budgets job (on the worker that consumes partition 0) and how long they take.",
+        "Runs of the variance/changes/budgets job (on the insights leader: one worker at a time) and their duration.",
         width=24,
     ),
 )
