@@ -71,24 +71,25 @@ def main(argv: list[str]) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     names = [short(args.base), short(args.rev)]
-    figures: dict[str, list[float]] = {name: [] for name in names}
+    # By position, not by name: a revision against itself (an A/A run, the noise floor) is two checkouts.
+    figures: list[list[float]] = [[], []]
     with tempfile.TemporaryDirectory(prefix="tt-compare-") as scratch:
-        trees = [checkout(name, Path(scratch) / name) for name in names]
+        trees = [checkout(name, Path(scratch) / f"{n}-{name}") for n, name in enumerate(names)]
         try:
             for n in range(args.rounds):
-                for name, (tree, path) in zip(names, trees, strict=True):
+                for side, (name, (tree, path)) in enumerate(zip(names, trees, strict=True)):
                     value = run(tree, path, argv[split + 1 :], args.metric, Path(scratch) / "out.json")
-                    figures[name].append(value)
+                    figures[side].append(value)
                     print(f"round {n + 1}: {name:>10}  {value:,.0f}", flush=True)
         finally:
             for tree, _ in trees:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-    base, new = (statistics.median(figures[name]) for name in names)
+    base, new = (statistics.median(values) for values in figures)
     load = os.getloadavg()[0]
     print(f"\n{args.metric}, median of {args.rounds} alternating rounds (1-min load average now {load:.1f}):")
-    for name in names:
-        runs = ", ".join(f"{v:,.0f}" for v in figures[name])
-        print(f"  {name:>10}  {statistics.median(figures[name]):8,.0f}   (runs: {runs})")
+    for name, values in zip(names, figures, strict=True):
+        runs = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"  {name:>10}  {statistics.median(values):8,.0f}   (runs: {runs})")
     print(f"  {names[1]} / {names[0]}: {new / base:.2f}x")
     return 0
 
