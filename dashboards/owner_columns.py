@@ -40,6 +40,9 @@ def _top_level(sql: str) -> list[tuple[int, str]]:
                 i += 2 if sql[i] == "\\" else 1
         elif sql.startswith("--", i):
             i = sql.find("\n", i) if "\n" in sql[i:] else len(sql)
+        elif sql.startswith("/*", i):  # a block comment: its commas and words are not the query's
+            end = sql.find("*/", i + 2)
+            i = len(sql) if end < 0 else end + 1
         elif c in "([{":
             depth += 1
         elif c in ")]}":
@@ -66,7 +69,8 @@ def output_columns(sql: str) -> list[str | None] | None:
         return None
     cuts = [tokens[start][0] + len("SELECT") - 1, *(pos for pos, t in tokens[start:end] if t == ","), tokens[end][0]]
     items = [
-        re.sub(r"--[^\n']*$", "", sql[a + 1 : b], flags=re.M).strip() for a, b in zip(cuts, cuts[1:], strict=False)
+        re.sub(r"--[^\n']*$|/\*.*?\*/", "", sql[a + 1 : b], flags=re.M | re.S).strip()
+        for a, b in zip(cuts, cuts[1:], strict=False)
     ]
     items[0] = re.sub(r"^DISTINCT\s+", "", items[0], flags=re.IGNORECASE)
     if any(item.startswith("*") or re.match(r"^\w+\.\*", item) for item in items):

@@ -204,12 +204,13 @@ def test_every_table_with_a_feature_gets_the_owner_beside_it():
         ("SELECT a, f(b, ',') AS c, t.feature FROM x", ["a", "c", "feature"]),
         ("WITH (SELECT 1 FROM y) AS k SELECT DISTINCT feature, count() FROM x", ["feature", None]),
         ("SELECT 'a, b' AS s, `weird name` AS w -- , nope\nFROM x", ["s", "w"]),
+        ("SELECT a /* , b FROM */, feature /* the label */ FROM x", ["a", "feature"]),
         ("SELECT * FROM (SELECT feature FROM x)", None),
         ("SHOW TABLES", None),
     ],
 )
 def test_output_columns_reads_the_outermost_select(sql, columns):
-    """Commas inside calls, strings and comments do not split columns; WITH subqueries are skipped."""
+    """Commas inside calls, strings and comments (line or block) do not split columns; WITH subqueries are skipped."""
     assert output_columns(sql) == columns
 
 
