@@ -3,8 +3,10 @@
 Lag is the broker's truth, not faust's bookkeeping: a small confluent-kafka consumer of the same
 group (it never subscribes, so it never joins the group) reads each assigned partition's end
 offset and the group's committed offset, off the event loop, every `sample_seconds`. Only the
-partitions of the topics the agent reads are sampled (not the loop-state changelog). The sampler
-also beats the heart `/live` listens to: an event loop that stops running timers is not alive.
+partitions of the topics the agent reads are sampled (not the loop-state changelog). A timer of
+its own, every second, beats the heart `/live` listens to: an event loop that stops running timers
+is not alive. Not the sampler: it waits on the broker (up to 10 s per request), and a slow broker
+must not make a healthy loop look dead and get the worker restarted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["WorkerProbe", "pipeline_process_alive", "serve_health"]
 
 log = logging.getLogger("tokentrail.worker")
+
+HEARTBEAT_SECONDS = 1.0
+LIVE_SILENT_SECONDS = 30.0  # a loop that ran no timer for this long is blocked: /live says 503
 
 
 def pipeline_process_alive(engine: Any) -> bool:
@@ -81,9 +86,9 @@ class WorkerProbe:
         return verdict
 
     def live(self) -> tuple[bool, float]:
-        """(alive, seconds since the event loop last ran the sampler)."""
+        """(alive, seconds since the event loop last ran the heartbeat timer)."""
         silent = time.monotonic() - self.heartbeat
-        return silent < max(30.0, 5 * self.sample_seconds), silent
+        return silent < LIVE_SILENT_SECONDS, silent
 
     async def on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
         self.assigned = True
@@ -94,9 +99,12 @@ class WorkerProbe:
 
     # -- lag -------------------------------------------------------------------------------------
 
-    async def sample(self) -> None:
-        """The timer: beat the heart, sample the lag of this worker's partitions, refresh the gauges."""
+    async def beat(self) -> None:
+        """The heartbeat timer: the event loop ran it (what /live asks)."""
         self.heartbeat = time.monotonic()
+
+    async def sample(self) -> None:
+        """The sampler timer: the lag of this worker's partitions, then the gauges."""
         try:
             assigned = self.app.consumer.assignment()  # raises while the consumer is (re)starting
             partitions = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics)
@@ -149,6 +157,7 @@ def serve_health(app: Any, config: WorkerConfig, metrics: WorkerMetrics, outputs
     if engine is not None:
         engine.started.add_done_callback(probe.on_engine_started)
     app.on_partitions_assigned.connect(probe.on_assigned)
+    app.timer(interval=HEARTBEAT_SECONDS, name="heartbeat")(probe.beat)
     app.timer(interval=probe.sample_seconds, name="probe")(probe.sample)
     app.on_before_shutdown.connect(server.close)
     app.on_before_shutdown.connect(probe.close)

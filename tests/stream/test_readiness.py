@@ -128,3 +128,31 @@ def test_lag_check_off_with_a_zero_window(clock):
     feed(r, clock, [100 * i + 50 for i in range(50)])
     verdict = r.check(Signals())
     assert verdict.ready and "lag" not in verdict.as_json()
+
+
+def test_live_follows_the_event_loops_heartbeat_timer():
+    """/live: alive while the heartbeat timer runs, 503 after 30 s without it, alive again at the next beat.
+    The lag sampler does not beat the heart: a round that cannot reach the broker leaves it as it was
+    (the consumer below, which raises as a restarting one does, is the one stand-in)."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from tokentrail.stream.faust_worker import parse_args
+    from tokentrail.stream.faust_worker.app import Outputs
+    from tokentrail.stream.faust_worker.metrics import WorkerMetrics
+    from tokentrail.stream.faust_worker.probe import LIVE_SILENT_SECONDS, WorkerProbe
+
+    def assignment() -> set:
+        raise RuntimeError("the consumer is restarting")
+
+    app = SimpleNamespace(consumer=SimpleNamespace(assignment=assignment))
+    outputs = Outputs(sink=None, deadletters=None, alerts=None, control=None)
+    probe = WorkerProbe(app, parse_args(["--kafka", "127.0.0.1:1"]), WorkerMetrics(), outputs)
+    assert probe.live()[0]
+    probe.heartbeat = time.monotonic() - LIVE_SILENT_SECONDS - 1
+    asyncio.run(probe.sample())
+    alive, silent = probe.live()
+    assert not alive and silent > LIVE_SILENT_SECONDS
+    asyncio.run(probe.beat())
+    assert probe.live()[0]
