@@ -54,6 +54,9 @@ class HealthServer:
 class _Handler(BaseHTTPRequestHandler):
     metrics: WorkerMetrics
     probe: WorkerProbe
+    # A client that connects and sends nothing would hold its thread for good: one thread per
+    # connection, so a few idle or slow connections must not pile up threads beside the worker.
+    timeout = 10.0
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
