@@ -39,7 +39,7 @@ class FixedProbe:
 def served(monkeypatch) -> Iterator[tuple[HealthServer, FixedProbe]]:
     monkeypatch.setattr(_Handler, "timeout", 1.0)
     probe = FixedProbe()
-    server = HealthServer(WorkerMetrics(), probe, "127.0.0.1", 0).start()  # type: ignore[arg-type]
+    server = HealthServer(WorkerMetrics(), probe, "127.0.0.1", 0).start()  # a FixedProbe for a WorkerProbe
     yield server, probe
     server.close()
 
