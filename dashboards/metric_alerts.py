@@ -71,9 +71,10 @@ METRIC_RULES: tuple[MetricRule, ...] = (
         evaluator="lt",
         for_="5m",
         summary="Worker {{ $labels.instance }} has not answered Prometheus for 5 minutes",
-        description="The worker's /metrics cannot be scraped: the process is gone or restarting in a loop (the "
-        "supervisor restarts it after a fatal store or pipeline error). With no worker scraped at all the rule "
-        "alerts too (no data).",
+        description="A worker Prometheus still discovers has not answered its scrape (a wedged process, a network "
+        "fault), or no worker is scraped at all (no data). A replica whose container has stopped or is between "
+        "restarts leaves the worker DNS name instead of showing as down: with several replicas see the Workers "
+        "ready panel (ready of scraped) and Worker restarts (1h) for a crash loop.",
         panel="Workers ready",
         no_data="Alerting",
     ),
