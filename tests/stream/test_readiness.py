@@ -122,6 +122,19 @@ def test_a_partition_moved_to_another_worker_is_forgotten(clock):
     assert r.check(Signals()).ready
 
 
+def test_a_verdict_on_lag_lapses_when_sampling_stops(clock):
+    """The broker cannot be read (no samples): a growth seen before keeps the worker red only while its
+    last sample is within the window; after that the lag has no say (no sample, no verdict on lag)."""
+    r = readiness(clock, lag=100)
+    feed(r, clock, [100 * i + 50 for i in range(11)])
+    clock.now -= 10
+    assert not r.check(Signals()).ready
+    clock.now += 99
+    assert not r.check(Signals()).ready, "the last sample is 99 s old: still within the window"
+    clock.now += 1
+    assert r.check(Signals()).ready
+
+
 def test_lag_check_off_with_a_zero_window(clock):
     """--ready-lag-growing-seconds 0: samples are ignored and the verdict carries no lag."""
     r = readiness(clock, lag=0)
