@@ -129,8 +129,8 @@ class WorkerMetrics:
     def processed(self, stage_seconds: dict[str, float]) -> None:
         """The pipeline finished a batch; `stage_seconds` is its cumulative time per stage."""
         total = sum(stage_seconds.values())
-        if total >= self._stage_total:  # a new pipeline process starts from 0 again
-            self.pipeline_seconds.observe(total - self._stage_total)
+        # Less than before: a new pipeline process, whose totals started again from 0 with this batch.
+        self.pipeline_seconds.observe(total - self._stage_total if total >= self._stage_total else total)
         self._stage_total = total
         self.stage_seconds = dict(stage_seconds)
 

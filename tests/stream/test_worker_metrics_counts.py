@@ -68,3 +68,19 @@ def test_a_batch_with_nothing_refused_counts_every_row(store):
     assert sample(metrics, "tokentrail_worker_events_stored_total") == 2
     for table, table_rows in batch.rows.items():
         assert sample(metrics, "tokentrail_worker_rows_stored_total", table=table) == len(table_rows), table
+
+
+def test_pipeline_time_per_batch_is_the_growth_of_the_cumulative_stage_times():
+    """The pipeline reports cumulative seconds per stage: each batch observes what they grew by, and the
+    first batch of a new pipeline process (its totals start again from 0) its own total, never a negative."""
+    metrics = WorkerMetrics()
+    metrics.processed({"Validate": 0.25, "Redact": 0.5})
+    metrics.processed({"Validate": 0.5, "Redact": 1.25})
+    assert sample(metrics, "tokentrail_worker_pipeline_seconds_count") == 2
+    assert sample(metrics, "tokentrail_worker_pipeline_seconds_sum") == 0.75 + 1.0
+    metrics.processed({"Validate": 0.125})  # a new process
+    assert sample(metrics, "tokentrail_worker_pipeline_seconds_sum") == 0.75 + 1.0 + 0.125
+    metrics.processed({"Validate": 0.375})
+    assert sample(metrics, "tokentrail_worker_pipeline_seconds_count") == 4
+    assert sample(metrics, "tokentrail_worker_pipeline_seconds_sum") == 0.75 + 1.0 + 0.125 + 0.25
+    assert sample(metrics, "tokentrail_worker_stage_seconds_total", stage="Validate") == 0.375
