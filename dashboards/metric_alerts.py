@@ -78,6 +78,21 @@ METRIC_RULES: tuple[MetricRule, ...] = (
         panel="Workers ready",
         no_data="Alerting",
     ),
+    MetricRule(
+        uid="tt-worker-restarting",
+        title="Worker restarting",
+        severity="page",
+        expr=f'max by (instance) (changes(process_start_time_seconds{{job="{JOB}"}}[30m]))',
+        threshold=3,
+        evaluator="gt",
+        for_="0s",
+        summary="Worker {{ $labels.instance }} started {{ $values.B.Value }} times in 30 minutes",
+        description="A crash loop: the worker exits and its container restarts it (a fatal batch error, a store "
+        "that refuses its schema, a bad flag after a deploy). Between restarts it is neither down (it answers "
+        "while it runs) nor long unready, so the two rules above can stay quiet. Read its last log lines "
+        "(docker compose logs worker) and its exit code: 70 after a failed batch, 2 for a bad flag or key.",
+        panel="Worker restarts (1h)",
+    ),
 )
 
 

@@ -101,7 +101,7 @@ def test_the_dashboard_is_provisioned_on_the_prometheus_datasource():
 
 
 def test_worker_rules_are_provisioned_and_read_the_compose_scrape_job():
-    """Both rules page, query Prometheus only, select the job compose scrapes, and link to their panel."""
+    """Every rule pages, queries Prometheus only, select the job compose scrapes, and link to their panel."""
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     assert JOB in {job["job_name"] for job in scrape["scrape_configs"]}
     committed = yaml.safe_load((PROVISIONING_DIR / "alerting/internals-rules.yaml").read_text())
@@ -116,3 +116,7 @@ def test_worker_rules_are_provisioned_and_read_the_compose_scrape_job():
         assert int(rule["annotations"]["__panelId__"]) in titles.values()
     down = next(r for r in group["rules"] if r["uid"] == "tt-worker-down")
     assert f'job="{JOB}"' in down["data"][0]["model"]["expr"] and down["noDataState"] == "Alerting"
+    # A crash loop keeps a replica answering between restarts: its own rule counts process starts.
+    restarting = next(r for r in group["rules"] if r["uid"] == "tt-worker-restarting")
+    expr = restarting["data"][0]["model"]["expr"]
+    assert f'changes(process_start_time_seconds{{job="{JOB}"}}[30m])' in expr
