@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,10 @@ class WorkerProbe:
         if config.otlp_topic:
             self.topics.add(config.otlp_topic)
         self._offsets: Any = None  # the confluent-kafka consumer, made on first use
+        # close() may come while a read runs in the executor: the reader then closes the consumer.
+        self._offsets_lock = threading.Lock()
+        self._reading = self._closed = False
+        self._lag_error: str | None = None  # the last failure logged, so a broker outage logs once
         self._labelled: set[tuple[str, str]] = set()
         self._last_reasons: tuple[str, ...] = ()
 
@@ -110,9 +115,14 @@ class WorkerProbe:
             partitions = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics)
             lags = await asyncio.get_running_loop().run_in_executor(None, self._read_lags, partitions)
         except Exception as exc:  # the broker is away: no sample, no verdict on lag from this round
-            log.warning("cannot read consumer lag: %s", exc)
+            if str(exc) != self._lag_error:
+                log.warning("cannot read consumer lag: %s", exc)
+                self._lag_error = str(exc)
             self.verdict()  # the ready gauge still follows the store and the pipeline process
             return
+        if self._lag_error is not None:
+            log.info("consumer lag readable again")
+            self._lag_error = None
         self.readiness.sample_lag({f"{topic}/{partition}": value for (topic, partition), value in lags.items()})
         labels = {(topic, str(partition)) for topic, partition in lags}
         for gone in self._labelled - labels:
@@ -124,10 +134,23 @@ class WorkerProbe:
 
     def _read_lags(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int | None]]:
         """(topic, partition) -> (end offset - committed offset, committed offset or None)."""
-        from confluent_kafka import Consumer, TopicPartition
-
         if not partitions:
             return {}
+        with self._offsets_lock:
+            if self._closed:
+                return {}
+            self._reading = True
+        try:
+            return self._committed_lags(partitions)
+        finally:
+            with self._offsets_lock:
+                self._reading = False
+                if self._closed:
+                    self._close_offsets()
+
+    def _committed_lags(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int | None]]:
+        from confluent_kafka import Consumer, TopicPartition
+
         if self._offsets is None:
             from .security import librdkafka_config
 
@@ -142,6 +165,12 @@ class WorkerProbe:
         return out
 
     def close(self, *args: Any, **kwargs: Any) -> None:
+        with self._offsets_lock:
+            self._closed = True
+            if not self._reading:  # else the read in flight closes it when it returns
+                self._close_offsets()
+
+    def _close_offsets(self) -> None:
         if self._offsets is not None:
             self._offsets.close()
             self._offsets = None
