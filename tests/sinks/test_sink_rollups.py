@@ -99,7 +99,7 @@ def test_panels_equal_final_rows_through_duplicates_late_rows_and_partial_bucket
     assert spend == [truth(client)]
     assert truth(client)[1] < len(batch)  # the range starts mid-way: the first calls are outside it
     # Re-delivered copies that differ (re-priced), in the partial buckets at both ends of the range:
-    # FINAL keeps the later insert, and so must the panel (it reads those buckets without FINAL).
+    # FINAL keeps the later insert, and so must the panel.
     edges = [
         make(event_id=str(uuid.uuid4()), ts=RANGE.time_range.start + timedelta(seconds=30), cost_usd=Decimal("0.25")),
         make(event_id=str(uuid.uuid4()), ts=NOW - timedelta(seconds=20), cost_usd=Decimal("0.5")),
