@@ -1,0 +1,108 @@
+"""Two real worker processes in one consumer group: every event stored, one insights leader, takeover when it stops.
+
+Embedded chDB cannot be opened by two processes, so each worker writes its own store (the real
+deployment shares one ClickHouse); what is under test here is the coordination over the real
+broker: the events topic's partitions split between the two (together they store every event),
+and exactly one worker runs the insights job (its
+`tokentrail_worker_insights_runs_total` counts runs, the other's stays absent) until it stops,
+when the other takes over. Exactness of the insights across a leader change on one store is
+tests/stream/test_insights_leader.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kafka_harness import produce, read_store, start_worker, stop, wait_caught_up, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+EVENTS = 20_000
+
+
+def output_event(i: int) -> dict[str, Any]:
+    """A valid output event (docs/events.md), one trace each, so the partitions all get some."""
+    return {
+        "schema_version": 1,
+        "event_id": str(uuid.UUID(int=i)),
+        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "trace_id": f"trace-{i}",
+        "span_id": f"span-{i}",
+        "service": "svc",
+        "tenant": "acme",
+        "feature": "chat",
+        "type": "output",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "response_model": "gpt-4o-2024-08-06",
+        "output": [{"role": "assistant", "content": f"answer {i}"}],
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def insights_runs(port: int) -> float:
+    """Insights runs this worker counted (ok and failed); 0 when it never ran one (or does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return 0.0
+    return sum(float(v) for v in re.findall(r"^tokentrail_worker_insights_runs_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def test_two_workers_store_every_event_and_only_one_leads_the_insights(
+    kafka_bootstrap, new_topic, tmp_path, monkeypatch
+):
+    """Two workers, one group, four partitions, a backlog: together they store every event and
+    both store some; one worker runs the insights job every second and the other never does; after the leader
+    stops, the other runs it."""
+    topic = new_topic(partitions=4)
+    monkeypatch.setenv("TOKENTRAIL_INSIGHTS_LEADER_TOPIC", f"leader.{uuid.uuid4().hex[:8]}")  # this test's only
+    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, EVENTS + 1)])
+    ports = [free_port(), free_port()]
+    stores = [tmp_path / "a" / "store", tmp_path / "b" / "store"]
+    workers = []
+
+    def start(n: int) -> None:
+        stores[n].parent.mkdir()
+        extra = ["--metrics-port", str(ports[n]), "--insights-interval", "1", "--session-timeout", "6"]
+        workers.append(start_worker(kafka_bootstrap, topic, stores[n], group="two", batch_size=50, extra=extra))
+
+    try:
+        start(0)
+        start(1)  # starting together: the backlog takes longer to store than the second takes to join
+        wait_caught_up(kafka_bootstrap, topic, "two", workers[1])
+        wait_until(lambda: max(map(insights_runs, ports)) >= 3, 120, "the leader to run the insights 3 times")
+        runs = [insights_runs(port) for port in ports]
+        leader = runs.index(max(runs))
+        assert runs[1 - leader] == 0, f"both workers ran the insights job: {runs}"
+
+        stop(workers[leader])  # leaves the leader group on the way out
+        follower = ports[1 - leader]
+        wait_until(lambda: insights_runs(follower) >= 2, 120, "the other worker to take the insights over")
+    finally:
+        for worker in workers:
+            stop(worker)
+
+    # At-least-once across a rebalance: a batch stored but not acknowledged when its partition moved is
+    # stored again by the other worker, so compare the union of ids (tests/stream/test_worker_kafka.py).
+    ids = [
+        {r[0] for r in read_store(store, {"ids": "SELECT toString(event_id) FROM tokentrail.calls"})["ids"]}
+        for store in stores
+    ]
+    assert all(ids), "both workers stored events"
+    assert len(ids[0] | ids[1]) == EVENTS
