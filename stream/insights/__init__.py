@@ -3,7 +3,8 @@
 Why store jobs and not per-event state: these insights are keyed by (tenant, feature, ...), not by
 trace, so with several workers each one would see only part of a group. Computed from the store
 they are exact, idempotent, restart-proof, and the same in the embedded runner and the faust
-worker (which calls `run_insights` on a timer).
+worker (whose insights leader calls `run_from_watermark` on a timer: each run covers the windows
+since the stored watermark, see `watermark`).
 
 The metric modules (`variance`, `changes`, `budgets`) are pure functions over plain data; only
 `jobs` (query, compute, write), `first_seen` and `watermark` (the job's state in the store) and
