@@ -7,7 +7,7 @@ worker (whose insights leader calls `run_from_watermark` on a timer: each run co
 since the stored watermark, see `watermark`).
 
 The metric modules (`variance`, `changes`, `budgets`) are pure functions over plain data; only
-`jobs` (query, compute, write), `first_seen` and `watermark` (the job's state in the store) and
+`jobs` (query, compute, write), `first_seen`, `spend` and `watermark` (the job's state in the store) and
 `report` (read back) touch ClickHouse.
 """
 
