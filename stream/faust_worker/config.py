@@ -30,6 +30,8 @@ class WorkerConfig:
     halt_on: tuple[str, ...] = ()  # loop kinds that publish a halt record to the control topic
     budgets: str | None = None  # spend budgets file (YAML/JSON)
     insights_interval: float = 60.0  # seconds between variance/changes/budget runs; 0 turns them off
+    # The insights leader: the member of <group>.insights-leader holding this one-partition topic (insights_job.py).
+    insights_leader_topic: str = "tokentrail.insights-leader"
     session_timeout: float = 15.0  # consumer-group session: how fast a dead worker's partitions move
     loglevel: str = "warning"
     group: str = "tokentrail-worker"
@@ -61,7 +63,8 @@ class WorkerConfig:
             raise ValueError(f"the worker needs Kafka: pass --kafka host:9092 or set {ENV_KAFKA}")
         if self.batch_size <= 0 or self.batch_within <= 0:
             raise ValueError("--batch-size and --batch-within must be positive")
-        if not all((self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)):
+        topics = (self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)
+        if not all((*topics, self.insights_leader_topic)):
             raise ValueError("topic names must not be empty")
         from ..tenant_binding import parse_tenant_topics
 
@@ -162,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=_default("insights_interval"),
         help="seconds between variance/changes/budget runs (0: off)",
+    )
+    parser.add_argument(
+        "--insights-leader-topic",
+        default=_env_or_default("TOKENTRAIL_INSIGHTS_LEADER_TOPIC", "insights_leader_topic"),
+        help="one-partition topic whose holder in <group>.insights-leader runs the insights (created if missing)",
     )
     parser.add_argument("--data-dir", default=_default("data_dir"))
     parser.add_argument("--allow-ephemeral-key", action="store_true", help="redact with a throwaway key (tests only)")

@@ -1,14 +1,14 @@
 """Variance, silent changes and budget breaches on a timer, on the one worker that leads the insights.
 
 Leader: the member of the consumer group ``<group>.insights-leader`` that is assigned the single
-partition of the leader topic (``tokentrail.insights-leader`` unless ``TOKENTRAIL_INSIGHTS_LEADER_TOPIC``
-names another; created with one partition if missing). Kafka's group protocol gives a partition to
-one member at a time: a rebalance revokes it from the old owner before giving it to the new one,
-and a member that stops heartbeating loses it after the session timeout. Why not "whoever consumes
-partition 0 of the events topic": faust's assignment moves partitions during every rebalance of the
-events group, when two workers (the old owner not yet revoked, the new one assigned) or none can
-think they hold it; the leader group is tiny, rebalances only when workers join or leave, and
-nothing else depends on it.
+partition of the leader topic (``--insights-leader-topic``, default ``tokentrail.insights-leader``,
+or ``TOKENTRAIL_INSIGHTS_LEADER_TOPIC``; created with one partition if missing). Kafka's group
+protocol gives a partition to one member at a time: a rebalance revokes it from the old owner before
+giving it to the new one, and a member that stops heartbeating loses it after the session timeout.
+Why not "whoever consumes partition 0 of the events topic": faust's assignment moves partitions
+during every rebalance of the events group, when two workers (the old owner not yet revoked, the new
+one assigned) or none can think they hold it; the leader group is tiny, rebalances only when workers
+join or leave, and nothing else depends on it.
 
 A leader that was paused past its session (a long GC, a stuck host) may start one more run before
 it learns it lost the partition. That run is harmless: everything it writes has a deterministic key
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +33,6 @@ from .config import WorkerConfig
 from .messages import to_json
 
 log = logging.getLogger("tokentrail.worker")
-
-ENV_LEADER_TOPIC = "TOKENTRAIL_INSIGHTS_LEADER_TOPIC"
-DEFAULT_LEADER_TOPIC = "tokentrail.insights-leader"
 
 
 class KafkaLeadership:
@@ -52,8 +48,7 @@ class KafkaLeadership:
 
     def __init__(self, config: WorkerConfig, *, topic: str | None = None, group: str | None = None) -> None:
         self.config = config
-        configured = getattr(config, "insights_leader_topic", None)  # a WorkerConfig field, once it has one
-        self.topic: str = topic or configured or os.environ.get(ENV_LEADER_TOPIC) or DEFAULT_LEADER_TOPIC
+        self.topic: str = topic or config.insights_leader_topic
         self.group = group or f"{config.group}.insights-leader"
         self._leading = threading.Event()
         self._stop = threading.Event()
