@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +179,29 @@ def read_store(store: Path, queries: dict[str, str]) -> dict[str, Any]:
         return {name: client.query(sql).result_rows for name, sql in queries.items()}
     finally:
         close_embedded()
+
+
+def output_event(i: int, **extra: Any) -> dict[str, Any]:
+    """A valid output event (the contract: docs/events.md), five minutes old, one trace per `i`."""
+    return {
+        "schema_version": 1,
+        "event_id": str(uuid.UUID(int=i)),
+        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "trace_id": f"trace-{i}",
+        "span_id": f"span-{i}",
+        "service": "svc",
+        "tenant": "acme",
+        "feature": "chat",
+        "type": "output",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "output": [{"role": "assistant", "content": f"answer {i}"}],
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    } | extra
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a worker's --metrics-port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -13,45 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.error
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from kafka_harness import produce, read_store, start_worker, stop, wait_caught_up, wait_until
+from kafka_harness import free_port, output_event, produce, read_store, start_worker, stop, wait_caught_up, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 EVENTS = 20_000
-
-
-def output_event(i: int) -> dict[str, Any]:
-    """A valid output event (docs/events.md), one trace each, so the partitions all get some."""
-    return {
-        "schema_version": 1,
-        "event_id": str(uuid.UUID(int=i)),
-        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-        "trace_id": f"trace-{i}",
-        "span_id": f"span-{i}",
-        "service": "svc",
-        "tenant": "acme",
-        "feature": "chat",
-        "type": "output",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "response_model": "gpt-4o-2024-08-06",
-        "output": [{"role": "assistant", "content": f"answer {i}"}],
-        "usage": {"input_tokens": 10, "output_tokens": 2},
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def insights_runs(port: int) -> float:

@@ -11,51 +11,23 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from child_processes import child_pids, is_running
-from kafka_harness import produce, start_worker, stop, wait_caught_up, wait_until
+from kafka_harness import free_port, output_event, produce, start_worker, stop, wait_caught_up, wait_until
 
 from tokentrail.stream.faust_worker import parse_args
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 HERE = Path(__file__).parent
-
-
-def event(i: int, **extra: Any) -> dict[str, Any]:
-    """A valid output event (the contract: docs/events.md), five minutes old."""
-    return {
-        "schema_version": 1,
-        "event_id": str(uuid.UUID(int=i)),
-        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-        "trace_id": f"trace-{i}",
-        "span_id": f"span-{i}",
-        "service": "svc",
-        "tenant": "acme",
-        "feature": "chat",
-        "type": "output",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "output": [{"role": "assistant", "content": f"answer {i}"}],
-        "usage": {"input_tokens": 10, "output_tokens": 2},
-    } | extra
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -112,8 +84,8 @@ def test_metrics_count_the_batch_and_readiness_follows_the_pipeline_process(kafk
     insights runs.
     Killing its pipeline process turns /ready red with that reason (before any batch notices)."""
     topic = new_topic(partitions=1)
-    events = [json.dumps(event(i)).encode() for i in range(1, 21)]
-    pii = event(21, output=[{"role": "assistant", "content": "write to jane.roe@example.com"}])
+    events = [json.dumps(output_event(i)).encode() for i in range(1, 21)]
+    pii = output_event(21, output=[{"role": "assistant", "content": "write to jane.roe@example.com"}])
     lines = [*events, *events[:3], b"not json", json.dumps(pii).encode()]
     port = free_port()
     produce(kafka_bootstrap, topic, lines)
@@ -168,7 +140,7 @@ def test_a_failing_store_turns_readiness_red_after_the_threshold(kafka_bootstrap
     """Every insert fails (retried forever): /ready says 503 naming the store once it has failed for
     --ready-sink-failing-seconds, the retries show in /metrics, and /live stays 200 (the loop runs)."""
     topic = new_topic(partitions=1)
-    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in range(1, 6)])
+    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, 6)])
     port = free_port()
     script = [sys.executable, str(HERE / "faulty_worker.py"), "100000"]
     extra = ["--store-max-attempts", "0", *health_flags(port, sink=3)]
@@ -186,7 +158,7 @@ def test_a_failing_store_turns_readiness_red_after_the_threshold(kafka_bootstrap
 def test_a_hung_insert_turns_readiness_red(kafka_bootstrap, new_topic, tmp_path):
     """An insert that never returns fails nothing: readiness still turns red once it has run too long."""
     topic = new_topic(partitions=1)
-    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in range(1, 6)])
+    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, 6)])
     port = free_port()
     script = [sys.executable, str(HERE / "stalling_worker.py"), "0"]
     worker = start_worker(
@@ -201,7 +173,7 @@ def test_growing_lag_turns_readiness_red(kafka_bootstrap, new_topic, tmp_path):
     """The store hangs (its threshold far away) while producers keep writing: the lag grows for
     --ready-lag-growing-seconds and /ready says so, naming the partition."""
     topic = new_topic(partitions=1)
-    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in range(1, 6)])
+    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, 6)])
     port = free_port()
     script = [sys.executable, str(HERE / "stalling_worker.py"), "0"]
     extra = health_flags(port, sink=3600, lag=6)
@@ -212,7 +184,7 @@ def test_growing_lag_turns_readiness_red(kafka_bootstrap, new_topic, tmp_path):
         i = 100
         while not stop_producing.wait(0.3):
             i += 1
-            produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode()])
+            produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode()])
 
     producer = threading.Thread(target=keep_producing, daemon=True)
     producer.start()
