@@ -25,25 +25,36 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 EVENTS = 20_000
 
 
-def insights_runs(port: int) -> float:
-    """Insights runs this worker counted (ok and failed); 0 when it never ran one (or does not answer)."""
+def metrics(port: int) -> str:
+    """The worker's /metrics page, or "" while it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            text = response.read().decode()
+            return str(response.read().decode())
     except (urllib.error.URLError, OSError):
-        return 0.0
-    return sum(float(v) for v in re.findall(r"^tokentrail_worker_insights_runs_total\{[^}]*\} (\S+)$", text, re.M))
+        return ""
+
+
+def insights_runs(port: int) -> float:
+    """Insights runs this worker counted (ok and failed); 0 when it never ran one (or does not answer)."""
+    found = re.findall(r"^tokentrail_worker_insights_runs_total\{[^}]*\} (\S+)$", metrics(port), re.M)
+    return sum(float(v) for v in found)
+
+
+def holds_partitions(port: int) -> bool:
+    """The worker reports lag for at least one partition: it is in the group and was assigned some."""
+    return re.search(r"^tokentrail_worker_consumer_lag\{", metrics(port), re.M) is not None
 
 
 def test_two_workers_store_every_event_and_only_one_leads_the_insights(
     kafka_bootstrap, new_topic, tmp_path, monkeypatch
 ):
-    """Two workers, one group, four partitions, a backlog: together they store every event and
-    both store some; one worker runs the insights job every second and the other never does; after the leader
-    stops, the other runs it."""
+    """Two workers, one group, four partitions, a backlog, then more once both hold partitions:
+    together they store every event and both store some; one worker runs the insights job every
+    second and the other never does; after the leader stops, the other runs it."""
     topic = new_topic(partitions=4)
     monkeypatch.setenv("TOKENTRAIL_INSIGHTS_LEADER_TOPIC", f"leader.{uuid.uuid4().hex[:8]}")  # this test's only
-    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, EVENTS + 1)])
+    half = EVENTS // 2
+    produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(1, half + 1)])
     ports = [free_port(), free_port()]
     stores = [tmp_path / "a" / "store", tmp_path / "b" / "store"]
     workers = []
@@ -55,7 +66,11 @@ def test_two_workers_store_every_event_and_only_one_leads_the_insights(
 
     try:
         start(0)
-        start(1)  # starting together: the backlog takes longer to store than the second takes to join
+        start(1)
+        # The second half only once both hold partitions: each then stores some, however fast the first
+        # worker drained the first half before the second joined.
+        wait_until(lambda: all(map(holds_partitions, ports)), 120, "both workers to hold partitions")
+        produce(kafka_bootstrap, topic, [json.dumps(output_event(i)).encode() for i in range(half + 1, EVENTS + 1)])
         wait_caught_up(kafka_bootstrap, topic, "two", workers[1])
         wait_until(lambda: max(map(insights_runs, ports)) >= 3, 120, "the leader to run the insights 3 times")
         runs = [insights_runs(port) for port in ports]
