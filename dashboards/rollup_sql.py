@@ -14,7 +14,7 @@ count, sum and histogram equals what the same query over `calls FINAL` gives:
   with an interval that is a multiple of 5 minutes (24 hours asks for 5 minutes);
 - `FINAL` rows for every other row in range: the partial buckets at both ends, the marked
   ones, or all of them when the rollup may not be used (the default ranges of 1-6 h ask for
-  1 minute, so they read raw rows, as before; so does any range under 12 hours).
+  1 minute, so they read raw rows, as before).
 
 Both levels are recomputed by one refresh under one watermark, and a 30-minute bucket is marked
 exactly when one of its 5-minute buckets is, so the branches never overlap and never miss a row.
@@ -59,9 +59,6 @@ __all__ = [
 # The refresh's own bounds (tokentrail.sinks.rollups): a reader must distrust exactly what it does.
 ROLLUP_MAX_AGE = f"INTERVAL {MAX_AGE_SECONDS} SECOND"
 MARGIN = f"INTERVAL {MARGIN_SECONDS} SECOND"
-# Below this range, reading it all from FINAL rows costs less than the FINAL reads of the partial
-# buckets at both ends that the rollups still need (~250 ms on 10M calls; 6 h of FINAL rows ~100 ms).
-_MIN_RANGE_SECONDS = 12 * 3600
 
 # name -> (partial from rollup rows, the same partial from raw rows). The outer query combines a
 # partial with sum() (counts, sums), max() or sumMap (histograms).
@@ -181,7 +178,7 @@ def rollup_source(
     watermark = _watermark(rollup.name)
     dirty_fine = _dirty(rollup.marks, watermark, fine.seconds)
     dirty_coarse = _dirty(rollup.marks, watermark, coarse.seconds)
-    usable = f"({_MIN_RANGE_SECONDS} <= ($__toTime) - ($__fromTime) AND {watermark} > now64(3) - {ROLLUP_MAX_AGE})"
+    usable = f"{watermark} > now64(3) - {ROLLUP_MAX_AGE}"
     usable_coarse = usable
     if timeseries:
         usable = f"($__interval_s) % {fine.seconds} = 0 AND {usable}"
