@@ -20,13 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .spec import table
+from .spec import SINCE_LAST_STORED, SINCE_LAST_STORED_FROM, table
 
 __all__ = ["Rule", "RULES", "GROUPS", "rule"]
 
 CALLS = f"{table('calls')} FINAL"
 RECENT = "($__toTime) - INTERVAL {minutes} MINUTE"
-STALLED_LOOKBACK_SECONDS = 3600  # how far tt-pipeline-stalled looks for the newest receipt
 
 
 @dataclass(frozen=True)
@@ -338,15 +337,12 @@ GROUP BY feature, prompt_id, prompt_version, from_value, to_value""",
         dashboard="tokentrail-pipeline",
         panel="Seconds since the last event",
         no_data="Alerting",
-        # Arrival time only (receipts.received_at: when a worker stored the event), never event time: a
-        # replay of last year's traffic is as fresh as live traffic. An hour with no receipt at all reads 3600.
-        sql=f"""SELECT toFloat64(if(count() = 0, {STALLED_LOOKBACK_SECONDS},
-                      dateDiff('second', max(received_at), ($__toTime)))) AS value
-FROM {table("receipts")}
-WHERE received_at > ($__toTime) - INTERVAL {STALLED_LOOKBACK_SECONDS} SECOND AND received_at <= ($__toTime)""",
+        # Arrival time only, never event time (dashboards/spec.py, SINCE_LAST_STORED): a replay of last
+        # year's traffic is as fresh as live traffic. An hour with nothing stored reads 3600.
+        sql=f"SELECT toFloat64({SINCE_LAST_STORED}) AS value\n{SINCE_LAST_STORED_FROM}",
         summary='No event stored for {{ printf "%.0f" $values.B.Value }} seconds (3600: an hour or more)',
-        description="Nothing reached ClickHouse for 10 minutes, by arrival time (the receipts the workers write "
-        "with every event they store), so old event times in a replay change nothing. Check the workers "
+        description="Nothing reached ClickHouse for 10 minutes, by arrival time (the store's clock when each batch "
+        "of events was inserted), so old event times in a replay change nothing. Check the workers "
         "(their /ready says why: store failing, lag growing, pipeline process gone; the 'tokentrail / Pipeline "
         "internals' dashboard), Kafka and ClickHouse. On a deployment with no traffic yet, silence this rule.",
     ),

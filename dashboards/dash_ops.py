@@ -8,7 +8,7 @@ stalled worker shows as a gap there even while producers keep stamping fresh eve
 from __future__ import annotations
 
 from .rollup_sql import histogram_quantile, latency_source, rollup_source
-from .spec import Dashboard, Panel, filters, table
+from .spec import SINCE_LAST_STORED, SINCE_LAST_STORED_FROM, Dashboard, Panel, filters, table
 
 PII_TABLE = f"{table('pii_findings')} FINAL"
 PII_FILTER = filters("tenant", "service", "feature")
@@ -108,10 +108,6 @@ def _events(*dims: str, partials: tuple[str, ...], where: str = "", timeseries: 
 
 
 DEADLETTER = f"{table('deadletter')} FINAL"
-# The last hour of events by event time: the primary key (tenant, type, ts) narrows the scan to it,
-# whereas `receipts` (keyed by event id) and ingest time (`received_at`, in no key) would mean
-# reading the whole column (600 ms on 27M receipts, see benchmarks/dashboards.py).
-RECENT_EVENTS = f"{table('events')} WHERE ts >= ($__toTime) - INTERVAL 1 HOUR AND received_at <= ($__toTime)"
 
 PIPELINE = Dashboard(
     uid="tokentrail-pipeline",
@@ -127,10 +123,10 @@ PIPELINE = Dashboard(
             unit="s",
             width=8,
             height=5,
-            description="Ingest clock of the newest stored event (among events stamped in the last hour): a worker "
-            "that stopped consuming shows here first.",
-            sql=f"""SELECT dateDiff('second', max(received_at), ($__toTime)) AS seconds_since_last_event
-FROM {RECENT_EVENTS}""",
+            description="Since a worker last stored an event, by arrival time (the store's clock), never event time: a "
+            "replay of old traffic is as fresh as live traffic; 3600 means an hour or more. A worker that stopped "
+            "consuming shows here first. Same query as the Pipeline stalled alert.",
+            sql=f"SELECT {SINCE_LAST_STORED} AS seconds_since_last_event\n{SINCE_LAST_STORED_FROM}",
         ),
         Panel(
             title="Dead-letter share",

@@ -148,3 +148,18 @@ class Dashboard:
 def table(name: str) -> str:
     """A table name qualified with the tokentrail database."""
     return f"{DATABASE}.{name}"
+
+
+# Seconds since a worker last stored an event, by arrival time, never event time: a replay of last
+# year's traffic is as fresh as live traffic. Read from the marks every insert into `events` leaves
+# (rollup_dirty.marked_at = the store's clock at insert, 0008's marking view; first in its key, so
+# an hour of it is a few granules), not from receipts.received_at, which is in no key (a scan of
+# every receipt of the month). An hour with no mark reads 3600. The Pipeline dashboard's stat and
+# the tt-pipeline-stalled rule read the same: SELECT <SINCE_LAST_STORED> ... <SINCE_LAST_STORED_FROM>.
+STALLED_LOOKBACK_SECONDS = 3600
+SINCE_LAST_STORED = f"if(count() = 0, {STALLED_LOOKBACK_SECONDS}, dateDiff('second', max(marked_at), ($__toTime)))"
+SINCE_LAST_STORED_FROM = (
+    f"FROM {table('rollup_dirty')}\n"
+    f"WHERE rollup = 'events_rollup' AND marked_at > ($__toTime) - INTERVAL {STALLED_LOOKBACK_SECONDS} SECOND"
+    " AND marked_at <= ($__toTime)"
+)
