@@ -127,8 +127,10 @@ ORDER BY time""",
             width=12,
             min_rows=1,
             description="Episodes where a rolling hour/day window reached a budget "
-            "(from the insights job; configure with --budgets).",
-            sql=f"""SELECT window_end, scope, key, window, level, spend, threshold
+            "(from the insights job; configure with --budgets). A feature's breach names the feature (and, "
+            "with an owners file, its owner).",
+            sql=f"""SELECT window_end, scope, key, if(scope = 'feature', key, '') AS feature,
+       window, level, spend, threshold
 FROM {table("budget_breaches")} FINAL
 WHERE $__timeFilter(window_end)
   AND (scope != 'tenant' OR {var_in("tenant", "key")})

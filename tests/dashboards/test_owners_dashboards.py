@@ -195,6 +195,7 @@ def test_every_table_with_a_feature_gets_the_owner_beside_it():
             else:
                 assert sql == panel.sql, panel.title
     assert {"tokentrail-spend/Top traces by cost", "tokentrail-loops/Loops by feature"} <= set(owned)
+    assert "tokentrail-spend/Budget breaches" in owned  # a feature's breach: the feature's key, its owner
     assert "tokentrail-trace/Trace totals and owner" in owned and len(owned) >= 7
 
 
