@@ -97,7 +97,7 @@ def _consumer_during_recovery() -> tuple[SimpleNamespace, list[str]]:
     app = SimpleNamespace(
         rebalancing=True, tables=SimpleNamespace(recovery=recovery, changelog_topics={"w-loop-state-changelog"})
     )
-    return SimpleNamespace(app=app, _conductor_callback=conductor), delivered
+    return SimpleNamespace(app=app, _conductor_callback=conductor, _first_offsets={}), delivered
 
 
 def test_stream_messages_wait_for_the_rebalance_to_end_changelog_messages_do_not():
@@ -106,9 +106,10 @@ def test_stream_messages_wait_for_the_rebalance_to_end_changelog_messages_do_not
     consumer, delivered = _consumer_during_recovery()
 
     async def scenario() -> None:
-        stream = asyncio.ensure_future(Consumer._deliver(consumer, SimpleNamespace(topic="events")))
+        message = SimpleNamespace(topic="events", tp=("events", 0), offset=7)
+        stream = asyncio.ensure_future(Consumer._deliver(consumer, message))
         await Consumer._deliver(
-            consumer, SimpleNamespace(topic="w-loop-state-changelog")
+            consumer, SimpleNamespace(topic="w-loop-state-changelog", tp=("w-loop-state-changelog", 0), offset=3)
         )  # recovery reads its changelog
         await asyncio.sleep(0.12)
         assert delivered == ["w-loop-state-changelog"]  # the stream message is still held
@@ -120,3 +121,4 @@ def test_stream_messages_wait_for_the_rebalance_to_end_changelog_messages_do_not
 
     asyncio.run(scenario())
     assert delivered == ["w-loop-state-changelog", "events"]
+    assert consumer._first_offsets[("events", 0)] == 7  # the head a commit must not pass (test_commit_head.py)

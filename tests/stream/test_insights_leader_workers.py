@@ -86,9 +86,13 @@ def test_two_workers_store_every_event_and_only_one_leads_the_insights(
 
     # At-least-once across a rebalance: a batch stored but not acknowledged when its partition moved is
     # stored again by the other worker, so compare the union of ids (tests/stream/test_worker_kafka.py).
-    ids = [
-        {r[0] for r in read_store(store, {"ids": "SELECT toString(event_id) FROM tokentrail.calls"})["ids"]}
-        for store in stores
-    ]
+    queries = {
+        "ids": "SELECT toString(event_id) FROM tokentrail.calls",
+        "dead": "SELECT reason, count() FROM tokentrail.deadletter GROUP BY reason",
+    }
+    found = [read_store(store, queries) for store in stores]
+    ids = [{r[0] for r in one["ids"]} for one in found]
     assert all(ids), "both workers stored events"
-    assert len(ids[0] | ids[1]) == EVENTS
+    missing = sorted({str(uuid.UUID(int=i)) for i in range(1, EVENTS + 1)} - ids[0] - ids[1])
+    dead = [one["dead"] for one in found]
+    assert not missing, f"{len(missing)} events stored by neither worker, e.g. {missing[:5]}; dead letters: {dead}"
