@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -32,6 +34,10 @@ from mode.services import WaitResults
 __all__ = ["Consumer", "Transport", "TRANSPORT_SCHEME", "broker_url"]
 
 TRANSPORT_SCHEME = "tokentrail+kafka"
+# A partition's next offset unacknowledged this long while later ones are: it was dropped, read it again.
+HEAD_LOST_SECONDS = 30.0
+
+log = logging.getLogger("tokentrail.worker")
 
 
 class _Resumed:
@@ -78,6 +84,7 @@ class Consumer(_aiokafka.Consumer):
         # Per partition, the first offset delivered since the last seek: the head a commit must not
         # pass while the partition has no committed offset (see `_new_offset`).
         self._first_offsets: dict[Any, int] = {}
+        self._head_missing_since: dict[Any, float] = {}
 
     async def perform_seek(self) -> None:
         self._first_offsets.clear()  # positions go back to the committed offsets: deliveries start again
@@ -93,17 +100,29 @@ class Consumer(_aiokafka.Consumer):
         buffers at the end of a rebalance) was then skipped for good by the next commit: one event
         of 20,000 lost, seen in CI with two workers (tests/stream/test_insights_leader_workers.py).
         Here nothing is committed while the next offset to read is neither acked nor in faust's
-        record of offsets that hold no message (`_gap`, e.g. transaction markers); the message is
-        fetched again after the next seek, and the commit follows.
+        record of offsets that hold no message (`_gap`, e.g. transaction markers). A batch still in
+        the pipeline is such a head for a moment; one still missing after HEAD_LOST_SECONDS was
+        dropped, and the partition is read again from it (the messages after it come twice; the
+        store keeps one of each).
         """
         acked = self._acked[tp]
         if acked:
             committed = self._committed_offset[tp]
             head = committed if committed is not None else self._first_offsets.get(tp)
             if head is not None and min(acked) > head and not self._gap[tp].overlaps(head):
+                self._read_again_if_lost(tp, head)
                 return None
+        self._head_missing_since.pop(tp, None)
         offset: int | None = super()._new_offset(tp)
         return offset
+
+    def _read_again_if_lost(self, tp: Any, head: int) -> None:
+        now = time.monotonic()
+        since = self._head_missing_since.setdefault(tp, now)
+        if now - since >= HEAD_LOST_SECONDS:
+            del self._head_missing_since[tp]
+            log.warning("%s offset %d was never processed (dropped in a rebalance): reading from it again", tp, head)
+            asyncio.ensure_future(self.seek(tp, head))  # commits run in the event loop
 
     async def _deliver(self, message: Any) -> Any:
         """Hold a stream message until faust's rebalance is over, then hand it to the conductor.

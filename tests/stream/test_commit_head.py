@@ -10,12 +10,14 @@ events stored by neither of two workers).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 import pytest
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from tokentrail.stream.faust_worker import transport
 from tokentrail.stream.faust_worker.transport import Consumer
 
 P = TP("tokentrail.events", 0)
@@ -30,6 +32,7 @@ def consumer(committed: int | None, acked: list[int], first: int | None = None) 
     c._acked[P].extend(acked)
     c._acked_index[P].update(acked)
     c._first_offsets = {} if first is None else {P: first}
+    c._head_missing_since = {}
     return c
 
 
@@ -55,3 +58,32 @@ def test_an_offset_faust_records_as_holding_no_message_is_not_waited_for():
     c = consumer(32, list(range(33, 41)))
     c._gap[P].addi(32, 33)
     assert c._new_offset(P) == 41
+
+
+def test_a_head_missing_for_long_is_read_again(monkeypatch):
+    """Missing past HEAD_LOST_SECONDS: the partition is read again from the head (once), and the
+    commit follows once the head is acked; a head missing for a moment (a batch in the pipeline) is not."""
+    clock = [1000.0]
+    monkeypatch.setattr(transport.time, "monotonic", lambda: clock[0])
+    c = consumer(32, list(range(33, 41)))
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    c.seek = seek  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        assert c._new_offset(P) is None
+        clock[0] += transport.HEAD_LOST_SECONDS / 2
+        assert c._new_offset(P) is None
+        await asyncio.sleep(0)
+        assert seeks == []  # still a batch in progress, as far as anyone can tell
+        clock[0] += transport.HEAD_LOST_SECONDS / 2
+        assert c._new_offset(P) is None
+        await asyncio.sleep(0)
+        assert seeks == [(P, 32)]
+        c._acked[P].append(32)  # read again and processed
+        assert c._new_offset(P) == 41
+
+    asyncio.run(scenario())
