@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka_harness import output_event
 
 from tokentrail.dashboards.alert_rules import rule
 from tokentrail.dashboards.evaluate import evaluate_rule
@@ -37,25 +38,11 @@ def store(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
 
 
 def event(i: int, kind: str = "output", **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "schema_version": 1,
-        "event_id": str(uuid.UUID(int=i)),
-        "ts": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-        "trace_id": f"trace-{i}",
-        "span_id": f"span-{i}",
-        "service": "svc",
-        "tenant": "acme",
-        "feature": "chat",
-        "type": kind,
-        "provider": "openai",
-        "model": "gpt-4o",
-    }
+    """kafka_harness.output_event, or the same event as another type (without the output's fields)."""
     if kind == "output":
-        doc |= {
-            "output": [{"role": "assistant", "content": f"answer {i}"}],
-            "usage": {"input_tokens": 10, "output_tokens": 2},
-        }
-    return doc | extra
+        return output_event(i, **extra)
+    doc = {k: v for k, v in output_event(i).items() if k not in ("output", "usage")}
+    return doc | {"type": kind} | extra
 
 
 class PlantOutOfRange:
