@@ -129,6 +129,34 @@ def _textbox(name: str, label: str, default: str) -> db.TextBoxVariable:
 _TRACE_COLUMN = re.compile(r"\btrace_id\b")
 
 
+def stat_panel(*, fields: str) -> stat.Panel:
+    """A single-value stat: no sparkline, the last non-null value of the `fields` it shows."""
+    return (
+        stat.Panel()
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields(fields))
+    )
+
+
+def timeseries_panel(*, stack: bool, legend_calcs: list[str]) -> timeseries.Panel:
+    """A time series with its legend as a table below it; stacked series fill more."""
+    builder = (
+        timeseries.Panel()
+        .line_width(1)
+        .fill_opacity(25 if stack else 10)
+        .legend(
+            cb.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(legend_calcs)
+        )
+    )
+    if stack:
+        builder = builder.stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+    return builder
+
+
 def _panel(spec: Panel, panel_id: int, x: int, y: int, owners: Owners | None = None) -> cogbuilder.Builder[Any]:
     sql = spec.sql
     if owners is not None and spec.kind == "table":
@@ -137,30 +165,13 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int, owners: Owners | None = N
     # One name for three SDK builder classes that share the panel-level methods used below.
     builder: Any
     if spec.kind == "stat":
-        builder = (
-            stat.Panel()
-            .graph_mode(common.BigValueGraphMode.NONE)
-            .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/"))
-        )
+        builder = stat_panel(fields="/.*/")
     elif spec.kind == "table":
         builder = table.Panel().filterable(True)
     else:
-        builder = (
-            timeseries.Panel()
-            .line_width(1)
-            .fill_opacity(25 if spec.stack else 10)
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(common.LegendDisplayMode.TABLE)
-                .placement(common.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["sum", "max"])
-            )
-        )
+        builder = timeseries_panel(stack=spec.stack, legend_calcs=["sum", "max"])
         if spec.stack:
-            builder = builder.draw_style(common.GraphDrawStyle.BARS).stacking(
-                cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A")
-            )
+            builder = builder.draw_style(common.GraphDrawStyle.BARS)
         builder = builder.interval(MIN_INTERVAL).max_data_points(MAX_DATA_POINTS)
     builder = (
         builder.id(panel_id)

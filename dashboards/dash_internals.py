@@ -15,14 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import prometheus
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .build import layout
+from .build import layout, stat_panel, timeseries_panel
 from .spec import Panel
 
 __all__ = ["INTERNALS", "INTERNALS_UID", "PROMETHEUS_UID", "PromPanel", "datasource_file", "internals_dashboard"]
@@ -182,26 +180,9 @@ def _target(ref_id: str, expr: str, legend: str, instant: bool) -> prometheus.Da
 def _panel(spec: PromPanel, panel_id: int, x: int, y: int) -> Any:
     builder: Any
     if spec.kind == "stat":
-        builder = (
-            stat.Panel()
-            .graph_mode(common.BigValueGraphMode.NONE)
-            .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields(""))
-        )
+        builder = stat_panel(fields="")
     else:
-        builder = (
-            timeseries.Panel()
-            .line_width(1)
-            .fill_opacity(25 if spec.stack else 10)
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(common.LegendDisplayMode.TABLE)
-                .placement(common.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["mean", "max"])
-            )
-        )
-        if spec.stack:
-            builder = builder.stacking(cb.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+        builder = timeseries_panel(stack=spec.stack, legend_calcs=["mean", "max"])
     for n, (expr, legend) in enumerate(spec.queries):
         builder = builder.with_target(_target(chr(ord("A") + n), expr, legend, instant=spec.kind == "stat"))
     builder = (
