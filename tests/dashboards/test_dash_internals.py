@@ -108,12 +108,13 @@ def test_worker_rules_are_provisioned_and_read_the_compose_scrape_job():
     assert committed == rules_file()
     (group,) = committed["groups"]
     titles = {p.title: n for n, p in enumerate(INTERNALS, start=1)}
+    panel_of = {r.uid: r.panel for r in METRIC_RULES}  # each rule links to the panel it names
     for rule in group["rules"]:
         query = rule["data"][0]
         assert query["datasourceUid"] == PROMETHEUS_UID and "ts" not in query["model"]["expr"]
         assert rule["labels"]["severity"] == "page" and rule["labels"]["managed_by"] == "tokentrail"
         assert rule["annotations"]["__dashboardUid__"] == INTERNALS_UID
-        assert int(rule["annotations"]["__panelId__"]) in titles.values()
+        assert int(rule["annotations"]["__panelId__"]) == titles[panel_of[rule["uid"]]], rule["uid"]
     down = next(r for r in group["rules"] if r["uid"] == "tt-worker-down")
     assert f'job="{JOB}"' in down["data"][0]["model"]["expr"] and down["noDataState"] == "Alerting"
     # A crash loop keeps a replica answering between restarts: its own rule counts process starts.

@@ -213,6 +213,9 @@ def test_every_rollup_panel_equals_its_final_rows_at_7_days_and_24_hours(store, 
     sink.write_batch({"calls": batch[:60], "events": events[:30]}, "b2")  # re-delivered
     age_marks(client)
     refresh(client, database="tokentrail")
+    for level in ("calls_rollup", "calls_rollup_30m", "events_rollup", "events_rollup_30m", "latency_rollup"):
+        # the first reading has rollup rows to take (else both readings are FINAL alone)
+        assert client.query(f"SELECT count() FROM tokentrail.{level}").result_rows[0][0] > 0, level
     late = calls_batch(make, 9, start=NOW - timedelta(hours=20, seconds=3), step=timedelta(minutes=2))
     sink.write_batch({"calls": late + batch[650:660]}, "b3")  # marked, not refreshed: raw rows for those buckets
     for span in (timedelta(days=7), timedelta(hours=24)):
