@@ -195,7 +195,7 @@ def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail")
     ).result_rows[0]
     full = not refreshes or (now - watermark).total_seconds() > MAX_AGE_SECONDS
     if full:
-        buckets_sql = f"SELECT DISTINCT toStartOfFiveMinutes(ts) FROM {database}.{rollup.source}"
+        buckets_sql = f"SELECT DISTINCT {bucket_sql(BUCKET_SECONDS)} FROM {database}.{rollup.source}"
     else:
         buckets_sql = (
             f"SELECT DISTINCT bucket FROM {database}.rollup_dirty WHERE rollup = {{marks:String}} "
