@@ -69,7 +69,7 @@ from typing import Any
 from _common import kafka, log, machine, versions
 from pipeline_bench.latency import latency
 from pipeline_bench.replay import embedded_replay
-from pipeline_bench.report import GOAL_NER_FLOOR, GOAL_P99, GOAL_RATE, GOAL_SUSTAINED, GOAL_SUSTAINED_NER, report
+from pipeline_bench.report import GOAL_NER_FLOOR, GOAL_P99, GOAL_RATE, report, sustained_goal
 from pipeline_bench.sustained import sustained
 from pipeline_bench.traffic import ENV_NLP, generate_lines, redactor_description
 from pipeline_bench.worker import worker_main
@@ -221,7 +221,7 @@ def main(argv: list[str]) -> int:
         and results.get("replay", {}).get("exact", True)
         and all(r["exact"] for r in results.get("latency", []))
     )
-    goal_rate = GOAL_SUSTAINED if args.nlp_model == "none" else GOAL_SUSTAINED_NER
+    goal_rate = sustained_goal(args.nlp_model)
     goals = (
         results.get("sustained", {}).get("messages_per_s", goal_rate) >= goal_rate
         and min((r["p99"] for r in results.get("latency", [])), default=0.0) <= GOAL_P99

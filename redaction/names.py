@@ -170,7 +170,8 @@ _CUED = re.compile(
 
 # Literal pieces of _ADDRESSED's alternatives, case as written there: text with none of them (nearly
 # all) skips the regex, which otherwise tries a dozen alternatives at every word boundary.
-_ADDRESSED_PIECES: tuple[str, ...] = ("Mr", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "y name is", "ame:")
+# Keep in step with _ADDRESSED above ("Mr" covers "Mrs"; "ame is" covers "my name is").
+_ADDRESSED_PIECES: tuple[str, ...] = ("Mr", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "ame:")
 _ADDRESSED_PIECES += ("ame is", "amed", "Dear", "dear", "igned", "nder the name", "poke ", "sk for", "n behalf of")
 _SIGN_OFFS = (
     "Thank",

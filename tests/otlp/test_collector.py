@@ -19,20 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_harness import REPO, STARTED, read_store, start_worker, stop, wait_caught_up, wait_until
+from kafka_harness import REPO, STARTED, free_port, read_store, start_worker, stop, wait_caught_up, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 COLLECTOR = REPO / ".cache" / "otelcol" / "tokentrail-otelcol"
 SERVICE = Path(__file__).parent / "genai_service.py"
 CALLS = 12
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def collector_config(path: Path, bootstrap: str, topic: str, port: int) -> Path:

@@ -106,3 +106,20 @@ def test_the_shortcut_agrees_whatever_the_thresholds(eager_scanner: PiiScanner) 
     for token in tokens:
         assert _spans(eager_scanner.scan(token)) == _spans(eager_scanner._scan_text(token)), token
     assert "US_PASSPORT" in {f.entity for f in eager_scanner.scan("passport-C03005988")}
+
+
+@pytest.mark.parametrize(
+    ("token", "entity"),
+    [
+        ("4111111111111111", "CREDIT_CARD"),
+        ("4111-1111-1111-1111", "CREDIT_CARD"),
+        ("DE89370400440532013000", "IBAN_CODE"),
+        ("GB82WEST12345698765432", "IBAN_CODE"),
+        ("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "CRYPTO"),
+        ("00-14-22-01-23-45", "MAC_ADDRESS"),
+        ("9434765919", "UK_NHS"),
+    ],
+)
+def test_pii_written_as_a_token_is_found(scanner: PiiScanner, token: str, entity: str) -> None:
+    """Agreement alone passes when both paths miss: these tokens must be found by the shortcut."""
+    assert entity in {f.entity for f in scanner.scan(token)}

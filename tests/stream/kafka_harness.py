@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -202,6 +201,6 @@ def output_event(i: int, **extra: Any) -> dict[str, Any]:
 
 def free_port() -> int:
     """A TCP port nothing listens on now (for a worker's --metrics-port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from kafka_admin import free_ports  # scripts/, on sys.path through tests/conftest.py
+
+    return free_ports(1)[0]
