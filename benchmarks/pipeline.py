@@ -110,6 +110,12 @@ def main(argv: list[str]) -> int:
         default=WorkerConfig.batch_size,
         help="the worker's --batch-size (default: its default)",
     )
+    parser.add_argument(
+        "--pipeline-processes",
+        type=int,
+        default=WorkerConfig.pipeline_processes,
+        help="the sustained run's worker --pipeline-processes (default: its default)",
+    )
     parser.add_argument("--rate", type=int, default=GOAL_RATE, help="offered load of the latency run, events/s")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument(
@@ -192,7 +198,10 @@ def main(argv: list[str]) -> int:
             "timeout": max(120.0, len(lines) / 200),
         }
         if "sustained" not in args.skip:
-            results["sustained"] = sustained(bootstrap, lines, truth, profile=args.profile_worker, **drain)
+            processes = ("--pipeline-processes", str(args.pipeline_processes))
+            results["sustained"] = sustained(
+                bootstrap, lines, truth, profile=args.profile_worker, extra=processes, **drain
+            )
             if "inline" not in args.skip:  # side by side: what the pipeline process buys
                 results["sustained_inline"] = sustained(bootstrap, lines, truth, extra=("--inline-pipeline",), **drain)
         if "latency" not in args.skip:

@@ -1,4 +1,4 @@
-"""The pipeline in a process of its own, so that a worker uses two cores instead of one.
+"""The pipeline in processes of their own, so that a worker uses more than one core.
 
 A worker is one Python process, and Python runs one thread at a time: faust's consuming and
 acknowledging, the pipeline's stages and the sink's inserts took turns on one core. Here the
@@ -13,6 +13,14 @@ as new as the table, because the table is written from the child's own results; 
 the worker sends the table's state for that batch's traces, which the child uses only for
 traces it has not seen (after a restart). On a rebalance the worker tells the child to forget
 its cache, since another worker may have moved those traces on.
+
+With `processes` > 1 (`tokentrail worker --pipeline-processes N`) a batch is split by Kafka
+partition, partition p going to child p % N, and the children work on their parts at once. A
+partition is what one worker of a consumer group owns, so each child sees every message its
+partitions carry, exactly as a worker would: the re-deliveries its dedupe must catch and every
+event of the traces its loop detector follows (messages are keyed by trace id, the state table
+is co-partitioned with the topics). The parts' rows, detections and state changes are merged in
+the worker; the batch's dedup token is the whole batch's.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -174,32 +182,134 @@ def _process(inbound: list[Inbound], seeds: dict[str, dict[str, Any]], forget: b
 
 
 class PipelineProcess:
-    """The child process and the calls into it. Batches are processed one at a time, in order."""
+    """The child processes and the calls into them. Each child processes its parts one at a time, in order."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: PipelineSettings, processes: int = 1) -> None:
+        if processes < 1:
+            raise ValueError(f"--pipeline-processes must be at least 1, got {processes}")
         # Spawned, not forked: the worker runs threads (aiokafka, the sink's executor) that fork would copy mid-flight.
-        self._executor = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(settings, os.getpid())
-        )
-        self._forget = False
-        self.started = self._executor.submit(_ready)  # builds the pipeline now, while faust starts
+        spawn = multiprocessing.get_context("spawn")
+        self._executors = [
+            ProcessPoolExecutor(1, mp_context=spawn, initializer=_start, initargs=(settings, os.getpid()))
+            for _ in range(processes)
+        ]
+        self._forget = [False] * processes
+        self._stage_seconds: list[dict[str, float]] = [{} for _ in range(processes)]  # each child's latest totals
+        # Every child builds its pipeline now, while faust starts; `started` is done when all have.
+        self.started = _all_of([executor.submit(_ready) for executor in self._executors])
 
-    def submit(self, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future[Processed]:
-        """Queue a batch; the future gives its `Processed`. `seeds`: the state table's entries for its traces."""
-        forget, self._forget = self._forget, False
-        return self._executor.submit(_process, inbound, seeds, forget)
+    @property
+    def processes(self) -> int:
+        return len(self._executors)
+
+    def submit(
+        self, inbound: list[Inbound], seeds: dict[str, dict[str, Any]], partitions: Sequence[int] | None = None
+    ) -> Future[Processed]:
+        """Queue a batch; the future gives its `Processed`. `seeds`: the state table's entries for its
+        traces; `partitions`: each message's Kafka partition (needed with more than one child)."""
+        if len(self._executors) == 1:
+            return self._part(0, inbound, seeds)
+        if partitions is None or len(partitions) != len(inbound):
+            raise ValueError("with several pipeline processes every message needs its partition")
+        parts: list[list[Inbound]] = [[] for _ in self._executors]
+        for item, partition in zip(inbound, partitions, strict=True):
+            parts[partition % len(parts)].append(item)
+        # Each child gets every seed: it uses only those of traces it has not seen, and a trace's
+        # messages always reach the same child, so a seed for another child's trace is never read.
+        jobs = [self._part(i, part, seeds) for i, part in enumerate(parts) if part]
+        return _merged(jobs, batch_token(inbound), self._stage_seconds)
+
+    def _part(self, child: int, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future[Processed]:
+        forget, self._forget[child] = self._forget[child], False
+        job = self._executors[child].submit(_process, inbound, seeds, forget)
+        job.add_done_callback(lambda done: self._remember_totals(child, done))
+        return job
+
+    def _remember_totals(self, child: int, job: Future[Processed]) -> None:
+        if not job.cancelled() and job.exception() is None:
+            self._stage_seconds[child] = job.result().stage_seconds
 
     def wait_started(self, timeout: float = 300) -> None:
-        """Block until the child has built its pipeline; a failure there (a configuration the
+        """Block until every child has built its pipeline; a failure there (a configuration the
         child rejects) is raised here, as the ValueError the command line reports."""
         try:
             self.started.result(timeout)
         except BrokenProcessPool:
             raise ValueError("the pipeline process could not build the pipeline; its error is logged above") from None
 
+    def alive(self) -> bool:
+        """Every child still runs. Read from the pools themselves: a killed child marks its pool broken
+        (`_broken`) and empties its process table; the worker would learn of it only at its next batch."""
+        return all(_pool_alive(executor) for executor in self._executors)
+
     def forget_state(self) -> None:
         """The next batch starts from the state table alone (after a rebalance)."""
-        self._forget = True
+        self._forget = [True] * len(self._executors)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _pool_alive(executor: ProcessPoolExecutor) -> bool:
+    # Called from the health server's threads while the pool's own thread may empty the table: a copy.
+    processes = list((getattr(executor, "_processes", None) or {}).copy().values())
+    return not getattr(executor, "_broken", False) and any(p.is_alive() for p in processes)
+
+
+def _all_of(jobs: list[Future[Any]]) -> Future[None]:
+    """Done when every job is; failed with the first failure seen."""
+    combined: Future[None] = Future()
+    pending = [len(jobs)]
+    lock = threading.Lock()
+
+    def finished(job: Future[Any]) -> None:
+        with lock:
+            pending[0] -= 1
+            if combined.done():
+                return
+            if job.cancelled() or job.exception() is not None:
+                combined.set_exception(job.exception() if not job.cancelled() else BrokenProcessPool("cancelled"))
+            elif pending[0] == 0:
+                combined.set_result(None)
+
+    for job in jobs:
+        job.add_done_callback(finished)
+    return combined
+
+
+def _merged(jobs: list[Future[Processed]], token: str, totals: list[dict[str, float]]) -> Future[Processed]:
+    """One batch's `Processed` from its parts: rows, detections and state changes joined, the token
+    the whole batch's, stage times every child's totals added up (as one child's would be)."""
+    merged: Future[Processed] = Future()
+
+    def join(_: Future[None]) -> None:
+        error = merged_error()
+        if error is not None:
+            merged.set_exception(error)
+            return
+        rows: dict[str, list[dict[str, Any]]] = {}
+        detections: list[dict[str, Any]] = []
+        changes: dict[str, dict[str, Any] | None] = {}
+        for job in jobs:
+            part = job.result()
+            for table, table_rows in part.rows.items():
+                rows.setdefault(table, []).extend(table_rows)
+            detections.extend(part.detections)
+            changes.update(part.state_changes)
+        stage_seconds: dict[str, float] = {}
+        for child in totals:
+            for stage, seconds in child.items():
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
+        merged.set_result(Processed(rows, detections, token, changes, stage_seconds))
+
+    def merged_error() -> BaseException | None:
+        for job in jobs:
+            if job.cancelled():
+                return BrokenProcessPool("a pipeline process's part was cancelled")
+            if job.exception() is not None:
+                return job.exception()
+        return None
+
+    _all_of(list(jobs)).add_done_callback(join)
+    return merged

@@ -89,11 +89,12 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def report_sustained(title: str, s: dict[str, Any]) -> None:
     expected = s["expected"]
+    extra = f" {s['worker_extra']}" if s.get("worker_extra") else ""
     print(
         f"\n{title}: {s['lines']:,} lines ({expected['stored']:,} distinct events, {expected['dead']:,} malformed, "
         f"{expected['deliveries'] - expected['stored']:,} re-deliveries) pre-produced to {s['topic_partitions']} "
         f"partitions in {s['produce_s']:.1f} s; worker --batch-size {s['batch_size']} --batch-within "
-        f"{s['batch_within']}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in "
+        f"{s['batch_within']}{extra}; worker start-up to first stored batch {s['startup_s']:.1f} s, drained in "
         f"{s['drain_s']:.1f} s ({s['batches']} batches, median {s['batch_median']:,.0f} messages); "
         f"distinct events stored/s {s['events_per_s']:,.0f}."
     )

@@ -56,6 +56,7 @@ def sustained(
         "topic_partitions": partitions,
         "batch_size": batch_size,
         "batch_within": batch_within,
+        "worker_extra": " ".join(extra),
         "lines": len(lines),
         "produce_s": produce_s,
         **result,

@@ -45,8 +45,8 @@ class StageTimes:
             if future.exception() is None:
                 self.results[future.result().token] = future.result()
 
-        def submit_and_remember(inbound: list[Any], seeds: dict[str, Any]) -> Any:
-            future = submit(inbound, seeds)
+        def submit_and_remember(inbound: list[Any], *args: Any) -> Any:
+            future = submit(inbound, *args)
             future.add_done_callback(remember)
             return future
 

@@ -128,7 +128,8 @@ def build_app(config: WorkerConfig, *, pipeline: Any = None, sink: Any = None) -
                 halt_on=loops.halt_on,
                 ts_window=ts_window,
                 otlp=config.otlp_settings(),
-            )
+            ),
+            processes=config.pipeline_processes,
         )
         app.tokentrail_engine = engine  # for benchmarks and tests
     agent = BatchAgent(
@@ -175,6 +176,10 @@ def _faust_app(config: WorkerConfig, partitions: int) -> Any:
         topic_disable_leader=True,
         topic_partitions=partitions,
         producer_linger_ms=5,
+        # Room for two whole batches: with faust's default (4,096, under one --batch-size) a batch was
+        # never ready whole, the consumer paused and batches came out ~1,200 messages long, each paying
+        # the fixed cost of its inserts (docs/performance.md, "Pipeline").
+        stream_buffer_maxsize=2 * config.batch_size,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         # A crashed worker's partitions move to the others after this long (faust's default is 60 s).
@@ -267,7 +272,8 @@ class BatchAgent:
                         return
                     continue
                 # Two batches in flight: the pipeline process works on this one while the last is stored.
-                job = asyncio.wrap_future(self.engine.submit(inbound, self._seeds(taken)))
+                partitions = [e.message.partition for e in taken]
+                job = asyncio.wrap_future(self.engine.submit(inbound, self._seeds(taken), partitions))
                 if storing is not None:
                     await storing  # in order: one batch stored while the next is processed
                 storing = asyncio.ensure_future(self._finish(stream, taken, job))

@@ -41,6 +41,9 @@ class WorkerConfig:
     data_dir: str = ".tokentrail/worker"
     allow_ephemeral_key: bool = False
     inline_pipeline: bool = False  # run the stages in the worker's own process (one core) instead of a child
+    # Child processes the stages run in, child i for the partitions p with p % N == i. Two: the stages
+    # are most of a message's CPU, so one child was the bottleneck with cores to spare (docs/performance.md).
+    pipeline_processes: int = 2
     # TOPIC=TENANT: the worker also reads TOPIC, and an event from it must name TENANT (stream/tenant_binding.py)
     tenant_topics: tuple[str, ...] = ()
     ts_window_days: str = "400:1"  # BACK:AHEAD days around the time a message is read; outside: ts_out_of_range
@@ -61,6 +64,8 @@ class WorkerConfig:
     def __post_init__(self) -> None:
         if not self.kafka:
             raise ValueError(f"the worker needs Kafka: pass --kafka host:9092 or set {ENV_KAFKA}")
+        if self.pipeline_processes < 1:
+            raise ValueError(f"--pipeline-processes must be at least 1, got {self.pipeline_processes}")
         if self.batch_size <= 0 or self.batch_within <= 0:
             raise ValueError("--batch-size and --batch-within must be positive")
         topics = (self.events_topic, self.deadletter_topic, self.alerts_topic, self.control_topic)
@@ -177,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--inline-pipeline",
         action="store_true",
         help="run the pipeline in the worker's process instead of a child process (one core instead of two)",
+    )
+    parser.add_argument(
+        "--pipeline-processes",
+        type=int,
+        metavar="N",
+        default=_default("pipeline_processes"),
+        help="run the pipeline in N child processes, partition p in child p %% N (default %(default)s)",
     )
     parser.add_argument(
         "--ts-window-days",

@@ -33,14 +33,8 @@ LIVE_SILENT_SECONDS = 30.0  # a loop that ran no timer for this long is blocked:
 
 
 def pipeline_process_alive(engine: Any) -> bool:
-    """The pipeline process (stream/pipeline_process.py, a one-process pool) still runs.
-
-    Read from the pool itself: a killed child marks it broken (`_broken`) and empties its process
-    table; the worker only learns of it at its next batch, which may be long in coming."""
-    executor = engine._executor
-    # Called from the health server's threads while the pool's own thread may empty the table: a copy.
-    processes = list((getattr(executor, "_processes", None) or {}).copy().values())
-    return not getattr(executor, "_broken", False) and any(p.is_alive() for p in processes)
+    """Every pipeline process (stream/pipeline_process.py) still runs."""
+    return bool(engine.alive())
 
 
 class WorkerProbe:

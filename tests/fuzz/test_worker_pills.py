@@ -29,6 +29,8 @@ from pills import (
 )
 from store_check import read_back
 
+from tokentrail.stream.faust_worker.config import WorkerConfig
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 BIG_MESSAGES = 4 * 1024 * 1024
@@ -48,7 +50,8 @@ def pipeline_child(worker_pid: int) -> list[int]:
 
 
 def test_worker_survives_every_pill(kafka_bootstrap, new_topic, tmp_path):
-    """2,000 good events around the pills, in batches of 200: one worker process, one pipeline child, exact counts."""
+    """2,000 good events around the pills, in batches of 200: one worker process,
+    its pipeline children never restarted, exact counts."""
     now = datetime.now(UTC)
     pills = poison_pills(now)
     good = good_events(2_000)
@@ -57,14 +60,15 @@ def test_worker_survives_every_pill(kafka_bootstrap, new_topic, tmp_path):
     store = tmp_path / "store"
 
     worker = start_worker(kafka_bootstrap, topic, store, group="pills", batch_size=200)
-    wait_until(lambda: len(pipeline_child(worker.pid)) == 1, 180, "the pipeline child process", worker)
+    children = WorkerConfig.pipeline_processes
+    wait_until(lambda: len(pipeline_child(worker.pid)) == children, 180, "the pipeline child processes", worker)
     child = pipeline_child(worker.pid)
     wait_caught_up(kafka_bootstrap, topic, "pills", worker, timeout=600)
     assert worker.poll() is None, "the worker is still running"
-    assert pipeline_child(worker.pid) == child, "the pipeline child was never restarted"
+    assert pipeline_child(worker.pid) == child, "the pipeline children were never restarted"
     stop(worker)
     # The child holds the chDB store until it exits; it may outlive the worker's exit by a moment.
-    wait_until(lambda: not is_running(child[0]), 120, "the pipeline child to exit")
+    wait_until(lambda: not any(is_running(pid) for pid in child), 120, "the pipeline children to exit")
 
     valid_pills, dead_by_reason = expected(pills, now)
     contents = read_back(store, PII_NEEDLES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import signal
@@ -15,6 +16,8 @@ from child_processes import child_pids, is_running
 from loop_scenarios import all_traces
 
 from tokentrail.stream.detectors import state_key
+from tokentrail.stream.embedded import batch_token
+from tokentrail.stream.faust_worker.config import parse_args
 from tokentrail.stream.pipeline_process import PipelineProcess, PipelineSettings, StateCache
 from tokentrail.stream.runtime import make_pipeline
 from tokentrail.stream.stages import Inbound
@@ -106,6 +109,77 @@ def test_state_cache_records_changes_not_evictions():
     assert cache.take_changes() == {"b": None, "c": {"n": 3}}
     cache.seed({"c": {"n": 0}, "d": {"n": 4}})  # a seed never replaces what the child has
     assert cache["c"] == {"n": 3} and cache["d"] == {"n": 4}
+
+
+def keyed_partition(item: Inbound, partitions: int = 4) -> int:
+    """The partition Kafka's producer would pick for the message (keyed by trace id): one per trace."""
+    try:
+        trace = json.loads(item.raw).get("trace_id", "")
+    except (ValueError, AttributeError):  # the generator's malformed lines: any partition
+        trace = ""
+    return int(hashlib.blake2b(str(trace).encode(), digest_size=4).hexdigest(), 16) % partitions
+
+
+def canonical(rows: list[dict]) -> list[str]:
+    return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
+
+
+def test_two_children_split_by_partition_store_what_one_pipeline_stores():
+    """A batch split by partition over two children: the same rows, dead letters, findings and loop
+    detections as one pipeline over the whole batch (re-deliveries caught, loops followed across
+    batches), the whole batch's dedup token, and every child's stage times added up."""
+    inbound = generated(4000)
+    loops = 0
+    local = make_pipeline(prices=None, allow_ephemeral_key=False, redaction_key=KEY)
+    engine = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY), processes=2)
+    try:
+        engine.wait_started()
+        for start in range(0, len(inbound), 1000):
+            batch = inbound[start : start + 1000]
+            want = local.process(batch)
+            have = engine.submit(batch, {}, [keyed_partition(i) for i in batch]).result(60)
+            assert set(have.rows) == set(want.rows)
+            for table in want.rows:
+                assert canonical(have.rows[table]) == canonical(want.rows[table]), table
+            assert canonical(have.detections) == canonical(want.detections)
+            assert have.token == batch_token(batch)
+            loops += len(have.rows["loop_detections"])
+        assert loops > 0, "the generator's loops were detected (a trace split over children would miss them)"
+        assert engine.alive()
+        children = engine._stage_seconds
+        assert all(child.get("Validate", 0) > 0 for child in children), "both children had work"
+        assert have.stage_seconds["Validate"] == pytest.approx(sum(child["Validate"] for child in children))
+    finally:
+        engine.close()
+
+
+def test_several_children_need_each_messages_partition_and_at_least_one_child():
+    with pytest.raises(ValueError, match="at least 1"):
+        PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY), processes=0)
+    engine = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY), processes=2)
+    try:
+        with pytest.raises(ValueError, match="needs its partition"):
+            engine.submit(generated(3), {})
+    finally:
+        engine.close()
+    with pytest.raises(ValueError, match="--pipeline-processes must be at least 1"):
+        parse_args(["--kafka", "localhost:9092", "--pipeline-processes", "0"])
+
+
+def test_alive_until_any_child_dies():
+    engine = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY), processes=2)
+    try:
+        engine.wait_started()
+        assert engine.alive()
+        victim = next(iter(engine._executors[1]._processes.values()))
+        victim.kill()
+        victim.join(10)
+        wait = time.monotonic() + 10
+        while engine.alive() and time.monotonic() < wait:
+            time.sleep(0.05)
+        assert not engine.alive()
+    finally:
+        engine.close()
 
 
 def test_a_pipeline_that_cannot_be_built_fails_at_start(tmp_path):

@@ -158,24 +158,29 @@ def test_sigkill_mid_stream_keeps_counts_exact(kafka_bootstrap, new_topic, tmp_p
     check_store(store, traffic)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_killed_pipeline_process_stops_the_worker_and_a_restart_stores_exactly(
-    kafka_bootstrap, new_topic, tmp_path, traffic
+    kafka_bootstrap, new_topic, tmp_path, traffic, processes
 ):
     """The worker's pipeline process dies (OOM killer): the worker exits non-zero, so that its supervisor
-    restarts it, instead of idling with a dead pipeline; after the restart every count is exact."""
-    topic = new_topic(partitions=2)
+    restarts it, instead of idling with a dead pipeline; after the restart every count is exact. With two
+    pipeline processes (each for half the partitions) the same, and the counts show the split loses
+    and duplicates nothing (the traffic re-delivers events, which each child must catch for its partitions)."""
+    topic = new_topic(partitions=4)
     produce(kafka_bootstrap, topic, [line.encode() for line in traffic.lines])
     store = tmp_path / "store"
-    worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
-    wait_until(lambda: committed_and_end(kafka_bootstrap, topic, "child")[0] >= 500, 120, "the first batches", worker)
-    pipeline_process = [
+    extra = ["--pipeline-processes", str(processes)]
+    group = f"child{processes}"
+    worker = start_worker(kafka_bootstrap, topic, store, group=group, batch_size=500, extra=extra)
+    wait_until(lambda: committed_and_end(kafka_bootstrap, topic, group)[0] >= 500, 120, "the first batches", worker)
+    pipeline_processes = [
         pid for pid in child_pids(worker.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
-    assert len(pipeline_process) == 1, "the worker runs its pipeline in one child process"
-    os.kill(pipeline_process[0], signal.SIGKILL)
+    assert len(pipeline_processes) == processes, f"the worker runs its pipeline in {processes} child process(es)"
+    os.kill(pipeline_processes[-1], signal.SIGKILL)
     assert worker.wait(60) != 0
-    worker = start_worker(kafka_bootstrap, topic, store, group="child", batch_size=500)
-    wait_caught_up(kafka_bootstrap, topic, "child", worker)
+    worker = start_worker(kafka_bootstrap, topic, store, group=group, batch_size=500, extra=extra)
+    wait_caught_up(kafka_bootstrap, topic, group, worker)
     stop(worker)
     check_store(store, traffic)
 
