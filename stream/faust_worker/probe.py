@@ -94,7 +94,7 @@ class WorkerProbe:
 
     def on_engine_started(self, future: Any) -> None:
         if not future.cancelled() and future.exception() is None:
-            self.metrics.pipeline_process_starts.inc()
+            self.metrics.pipeline_process_starts.inc(getattr(self.engine, "processes", 1))
 
     # -- lag -------------------------------------------------------------------------------------
 
