@@ -100,7 +100,9 @@ class WorkerMetrics:
             f"{PREFIX}_pipeline_process_up", "1 while the pipeline process runs (absent: stages run inline)", registry=r
         )
         self.pipeline_process_starts = Counter(
-            f"{PREFIX}_pipeline_process_starts", "pipeline processes started (--pipeline-processes per worker run)", registry=r
+            f"{PREFIX}_pipeline_process_starts",
+            "pipeline processes started (--pipeline-processes per worker run)",
+            registry=r,
         )
         self.ready = Gauge(f"{PREFIX}_ready", "1 when /ready says ready, as of the last check", registry=r)
         self.insights_runs = Counter(

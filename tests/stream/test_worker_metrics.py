@@ -24,6 +24,7 @@ from child_processes import child_pids, is_running
 from kafka_harness import free_port, output_event, produce, start_worker, stop, wait_caught_up, wait_until
 
 from tokentrail.stream.faust_worker import parse_args
+from tokentrail.stream.faust_worker.config import WorkerConfig
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -111,7 +112,7 @@ def test_metrics_count_the_batch_and_readiness_follows_the_pipeline_process(kafk
     assert metric(text, "tokentrail_worker_pipeline_seconds_count") >= 1
     assert metric(text, "tokentrail_worker_store_inserts_total") >= 1
     assert metric(text, "tokentrail_worker_store_retries_total") == 0
-    assert metric(text, "tokentrail_worker_pipeline_process_starts_total") == 1
+    assert metric(text, "tokentrail_worker_pipeline_process_starts_total") == WorkerConfig.pipeline_processes
     assert metric(text, "tokentrail_worker_stage_seconds_total", stage="Redact") > 0
     status, body = ready(port)
     assert status == 200 and body["ready"] and body["lag"] == {f"{topic}/0": 0}
