@@ -21,6 +21,8 @@ from tokentrail.dashboards.macros import TimeRange, expand_macros, render
 from tokentrail.dashboards.queries import Selection, last, panel_sql
 from tokentrail.sinks import apply, close_embedded, connect
 from tokentrail.sinks.rollups import refresh
+from tokentrail.stream.insights.jobs import run_insights
+from tokentrail.stream.insights.spend import spend_from_calls
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -42,9 +44,9 @@ def client(tmp_path_factory):
     close_embedded()
 
 
-def calls_reads(client, sql: str) -> list[list[str]]:
+def calls_reads(client, sql: str, parameters: dict | None = None) -> list[list[str]]:
     """Per read of `tokentrail.calls` in the plan: the primary-key columns its condition uses."""
-    lines = [row[0] for row in client.query("EXPLAIN indexes = 1 " + sql).result_rows]
+    lines = [row[0] for row in client.query("EXPLAIN indexes = 1 " + sql, parameters=parameters).result_rows]
     reads: list[list[str]] = []
     keys: list[str] | None = None
     in_calls = in_primary = False
@@ -94,6 +96,37 @@ def test_every_timed_read_of_calls_uses_the_hour_key(client, ranges):
                 assert "toStartOfHour(ts)" in keys, f"{name}: reads calls by ts without its hours ({keys})"
                 checked += 1
     assert checked >= 20  # the rollup panels' range ends and raw branches, the alerts, the variables
+
+
+class Recording:
+    """The real client, remembering every query (and its parameters) it was asked to run."""
+
+    def __init__(self, real):
+        self._real = real
+        self.queries: list[tuple[str, dict | None]] = []
+
+    def query(self, sql, parameters=None, **kwargs):
+        self.queries.append((sql, parameters))
+        return self._real.query(sql, parameters=parameters, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_the_insights_job_reads_calls_by_its_hours_too(client):
+    """The store job (variance, changes, spend) reads one window of calls each run: by its hours (stream/insights)."""
+    recording = Recording(client)
+    run_insights(recording, database="tokentrail", now=NOW, since=NOW - timedelta(minutes=30), window_seconds=300)
+    spend_from_calls(recording, "tokentrail", 3600, NOW - timedelta(hours=2), NOW)
+    checked = 0
+    for sql, parameters in recording.queries:
+        if "tokentrail.calls" not in sql or not sql.lstrip().startswith(("SELECT", "WITH")):
+            continue
+        for keys in calls_reads(client, sql, parameters):
+            if "ts" in keys:
+                assert "toStartOfHour(ts)" in keys, f"reads calls by ts without its hours ({keys}): {sql[:300]}"
+                checked += 1
+    assert checked >= 4
 
 
 def test_the_check_sees_a_missing_hour_condition(client):
