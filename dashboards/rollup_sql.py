@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from tokentrail.sinks.rollups import (
     BUCKET_SECONDS,
     HISTOGRAM_BASE,
+    HOUR_KEYED,
     MARGIN_SECONDS,
     MAX_AGE_SECONDS,
     ROLLUP_BY_TABLE,
@@ -211,8 +212,8 @@ def rollup_source(
         usable_coarse = f"($__interval_s) % {coarse.seconds} = 0 AND {usable}"
     dirty_fine = _dirty(rollup.marks, watermark, fine.seconds, usable)
     dirty_coarse = _dirty(rollup.marks, watermark, coarse.seconds, usable_coarse)
-    # Every raw branch also names its hours (the key of `calls` leads with them, 0011); events have no hour key.
-    hourly = rollup.source == "calls"
+    # Every raw branch also names its hours (the keys of `calls` and `events` lead with them, 0011/0012).
+    hourly = rollup.source in HOUR_KEYED
 
     def hours(lo: str, hi: str) -> str:
         return f" AND {hours_sql(lo, hi)}" if hourly else ""

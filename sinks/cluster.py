@@ -55,6 +55,7 @@ KEEPER_PATH = "/clickhouse/tables/{{shard}}/{{database}}/{table}"
 # missing here is an error (a new migration must choose, see the module docstring).
 SHARDING_KEYS: dict[str, str] = {
     "events": "cityHash64(tenant, trace_id)",
+    "events_rekeyed": "cityHash64(tenant, trace_id)",  # migration 0012's copy of events: the same shards
     "calls": "cityHash64(tenant, trace_id)",
     "calls_rekeyed": "cityHash64(tenant, trace_id)",  # migration 0011's copy of calls: the same shards
     "tool_calls": "cityHash64(tenant, trace_id)",

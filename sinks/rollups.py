@@ -33,6 +33,7 @@ __all__ = [
     "ROLLUP_BY_TABLE",
     "bucket_sql",
     "hours_sql",
+    "HOUR_KEYED",
     "outside_hours_sql",
     "histogram_sql",
     "HISTOGRAM_BASE",
@@ -66,6 +67,10 @@ def bucket_sql(seconds: int, column: str = "ts") -> str:
     if seconds == BUCKET_SECONDS:
         return f"toStartOfFiveMinutes({column})"  # what the marking views of 0008 use
     return f"toDateTime(toStartOfInterval({column}, INTERVAL {seconds} SECOND))"
+
+
+# Tables keyed by the hour of ts first (migrations 0011, 0012): a reader names the hours (hours_sql).
+HOUR_KEYED = frozenset({"calls", "events"})
 
 
 def hours_sql(lo: str, hi: str, column: str = "ts") -> str:
@@ -277,7 +282,7 @@ def _recompute(
     # The range bound lets partition pruning and the minmax index skip months; IN picks the buckets.
     bucket = bucket_sql(level.seconds)
     hours = ""
-    if rollup.source == "calls":  # keyed by the hour first (0011); events are not
+    if rollup.source in HOUR_KEYED:  # keyed by the hour first (0011, 0012)
         hours = "\n  AND " + hours_sql("{lo:DateTime}", f"{{hi:DateTime}} + INTERVAL {level.seconds} SECOND")
     columns = f"{rollup.columns}, {level.columns}" if level.columns else rollup.columns
     aggregates = f"{rollup.aggregates}, {level.aggregates}" if level.aggregates else rollup.aggregates

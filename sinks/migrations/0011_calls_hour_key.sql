@@ -9,7 +9,7 @@
 -- Deduplication is unchanged: toStartOfHour(ts) is a function of ts, which the key already
 -- holds, so duplicates (same tenant, feature, model, ts, event_id) still share the whole key.
 --
--- How (docs/storage.md, "Migration 0011"): a new table with the new key, every row copied, the
+-- How (docs/storage.md, "Migrations 0011 and 0012"): a new table with the new key, every row copied, the
 -- copy verified, the two tables exchanged, the old one dropped. Time and space: about one copy of
 -- calls. Stop the workers first. Each step that must not run twice carries a guard (`/* if: ... */`,
 -- run by tokentrail.sinks.migrations: the statement is skipped when the probe returns 0): it runs

@@ -1,4 +1,6 @@
-"""Every read of `calls` with a time condition also names its hours, so the hour-led key prunes (migration 0011).
+"""Every read of `calls` or `events` with a time condition also names its hours, so the hour-led keys prune.
+
+Migrations 0011 and 0012 key both tables by ``toStartOfHour(ts)`` first.
 
 ClickHouse does not derive ``toStartOfHour(ts)`` bounds from a condition on ``ts``: a query that
 filters ``ts`` alone reads every granule of every hour of the parts it touches. This asks
@@ -39,13 +41,18 @@ def client(tmp_path_factory):
         "['acme', 'globex'][number % 2 + 1], 'svc', ['chat', 'search', 'rank'][number % 3 + 1], 'openai', "
         "['gpt-4o', 'gpt-4o-mini'][number % 2 + 1], 100 FROM numbers(3 * 24 * 60)"
     )
+    ch.command(
+        "INSERT INTO tokentrail.events (event_id, type, ts, trace_id, tenant, service, feature, model) "
+        "SELECT event_id, ['output', 'tool_call'][rand() % 2 + 1], ts, trace_id, tenant, service, feature, model "
+        "FROM tokentrail.calls"
+    )
     refresh(ch, database="tokentrail")  # a fresh watermark: the rollup branches and their range-end reads are live
     yield ch
     close_embedded()
 
 
 def calls_reads(client, sql: str, parameters: dict | None = None) -> list[list[str]]:
-    """Per read of `tokentrail.calls` in the plan: the primary-key columns its condition uses."""
+    """Per read of `tokentrail.calls` or `tokentrail.events` in the plan: the primary-key columns its condition uses."""
     lines = [row[0] for row in client.query("EXPLAIN indexes = 1 " + sql, parameters=parameters).result_rows]
     reads: list[list[str]] = []
     keys: list[str] | None = None
@@ -53,7 +60,7 @@ def calls_reads(client, sql: str, parameters: dict | None = None) -> list[list[s
     for line in lines:
         text = line.strip(" │└─├")
         if "ReadFromMergeTree" in text:
-            in_calls, in_primary = text.endswith("(tokentrail.calls)"), False
+            in_calls, in_primary = text.endswith(("(tokentrail.calls)", "(tokentrail.events)")), False
             keys = None
             if in_calls:
                 reads.append([])
