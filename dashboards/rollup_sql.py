@@ -20,8 +20,8 @@ count, sum and histogram equals what the same query over `calls FINAL` gives:
 (c)-(e) are constants once Grafana has expanded its macros (the watermark is one scalar per
 branch), so a branch that cannot contribute folds away with the sets it would read; every
 subquery carries the same condition. Every raw branch also names the hours it reads
-(:func:`tokentrail.sinks.rollups.hours_sql`): `calls` is keyed by the hour first (migration 0011)
-and ClickHouse does not derive the hours from a condition on `ts`.
+(:func:`tokentrail.sinks.rollups.hours_sql`): `calls` and `events` are keyed by the hour first
+(migrations 0011, 0012) and ClickHouse does not derive the hours from a condition on `ts`.
 
 Both levels are recomputed by one refresh under one watermark, and a 30-minute bucket is marked
 exactly when one of its 5-minute buckets is, so the branches never overlap and never miss a row.
@@ -146,7 +146,7 @@ def _dirty(marks: str, watermark: str, seconds: int, when: str) -> str:
     )
 
 
-# Ranges shorter than this read `calls FINAL` alone: with the hour-led key (0011) a few hours of raw
+# Ranges shorter than this read `calls FINAL` alone: with the hour-led keys (0011, 0012) a few hours of raw
 # rows cost less than the rollup branches' sets and the range ends (docs/performance.md).
 RAW_BELOW_SECONDS = 12 * 3600
 
