@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .spec import SINCE_LAST_STORED, SINCE_LAST_STORED_FROM, table
+from .spec import CALLS_TIME_FILTER, SINCE_LAST_STORED, SINCE_LAST_STORED_FROM, table
 
 __all__ = ["Rule", "RULES", "GROUPS", "rule"]
 
@@ -118,7 +118,7 @@ GROUP BY tenant, budget_window""",
            if(baseline_seconds >= 1200 AND recent_usd >= 0.25,
               (recent_usd / 1200) / greatest(baseline_usd / baseline_seconds, 0.000000001), 0) AS value
     FROM {CALLS}
-    WHERE $__timeFilter(ts)
+    WHERE {CALLS_TIME_FILTER}
     GROUP BY tenant
 )""",
         summary='Tenant {{ $labels.tenant }} is spending {{ printf "%.1f" $values.B.Value }}x its trailing rate '
@@ -200,7 +200,7 @@ GROUP BY tenant, service, feature, trace_id""",
            if(recent_calls >= 20 AND recent_errors >= 5 AND recent_rate > greatest(3 * baseline_rate, 0.05),
               recent_rate, 0) AS value
     FROM {CALLS}
-    WHERE $__timeFilter(ts)
+    WHERE {CALLS_TIME_FILTER}
     GROUP BY provider, model
 )""",
         summary="{{ $labels.provider }} / {{ $labels.model }} failing {{ humanizePercentage $values.B.Value }} "
@@ -225,7 +225,7 @@ GROUP BY tenant, service, feature, trace_id""",
            if(recent_calls >= 20 AND recent_p95 > 2 * baseline_p95 AND recent_p95 > baseline_p95 + 1000,
               recent_p95, 0) AS value
     FROM {CALLS}
-    WHERE $__timeFilter(ts) AND latency_ms IS NOT NULL
+    WHERE {CALLS_TIME_FILTER} AND latency_ms IS NOT NULL
     GROUP BY provider, model
 )""",
         summary='{{ $labels.provider }} / {{ $labels.model }} p95 latency {{ printf "%.0f" $values.B.Value }} ms '

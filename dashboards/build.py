@@ -34,6 +34,7 @@ from .owner_columns import owners_markdown, with_owner_column
 from .owners import Owners, current_owners
 from .spec import (
     ALL_SENTINEL,
+    CALLS_TIME_FILTER,
     DATABASE,
     DATASOURCE_TYPE,
     DATASOURCE_UID,
@@ -99,7 +100,7 @@ def clickhouse_target(sql: str, *, table_format: bool, ref_id: str = "A") -> dic
 
 def variable_query(name: str) -> str:
     """Options for a filter variable: the values seen in calls during the dashboard's range."""
-    return f"SELECT DISTINCT {name} FROM {DATABASE}.calls WHERE $__timeFilter(ts) AND {name} != '' ORDER BY {name}"
+    return f"SELECT DISTINCT {name} FROM {DATABASE}.calls WHERE {CALLS_TIME_FILTER} AND {name} != '' ORDER BY {name}"
 
 
 def _filter_variable(name: str) -> db.QueryVariable:

@@ -13,6 +13,8 @@ alert an hour later must still find it.
 
 from __future__ import annotations
 
+from tokentrail.sinks.rollups import hours_sql
+
 from .owners import current_owners, owner_expression
 from .spec import FILTER_VARIABLES, Dashboard, Panel, grafana_text, table, var_in
 
@@ -28,8 +30,11 @@ TOOLS = table("tool_calls")
 _CHOSEN = grafana_text("trace_id")
 # The filter variables narrow it ("the latest trace of this tenant and feature"); links from the
 # other dashboards carry them along.
-_LAST_HOUR = "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= ($__toTime) AND " + " AND ".join(
-    var_in(name) for name in FILTER_VARIABLES
+_LAST_HOUR = (
+    "ts > ($__toTime) - INTERVAL 1 HOUR AND ts <= ($__toTime) AND "
+    + hours_sql("($__toTime) - INTERVAL 1 HOUR", "$__toTime")
+    + " AND "
+    + " AND ".join(var_in(name) for name in FILTER_VARIABLES)
 )
 _LATEST = (
     f"(SELECT any(trace_id) FROM {CALLS} WHERE ts = (SELECT max(ts) FROM {CALLS} WHERE {_LAST_HOUR}) AND {_LAST_HOUR})"

@@ -321,6 +321,7 @@ def rules_for(owners: Owners | None) -> tuple[Rule, ...]:
 def unowned_surface_rule(owners: Owners) -> Rule:
     """Warning: a feature had model calls in the last hour and nobody owns it."""
     from .alert_rules import CALLS, Rule
+    from .spec import CALLS_TIME_FILTER
 
     expression = owner_expression(owners, {"tenant", "service", "feature"})
     return Rule(
@@ -334,7 +335,7 @@ def unowned_surface_rule(owners: Owners) -> Rule:
         panel="Cost by feature",
         sql=f"""SELECT tenant, feature, '{UNOWNED}' AS owner, toFloat64(count()) AS value
 FROM {CALLS}
-WHERE $__timeFilter(ts) AND {expression} = '{UNOWNED}'
+WHERE {CALLS_TIME_FILTER} AND {expression} = '{UNOWNED}'
 GROUP BY tenant, feature""",
         summary="Feature {{ $labels.feature }} (tenant {{ $labels.tenant }}) made {{ $values.B.Value }} "
         "model calls in the last hour and has no owner",

@@ -7,14 +7,21 @@ count, sum and histogram equals what the same query over `calls FINAL` gives:
 
 - the 30-minute level, for the buckets that are (a) entirely inside the range, (b) not marked for
   that tenant in `rollup_dirty` (any of their 5-minute buckets) since the last refresh (minus the
-  margin), when (c) the rollup was refreshed in the last 2 days and (d) for time series, the
-  panel's interval is a multiple of 30 minutes (7 days asks for 30 minutes);
+  margin), when (c) the rollup was refreshed in the last 2 days, (d) the range is at least
+  :data:`RAW_BELOW_SECONDS` (12 h) long and (e) for time series, the panel's interval is a
+  multiple of 30 minutes (7 days asks for 30 minutes);
 - the 5-minute level, for the clean whole 5-minute buckets the 30-minute level did not serve:
-  outside its whole buckets, inside a marked 30-minute bucket, or all of them when (d) fails
+  outside its whole buckets, inside a marked 30-minute bucket, or all of them when (e) fails
   with an interval that is a multiple of 5 minutes (24 hours asks for 5 minutes);
 - `FINAL` rows for every other row in range: the partial buckets at both ends, the marked
-  ones, or all of them when the rollup may not be used (the default ranges of 1-6 h ask for
-  1 minute, so they read raw rows, as before).
+  ones, or all of them when the rollup may not be used (the default ranges of 1-6 h: shorter
+  than 12 h, and they ask for 1 minute).
+
+(c)-(e) are constants once Grafana has expanded its macros (the watermark is one scalar per
+branch), so a branch that cannot contribute folds away with the sets it would read; every
+subquery carries the same condition. Every raw branch also names the hours it reads
+(:func:`tokentrail.sinks.rollups.hours_sql`): `calls` and `events` are keyed by the hour first
+(migrations 0011, 0012) and ClickHouse does not derive the hours from a condition on `ts`.
 
 Both levels are recomputed by one refresh under one watermark, and a 30-minute bucket is marked
 exactly when one of its 5-minute buckets is, so the branches never overlap and never miss a row.
@@ -34,12 +41,15 @@ from collections.abc import Sequence
 from tokentrail.sinks.rollups import (
     BUCKET_SECONDS,
     HISTOGRAM_BASE,
+    HOUR_KEYED,
     MARGIN_SECONDS,
     MAX_AGE_SECONDS,
     ROLLUP_BY_TABLE,
     Level,
     bucket_sql,
     histogram_sql,
+    hours_sql,
+    outside_hours_sql,
 )
 
 from .spec import table
@@ -123,13 +133,27 @@ def _watermark(name: str) -> str:
     return f"(SELECT max(refreshed_before) FROM {table('rollup_watermark')} WHERE name = '{name}')"
 
 
-def _dirty(marks: str, watermark: str, seconds: int) -> str:
-    """(tenant, bucket of `seconds` as `b`) marked since the watermark minus the margin (marks are 5-minute)."""
+def _dirty(marks: str, watermark: str, seconds: int, when: str) -> str:
+    """(tenant, bucket of `seconds` as `b`) marked since the watermark minus the margin (marks are 5-minute).
+
+    `when`: the condition of every branch that uses the set; when it is false (a constant once
+    Grafana's macros are expanded), the set reads nothing.
+    """
     bucket = "bucket" if seconds == BUCKET_SECONDS else bucket_sql(seconds, "bucket")
     return (
         f"(SELECT DISTINCT tenant, {bucket} AS b FROM {table('rollup_dirty')} "
-        f"WHERE rollup = '{marks}' AND marked_at > {watermark} - {MARGIN})"
+        f"WHERE {when} AND rollup = '{marks}' AND marked_at > {watermark} - {MARGIN})"
     )
+
+
+# Ranges shorter than this read `calls FINAL` alone: with the hour-led keys (0011, 0012) a few hours of raw
+# rows cost less than the rollup branches' sets and the range ends (docs/performance.md).
+RAW_BELOW_SECONDS = 12 * 3600
+
+
+def _span_at_least(seconds: int) -> str:
+    """SQL: the panel's range is at least `seconds` long (a constant once Grafana's macros are expanded)."""
+    return f"dateDiff('second', $__fromTime, $__toTime) >= {seconds}"
 
 
 def _whole(seconds: int) -> tuple[str, str]:
@@ -175,14 +199,25 @@ def rollup_source(
     if unknown:
         raise ValueError(f"unknown partial(s) {unknown}; known: {sorted(known)}")
     fine, coarse = rollup.levels
-    watermark = _watermark(rollup.name)
-    dirty_fine = _dirty(rollup.marks, watermark, fine.seconds)
-    dirty_coarse = _dirty(rollup.marks, watermark, coarse.seconds)
-    usable = f"{watermark} > now64(3) - {ROLLUP_MAX_AGE}"
+    # The watermark, read once per branch (WITH, which its subqueries see too), not once per use:
+    # planning every scalar subquery of a branch costs more than reading the rows of a short range.
+    watermark = "tt_watermark"
+    with_watermark = f"WITH {_watermark(rollup.name)} AS {watermark}\n    "
+    # Constants first (the range and interval, once the macros are expanded): a false one folds the
+    # branch, and the sets it reads, away before the watermark matters.
+    usable = f"{_span_at_least(RAW_BELOW_SECONDS)} AND {watermark} > now64(3) - {ROLLUP_MAX_AGE}"
     usable_coarse = usable
     if timeseries:
         usable = f"($__interval_s) % {fine.seconds} = 0 AND {usable}"
         usable_coarse = f"($__interval_s) % {coarse.seconds} = 0 AND {usable}"
+    dirty_fine = _dirty(rollup.marks, watermark, fine.seconds, usable)
+    dirty_coarse = _dirty(rollup.marks, watermark, coarse.seconds, usable_coarse)
+    # Every raw branch also names its hours (the keys of `calls` and `events` lead with them, 0011/0012).
+    hourly = rollup.source in HOUR_KEYED
+
+    def hours(lo: str, hi: str) -> str:
+        return f" AND {hours_sql(lo, hi)}" if hourly else ""
+
     condition = f"{where} AND {extra}" if extra and where else (extra or where or "1")
     keys = ["time", *dims] if timeseries else list(dims)
 
@@ -190,7 +225,7 @@ def rollup_source(
         columns = [f"$__timeInterval({time_column}) AS time"] if timeseries else []
         columns += list(dims) + [f"{known[p][index]} AS p_{p}" for p in partials]
         group = f"\n    GROUP BY {', '.join(keys)}" if keys and grouped else ""
-        select = f"    SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
+        select = f"    {with_watermark}SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
         return f"{select}    WHERE {where_time}\n      AND {condition}{group}"
 
     def from_level(level: Level, buckets: str, dirty: str, also: str = "") -> str:
@@ -227,8 +262,9 @@ def rollup_source(
             dirty_fine,
             f"\n      AND (r.tenant, {bucket_sql(coarse.seconds, 'bucket')}) IN {dirty_coarse}",
         ),
-        from_level(fine, f"{usable} AND NOT ({usable_coarse})", dirty_fine),
     ]
+    if timeseries:  # else usable_coarse is usable: this branch could never hold a row
+        branches.append(from_level(fine, f"{usable} AND NOT ({usable_coarse})", dirty_fine))
     # The raw rows, in three disjoint parts, each with a time condition the primary key and the
     # partition minmax index can prune on (an OR with the dirty set in it would make ClickHouse
     # read every granule of the range): everything when the rollup may not be used; else the
@@ -237,15 +273,23 @@ def rollup_source(
     # model), ~250 ms on 10M calls; picking each event's last-inserted copy by `_part` instead was
     # 4x cheaper but `_part` does not exist on the Distributed tables of the cluster form.
     raw = f"{table(rollup.source)} FINAL"
+    marked_lo = f"greatest({lo_fine}, (SELECT min(b) FROM {dirty_fine}))"
+    marked_hi = f"least({hi_fine}, (SELECT max(b) + INTERVAL {fine.seconds} SECOND FROM {dirty_fine}))"
     branches += [
-        branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts)"),
-        branch("ts", 1, raw, f"{usable} AND $__timeFilter(ts) AND (ts < {lo_fine} OR ts >= {hi_fine})"),
+        branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts){hours('$__fromTime', '$__toTime')}"),
         branch(
             "ts",
             1,
             raw,
-            f"{usable} AND ts >= greatest({lo_fine}, (SELECT min(b) FROM {dirty_fine}))"
-            f" AND ts < least({hi_fine}, (SELECT max(b) + INTERVAL {fine.seconds} SECOND FROM {dirty_fine}))"
+            f"{usable} AND $__timeFilter(ts){hours('$__fromTime', '$__toTime')}"
+            f"\n      AND (ts < {lo_fine} OR ts >= {hi_fine})"
+            + (f" AND {outside_hours_sql(lo_fine, hi_fine)}" if hourly else ""),
+        ),
+        branch(
+            "ts",
+            1,
+            raw,
+            f"{usable} AND ts >= {marked_lo} AND ts < {marked_hi}{hours(marked_lo, marked_hi)}"
             f"\n      AND (tenant, {bucket_sql(fine.seconds)}) IN {dirty_fine}",
         ),
     ]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tokentrail.sinks.rollups import hours_sql
+
 __all__ = [
     "DATASOURCE_UID",
     "DATASOURCE_TYPE",
@@ -148,6 +150,11 @@ class Dashboard:
 def table(name: str) -> str:
     """A table name qualified with the tokentrail database."""
     return f"{DATABASE}.{name}"
+
+
+# The time filter of a query over `calls`: Grafana's range, and the hours it spans, which the key of
+# `calls` leads with (migration 0011; ClickHouse does not derive the hours from the ts condition).
+CALLS_TIME_FILTER = f"$__timeFilter(ts) AND {hours_sql('$__fromTime', '$__toTime')}"
 
 
 # Seconds since a worker last stored an event, by arrival time, never event time: a replay of last

@@ -19,6 +19,15 @@ and cannot drift apart (the tests compare their columns table by table):
   target's sharding keys agree (``SHARDING_KEYS`` gives a rolled-up table the key of its source).
 - ``ALTER TABLE d.t ...`` -> on the local table ON CLUSTER; a column change is also made on the
   Distributed table, which must list the same columns.
+- A table rebuild (migration 0011): ``TRUNCATE``, ``EXCHANGE TABLES`` and ``DROP VIEW`` act on
+  the locals ON CLUSTER (the Distributed table ``d.t`` reads whatever ``d.t_local`` is, so it
+  follows an exchange); ``DROP TABLE`` drops the Distributed table and its locals; ``INSERT ...
+  SELECT`` between two tables and a check (``SELECT throwIf(...)``) run once, from the node
+  ``apply`` talks to, through the Distributed tables (the insert in the foreground: every row is
+  on its shard, the one the sharding key picks, i.e. the shard it was read from, when it returns).
+  A guard (``/* if: probe */``, tokentrail.sinks.migrations) is kept on every statement of the
+  form, its probe naming the local table (``name = 't'`` -> ``name = 't_local'``): it is
+  evaluated on that one node, whose local tables every DDL ON CLUSTER changed alike.
 
 Why these sharding keys: ``FINAL``, ``ReplacingMergeTree`` merges and the insert deduplication
 log all work *within one shard*. So every row that may be a duplicate of another must land on
@@ -35,7 +44,7 @@ import re
 
 from .identifiers import check_identifier
 
-__all__ = ["SHARDING_KEYS", "LOCAL_SUFFIX", "KEEPER_PATH", "cluster_form", "local_name"]
+__all__ = ["SHARDING_KEYS", "LOCAL_SUFFIX", "KEEPER_PATH", "cluster_form", "local_name", "split_guard"]
 
 LOCAL_SUFFIX = "_local"
 # {database} and {table} are expanded by the server too, but the table is spelled out so the path
@@ -46,7 +55,9 @@ KEEPER_PATH = "/clickhouse/tables/{{shard}}/{{database}}/{table}"
 # missing here is an error (a new migration must choose, see the module docstring).
 SHARDING_KEYS: dict[str, str] = {
     "events": "cityHash64(tenant, trace_id)",
+    "events_rekeyed": "cityHash64(tenant, trace_id)",  # migration 0012's copy of events: the same shards
     "calls": "cityHash64(tenant, trace_id)",
+    "calls_rekeyed": "cityHash64(tenant, trace_id)",  # migration 0011's copy of calls: the same shards
     "tool_calls": "cityHash64(tenant, trace_id)",
     "pii_findings": "cityHash64(tenant, trace_id)",  # with the event it came from
     "loop_detections": "cityHash64(tenant, trace_id)",  # detection_id derives from (trace_id, kind)
@@ -79,12 +90,26 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\(", re.
 _ENGINE = re.compile(r"\bENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+)\s+TO (\w+)\.(\w+)\b", re.DOTALL)
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\.(\w+)\s+(.*)$", re.DOTALL)
+_GUARD = re.compile(r"^/\*\s*if:\s*(.*?)\s*\*/\s*", re.DOTALL)
+_GUARD_TABLE = re.compile(r"\bname = '(\w+)'")
+_TRUNCATE = re.compile(r"^TRUNCATE TABLE IF EXISTS (\w+)\.(\w+)\s*$")
+_EXCHANGE = re.compile(r"^EXCHANGE TABLES (\w+)\.(\w+) AND (\w+)\.(\w+)\s*$")
+_DROP_TABLE = re.compile(r"^DROP TABLE IF EXISTS (\w+)\.(\w+)\s*$")
+_DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (\w+)\.(\w+)\s*$")
+_INSERT_SELECT = re.compile(r"^INSERT INTO \w+\.\w+\s+SELECT\b.*\bSETTINGS\b", re.DOTALL)
+_CHECK = re.compile(r"^SELECT throwIf\(", re.DOTALL)
 _COLUMN_CHANGE = re.compile(r"^\s*(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b", re.IGNORECASE)
 
 
 def local_name(table: str) -> str:
     """The name of a table's per-shard (local) table in the cluster form."""
     return f"{table}{LOCAL_SUFFIX}"
+
+
+def split_guard(statement: str) -> tuple[str | None, str]:
+    """(the probe of the statement's guard ``/* if: probe */``, or None; the statement after it)."""
+    match = _GUARD.match(statement.strip())
+    return (match.group(1), statement.strip()[match.end() :]) if match else (None, statement.strip())
 
 
 def cluster_form(statement: str, cluster: str) -> list[str]:
@@ -95,7 +120,16 @@ def cluster_form(statement: str, cluster: str) -> list[str]:
     sharding key in :data:`SHARDING_KEYS`.
     """
     check_identifier(cluster, "cluster name")
-    text = statement.strip()
+    probe, text = split_guard(statement)
+    if probe is None:
+        return _unguarded(text, cluster)
+    probe = _GUARD_TABLE.sub(
+        lambda m: f"name = '{local_name(m.group(1))}'" if m.group(1) in SHARDING_KEYS else m.group(0), probe
+    )
+    return [f"/* if: {probe} */\n{out}" for out in _unguarded(text, cluster)]
+
+
+def _unguarded(text: str, cluster: str) -> list[str]:
     if match := _CREATE_DATABASE.match(text):
         return [f"CREATE DATABASE IF NOT EXISTS {match.group(1)} ON CLUSTER {cluster}"]
     if match := _CREATE_TABLE.match(text):
@@ -108,6 +142,28 @@ def cluster_form(statement: str, cluster: str) -> list[str]:
         if _COLUMN_CHANGE.match(action):
             return [local, f"ALTER TABLE {database}.{table} ON CLUSTER {cluster} {action}"]
         return [local]
+    if match := _TRUNCATE.match(text):
+        database, table = match.groups()
+        _sharding_key(table)
+        return [f"TRUNCATE TABLE IF EXISTS {database}.{local_name(table)} ON CLUSTER {cluster}"]
+    if match := _EXCHANGE.match(text):
+        db1, one, db2, two = match.groups()
+        _sharding_key(one), _sharding_key(two)
+        return [f"EXCHANGE TABLES {db1}.{local_name(one)} AND {db2}.{local_name(two)} ON CLUSTER {cluster}"]
+    if match := _DROP_TABLE.match(text):
+        database, table = match.groups()
+        _sharding_key(table)
+        return [
+            f"DROP TABLE IF EXISTS {database}.{table} ON CLUSTER {cluster}",
+            f"DROP TABLE IF EXISTS {database}.{local_name(table)} ON CLUSTER {cluster} SYNC",
+        ]
+    if match := _DROP_VIEW.match(text):
+        database, view = match.groups()
+        return [f"DROP VIEW IF EXISTS {database}.{local_name(view)} ON CLUSTER {cluster}"]
+    if _INSERT_SELECT.match(text):
+        return [re.sub(r"\bSETTINGS\b", "SETTINGS distributed_foreground_insert = 1,", text, count=1)]
+    if _CHECK.match(text):
+        return [text]
     raise ValueError(f"no cluster form for this statement (teach tokentrail.sinks.cluster): {text[:120]!r}")
 
 

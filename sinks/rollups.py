@@ -32,6 +32,9 @@ __all__ = [
     "ROLLUPS",
     "ROLLUP_BY_TABLE",
     "bucket_sql",
+    "hours_sql",
+    "HOUR_KEYED",
+    "outside_hours_sql",
     "histogram_sql",
     "HISTOGRAM_BASE",
     "RefreshResult",
@@ -64,6 +67,25 @@ def bucket_sql(seconds: int, column: str = "ts") -> str:
     if seconds == BUCKET_SECONDS:
         return f"toStartOfFiveMinutes({column})"  # what the marking views of 0008 use
     return f"toDateTime(toStartOfInterval({column}, INTERVAL {seconds} SECOND))"
+
+
+# Tables keyed by the hour of ts first (migrations 0011, 0012): a reader names the hours (hours_sql).
+HOUR_KEYED = frozenset({"calls", "events"})
+
+
+def hours_sql(lo: str, hi: str, column: str = "ts") -> str:
+    """The hours of `calls` rows with `lo` <= `column` <= `hi` (or < `hi`): the condition the primary key
+    of `calls` prunes on (it leads with ``toStartOfHour(ts)`` since migration 0011).
+
+    Write it next to every time condition on `calls`: ClickHouse does not derive it from a
+    condition on `ts` alone, and without it the hour-led key reads every granule of every hour.
+    """
+    return f"toStartOfHour({column}) >= toStartOfHour({lo}) AND toStartOfHour({column}) <= toStartOfHour({hi})"
+
+
+def outside_hours_sql(lo: str, hi: str, column: str = "ts") -> str:
+    """:func:`hours_sql` for rows with `column` < `lo` or >= `hi` (the partial buckets at both ends of a range)."""
+    return f"(toStartOfHour({column}) <= toStartOfHour({lo}) OR toStartOfHour({column}) >= toStartOfHour({hi}))"
 
 
 def histogram_sql(value: str, *, nullable: bool) -> str:
@@ -259,13 +281,16 @@ def _recompute(
     """
     # The range bound lets partition pruning and the minmax index skip months; IN picks the buckets.
     bucket = bucket_sql(level.seconds)
+    hours = ""
+    if rollup.source in HOUR_KEYED:  # keyed by the hour first (0011, 0012)
+        hours = "\n  AND " + hours_sql("{lo:DateTime}", f"{{hi:DateTime}} + INTERVAL {level.seconds} SECOND")
     columns = f"{rollup.columns}, {level.columns}" if level.columns else rollup.columns
     aggregates = f"{rollup.aggregates}, {level.aggregates}" if level.aggregates else rollup.aggregates
     client.command(
         f"""INSERT INTO {database}.{level.table} (bucket, {rollup.dimensions}, {columns}, computed_at)
 SELECT {bucket} AS bucket, {rollup.dimensions}, {aggregates}, {{now:DateTime64(3)}}
 FROM {database}.{rollup.source} FINAL
-WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} + INTERVAL {level.seconds} SECOND
+WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} + INTERVAL {level.seconds} SECOND{hours}
   AND {bucket} IN {{buckets:Array(DateTime)}}
 GROUP BY bucket, {rollup.dimensions}""",
         parameters={"lo": buckets[0], "hi": buckets[-1], "buckets": buckets, "now": now},

@@ -20,6 +20,13 @@ row is written only after its statements ran (whoever ran them), ``schema_migrat
 "already exists" error from a racing ``CREATE`` counts as done. The checksum covers the statements,
 not the comments, so correcting a comment in an applied file is allowed; editing a statement is not.
 
+A statement that is not idempotent by itself (a copy, an exchange of tables: migration 0011) starts
+with a guard, ``/* if: <query returning one number> */``: :func:`apply` runs the query first and
+skips the statement when it returns 0. Such a migration's guards describe its state (e.g. "calls
+still has the old key"), so a run that died halfway resumes and a finished step is not repeated.
+Guarded migrations are not safe to run concurrently with each other (``schema apply`` is one
+deployment step; docs/storage.md).
+
 Users, roles, grants and row policies are in :mod:`tokentrail.sinks.privileges` (they need
 administrator rights the migrator role should not hold).
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -38,7 +46,7 @@ from string import Template
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from ..cluster import cluster_form, local_name
+from ..cluster import cluster_form, local_name, split_guard
 from ..identifiers import check_identifier
 
 __all__ = [
@@ -203,8 +211,12 @@ def apply(
     database: str = DEFAULT_DATABASE,
     ttl_days: dict[str, int] | None = None,
     cluster: str | None = None,
+    lock_wait_seconds: float = 3600.0,
 ) -> list[int]:
     """Apply pending migrations to ``database``; return the versions applied by this call.
+
+    A migration with guarded statements (a table rebuild) runs under a lock (:func:`_lock`): a
+    concurrent ``apply`` waits up to ``lock_wait_seconds`` for it to be recorded.
 
     Re-running is a no-op (returns ``[]``) unless ``ttl_days`` names a table whose current
     retention differs, which is then altered in place. With ``cluster`` every statement runs in
@@ -216,6 +228,10 @@ def apply(
 
     def run(statement: str) -> None:
         for one in [statement] if cluster is None else cluster_form(statement, cluster):
+            probe, body = split_guard(one)
+            if probe is not None and not int(str(client.command(probe))):
+                log.info("skipped (its guard says done): %s", body.splitlines()[0])
+                continue
             _run_idempotent(client, one)
 
     run(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -232,19 +248,66 @@ def apply(
                     migration.name,
                 )
             continue
-        for statement in migration.statements(database, ttl):
-            run(statement)
-        client.insert(
-            f"{database}.schema_migrations",
-            [[migration.version, migration.name, migration.checksum]],
-            column_names=["version", "name", "checksum"],
-            settings=_CLUSTER_INSERT_SETTINGS if cluster else None,
-        )
+        statements = migration.statements(database, ttl)
+        guarded = any(split_guard(statement)[0] is not None for statement in statements)
+        if guarded and not _lock(client, database, migration, lock_wait_seconds):
+            continue  # another apply ran it while this one waited
+        try:
+            for statement in statements:
+                run(statement)
+            client.insert(
+                f"{database}.schema_migrations",
+                [[migration.version, migration.name, migration.checksum]],
+                column_names=["version", "name", "checksum"],
+                settings=_CLUSTER_INSERT_SETTINGS if cluster else None,
+            )
+        finally:
+            if guarded:
+                client.command(f"DROP TABLE IF EXISTS {database}.{_lock_name(migration)}")
         log.info("applied migration %04d_%s to %s", migration.version, migration.name, database)
         applied.append(migration.version)
     if ttl_days:
         _reconcile_ttl(client, database, ttl_days, cluster)
     return applied
+
+
+def _lock_name(migration: Migration) -> str:
+    return f"schema_lock_{migration.version:04d}"
+
+
+def _lock(client: Client, database: str, migration: Migration, wait_seconds: float) -> bool:
+    """Take the lock of a guarded migration; False when another apply recorded it meanwhile.
+
+    The lock is a table, ``<database>.schema_lock_NNNN``, created without IF NOT EXISTS: of
+    concurrent creators exactly one succeeds (on the node ``apply`` talks to: concurrent cluster
+    applies must talk to the same node). The holder drops it when done, whether it succeeded or
+    failed. A holder that died (killed, host lost) leaves it behind: the next apply waits
+    ``wait_seconds``, then fails naming the table to drop once no apply is running; the guards then
+    make the migration resume where it stopped.
+    """
+    name = f"{database}.{_lock_name(migration)}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            client.command(f"CREATE TABLE {name} (holder String) ENGINE = Log")
+        except DatabaseError as exc:
+            match = _CODE_RE.search(str(exc))
+            if match is None or match.group(1) not in _ALREADY_EXISTS_CODES:
+                raise
+        else:
+            if migration.version in _applied(client, database):  # recorded just before we took it
+                client.command(f"DROP TABLE IF EXISTS {name}")
+                return False
+            return True
+        if migration.version in _applied(client, database):
+            return False
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"migration {migration.version:04d}_{migration.name} is locked by {name} (another `schema apply` "
+                f"is running it, or one died): if none is running, DROP TABLE {name} and apply again; "
+                "it resumes where it stopped"
+            )
+        time.sleep(0.2)
 
 
 def _reconcile_ttl(client: Client, database: str, ttl_days: dict[str, int], cluster: str | None) -> None:

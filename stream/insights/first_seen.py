@@ -61,6 +61,11 @@ def read_state(client: Any, database: str) -> dict[StateKey, FirstSeen]:
     return {(kind, ChangeKey(*key), value): FirstSeen(_utc(a), _utc(b)) for kind, *key, value, a, b in result}
 
 
+# Conditions on the hour of ts, next to those on ts (named parameter inserted by format).
+_HOURS_TO = "toStartOfHour(ts) <= toStartOfHour({{{}:DateTime64(3, 'UTC')}})"
+_HOURS_FROM = "toStartOfHour(ts) >= toStartOfHour({{{}:DateTime64(3, 'UTC')}})"
+
+
 def scan_calls(client: Any, database: str, lo: datetime | None, hi: datetime) -> dict[StateKey, FirstSeen]:
     """First and last occurrence of every value per group among calls with lo <= ts < hi (lo None: all).
 
@@ -70,8 +75,9 @@ def scan_calls(client: Any, database: str, lo: datetime | None, hi: datetime) ->
     params = {"hi": _utc(hi), **({"lo": _utc(lo)} if lo else {})}
     for kind in KINDS.values():
         cols = ", ".join(kind.group)
-        where = [f"{c} != ''" for c in kind.required] + ["ts < {hi:DateTime64(3, 'UTC')}"]
-        where += ["ts >= {lo:DateTime64(3, 'UTC')}"] if lo else []
+        # The hours too: `calls` is keyed by the hour first (migration 0011); ClickHouse does not derive them from ts.
+        where = [f"{c} != ''" for c in kind.required] + ["ts < {hi:DateTime64(3, 'UTC')}", _HOURS_TO.format("hi")]
+        where += ["ts >= {lo:DateTime64(3, 'UTC')}", _HOURS_FROM.format("lo")] if lo else []
         result = client.query(
             f"""SELECT {cols}, {kind.value} AS value, min(ts), max(ts)
                 FROM {database}.calls WHERE {" AND ".join(where)} GROUP BY {cols}, value""",
@@ -103,12 +109,13 @@ def _predecessor(client: Any, database: str, first: Observation) -> Observation 
     conditions = [f"{c} = {{g_{c}:String}}" for c in kind.group] + [f"{c} != ''" for c in kind.required]
     conditions += [
         "ts <= {ts:DateTime64(3, 'UTC')}",
+        _HOURS_TO.format("ts"),
         f"(ts < {{ts:DateTime64(3, 'UTC')}} OR {kind.value} < {{value:String}})",
     ]
     params: dict[str, Any] = {f"g_{c}": getattr(first.key, c) for c in kind.group}
     params.update(ts=first.ts, value=first.value)
     for lookback in _PREDECESSOR_LOOKBACKS:
-        bounded = conditions + (["ts >= {lo:DateTime64(3, 'UTC')}"] if lookback else [])
+        bounded = conditions + (["ts >= {lo:DateTime64(3, 'UTC')}", _HOURS_FROM.format("lo")] if lookback else [])
         if lookback:
             params["lo"] = first.ts - lookback
         value, ts, count = client.query(

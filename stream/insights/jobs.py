@@ -183,7 +183,14 @@ def compute_variance(
 
 def _ok_calls(lo: datetime | None) -> str:
     """The WHERE clause of variance: successful calls with lo <= ts < hi."""
-    return "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
+    # The hours too: `calls` is keyed by the hour first (migration 0011) and ClickHouse does not derive them from ts.
+    where = "status = 'ok' AND ts < {hi:DateTime64(3, 'UTC')}"
+    where += " AND toStartOfHour(ts) <= toStartOfHour({hi:DateTime64(3, 'UTC')})"
+    return where + (
+        " AND ts >= {lo:DateTime64(3, 'UTC')} AND toStartOfHour(ts) >= toStartOfHour({lo:DateTime64(3, 'UTC')})"
+        if lo
+        else ""
+    )
 
 
 def _sample_documents(

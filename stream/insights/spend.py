@@ -30,7 +30,13 @@ def _utc(ts: datetime) -> datetime:
 
 def spend_from_calls(client: Any, database: str, step: int, lo: datetime | None, hi: datetime) -> list[SpendBucket]:
     """Spend buckets of deduplicated calls with lo <= ts < hi (lo None: all history)."""
-    where = "ts < {hi:DateTime64(3, 'UTC')}" + (" AND ts >= {lo:DateTime64(3, 'UTC')}" if lo else "")
+    # The hours too: `calls` is keyed by the hour first (migration 0011) and ClickHouse does not derive them from ts.
+    where = "ts < {hi:DateTime64(3, 'UTC')} AND toStartOfHour(ts) <= toStartOfHour({hi:DateTime64(3, 'UTC')})"
+    where += (
+        " AND ts >= {lo:DateTime64(3, 'UTC')} AND toStartOfHour(ts) >= toStartOfHour({lo:DateTime64(3, 'UTC')})"
+        if lo
+        else ""
+    )
     params = {"hi": _utc(hi), **({"lo": _utc(lo)} if lo else {})}
     result = client.query(
         f"""SELECT tenant, feature, toStartOfInterval(ts, INTERVAL {int(step)} SECOND) AS bucket, sum(cost_usd)

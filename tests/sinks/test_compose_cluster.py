@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tokentrail.sinks.cluster import split_guard
 from tokentrail.sinks.migrations import schema_sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +75,17 @@ def test_three_keeper_nodes_one_raft_group_known_to_every_server():
 
 
 def test_cluster_name_is_the_one_the_generated_ddl_uses():
-    """`schema sql --cluster tokentrail` names the cluster this compose file defines."""
-    assert all("ON CLUSTER tokentrail" in s for s in schema_sql(cluster="tokentrail"))
+    """`schema sql --cluster tokentrail` names the cluster this compose file defines.
+
+    Every DDL statement runs ON CLUSTER; the data statements (the copies of migrations 0011 and
+    0012 and their checks) run once, from one node, through the Distributed tables.
+    """
+    statements = [split_guard(s)[1] for s in schema_sql(cluster="tokentrail")]
+    data = [s for s in statements if s.startswith(("INSERT INTO", "SELECT "))]
+    copies = [s for s in data if s.startswith("INSERT INTO")]
+    assert len(data) == 4 and len(copies) == 2
+    assert all("distributed_foreground_insert = 1" in s for s in copies)
+    assert all("ON CLUSTER tokentrail" in s for s in statements if s not in data)
     assert CLUSTER_XML.find("remote_servers/tokentrail") is not None
 
 

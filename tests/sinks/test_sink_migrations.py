@@ -138,7 +138,8 @@ def test_ddl_follows_the_storage_conventions(clickhouse, db):
         "non_replicated_deduplication_window = 1000",
         "ttl_only_drop_parts = 1",
         "PARTITION BY toYYYYMM(ts)",
-        "ORDER BY (tenant, feature, model, ts, event_id)",
+        "PRIMARY KEY (toStartOfHour(ts), tenant, feature, model, ts)",  # the hour first: 0011
+        "ORDER BY (toStartOfHour(ts), tenant, feature, model, ts, event_id)",
         "`tenant` LowCardinality(String)",
         "`ts` DateTime64(3, 'UTC') CODEC(Delta(8), ZSTD(1))",
         "`cost_usd` Decimal(18, 12)",

@@ -195,7 +195,7 @@ def comparable(rows: list[tuple]) -> list[tuple]:
     ]
 
 
-def test_every_rollup_panel_equals_its_final_rows_at_7_days_and_24_hours(store, rows):
+def test_every_rollup_panel_equals_its_final_rows_at_7_days_24_hours_and_6_hours(store, rows):
     """Each converted panel (sums, counts, histogram percentiles) shows the same rows with rollups as without.
 
     Without a watermark every branch but `FINAL` is constant-false, so the second reading is the
@@ -218,7 +218,8 @@ def test_every_rollup_panel_equals_its_final_rows_at_7_days_and_24_hours(store, 
         assert client.query(f"SELECT count() FROM tokentrail.{level}").result_rows[0][0] > 0, level
     late = calls_batch(make, 9, start=NOW - timedelta(hours=20, seconds=3), step=timedelta(minutes=2))
     sink.write_batch({"calls": late + batch[650:660]}, "b3")  # marked, not refreshed: raw rows for those buckets
-    for span in (timedelta(days=7), timedelta(hours=24)):
+    # 7 days: 30-minute rows; 24 hours: 5-minute rows; 6 hours (a default range): FINAL alone either way.
+    for span in (timedelta(days=7), timedelta(hours=24), timedelta(hours=6)):
         selection = Selection(last(span, NOW))
         with_rollups = {}
         for uid, title in ROLLUP_PANELS:
