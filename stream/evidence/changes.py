@@ -15,6 +15,7 @@ from string import Template
 from typing import Any
 
 from tokentrail.sinks.identifiers import check_identifier
+from tokentrail.sinks.rollups import hours_sql
 
 from .timeline import iso
 
@@ -31,10 +32,12 @@ SELECT ts, tenant, feature, before, after FROM (
            lagInFrame($column) OVER (PARTITION BY tenant, feature ORDER BY ts, event_id
                                      ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS before
     FROM $db.calls FINAL
-    WHERE ts BETWEEN {lookback:DateTime64(3)} AND {end:DateTime64(3)} AND $column != '' $filters
+    WHERE ts BETWEEN {lookback:DateTime64(3)} AND {end:DateTime64(3)} AND $hours AND $column != '' $filters
 )
 WHERE before != '' AND before != after AND ts >= {start:DateTime64(3)}
 """
+# calls is keyed by the hour first (migration 0011): the hours of the window, written out (sinks/rollups.hours_sql).
+_HOURS = hours_sql("{lookback:DateTime64(3)}", "{end:DateTime64(3)}")
 _PROVENANCE_KINDS = {"price_table": "price_table", "redaction": "concat(redaction_key_id, ' ', redaction_config)"}
 
 
@@ -80,7 +83,7 @@ def changes_around(
         )
     calls_filters = " ".join(f.replace("IN ({tenant:String}, '')", "= {tenant:String}") for f in filters)
     for kind, column in _PROVENANCE_KINDS.items():
-        sql = Template(_PROVENANCE).substitute(db=database, column=column, filters=calls_filters)
+        sql = Template(_PROVENANCE).substitute(db=database, column=column, filters=calls_filters, hours=_HOURS)
         for ts, ten, feat, before, after in client.query(sql, parameters=params).result_rows:
             found.append(
                 {

@@ -23,6 +23,7 @@ from tokentrail.dashboards.macros import TimeRange, expand_macros, render
 from tokentrail.dashboards.queries import Selection, last, panel_sql
 from tokentrail.sinks import apply, close_embedded, connect
 from tokentrail.sinks.rollups import refresh
+from tokentrail.stream.evidence.changes import changes_around
 from tokentrail.stream.insights.jobs import run_insights
 from tokentrail.stream.insights.spend import spend_from_calls
 
@@ -134,6 +135,20 @@ def test_the_insights_job_reads_calls_by_its_hours_too(client):
                 assert "toStartOfHour(ts)" in keys, f"reads calls by ts without its hours ({keys}): {sql[:300]}"
                 checked += 1
     assert checked >= 4
+
+
+def test_the_evidence_changes_read_calls_by_their_hours_too(client):
+    """`tokentrail changes` / evidence: the provenance reads of calls (a day's lookback) by their hours."""
+    recording = Recording(client)
+    changes_around(recording, NOW - timedelta(hours=3), timedelta(minutes=30), database="tokentrail")
+    checked = 0
+    for sql, parameters in recording.queries:
+        if "tokentrail.calls" not in sql:
+            continue
+        for keys in calls_reads(client, sql, parameters):
+            assert "toStartOfHour(ts)" in keys, f"reads calls by ts without its hours ({keys}): {sql[:300]}"
+            checked += 1
+    assert checked == 2  # price table and redaction config
 
 
 def test_the_check_sees_a_missing_hour_condition(client):
