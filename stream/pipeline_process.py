@@ -207,7 +207,7 @@ class PipelineProcess:
     ) -> Future[Processed]:
         """Queue a batch; the future gives its `Processed`. `seeds`: the state table's entries for its
         traces; `partitions`: each message's Kafka partition (needed with more than one child)."""
-        if len(self._executors) == 1:
+        if len(self._executors) == 1 or not inbound:
             return self._part(0, inbound, seeds)
         if partitions is None or len(partitions) != len(inbound):
             raise ValueError("with several pipeline processes every message needs its partition")
@@ -268,8 +268,10 @@ def _all_of(jobs: list[Future[Any]]) -> Future[None]:
             pending[0] -= 1
             if combined.done():
                 return
-            if job.cancelled() or job.exception() is not None:
-                combined.set_exception(job.exception() if not job.cancelled() else BrokenProcessPool("cancelled"))
+            if job.cancelled():
+                combined.cancel()  # the pool was shut down (the worker is stopping): not a failure
+            elif job.exception() is not None:
+                combined.set_exception(job.exception())
             elif pending[0] == 0:
                 combined.set_result(None)
 
@@ -283,10 +285,12 @@ def _merged(jobs: list[Future[Processed]], token: str, totals: list[dict[str, fl
     the whole batch's, stage times every child's totals added up (as one child's would be)."""
     merged: Future[Processed] = Future()
 
-    def join(_: Future[None]) -> None:
-        error = merged_error()
-        if error is not None:
-            merged.set_exception(error)
+    def join(done: Future[None]) -> None:
+        if done.cancelled():
+            merged.cancel()  # as a one-child batch's future would be: the worker is stopping
+            return
+        if done.exception() is not None:
+            merged.set_exception(done.exception())
             return
         rows: dict[str, list[dict[str, Any]]] = {}
         detections: list[dict[str, Any]] = []
@@ -302,14 +306,6 @@ def _merged(jobs: list[Future[Processed]], token: str, totals: list[dict[str, fl
             for stage, seconds in child.items():
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
         merged.set_result(Processed(rows, detections, token, changes, stage_seconds))
-
-    def merged_error() -> BaseException | None:
-        for job in jobs:
-            if job.cancelled():
-                return BrokenProcessPool("a pipeline process's part was cancelled")
-            if job.exception() is not None:
-                return job.exception()
-        return None
 
     _all_of(list(jobs)).add_done_callback(join)
     return merged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import secrets
@@ -164,6 +165,20 @@ def test_several_children_need_each_messages_partition_and_at_least_one_child():
         engine.close()
     with pytest.raises(ValueError, match="--pipeline-processes must be at least 1"):
         parse_args(["--kafka", "localhost:9092", "--pipeline-processes", "0"])
+
+
+def test_closing_cancels_queued_batches_rather_than_failing_them():
+    """A worker stopping shuts the children's pools down: a batch still queued comes back cancelled
+    (the agent lets that through quietly), not as a failure that would be logged as a dead pipeline."""
+    engine = PipelineProcess(PipelineSettings(prices=None, redaction_key=KEY), processes=2)
+    engine.wait_started()
+    batch = generated(2000)
+    partitions = [keyed_partition(i) for i in batch]
+    futures = [engine.submit(batch, {}, partitions) for _ in range(4)]
+    engine.close()
+    concurrent.futures.wait(futures, timeout=120)
+    assert futures[-1].cancelled()
+    assert all(f.cancelled() or f.exception() is None for f in futures)
 
 
 def test_alive_until_any_child_dies():
