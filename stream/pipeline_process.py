@@ -221,7 +221,14 @@ class PipelineProcess:
 
     def _part(self, child: int, inbound: list[Inbound], seeds: dict[str, dict[str, Any]]) -> Future[Processed]:
         forget, self._forget[child] = self._forget[child], False
-        job = self._executors[child].submit(_process, inbound, seeds, forget)
+        try:
+            job = self._executors[child].submit(_process, inbound, seeds, forget)
+        except BrokenProcessPool as exc:
+            # A child that died while idle breaks its pool, and the pool then refuses work at once.
+            # Failing the batch's future instead (as a child dying mid-batch does) lets the agent
+            # stop the worker; raised here, it would only crash the agent, which faust restarts.
+            job = Future()
+            job.set_exception(exc)
         job.add_done_callback(lambda done: self._remember_totals(child, done))
         return job
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 import pytest
@@ -193,6 +194,13 @@ def test_alive_until_any_child_dies():
         while engine.alive() and time.monotonic() < wait:
             time.sleep(0.05)
         assert not engine.alive()
+        # The dead child was idle: its pool refuses the next batch at once. That must come back as the
+        # batch's failure (which stops the worker), not as an exception out of submit (which faust
+        # would answer by restarting the agent, leaving a worker with a dead pipeline).
+        batch = generated(50)
+        failed = engine.submit(batch, {}, [keyed_partition(i) for i in batch])
+        concurrent.futures.wait([failed], timeout=60)
+        assert isinstance(failed.exception(), BrokenProcessPool)
     finally:
         engine.close()
 
