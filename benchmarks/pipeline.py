@@ -44,7 +44,7 @@ worker, replay, sustained, latency, report); this script is the command line.
 Goals (issue): >= 5,000 events/s sustained, p99 <= 2 s at 1,000 events/s, on a 2-core machine
 without NER (so `--nlp-model none` is the default here); with NER (`--nlp-model auto`) >= 3,000
 events/s sustained, and Redact's cost against the NER floor: spaCy's `nlp.pipe` alone on exactly
-the texts Redact sent it (benchmarks/redaction_eval/ner_floor.py; what NER adds over pattern-only,
+the texts Redact sent it (benchmarks/redaction_eval/ner_floor.py; the NER step timed inside Redact,
 goal within 1.5x of the floor). Absolute rates move with the machine's load: compare revisions
 side by side with benchmarks/compare_revisions.py. The latency goal holds if the p99 of at
 least one `--batch-within` run is within it. Exit status 1 if a goal is missed or a store check
@@ -92,7 +92,12 @@ def ner_floor_report(model: str, events: int, seed: int) -> dict[str, Any]:
         return {"skipped": f"no spaCy model for --nlp-model {model}: nothing to compare with"}
     pattern = Redactor(RedactionConfig(nlp_model=None), key)
     report = ner_floor.measure(ner, pattern, ner_floor.pipeline_values(events, seed), rounds=3)
-    return {**dataclasses.asdict(report), "ratio": report.ratio, "ner_overhead_ratio": report.ner_overhead_ratio}
+    return {
+        **dataclasses.asdict(report),
+        "ratio": report.ratio,
+        "ner_overhead_ratio": report.ner_overhead_ratio,
+        "ner_step_ratio": report.ner_step_ratio,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -234,7 +239,7 @@ def main(argv: list[str]) -> int:
     goals = (
         results.get("sustained", {}).get("messages_per_s", goal_rate) >= goal_rate
         and min((r["p99"] for r in results.get("latency", [])), default=0.0) <= GOAL_P99
-        and results.get("ner_floor", {}).get("ner_overhead_ratio", 0.0) <= GOAL_NER_FLOOR
+        and results.get("ner_floor", {}).get("ner_step_ratio", 0.0) <= GOAL_NER_FLOOR
     )
     if not exact:
         print("\nFAILED: the store does not hold exactly the events sent (see the store checks above)")

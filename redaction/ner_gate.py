@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
 from functools import lru_cache
+from itertools import chain
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
@@ -92,7 +92,7 @@ def _candidate_sentences(text: str, short: bool) -> list[tuple[int, int]]:
     if _may_hold_code(text):
         if _CAPITALISED.search(text) is None:
             return []
-        sentences = list(_sentences(text))
+        sentences = _sentences(text)
         text = _blank_code(text, sentences)
     if not any(map(_plain_word, _CAPITALISED.findall(text))):  # the common case, without a Python loop
         return []
@@ -104,7 +104,7 @@ def _candidate_sentences(text: str, short: bool) -> list[tuple[int, int]]:
         if not _plain_word(word) or not _starts_word(text, m.start()) or _glued_to_code(text, m.start(), m.end()):
             continue
         if not sentences:
-            sentences = list(_sentences(text))
+            sentences = _sentences(text)
             starts = [s for s, _ in sentences]
         sentence = sentences[bisect_right(starts, m.start()) - 1]
         if found and found[-1] == sentence:
@@ -160,14 +160,10 @@ def _spaces(m: re.Match[str]) -> str:
     return " " * len(m.group())
 
 
-def _sentences(text: str) -> Iterator[tuple[int, int]]:
-    pos = 0
-    for m in _BOUNDARY.finditer(text):
-        if m.start() > pos:
-            yield pos, m.start()
-        pos = m.end()
-    if pos < len(text):
-        yield pos, len(text)
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty sentence: the text between boundaries."""
+    cuts = [0, *chain.from_iterable(m.span() for m in _BOUNDARY.finditer(text)), len(text)]
+    return [(s, e) for s, e in zip(cuts[::2], cuts[1::2], strict=True) if e > s]
 
 
 def ner_pieces(text: str) -> list[tuple[int, str]]:

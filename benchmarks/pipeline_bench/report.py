@@ -44,7 +44,9 @@ def report_floor(floor: dict[str, Any]) -> None:
             f"model {floor['model']}), medians of 3 interleaved rounds, cold caches:\n"
             f"  Redact with NER {floor['ner_us']:.1f} us/message, pattern-only {floor['pattern_us']:.1f}, "
             f"nlp.pipe alone on the {floor['pieces']:,} pieces NER was sent {floor['floor_us']:.1f}\n"
-            f"  (NER - pattern-only) / floor = {floor['ner_overhead_ratio']:.2f}x; "
+            f"  the NER step inside Redact {floor['ner_step_us']:.1f} us/message: "
+            f"{floor['ner_step_ratio']:.2f}x the floor; "
+            f"(NER - pattern-only) / floor = {floor['ner_overhead_ratio']:.2f}x; "
             f"Redact with NER / floor = {floor['ratio']:.1f}x (pattern rules are most of Redact's cost)"
         )
 
@@ -72,15 +74,16 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     floor = r.get("ner_floor", {})
     if "ratio" in floor:
-        overhead = floor["ner_overhead_ratio"]
+        overhead = floor["ner_step_ratio"]
         rows.append(
             (
-                "Redact: NER's cost over the NER floor",
+                "Redact: the NER step over the NER floor",
                 f"{overhead:.2f}x",
                 f"<= {GOAL_NER_FLOOR}x",
                 "yes" if overhead <= GOAL_NER_FLOOR else "NO",
             )
         )
+        rows.append(("  (NER - pattern-only) over the floor", f"{floor['ner_overhead_ratio']:.2f}x", "", ""))
         rows.append(("  Redact with NER over the floor", f"{floor['ratio']:.1f}x", "", ""))
     if "replay" in r:
         rows.append(("Embedded replay (tokentrail replay path)", f"{r['replay']['lines_per_s']:,.0f} events/s", "", ""))

@@ -7,6 +7,11 @@ redactor and the pattern-only one start cold (result cache and NER span cache cl
 redactor records every piece it sends to `nlp.pipe`, and the floor is `nlp.pipe` alone on exactly
 those pieces with the same batch size: what NER cannot cost less than. Rounds interleave the
 three so machine load falls on all; medians.
+
+What NER costs inside Redact is measured two ways: the difference of the two redactors' times
+(everything NER changes, but the difference of two noisy figures, each ~5x the difference), and
+the time inside the NER step itself (`Detector._add_ner`: the gate, the span cache, `nlp.pipe`,
+the findings), timed in place in the NER redactor's runs. The goal is checked on the second.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class FloorReport:
     ner_us: float  # Redact with NER, µs per message
     pattern_us: float  # Redact pattern-only, µs per message
     floor_us: float  # nlp.pipe alone on the pieces NER was sent, µs per message
+    ner_step_us: float  # inside Redact with NER, the NER step alone, µs per message
     pieces: int
     piece_chars: int
     texts: int  # distinct strings in the traffic
@@ -39,6 +45,11 @@ class FloorReport:
         """What NER adds to Redact (NER minus pattern-only) over the floor: how close NER runs to spaCy."""
         return (self.ner_us - self.pattern_us) / self.floor_us if self.floor_us else float("inf")
 
+    @property
+    def ner_step_ratio(self) -> float:
+        """The NER step inside Redact over the floor: the goal's figure (within 1.5x)."""
+        return self.ner_step_us / self.floor_us if self.floor_us else float("inf")
+
     def lines(self) -> list[str]:
         return [
             f"pipeline traffic: {self.messages} messages ({self.texts} distinct strings), model {self.model}",
@@ -46,8 +57,9 @@ class FloorReport:
             f"  Redact pattern-only  {self.pattern_us:8.1f} us/message",
             f"  NER floor            {self.floor_us:8.1f} us/message  (nlp.pipe alone on the {self.pieces} pieces "
             f"sent, {self.piece_chars} characters)",
-            f"  Redact with NER / floor: {self.ratio:.1f}x; "
-            f"(NER - pattern-only) / floor: {self.ner_overhead_ratio:.2f}x (goal 1.5x)",
+            f"  NER step in Redact   {self.ner_step_us:8.1f} us/message  (gate, span cache, nlp.pipe, findings)",
+            f"  NER step / floor: {self.ner_step_ratio:.2f}x (goal 1.5x); "
+            f"(NER - pattern-only) / floor: {self.ner_overhead_ratio:.2f}x; Redact with NER / floor: {self.ratio:.1f}x",
         ]
 
 
@@ -79,7 +91,16 @@ def measure(ner: Any, pattern: Any, values: list[Any], rounds: int, batch: int =
     detector = ner.detector
     sent: list[str] = []
     detector.ner_log = sent
-    times: dict[str, list[float]] = {"ner": [], "pattern": [], "floor": []}
+    times: dict[str, list[float]] = {"ner": [], "pattern": [], "floor": [], "ner_step": []}
+    step = [0.0]
+    add_ner = detector._add_ner
+
+    def timed_add_ner(*args: Any) -> None:
+        start = time.perf_counter()
+        add_ner(*args)
+        step[0] += time.perf_counter() - start
+
+    detector._add_ner = timed_add_ner  # this detector only; it is the benchmark's own
 
     def run(redactor: Any) -> float:
         redactor.clear_cache()  # and NER's span cache
@@ -91,7 +112,9 @@ def measure(ner: Any, pattern: Any, values: list[Any], rounds: int, batch: int =
     pieces: list[str] = []
     for _ in range(rounds):
         sent.clear()
+        step[0] = 0.0
         times["ner"].append(run(ner))
+        times["ner_step"].append(step[0])
         pieces = list(sent)
         times["pattern"].append(run(pattern))
         start = time.perf_counter()
@@ -99,11 +122,20 @@ def measure(ner: Any, pattern: Any, values: list[Any], rounds: int, batch: int =
             pass
         times["floor"].append(time.perf_counter() - start)
     detector.ner_log = None
+    del detector._add_ner
     n = len(values)
     per = {k: statistics.median(v) / n * 1e6 for k, v in times.items()}
     distinct = len({s for v in values for s in strings(v)})
     return FloorReport(
-        n, per["ner"], per["pattern"], per["floor"], len(pieces), sum(map(len, pieces)), distinct, detector.model_name
+        n,
+        per["ner"],
+        per["pattern"],
+        per["floor"],
+        per["ner_step"],
+        len(pieces),
+        sum(map(len, pieces)),
+        distinct,
+        detector.model_name,
     )
 
 
