@@ -4,7 +4,7 @@ A thin adapter (docs/architecture.md): `async for` a batch → the same pure `Pi
 embedded runner uses → write to ClickHouse → publish dead letters and detections → acknowledge.
 The pipeline runs in a child process (stream/pipeline_process.py), so that while it works on one
 batch this process stores and acknowledges the one before: two batches in flight, finished in
-order. The batch comes from `noack_take`, so nothing is acknowledged (and no offset committed)
+order. The batch comes from `unacked_batches` (batches.py), so nothing is acknowledged (and no offset committed)
 until the insert has succeeded. Rows the store cannot take are per-event dead letters
 (`store_rejected`, stream/store_rejections.py), stored and published like any other; only a failing
 store stops the worker: the sink retries an insert `--store-max-attempts` times with backoff, then
@@ -39,6 +39,7 @@ from ..batch import Inbound, Pipeline, now_utc
 from ..detectors import LoopConfig, LoopDetector
 from ..embedded import batch_token, store_batch
 from ..validate_stage import parse_ts_window_days
+from .batches import unacked_batches
 from .config import WorkerConfig, require_evidence_key
 from .insights_job import InsightsTimer
 from .loop_state import TraceKeyedTable
@@ -261,7 +262,7 @@ class BatchAgent:
     async def process(self, stream: Any) -> None:
         storing: asyncio.Future[None] | None = None
         try:
-            async for taken in stream.noack_take(self.config.batch_size, within=self.config.batch_within):
+            async for taken in unacked_batches(stream, self.config.batch_size, self.config.batch_within):
                 inbound = [
                     Inbound(f"{e.message.topic}/{e.message.partition}@{e.message.offset}", as_bytes(e.value), now_utc())
                     for e in taken
