@@ -201,10 +201,10 @@ def rollup_source(
     if unknown:
         raise ValueError(f"unknown partial(s) {unknown}; known: {sorted(known)}")
     fine, coarse = rollup.levels
-    # The watermark, read once per branch (WITH, which its subqueries see too), not once per use:
-    # planning every scalar subquery of a branch costs more than reading the rows of a short range.
+    # The watermark and the spans of the marked buckets, read once per panel source (a WITH around the
+    # union, which every branch and its subqueries see), not once per use or per branch: planning
+    # every scalar subquery costs more than reading the rows of a short range.
     watermark = "tt_watermark"
-    with_watermark = f"WITH {_watermark(rollup.name)} AS {watermark}\n    "
     # Constants first (the range and interval, once the macros are expanded): a false one folds the
     # branch, and the sets it reads, away before the watermark matters.
     usable = f"{_span_at_least(RAW_BELOW_SECONDS)} AND {watermark} > now64(3) - {ROLLUP_MAX_AGE}"
@@ -227,7 +227,7 @@ def rollup_source(
         columns = [f"$__timeInterval({time_column}) AS time"] if timeseries else []
         columns += list(dims) + [f"{known[p][index]} AS p_{p}" for p in partials]
         group = f"\n    GROUP BY {', '.join(keys)}" if keys and grouped else ""
-        select = f"    {with_watermark}SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
+        select = f"    SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
         return f"{select}    WHERE {where_time}\n      AND {condition}{group}"
 
     def from_level(level: Level, buckets: str, dirty: str, also: str = "") -> str:
@@ -259,8 +259,7 @@ def rollup_source(
         from_level(
             fine,
             f"{usable_coarse} AND bucket >= {lo_coarse} AND bucket < {hi_coarse}"
-            f" AND bucket >= (SELECT min(b) FROM {dirty_coarse})"
-            f" AND bucket < (SELECT max(b) + INTERVAL {coarse.seconds} SECOND FROM {dirty_coarse})",
+            " AND bucket >= tupleElement(tt_coarse_marked, 1) AND bucket < tupleElement(tt_coarse_marked, 2)",
             dirty_fine,
             f"\n      AND (r.tenant, {bucket_sql(coarse.seconds, 'bucket')}) IN {dirty_coarse}",
         ),
@@ -275,8 +274,8 @@ def rollup_source(
     # model), ~250 ms on 10M calls; picking each event's last-inserted copy by `_part` instead was
     # 4x cheaper but `_part` does not exist on the Distributed tables of the cluster form.
     raw = f"{table(rollup.source)} FINAL"
-    marked_lo = f"greatest({lo_fine}, (SELECT min(b) FROM {dirty_fine}))"
-    marked_hi = f"least({hi_fine}, (SELECT max(b) + INTERVAL {fine.seconds} SECOND FROM {dirty_fine}))"
+    marked_lo = f"greatest({lo_fine}, tupleElement(tt_fine_marked, 1))"
+    marked_hi = f"least({hi_fine}, tupleElement(tt_fine_marked, 2))"
     branches += [
         branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts){hours('$__fromTime', '$__toTime')}"),
         branch(
@@ -296,7 +295,17 @@ def rollup_source(
         ),
     ]
     union = "\n    UNION ALL\n".join(branches)
-    return f"(\n{union}\n)"
+    spans = ",\n    ".join(
+        f"(SELECT (min(b), max(b) + INTERVAL {level.seconds} SECOND) FROM {dirty}) AS tt_{name}_marked"
+        for name, level, dirty in (("fine", fine, dirty_fine), ("coarse", coarse, dirty_coarse))
+    )
+    return f"""(
+    WITH {_watermark(rollup.name)} AS {watermark},
+    {spans}
+    SELECT * FROM (
+{union}
+    )
+)"""
 
 
 def top_traces_sql(where: str, limit: int = 25) -> str:
@@ -379,7 +388,7 @@ def top_traces_sql(where: str, limit: int = 25) -> str:
         " ts AS q_ended"
     )
     in_range = f"$__timeFilter(ts) AND {hours_sql('$__fromTime', '$__toTime')}"
-    whole = f"""    {with_marked}    SELECT trace_id, tenant, feature, calls AS p_calls, input_tokens AS p_input_tokens,
+    whole = f"""    SELECT trace_id, tenant, feature, calls AS p_calls, input_tokens AS p_input_tokens,
         output_tokens AS p_output_tokens, cost_usd AS p_cost_usd, started AS p_started, ended AS p_ended
     FROM {totals}
     WHERE {stored} AND combos = 1 AND {inside} AND {not_dirty}
@@ -390,12 +399,12 @@ def top_traces_sql(where: str, limit: int = 25) -> str:
         sum(q_output_tokens) AS p_output_tokens, sum(q_cost_usd) AS p_cost_usd, min(q_started) AS p_started,
         max(q_ended) AS p_ended
     FROM (
-        {with_marked}        SELECT {from_totals}
+        SELECT {from_totals}
         FROM {totals}
         WHERE {stored} AND combos > 1 AND {inside} AND {not_dirty}
           AND {condition}
         UNION ALL
-        {with_windows}        SELECT {from_calls}
+        SELECT {from_calls}
         FROM {calls} FINAL
         WHERE {usable} AND {in_range}
           AND {windows}
@@ -404,14 +413,13 @@ def top_traces_sql(where: str, limit: int = 25) -> str:
             OR {trace_key} IN tt_dirty)
           AND {condition}
         UNION ALL
-        WITH {_watermark(TRACE_TOTALS)} AS tt_watermark
         SELECT {from_calls}
         FROM {calls} FINAL
         WHERE NOT ({usable}) AND {in_range}
           AND {condition}
     )
     GROUP BY trace_id, tenant, feature"""
-    return f"""SELECT trace_id, tenant, feature, p_calls AS calls, p_input_tokens AS input_tokens,
+    return f"""{with_windows}SELECT trace_id, tenant, feature, p_calls AS calls, p_input_tokens AS input_tokens,
        p_output_tokens AS output_tokens, p_cost_usd AS cost_usd, p_started AS started, p_ended AS ended
 FROM (
 {whole}
