@@ -86,9 +86,11 @@ PARTIALS: dict[str, tuple[str, str]] = {
 # The rollup's columns are read qualified (r.calls): each partial's alias is also a column name,
 # and ClickHouse would otherwise resolve `calls` inside `sumIf(calls, ...)` to the alias `sum(calls)`.
 
-# Calls per latency / time-to-first-token / end-to-end-lag bin (latency_rollup: tenant, service, feature, model).
+# Calls, failed calls, and calls per latency / time-to-first-token / end-to-end-lag bin (latency_rollup: tenant,
+# service, feature, model).
 LATENCY_PARTIALS: dict[str, tuple[str, str]] = {
     "calls": ("sum(r.calls)", "count()"),
+    "errors": ("sum(r.errors)", "countIf(status = 'error')"),  # since migration 0014
     "latency": ("sumMap(r.latency)", histogram_sql("latency_ms", nullable=True)),
     "ttft": ("sumMap(r.ttft)", histogram_sql("ttft_ms", nullable=True)),
     "lag": ("sumMap(r.lag)", histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)),

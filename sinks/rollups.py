@@ -162,10 +162,10 @@ ROLLUPS = (
         "calls_rollup",
         "calls",
         "tenant, service, feature, model",
-        f"""count() AS calls, {histogram_sql("latency_ms", nullable=True)} AS latency,
-    {histogram_sql("ttft_ms", nullable=True)} AS ttft,
+        f"""count() AS calls, countIf(status = 'error') AS errors,
+    {histogram_sql("latency_ms", nullable=True)} AS latency, {histogram_sql("ttft_ms", nullable=True)} AS ttft,
     {histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)} AS lag""",
-        "calls, latency, ttft, lag",
+        "calls, errors, latency, ttft, lag",
         (Level("latency_rollup", BUCKET_SECONDS), Level("latency_rollup_30m", 1800)),
     ),
     Rollup(
