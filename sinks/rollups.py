@@ -9,8 +9,9 @@ marked) and then records when it started (``rollup_watermark``); a reader trusts
 if no mark for it is newer than that watermark minus :data:`MARGIN`.
 
 Who calls it: whatever runs the store jobs, once a minute (the insights leader); or
-``benchmarks/dashboards.py`` after seeding. Concurrent refreshes are safe (both compute the same
-rows from the same data; the newer computation wins), merely wasteful.
+``benchmarks/dashboards.py`` after seeding. Concurrent refreshes of the bucketed rollups are safe
+(both compute the same rows from the same data; the newer computation wins), merely wasteful; the
+trace totals (:func:`refresh_trace_totals`) want one refresh at a time (see there).
 """
 
 from __future__ import annotations
@@ -331,7 +332,9 @@ def refresh_trace_totals(client: Client, *, database: str = "tokentrail") -> Ref
     marked since its watermark from ``calls FINAL`` and only rows computed no later than it from
     here, so it never sees a trace twice or a stale one: before this refresh records its watermark,
     every trace it touched is one of those. A first run, or one after ``MAX_AGE_SECONDS``, rebuilds
-    every trace and deletes every older row. ``buckets`` in the result: the marked buckets (a full
+    every trace and deletes every older row. Two overlapping refreshes could each keep their rows of
+    a trace (each deletes only rows older than itself) until a merge collapses them: run one at a
+    time, as the insights leader does. ``buckets`` in the result: the marked buckets (a full
     build: the 5-minute buckets of ``calls``).
     """
     check_identifier(database, "database")
