@@ -37,7 +37,7 @@ from tokentrail.dashboards.macros import TimeRange, expand_macros, render
 from tokentrail.dashboards.queries import Selection, last, panel_sql, variable_options
 from tokentrail.dashboards.spec import FILTER_VARIABLES
 from tokentrail.sinks import apply, close_embedded, connect
-from tokentrail.sinks.rollups import ROLLUPS, refresh
+from tokentrail.sinks.rollups import ROLLUPS, TRACE_TOTALS, refresh
 
 GOAL_MS = 300.0
 SEEDED_TABLES = (
@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     for done in refresh(client):
         kind = "full build" if done.full else "refresh"
         print(f"  {done.rollup}: {kind} of {done.buckets:,} bucket(s) in {done.seconds:.1f}s", file=sys.stderr)
-    # Superseded rollup rows (a rebuild's old computations) go as background merges would remove them by then.
-    for level in (level for rollup in ROLLUPS for level in rollup.levels):
-        client.command(f"OPTIMIZE TABLE tokentrail.{level.table} FINAL")
+    # Superseded rollup rows (a rebuild's old computations; the trace totals' deleted rows) go as background
+    # merges would remove them by then.
+    for table in (*(level.table for rollup in ROLLUPS for level in rollup.levels), TRACE_TOTALS):
+        client.command(f"OPTIMIZE TABLE tokentrail.{table} FINAL")
     counts = {
         t: client.query(f"SELECT count() FROM tokentrail.{t}").result_rows[0][0]
         for t in ("calls", "events", "receipts", "deadletter", "pii_findings", "variance", "loop_detections")

@@ -7,7 +7,7 @@ docs in benchmarks/dashboards.py for what FINAL costs at 10M calls).
 
 from __future__ import annotations
 
-from .rollup_sql import TRACE_COLUMNS, calls_source, rollup_source
+from .rollup_sql import calls_source, top_traces_sql
 from .spec import Dashboard, Panel, filters, grafana_text, table, var_in
 
 CALLS = f"{table('calls')} FINAL"
@@ -18,22 +18,6 @@ CALL_VARS = filters(*ALL4, time=None)
 def _calls(*dims: str, partials: tuple[str, ...], timeseries: bool = False, extra: str = "") -> str:
     """Calls in range from the 5-minute rollup where exact, else `calls FINAL` (dashboards/rollup_sql.py)."""
     return calls_source(dims, partials, where=CALL_VARS, timeseries=timeseries, extra=extra)
-
-
-# Calls in range per trace, row by row (trace_rollup where exact, else calls FINAL). "Top traces by
-# cost" groups them by trace_key, a 64-bit hash of (trace, tenant, feature) that ClickHouse groups
-# several times faster than two million trace id strings, to pick the 25 most expensive; then sums
-# the rows of those 25 by trace id, so every figure shown is exact. Two traces whose keys hash alike
-# would be summed together in the first pass (odds ~1e-7 with two million traces in range): one
-# could then take the place of the 25th, or be left out in favour of the other.
-_TRACE_ROWS = rollup_source(
-    "trace_rollup",
-    ("trace_id", "tenant", "feature"),
-    tuple(TRACE_COLUMNS),
-    where=CALL_VARS,
-    timeseries=False,
-    grouped=False,
-)
 
 
 def _spend_by(column: str) -> Panel:
@@ -146,15 +130,7 @@ LIMIT 100""",
             height=10,
             description="The 25 traces that cost most in the range (their calls in the range only; "
             "among equal costs, an arbitrary but fixed choice).",
-            sql=f"""SELECT trace_id, tenant, feature, sum(p_calls) AS calls,
-       sum(p_input_tokens) AS input_tokens, sum(p_output_tokens) AS output_tokens, sum(p_cost_usd) AS cost_usd,
-       min(p_started) AS started, max(p_ended) AS ended
-FROM {_TRACE_ROWS}
-WHERE p_trace_key IN (
-    SELECT p_trace_key FROM {_TRACE_ROWS} GROUP BY p_trace_key ORDER BY sum(p_cost_usd) DESC, p_trace_key LIMIT 25)
-GROUP BY trace_id, tenant, feature
-ORDER BY cost_usd DESC, trace_id
-LIMIT 25""",
+            sql=top_traces_sql(CALL_VARS),
         ),
         Panel(
             title="Unpriced usage",

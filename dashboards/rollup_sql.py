@@ -45,6 +45,7 @@ from tokentrail.sinks.rollups import (
     MARGIN_SECONDS,
     MAX_AGE_SECONDS,
     ROLLUP_BY_TABLE,
+    TRACE_TOTALS,
     Level,
     bucket_sql,
     histogram_sql,
@@ -56,6 +57,7 @@ from .spec import table
 
 __all__ = [
     "TRACE_COLUMNS",
+    "top_traces_sql",
     "calls_source",
     "latency_source",
     "rollup_source",
@@ -84,9 +86,11 @@ PARTIALS: dict[str, tuple[str, str]] = {
 # The rollup's columns are read qualified (r.calls): each partial's alias is also a column name,
 # and ClickHouse would otherwise resolve `calls` inside `sumIf(calls, ...)` to the alias `sum(calls)`.
 
-# Calls per latency / time-to-first-token / end-to-end-lag bin (latency_rollup: tenant, service, feature, model).
+# Calls, failed calls, and calls per latency / time-to-first-token / end-to-end-lag bin (latency_rollup: tenant,
+# service, feature, model).
 LATENCY_PARTIALS: dict[str, tuple[str, str]] = {
     "calls": ("sum(r.calls)", "count()"),
+    "errors": ("sum(r.errors)", "countIf(status = 'error')"),  # since migration 0014
     "latency": ("sumMap(r.latency)", histogram_sql("latency_ms", nullable=True)),
     "ttft": ("sumMap(r.ttft)", histogram_sql("ttft_ms", nullable=True)),
     "lag": ("sumMap(r.lag)", histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)),
@@ -199,10 +203,10 @@ def rollup_source(
     if unknown:
         raise ValueError(f"unknown partial(s) {unknown}; known: {sorted(known)}")
     fine, coarse = rollup.levels
-    # The watermark, read once per branch (WITH, which its subqueries see too), not once per use:
-    # planning every scalar subquery of a branch costs more than reading the rows of a short range.
+    # The watermark and the spans of the marked buckets, read once per panel source (a WITH around the
+    # union, which every branch and its subqueries see), not once per use or per branch: planning
+    # every scalar subquery costs more than reading the rows of a short range.
     watermark = "tt_watermark"
-    with_watermark = f"WITH {_watermark(rollup.name)} AS {watermark}\n    "
     # Constants first (the range and interval, once the macros are expanded): a false one folds the
     # branch, and the sets it reads, away before the watermark matters.
     usable = f"{_span_at_least(RAW_BELOW_SECONDS)} AND {watermark} > now64(3) - {ROLLUP_MAX_AGE}"
@@ -225,7 +229,7 @@ def rollup_source(
         columns = [f"$__timeInterval({time_column}) AS time"] if timeseries else []
         columns += list(dims) + [f"{known[p][index]} AS p_{p}" for p in partials]
         group = f"\n    GROUP BY {', '.join(keys)}" if keys and grouped else ""
-        select = f"    {with_watermark}SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
+        select = f"    SELECT {', '.join(columns)}\n    FROM {table_sql}\n"
         return f"{select}    WHERE {where_time}\n      AND {condition}{group}"
 
     def from_level(level: Level, buckets: str, dirty: str, also: str = "") -> str:
@@ -257,8 +261,7 @@ def rollup_source(
         from_level(
             fine,
             f"{usable_coarse} AND bucket >= {lo_coarse} AND bucket < {hi_coarse}"
-            f" AND bucket >= (SELECT min(b) FROM {dirty_coarse})"
-            f" AND bucket < (SELECT max(b) + INTERVAL {coarse.seconds} SECOND FROM {dirty_coarse})",
+            " AND bucket >= tupleElement(tt_coarse_marked, 1) AND bucket < tupleElement(tt_coarse_marked, 2)",
             dirty_fine,
             f"\n      AND (r.tenant, {bucket_sql(coarse.seconds, 'bucket')}) IN {dirty_coarse}",
         ),
@@ -273,8 +276,8 @@ def rollup_source(
     # model), ~250 ms on 10M calls; picking each event's last-inserted copy by `_part` instead was
     # 4x cheaper but `_part` does not exist on the Distributed tables of the cluster form.
     raw = f"{table(rollup.source)} FINAL"
-    marked_lo = f"greatest({lo_fine}, (SELECT min(b) FROM {dirty_fine}))"
-    marked_hi = f"least({hi_fine}, (SELECT max(b) + INTERVAL {fine.seconds} SECOND FROM {dirty_fine}))"
+    marked_lo = f"greatest({lo_fine}, tupleElement(tt_fine_marked, 1))"
+    marked_hi = f"least({hi_fine}, tupleElement(tt_fine_marked, 2))"
     branches += [
         branch("ts", 1, raw, f"NOT ({usable}) AND $__timeFilter(ts){hours('$__fromTime', '$__toTime')}"),
         branch(
@@ -294,4 +297,136 @@ def rollup_source(
         ),
     ]
     union = "\n    UNION ALL\n".join(branches)
-    return f"(\n{union}\n)"
+    spans = ",\n    ".join(
+        f"(SELECT (min(b), max(b) + INTERVAL {level.seconds} SECOND) FROM {dirty}) AS tt_{name}_marked"
+        for name, level, dirty in (("fine", fine, dirty_fine), ("coarse", coarse, dirty_coarse))
+    )
+    return f"""(
+    WITH {_watermark(rollup.name)} AS {watermark},
+    {spans}
+    SELECT * FROM (
+{union}
+    )
+)"""
+
+
+def top_traces_sql(where: str, limit: int = 25) -> str:
+    """SQL: the `limit` traces (per trace id, tenant, feature) that cost most in the range, summed exactly over
+    their calls in the range, as `calls FINAL` grouped by trace gives them (ties in cost by trace id).
+
+    Reads the whole-trace totals (`trace_totals`, migration 0013, refreshed by
+    tokentrail.sinks.rollups.refresh_trace_totals) where they are exact, `calls FINAL` elsewhere.
+    A row is *clean* when it was computed no later than the watermark and its trace has no call in
+    a bucket marked for its tenant since then (minus the margin): the rollups' rule, per trace.
+
+    1. Clean rows wholly inside the range, of traces with one (service, model) row: that row is the
+       trace's figure, so the `limit` most expensive are a partial sort, with no grouping.
+    2. Grouped by trace: the clean inside rows of traces with several (service, model) rows; and
+       from `calls FINAL`, the calls in range of the clean rows crossing the range's start or end
+       (read in the hours from the start to the last such row's end, and from the first such
+       row's start to the end) and of the marked traces (in the marked buckets' hours and their
+       previous rows' hours).
+    3. When the totals may not be used (no watermark in 2 days, or a range under 12 hours), every
+       call in range from `calls FINAL`, grouped by trace.
+
+    A trace is in 1 or in 2, and each of its calls in range counted once, so the `limit` best of
+    their union are the panel's. `where` holds the dashboard's variable filters over tenant,
+    service, feature and model (columns of both tables).
+
+    Every subquery of a branch sees the branch's WITH scalars (the watermark, the span of the marked
+    buckets, the crossing rows' ends), computed once per branch: planning repeated subqueries is
+    most of what this query costs.
+    """
+    totals = table(TRACE_TOTALS)
+    calls = table("calls")
+    usable = f"{_span_at_least(RAW_BELOW_SECONDS)} AND tt_watermark > now64(3) - {ROLLUP_MAX_AGE}"
+    condition = where or "1"
+    dirty = _dirty(ROLLUP_BY_TABLE["calls_rollup"][0].marks, "tt_watermark", BUCKET_SECONDS, usable)
+    # The span of the marked buckets, then the keys of the traces with a call in one (any copy of a
+    # call names its trace: no FINAL), as an array computed once per branch (a set subquery would be
+    # planned again at every use). A trace whose key is among them is read from `calls FINAL`,
+    # marked or not (a collision of keys only moves a trace there).
+    marked_lo, marked_hi = "tupleElement(tt_marked, 1)", "tupleElement(tt_marked, 2)"
+    trace_key = "cityHash64(tenant, feature, trace_id)"  # trace_totals.trace_key
+    with_marked = (
+        f"WITH {_watermark(TRACE_TOTALS)} AS tt_watermark,\n"
+        f"        (SELECT (min(b), max(b) + INTERVAL {BUCKET_SECONDS} SECOND) FROM {dirty}) AS tt_marked,\n"
+        f"        (SELECT groupUniqArray({trace_key}) FROM {calls} WHERE {usable} AND ts >= {marked_lo}"
+        f" AND ts < {marked_hi} AND {hours_sql(marked_lo, marked_hi)}"
+        f" AND (tenant, {bucket_sql(BUCKET_SECONDS)}) IN {dirty}) AS tt_dirty\n"
+    )
+    not_dirty = "trace_key NOT IN tt_dirty"
+    stored = f"{usable} AND computed_at <= tt_watermark"
+    inside = f"started >= ($__fromTime) AND ended <= ($__toTime) AND {hours_sql('$__fromTime', '$__toTime', 'started')}"
+    crosses_start = "started < ($__fromTime) AND ended >= ($__fromTime)"
+    crosses_end = "started <= ($__toTime) AND ended > ($__toTime)"
+    # One set per end: ClickHouse prunes each by its own index (the hour of `started`, or `ended`), not their OR.
+    start_keys, end_keys = (
+        f"(SELECT tenant, feature, trace_id, service, model FROM {totals} WHERE {stored} AND {crosses})"
+        for crosses in (crosses_start, crosses_end)
+    )
+    # The marked traces' rows (any computation: a trace's span only grows), found by trace id alone.
+    with_windows = (
+        f"{with_marked[:-1]},\n"
+        f"        (SELECT maxOrNull(ended) FROM {totals} WHERE {stored} AND {crosses_start}) AS tt_start_hi,\n"
+        f"        (SELECT minOrNull(started) FROM {totals} WHERE {stored} AND {crosses_end}) AS tt_end_lo,\n"
+        f"        (SELECT (minOrNull(started), maxOrNull(ended)) FROM {totals}"
+        f" WHERE {usable} AND trace_key IN tt_dirty) AS tt_previous\n"
+    )
+    previous_lo, previous_hi = "tupleElement(tt_previous, 1)", "tupleElement(tt_previous, 2)"
+    windows = (
+        f"((ts <= tt_start_hi AND {hours_sql('$__fromTime', 'tt_start_hi')})"
+        f"\n            OR (ts >= tt_end_lo AND {hours_sql('tt_end_lo', '$__toTime')})"
+        f"\n            OR (ts >= {marked_lo} AND ts < {marked_hi} AND {hours_sql(marked_lo, marked_hi)})"
+        f"\n            OR (ts >= {previous_lo} AND ts <= {previous_hi} AND {hours_sql(previous_lo, previous_hi)}))"
+    )
+    from_totals = (
+        "trace_id, tenant, feature, calls AS q_calls, input_tokens AS q_input_tokens, output_tokens AS q_output_tokens,"
+        " cost_usd AS q_cost_usd, started AS q_started, ended AS q_ended"
+    )
+    from_calls = (
+        "trace_id, tenant, feature, toUInt64(1) AS q_calls, toUInt64(input_tokens) AS q_input_tokens,"
+        " toUInt64(output_tokens) AS q_output_tokens, toDecimal128(cost_usd, 12) AS q_cost_usd, ts AS q_started,"
+        " ts AS q_ended"
+    )
+    in_range = f"$__timeFilter(ts) AND {hours_sql('$__fromTime', '$__toTime')}"
+    whole = f"""    SELECT trace_id, tenant, feature, calls AS p_calls, input_tokens AS p_input_tokens,
+        output_tokens AS p_output_tokens, cost_usd AS p_cost_usd, started AS p_started, ended AS p_ended
+    FROM {totals}
+    WHERE {stored} AND combos = 1 AND {inside} AND {not_dirty}
+      AND {condition}
+    ORDER BY p_cost_usd DESC, trace_id
+    LIMIT {limit}"""
+    grouped = f"""    SELECT trace_id, tenant, feature, sum(q_calls) AS p_calls, sum(q_input_tokens) AS p_input_tokens,
+        sum(q_output_tokens) AS p_output_tokens, sum(q_cost_usd) AS p_cost_usd, min(q_started) AS p_started,
+        max(q_ended) AS p_ended
+    FROM (
+        SELECT {from_totals}
+        FROM {totals}
+        WHERE {stored} AND combos > 1 AND {inside} AND {not_dirty}
+          AND {condition}
+        UNION ALL
+        SELECT {from_calls}
+        FROM {calls} FINAL
+        WHERE {usable} AND {in_range}
+          AND {windows}
+          AND ((tenant, feature, trace_id, service, model) IN {start_keys}
+            OR (tenant, feature, trace_id, service, model) IN {end_keys}
+            OR {trace_key} IN tt_dirty)
+          AND {condition}
+        UNION ALL
+        SELECT {from_calls}
+        FROM {calls} FINAL
+        WHERE NOT ({usable}) AND {in_range}
+          AND {condition}
+    )
+    GROUP BY trace_id, tenant, feature"""
+    return f"""{with_windows}SELECT trace_id, tenant, feature, p_calls AS calls, p_input_tokens AS input_tokens,
+       p_output_tokens AS output_tokens, p_cost_usd AS cost_usd, p_started AS started, p_ended AS ended
+FROM (
+{whole}
+    UNION ALL
+{grouped}
+)
+ORDER BY cost_usd DESC, trace_id
+LIMIT {limit}"""

@@ -81,6 +81,7 @@ SHARDING_KEYS: dict[str, str] = {
     "latency_rollup_30m": "cityHash64(tenant, feature, model)",
     "trace_rollup": "cityHash64(tenant, trace_id)",  # like calls: each shard rolls up its own traces
     "trace_rollup_30m": "cityHash64(tenant, trace_id)",
+    "trace_totals": "cityHash64(tenant, trace_id)",  # like calls: each shard totals its own traces
     "rollup_dirty": "cityHash64(tenant, bucket)",
     "rollup_watermark": "cityHash64(name)",
 }

@@ -58,6 +58,7 @@ TENANT_PREDICATES: dict[str, str] = {
     "latency_rollup_30m": "tenant = {tenant}",
     "trace_rollup": "tenant = {tenant}",
     "trace_rollup_30m": "tenant = {tenant}",
+    "trace_totals": "tenant = {tenant}",
     "rollup_dirty": "tenant = {tenant}",
 }
 INSIGHTS_STATE = ("insights_first_seen", "insights_spend")  # the insights job's working state (migration 0009)
@@ -66,7 +67,16 @@ UNSCOPED_TABLES = ("deadletter", "receipts", *INSIGHTS_STATE)
 # Readable by every reader, no row policy: holds no tenant data (when the rollups were refreshed).
 SHARED_TABLES = ("rollup_watermark", "insights_watermark")
 # The insights job and the rollup refresh read these (rollup_watermark too, which has no policy).
-_WRITER_READS = ("calls", "events", "variance", "changes", "budget_breaches", "rollup_dirty", *INSIGHTS_STATE)
+_WRITER_READS = (
+    "calls",
+    "events",
+    "variance",
+    "changes",
+    "budget_breaches",
+    "rollup_dirty",
+    "trace_totals",
+    *INSIGHTS_STATE,
+)
 # Tenant names become role names (backquoted) and SQL literals: a conservative alphabet keeps
 # both trivially safe, whatever the dimension-field policy of the event contract allows.
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

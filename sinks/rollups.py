@@ -9,24 +9,30 @@ marked) and then records when it started (``rollup_watermark``); a reader trusts
 if no mark for it is newer than that watermark minus :data:`MARGIN`.
 
 Who calls it: whatever runs the store jobs, once a minute (the insights leader); or
-``benchmarks/dashboards.py`` after seeding. Concurrent refreshes are safe (both compute the same
-rows from the same data; the newer computation wins), merely wasteful.
+``benchmarks/dashboards.py`` after seeding. Concurrent refreshes of the bucketed rollups are safe
+(both compute the same rows from the same data; the newer computation wins), merely wasteful; the
+trace totals (:func:`refresh_trace_totals`) want one refresh at a time (see there).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from .cluster import local_name
 from .identifiers import check_identifier
 
 __all__ = [
     "refresh",
     "refresh_one",
+    "refresh_trace_totals",
+    "TRACE_TOTALS",
     "Rollup",
     "Level",
     "ROLLUPS",
@@ -157,10 +163,10 @@ ROLLUPS = (
         "calls_rollup",
         "calls",
         "tenant, service, feature, model",
-        f"""count() AS calls, {histogram_sql("latency_ms", nullable=True)} AS latency,
-    {histogram_sql("ttft_ms", nullable=True)} AS ttft,
+        f"""count() AS calls, countIf(status = 'error') AS errors,
+    {histogram_sql("latency_ms", nullable=True)} AS latency, {histogram_sql("ttft_ms", nullable=True)} AS ttft,
     {histogram_sql("dateDiff('millisecond', ts, received_at)", nullable=False)} AS lag""",
-        "calls, latency, ttft, lag",
+        "calls, errors, latency, ttft, lag",
         (Level("latency_rollup", BUCKET_SECONDS), Level("latency_rollup_30m", 1800)),
     ),
     Rollup(
@@ -198,8 +204,9 @@ class RefreshResult:
 
 
 def refresh(client: Client, *, database: str = "tokentrail") -> list[RefreshResult]:
-    """Refresh every rollup (see :func:`refresh_one`)."""
-    return [refresh_one(client, rollup, database=database) for rollup in ROLLUPS]
+    """Refresh every rollup (see :func:`refresh_one`), then the trace totals (:func:`refresh_trace_totals`)."""
+    done = [refresh_one(client, rollup, database=database) for rollup in ROLLUPS]
+    return [*done, refresh_trace_totals(client, database=database)]
 
 
 def refresh_one(client: Client, rollup: Rollup, *, database: str = "tokentrail") -> RefreshResult:
@@ -304,3 +311,152 @@ def _is_distributed(client: Client, database: str, table: str) -> bool:
         parameters={"db": database, "t": table},
     ).result_rows
     return bool(engine) and engine[0][0] == "Distributed"
+
+
+# Whole-trace totals (migration 0013): the table, and the name its watermark is recorded under.
+TRACE_TOTALS = "trace_totals"
+_TOTALS_FULL_PARTS = 4  # a full build groups the traces of calls in this many slices (bounded memory)
+_TRACES_PER_INSERT = 20_000  # traces recomputed (and their old rows deleted) per statement
+# The traces named by the parameters `ids` (trace ids: the bloom filter index) and `keys` (tenant, feature, trace id).
+_THOSE_TRACES = (
+    "trace_id IN {ids:Array(String)} AND (tenant, feature, trace_id) IN {keys:Array(Tuple(String, String, String))}"
+)
+
+
+def refresh_trace_totals(client: Client, *, database: str = "tokentrail") -> RefreshResult:
+    """Recompute the totals of every trace with a call in a bucket marked for its tenant since the last
+    watermark (minus the margin); delete their previous rows; then advance the watermark.
+
+    A trace is recomputed whole from ``calls FINAL`` (its previous rows give the hours to read,
+    with the marked buckets). The reader (dashboards/dash_spend.py) reads the traces of buckets
+    marked since its watermark from ``calls FINAL`` and only rows computed no later than it from
+    here, so it never sees a trace twice or a stale one: before this refresh records its watermark,
+    every trace it touched is one of those. A first run, or one after ``MAX_AGE_SECONDS``, rebuilds
+    every trace and deletes every older row. Two overlapping refreshes could each keep their rows of
+    a trace (each deletes only rows older than itself) until a merge collapses them: run one at a
+    time, as the insights leader does. ``buckets`` in the result: the marked buckets (a full
+    build: the 5-minute buckets of ``calls``).
+    """
+    check_identifier(database, "database")
+    started = time.perf_counter()
+    now, watermark, refreshes = client.query(
+        f"SELECT now64(3), max(refreshed_before), count() FROM {database}.rollup_watermark WHERE name = {{n:String}}",
+        parameters={"n": TRACE_TOTALS},
+    ).result_rows[0]
+    full = not refreshes or (now - watermark).total_seconds() > MAX_AGE_SECONDS
+    distributed = _is_distributed(client, database, TRACE_TOTALS)
+    if full:
+        for part in range(_TOTALS_FULL_PARTS):
+            _insert_totals(client, database, now, distributed, f"cityHash64(trace_id) % {_TOTALS_FULL_PARTS} = {part}")
+        _delete_totals(client, database, now, distributed, None)
+        all_buckets = f"SELECT uniqExact({bucket_sql(BUCKET_SECONDS)}) FROM {database}.calls"
+        buckets = client.query(all_buckets).result_rows[0][0]
+    else:
+        marks = client.query(
+            f"SELECT DISTINCT tenant, bucket FROM {database}.rollup_dirty WHERE rollup = {{marks:String}} "
+            f"AND marked_at > {{since:DateTime64(3)}} - INTERVAL {MARGIN_SECONDS} SECOND",
+            parameters={"since": watermark, "marks": ROLLUPS[0].marks},
+        ).result_rows
+        buckets = len({bucket for _, bucket in marks})
+        for run in _runs(sorted({bucket for _, bucket in marks})):
+            run_marks = [(tenant, bucket) for tenant, bucket in marks if run[0] <= bucket <= run[-1]]
+            _refresh_traces_of(client, database, run, run_marks, now, distributed)
+    client.insert(
+        f"{database}.rollup_watermark",
+        [[TRACE_TOTALS, now, buckets]],
+        column_names=["name", "refreshed_before", "buckets"],
+        settings=_FOREGROUND if distributed else None,
+    )
+    result = RefreshResult(TRACE_TOTALS, buckets, now, time.perf_counter() - started, full)
+    log.info("rollup %s: %d bucket(s) in %.2fs%s", TRACE_TOTALS, buckets, result.seconds, " (full)" if full else "")
+    return result
+
+
+def _refresh_traces_of(
+    client: Client,
+    database: str,
+    run: list[datetime],
+    marks: list[tuple[str, datetime]],
+    now: datetime,
+    distributed: bool,
+) -> None:
+    """Recompute the traces with a call in the marked (tenant, bucket)s of one run of buckets."""
+    hi = run[-1] + timedelta(seconds=BUCKET_SECONDS)
+    # Without FINAL: any copy of a call names its trace.
+    keys = client.query(
+        f"""SELECT DISTINCT tenant, feature, trace_id FROM {database}.calls
+WHERE ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} AND {hours_sql("{lo:DateTime}", "{hi:DateTime}")}
+  AND (tenant, {bucket_sql(BUCKET_SECONDS)}) IN {{marks:Array(Tuple(String, DateTime))}}""",
+        parameters={"lo": run[0], "hi": hi, "marks": marks},
+    ).result_rows
+    for first in range(0, len(keys), _TRACES_PER_INSERT):
+        chunk = [tuple(key) for key in keys[first : first + _TRACES_PER_INSERT]]
+        parameters = {"keys": chunk, "ids": sorted({key[2] for key in chunk})}
+        # The hours to read: the marked buckets, and wherever the traces' calls were at their last refresh.
+        old_lo, old_hi = client.query(
+            f"SELECT minOrNull(started), maxOrNull(ended) FROM {database}.{TRACE_TOTALS} WHERE {_THOSE_TRACES}",
+            parameters=parameters,
+        ).result_rows[0]
+        lo_ts = min(run[0], old_lo.replace(tzinfo=None)) if old_lo else run[0]
+        hi_ts = max(hi, old_hi.replace(tzinfo=None)) if old_hi else hi
+        lo_ts, hi_ts = lo_ts.replace(microsecond=0), hi_ts.replace(microsecond=0) + timedelta(seconds=1)
+        where = (
+            f"ts >= {{lo:DateTime}} AND ts < {{hi:DateTime}} AND {hours_sql('{lo:DateTime}', '{hi:DateTime}')}"
+            f" AND {_THOSE_TRACES}"
+        )
+        _insert_totals(client, database, now, distributed, where, {**parameters, "lo": lo_ts, "hi": hi_ts})
+        _delete_totals(client, database, now, distributed, parameters)
+
+
+def _insert_totals(
+    client: Client,
+    database: str,
+    now: datetime,
+    distributed: bool,
+    where: str,
+    parameters: dict[str, Any] | None = None,
+) -> None:
+    """Write the totals of the traces of ``calls FINAL`` rows meeting `where`, computed at `now`."""
+    client.command(
+        f"""INSERT INTO {database}.{TRACE_TOTALS} (tenant, feature, trace_id, trace_key, service, model, combos, calls,
+    input_tokens, output_tokens, cost_usd, started, ended, computed_at)
+SELECT tenant, feature, trace_id, cityHash64(tenant, feature, trace_id), service, model,
+    toUInt16(count() OVER (PARTITION BY tenant, feature, trace_id)),
+    calls, input_tokens, output_tokens, cost_usd, started, ended, {{now:DateTime64(3)}}
+FROM (
+    SELECT tenant, feature, trace_id, service, model, count() AS calls, sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, min(ts) AS started, max(ts) AS ended
+    FROM {database}.calls FINAL
+    WHERE {where}
+    GROUP BY tenant, feature, trace_id, service, model
+)""",
+        parameters={**(parameters or {}), "now": now},
+        settings=_FOREGROUND if distributed else None,
+    )
+
+
+def _delete_totals(
+    client: Client, database: str, now: datetime, distributed: bool, parameters: dict[str, Any] | None
+) -> None:
+    """Delete the rows computed before `now` (of the traces `parameters` names; all of them without)."""
+    target = f"{database}.{TRACE_TOTALS}"
+    if distributed:  # lightweight deletes act on the local tables, on every replica of every shard
+        target = f"{database}.{local_name(TRACE_TOTALS)} ON CLUSTER {_cluster_of(client, database, TRACE_TOTALS)}"
+    traces = "" if parameters is None else f" AND {_THOSE_TRACES}"
+    client.command(
+        f"DELETE FROM {target} WHERE computed_at < {{now:DateTime64(3)}}{traces}",
+        parameters={**(parameters or {}), "now": now},
+        settings={"lightweight_deletes_sync": 2},
+    )
+
+
+def _cluster_of(client: Client, database: str, table: str) -> str:
+    """The cluster a Distributed table spreads over (its engine's first argument)."""
+    engine = client.query(
+        "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": table},
+    ).result_rows[0][0]
+    match = re.match(r"Distributed\('?([^',)]+)'?", engine)
+    if not match:
+        raise RuntimeError(f"{database}.{table}: not a Distributed table ({engine})")
+    return check_identifier(match.group(1), "cluster")

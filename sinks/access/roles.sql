@@ -54,6 +54,7 @@ GRANT INSERT ON ${database}.events, INSERT ON ${database}.calls, INSERT ON ${dat
     INSERT ON ${database}.calls_rollup_30m, INSERT ON ${database}.events_rollup_30m,
     INSERT ON ${database}.latency_rollup, INSERT ON ${database}.latency_rollup_30m,
     INSERT ON ${database}.trace_rollup, INSERT ON ${database}.trace_rollup_30m,
+    INSERT ON ${database}.trace_totals, SELECT ON ${database}.trace_totals, ALTER DELETE ON ${database}.trace_totals,
     INSERT ON ${database}.rollup_watermark, INSERT ON ${database}.insights_watermark,
     INSERT ON ${database}.insights_first_seen, INSERT ON ${database}.insights_spend,
     SELECT ON ${database}.calls, SELECT ON ${database}.variance, SELECT ON ${database}.changes,

@@ -106,10 +106,12 @@ def test_writer_may_insert_everywhere_and_read_only_what_it_needs(db):
     assert selects == {
         *("calls", "variance", "changes", "budget_breaches", "schema_migrations"),  # insights, version check
         *("insights_first_seen", "insights_spend", "insights_watermark"),  # the insights job's state
-        *("events", "rollup_dirty", "rollup_watermark"),  # the rollup refresh
+        *("events", "rollup_dirty", "rollup_watermark", "trace_totals"),  # the rollup refresh
     }
     assert inserts == set(TENANT_PREDICATES) | set(UNSCOPED_TABLES) | set(SHARED_TABLES)
-    assert "CREATE" not in grant and "ALTER" not in grant and "DROP" not in grant
+    # The one ALTER: the trace totals' refresh deletes a recomputed trace's previous rows (migration 0013).
+    assert re.findall(r"\bALTER \w+ ON \w+\.\w+", grant) == [f"ALTER DELETE ON {db}.trace_totals"]
+    assert "CREATE" not in grant and "DROP" not in grant
 
 
 def test_policy_predicates_select_one_tenants_rows(clickhouse, db, rows):

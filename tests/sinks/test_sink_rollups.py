@@ -280,3 +280,105 @@ def test_top_traces_equal_the_per_trace_sums_over_final_rows(store):
     cutoff = truth_rows[-1][6]
     assert {r for r in shown if r[6] > cutoff} == {r for r in truth_rows if r[6] > cutoff}
     assert sorted(r[6] for r in shown) == sorted(r[6] for r in truth_rows)
+
+
+def top_traces_truth(client, selection: Selection, model: str | None = None) -> list[tuple]:
+    """The 25 costliest traces in range, grouped from `calls FINAL` (optionally one model's calls)."""
+    start, end = (t.replace(microsecond=0) for t in (selection.time_range.start, selection.time_range.end))
+    only = " AND model = {m:String}" if model else ""
+    return client.query(
+        "SELECT trace_id, tenant, feature, count(), sum(input_tokens), sum(output_tokens), sum(cost_usd), min(ts), "
+        "max(ts) FROM tokentrail.calls FINAL WHERE ts >= toDateTime({s:DateTime}) AND ts <= toDateTime({e:DateTime})"
+        f"{only} GROUP BY trace_id, tenant, feature ORDER BY sum(cost_usd) DESC, trace_id LIMIT 25",
+        parameters={"s": start, "e": end, "m": model or ""},
+    ).result_rows
+
+
+def assert_same_top(shown: list[tuple], truth: list[tuple]) -> None:
+    """The same rows above the 25th cost, and the same 25 costs (a tie at the cut may pick another trace)."""
+    assert len(shown) == len(truth) == 25
+    cutoff = truth[-1][6]
+    assert {r for r in shown if r[6] > cutoff} == {r for r in truth if r[6] > cutoff}
+    assert sorted(r[6] for r in shown) == sorted(r[6] for r in truth)
+
+
+def test_top_traces_from_trace_totals_equal_final_rows_with_crossing_marked_and_multi_model_traces(store):
+    """'Top traces by cost' reads trace_totals (0013) for clean traces inside the range and `calls FINAL` for
+    the rest: traces crossing either end of the range, traces with late or re-priced calls since the last
+    refresh, traces over several models; always what grouping `calls FINAL` by trace gives."""
+    client, sink, make = store
+    start, end = RANGE.time_range.start, RANGE.time_range.end
+    tenants, features = ["acme", "globex"], ["chat", "search"]
+    calls: list[dict] = []
+    mid: dict[str, list[dict]] = {}  # trace id -> its calls
+
+    def trace(name: str, times: list[datetime], cost: int, models=("gpt-4o",)) -> None:
+        rows = [
+            make(
+                event_id=str(uuid.uuid4()),
+                ts=t,
+                trace_id=name,
+                tenant=tenants[len(mid) % 2],
+                feature=features[len(mid) // 2 % 2],
+                model=models[i % len(models)],
+                service=f"svc-{models[i % len(models)]}",
+                input_tokens=100 + i,
+                output_tokens=10 + i,
+                cost_usd=Decimal(cost + i) / 10**6,
+            )
+            for i, t in enumerate(times)
+        ]
+        mid[name] = rows
+        calls.extend(rows)
+
+    for n in range(60):  # wholly inside, one model: read from the totals as they are
+        first = start + timedelta(hours=2 + n * 2, seconds=n)
+        trace(f"in{n}", [first, first + timedelta(minutes=1), first + timedelta(minutes=2)], 1000 + 37 * n)
+    for n in range(8):  # wholly inside, two models: grouped
+        first = start + timedelta(days=1, hours=n * 3, seconds=n)
+        trace(f"multi{n}", [first + timedelta(minutes=k) for k in range(4)], 2500 + 11 * n, ("gpt-4o", "o3-mini"))
+    for n in range(5):  # across the start of the range, and across its end (calls after it)
+        trace(f"early{n}", [start - timedelta(minutes=9), start + timedelta(minutes=3 + n)], 4000 + n * 300)
+        trace(f"late{n}", [end - timedelta(minutes=4 + n), end + timedelta(minutes=7)], 4100 + n * 300)
+    trace("spans", [start - timedelta(hours=1), start + timedelta(days=3), end + timedelta(hours=1)], 3000)
+    sink.write_batch({"calls": calls}, "b1")
+    sink.write_batch({"calls": [dict(c, cost_usd=c["cost_usd"] * 7) for c in mid["in3"]]}, "b2")  # re-priced
+    age_marks(client)
+    refresh(client, database="tokentrail")
+    assert client.query("SELECT count() FROM tokentrail.trace_totals WHERE combos > 1").result_rows[0][0] == 16
+    assert_same_top(panel(client, "tokentrail-spend", "Top traces by cost"), top_traces_truth(client, RANGE))
+
+    # Since the refresh: a late call into a clean trace's old bucket, a re-priced copy of another's call,
+    # a new trace, a second model in a one-model trace. Marked, not refreshed: read from calls FINAL.
+    late = [
+        make(trace_id="in5", tenant=mid["in5"][0]["tenant"], feature=mid["in5"][0]["feature"],
+             ts=mid["in5"][0]["ts"] - timedelta(hours=5), cost_usd=Decimal("0.05")),
+        dict(mid["in40"][1], cost_usd=Decimal("0.04")),
+        make(trace_id="fresh", ts=end - timedelta(minutes=30), cost_usd=Decimal("0.045")),
+        dict(mid["in7"][0], event_id=str(uuid.uuid4()), model="o3-mini", service="svc-o3-mini",
+             cost_usd=Decimal("0.035")),
+    ]  # fmt: skip
+    sink.write_batch({"calls": late}, "b3")
+    truth = top_traces_truth(client, RANGE)
+    assert {"in5", "in40", "fresh", "in7"} <= {r[0] for r in truth}
+    assert_same_top(panel(client, "tokentrail-spend", "Top traces by cost"), truth)
+    assert refresh(client, database="tokentrail")[-1].buckets >= 3  # the marked buckets (marks stay for readers)
+    # Each recomputed trace's previous rows are gone: one row per (trace, service, model).
+    count, distinct = client.query(
+        "SELECT count(), uniqExact(tenant, feature, trace_id, service, model) FROM tokentrail.trace_totals"
+    ).result_rows[0]
+    assert count == distinct
+    assert_same_top(panel(client, "tokentrail-spend", "Top traces by cost"), top_traces_truth(client, RANGE))
+    # A model selected: that model's calls of each trace.
+    board = dashboard("tokentrail-spend")
+    chosen = next(p for p in board.panels if p.title == "Top traces by cost")
+    one_model = Selection(RANGE.time_range, values={"model": ("o3-mini",)})
+    shown = sorted(client.query(panel_sql(board, chosen, one_model)).result_rows)
+    truth = top_traces_truth(client, one_model, "o3-mini")
+    assert sorted(truth) == shown  # fewer than 25 traces: all of them
+    # The clean traces inside the range are read from the totals: a changed row shows.
+    client.command(
+        "ALTER TABLE tokentrail.trace_totals UPDATE cost_usd = 1000 WHERE trace_id = 'in11' SETTINGS mutations_sync = 1"
+    )
+    top = panel(client, "tokentrail-spend", "Top traces by cost")
+    assert [r[6] for r in top if r[0] == "in11"] == [Decimal(1000)]
