@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import chain
 
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -38,7 +38,18 @@ _BOUNDARY = re.compile(r"(?=[.!?\n;|\t])(?:[.!?]+[\"')\]]*[ \t]+|\n+|[;|][ \t]*|
 # and runs on through word characters, apostrophes and hyphens ("O'Neil", "Jean-Luc").
 _LETTERS = "A-Za-zÀ-ÖØ-öø-ÿĀ-ž"
 _LETTER = re.compile(f"[{_LETTERS}]")
-_CODE = re.compile(r"`[^`\n]*`|\b\w+://\S+|\S+@\S+|(?:[\w.-]*[/\\])+[\w.-]*|\{\{.*?\}\}")
+# Code, URLs, e-mail addresses, paths and templates; _code_kinds says which of them a sentence
+# holds the literals of (a backtick, ://, @, a slash or backslash, {{), in this order. A sentence
+# is blanked with the alternation of only those kinds: dropping an alternative that cannot match
+# changes no match, and the e-mail and path ones rescan each token from every position.
+_CODE_KINDS = (
+    r"`[^`\n]*`",
+    r"\b\w+://\S+",
+    r"\S+@\S+",
+    r"(?:[\w.-]*[/\\])+[\w.-]*",
+    r"\{\{.*?\}\}",
+)
+_CODE = re.compile("|".join(_CODE_KINDS))
 _INITIAL_BEFORE = frozenset(":\"'([{<>*#-–—•,=")  # after these a capital starts a field, a quote or an item
 _SKIP = frozenset(w.lower() for w in NOT_NAMES | TECH_TERMS | set(STOP_WORDS))
 
@@ -150,10 +161,22 @@ def _blank_code(text: str, sentences: list[tuple[int, int]]) -> str:
     for s, e in sentences:
         parts.append(text[pos:s])
         sentence = text[s:e]
-        parts.append(_CODE.sub(_spaces, sentence) if _may_hold_code(sentence) else sentence)
+        code = _code_in(_code_kinds(sentence))
+        parts.append(code.sub(_spaces, sentence) if code is not None else sentence)
         pos = e
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def _code_kinds(s: str) -> tuple[bool, ...]:
+    return ("`" in s, "://" in s, "@" in s, "/" in s or "\\" in s, "{{" in s)
+
+
+@cache
+def _code_in(present: tuple[bool, ...]) -> re.Pattern[str] | None:
+    """_CODE with only the kinds marked present (None for none)."""
+    kinds = [pattern for pattern, here in zip(_CODE_KINDS, present, strict=True) if here]
+    return re.compile("|".join(kinds)) if kinds else None
 
 
 def _spaces(m: re.Match[str]) -> str:
